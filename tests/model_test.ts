@@ -1,0 +1,117 @@
+/**
+ * The CPU reference is the oracle of every GPU test, so it is checked here
+ * against finite differences of the loss, and its init against its contract.
+ */
+
+import assert from "node:assert/strict";
+import {
+  batchRanges,
+  cloneParams,
+  initParams,
+  LAYER_SIZES,
+  lossAndGradients,
+  type MlpParams,
+  pixelsToFloats,
+  predict,
+  stepMultiplyAdds,
+  trainStep,
+} from "../shared/model.ts";
+import { mulberry32 } from "../shared/rng.ts";
+
+function randomBatch(batch: number, inputs: number, seed: number) {
+  const rand = mulberry32(seed);
+  const x = new Float64Array(batch * inputs).map(() => rand());
+  const labels = new Uint8Array(batch).map(() => Math.floor(rand() * 10));
+  return { x, labels };
+}
+
+function meanLoss(p: MlpParams, x: ArrayLike<number>, labels: Uint8Array): number {
+  return lossAndGradients(p, x, labels).loss;
+}
+
+Deno.test("initParams: same seed same numbers, bounded by sqrt(6/fan_in), zero biases", () => {
+  const a = initParams(1337), b = initParams(1337), c = initParams(1338);
+  assert.deepEqual(a.weights[0], b.weights[0]);
+  assert.notDeepEqual(a.weights[0], c.weights[0]);
+  for (let l = 0; l < 3; l++) {
+    const limit = Math.sqrt(6 / LAYER_SIZES[l]);
+    const w = a.weights[l];
+    assert.equal(w.length, LAYER_SIZES[l] * LAYER_SIZES[l + 1]);
+    let min = Infinity, max = -Infinity, mean = 0;
+    for (const v of w) {
+      min = Math.min(min, v);
+      max = Math.max(max, v);
+      mean += v / w.length;
+    }
+    assert.ok(min >= -limit && max <= limit, `layer ${l} within ±${limit}`);
+    assert.ok(max > 0.9 * limit && min < -0.9 * limit, `layer ${l} spans the range`);
+    assert.ok(Math.abs(mean) < 0.05 * limit, `layer ${l} centred`);
+    assert.ok(a.biases[l].every((v) => v === 0));
+  }
+});
+
+Deno.test("lossAndGradients matches central finite differences on a small MLP", () => {
+  const sizes = [7, 6, 5, 4];
+  const p0 = initParams(42, sizes);
+  // Non-zero biases so their gradients are exercised away from the init.
+  const rand = mulberry32(9);
+  for (const b of p0.biases) for (let i = 0; i < b.length; i++) b[i] = rand() * 0.2 - 0.1;
+  const { x } = randomBatch(5, 7, 3);
+  const labels = new Uint8Array([0, 3, 1, 2, 3]);
+  // Evaluate in float64 with float64 parameters copied from the float32 ones.
+  const toF64 = (p: MlpParams) => ({
+    sizes: p.sizes,
+    weights: p.weights.map((w) => Float64Array.from(w)),
+    biases: p.biases.map((b) => Float64Array.from(b)),
+  });
+  const p = toF64(p0) as unknown as MlpParams;
+  const grads = lossAndGradients(p, x, labels);
+  const h = 1e-6;
+  let checked = 0;
+  for (const kind of ["weights", "biases"] as const) {
+    for (let l = 0; l < 3; l++) {
+      const t = p[kind][l];
+      for (let i = 0; i < t.length; i++) {
+        const keep = t[i];
+        t[i] = keep + h;
+        const up = meanLoss(p, x, labels);
+        t[i] = keep - h;
+        const down = meanLoss(p, x, labels);
+        t[i] = keep;
+        const numeric = (up - down) / (2 * h);
+        const analytic = grads[kind][l][i];
+        assert.ok(
+          Math.abs(numeric - analytic) <= 1e-6 + 1e-4 * Math.abs(numeric),
+          `${kind}[${l}][${i}]: analytic ${analytic} vs numeric ${numeric}`,
+        );
+        checked++;
+      }
+    }
+  }
+  assert.equal(checked, 7 * 6 + 6 * 5 + 5 * 4 + 6 + 5 + 4);
+});
+
+Deno.test("trainStep lowers the loss on its own batch", () => {
+  const p = initParams(1337);
+  const { labels } = randomBatch(16, 1, 5);
+  const bytes = new Uint8Array(16 * 784).map((_, i) => (i * 37) % 256);
+  const x = pixelsToFloats(bytes, 0, 16);
+  const before = meanLoss(p, x, labels);
+  const q = cloneParams(p);
+  const stepLoss = trainStep(q, x, labels, 0.05);
+  assert.equal(stepLoss, before);
+  assert.ok(meanLoss(q, x, labels) < before);
+  assert.equal(predict(q, x, 16).length, 16);
+});
+
+Deno.test("batchRanges covers every image once, in order, last batch partial", () => {
+  assert.deepEqual(batchRanges(10, 4), [[0, 4], [4, 4], [8, 2]]);
+  assert.deepEqual(batchRanges(8, 4), [[0, 4], [4, 4]]);
+  assert.deepEqual(batchRanges(3, 5), [[0, 3]]);
+});
+
+Deno.test("stepMultiplyAdds counts forward, weight- and input-gradient products", () => {
+  // forward 784·512 + 512·128 + 128·10, the same again for ∂W, and ∂x for layers 2 and 3.
+  const fwd = 784 * 512 + 512 * 128 + 128 * 10;
+  assert.equal(stepMultiplyAdds(1), 2 * fwd + 512 * 128 + 128 * 10);
+});
