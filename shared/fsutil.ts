@@ -55,3 +55,9 @@ export function writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
     while (written < data.length) written += await file.write(data.subarray(written));
   });
 }
+
+/** The SHA-256 of `data` as 64 lowercase hex digits. */
+export async function sha256Hex(data: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", data as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
