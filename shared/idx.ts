@@ -38,6 +38,8 @@ export const IMAGE_BYTES = IMAGE_SIDE * IMAGE_SIDE;
 
 /** How far past the declared length a gzipped file is decompressed just to count trailing bytes. */
 const TRAILING_COUNT_LIMIT = 64 * 1024 * 1024;
+/** Compressed bytes given to the decompressor at a time (deflate inflates at most ~1032x). */
+const GZIP_INPUT_CHUNK = 16 * 1024;
 
 interface IdxHeader {
   dims: number[];
@@ -149,13 +151,22 @@ export async function parseIdxGz(gz: Uint8Array, name: string): Promise<Idx> {
   if (gz.length < 2 || gz[0] !== 0x1f || gz[1] !== 0x8b) {
     throw new UserError(`${name}: not a gzip file (it does not start with 1f 8b), yet named .gz`);
   }
-  const reader = new Blob([gz as Uint8Array<ArrayBuffer>]).stream()
-    .pipeThrough(new DecompressionStream("gzip"))
-    .getReader();
-  const chunks: Uint8Array[] = [];
+  // Fed in small pieces: the decompressor emits all it can per input chunk,
+  // so a whole file at once would inflate a bomb in one go.
+  let fed = 0;
+  const input = new ReadableStream<Uint8Array<ArrayBuffer>>({
+    pull(controller) {
+      if (fed >= gz.length) return controller.close();
+      controller.enqueue(gz.slice(fed, fed + GZIP_INPUT_CHUNK) as Uint8Array<ArrayBuffer>);
+      fed += GZIP_INPUT_CHUNK;
+    },
+  });
+  const reader = input.pipeThrough(new DecompressionStream("gzip")).getReader();
+  let chunks: Uint8Array[] = [];
   let stored = 0;
   let total = 0;
   let header: IdxHeader | undefined;
+  let keepLimit = Infinity;
   try {
     while (true) {
       let step: ReadableStreamReadResult<Uint8Array>;
@@ -168,25 +179,23 @@ export async function parseIdxGz(gz: Uint8Array, name: string): Promise<Idx> {
       if (step.done) break;
       const chunk = step.value;
       total += chunk.length;
-      if (header === undefined) {
-        chunks.push(chunk);
-        stored += chunk.length;
-        const prefix = concat(chunks, stored);
-        if (stored >= 4 && stored >= 4 + 4 * prefix[3]) {
-          header = readHeader(prefix, name, "decompressed data is");
-        } else if (stored >= 4) {
-          checkMagic(prefix, name); // a wrong file fails before more is decompressed
-        }
-        continue;
-      }
-      const limit = header.headerLength + header.items;
-      if (stored < limit) {
-        const keep = chunk.subarray(0, Math.min(chunk.length, limit - stored));
+      if (stored < keepLimit) {
+        const keep = chunk.subarray(0, Math.min(chunk.length, keepLimit - stored));
         chunks.push(keep);
         stored += keep.length;
       }
-      if (total - limit > TRAILING_COUNT_LIMIT) {
-        throw lengthError(name, header, total - header.headerLength, true);
+      if (header === undefined && stored >= 4) {
+        const prefix = concat(chunks, stored);
+        checkMagic(prefix, name); // a wrong file fails before more is decompressed
+        if (stored >= 4 + 4 * prefix[3]) {
+          header = readHeader(prefix, name, "decompressed data is");
+          keepLimit = header.headerLength + header.items;
+          chunks = [prefix.subarray(0, Math.min(stored, keepLimit))];
+          stored = chunks[0].length;
+        }
+      }
+      if (total - keepLimit > TRAILING_COUNT_LIMIT) {
+        throw lengthError(name, header!, total - header!.headerLength, true);
       }
     }
   } finally {
