@@ -1,0 +1,284 @@
+/**
+ * The matmul variants of the fast trainer, how to compile them for a shape,
+ * how to dispatch them, and how to choose among them (autotuning with a
+ * per-adapter cache).
+ *
+ * Three fused operations use a big matmul each (see `shared/kernels/`):
+ *
+ * - `forward`: `out = relu(A·W + b)` with `A: [rows, K]`, `W: [K, N]`
+ *   (`matmulBiasRelu*.wgsl`);
+ * - `inputGrad`: `dZ = (G·Wᵀ) ⊙ (act > 0)` with `G: [rows, K]`, `W: [N, K]`
+ *   (`inputGradReluMask*.wgsl`);
+ * - `weightGrad`: `W -= lr·Aᵀ·G`, `b -= lr·Σ G` with `W: [K, N]`
+ *   (`weightGradSgd*.wgsl`).
+ *
+ * Each comes in three families: `registers` (register-blocked, operands from
+ * storage buffers), `tiled` (16 × 16 workgroup-memory tiles, what real GPUs
+ * like) and `texture` (register-blocked, operands fetched from rgba32float
+ * textures, which wins on CPU adapters such as llvmpipe). A kernel file holds
+ * `const` declarations with default values (K, N, block sizes, A_BYTES) that
+ * `specialize` rewrites before compiling, so each file stays plain WGSL.
+ *
+ * @module
+ */
+
+import { kernelSource } from "../shared/gpu.ts";
+
+/** A fused operation that contains a big matmul. */
+export type MatmulOp = "forward" | "inputGrad" | "weightGrad";
+
+/** How a variant gets its operands. */
+export type MatmulFamily = "registers" | "tiled" | "texture";
+
+/** One use of a fused matmul kernel in the model. */
+export interface MatmulShape {
+  op: MatmulOp;
+  /** Inner dimension K (see the module doc for each op's meaning). */
+  k: number;
+  /** Output columns N. */
+  n: number;
+  /** The A operand is packed image bytes (4 per u32), normalised in the kernel. */
+  aBytes: boolean;
+}
+
+/** A way to compute a fused matmul. */
+export interface MatmulVariant {
+  /** E.g. `texture-16x16`: family, then rows × columns of the block per invocation. */
+  name: string;
+  family: MatmulFamily;
+  /**
+   * Block per invocation: `[rows, columns]` of the output for forward and
+   * inputGrad, `[rows of W, columns of W]` for weightGrad. 16 × 16 for tiled.
+   */
+  block: [number, number];
+}
+
+function variant(family: MatmulFamily, rows: number, cols: number): MatmulVariant {
+  return { name: `${family}-${rows}x${cols}`, family, block: [rows, cols] };
+}
+
+/** Every variant, in the order the tuner tries them. */
+export const VARIANTS: readonly MatmulVariant[] = [
+  variant("registers", 4, 4),
+  variant("registers", 8, 8),
+  variant("registers", 16, 16),
+  { name: "tiled-16", family: "tiled", block: [16, 16] },
+  variant("texture", 8, 8),
+  variant("texture", 16, 8),
+  variant("texture", 16, 16),
+];
+
+/** The variant called `name`; throws for an unknown name. */
+export function variantByName(name: string): MatmulVariant {
+  const v = VARIANTS.find((v) => v.name === name);
+  if (!v) throw new Error(`unknown matmul variant '${name}'`);
+  return v;
+}
+
+const KERNEL_FILES: Record<MatmulOp, Record<MatmulFamily, string>> = {
+  forward: {
+    registers: "matmulBiasRelu",
+    tiled: "matmulBiasReluTiled",
+    texture: "matmulBiasReluTexture",
+  },
+  inputGrad: {
+    registers: "inputGradReluMask",
+    tiled: "inputGradReluMaskTiled",
+    texture: "inputGradReluMaskTexture",
+  },
+  weightGrad: {
+    registers: "weightGradSgd",
+    tiled: "weightGradSgdTiled",
+    texture: "weightGradSgdTexture",
+  },
+};
+
+/** The kernel file (in `shared/kernels/`, without `.wgsl`) of `v` for `op`. */
+export function kernelName(op: MatmulOp, v: MatmulVariant): string {
+  return KERNEL_FILES[op][v.family];
+}
+
+/**
+ * Whether `v` computes `shape` correctly with `maxRows` rows at most, on a
+ * device whose textures may be `maxTextureRows` high (activation textures
+ * are `maxRows` high).
+ */
+export function variantFits(
+  v: MatmulVariant,
+  shape: MatmulShape,
+  maxRows: number,
+  maxTextureRows: number,
+): boolean {
+  if (v.family !== "texture") return true;
+  const [b0, b1] = v.block;
+  if (shape.k % 4 !== 0 || shape.n % 4 !== 0 || b1 % 4 !== 0) return false;
+  if (shape.op === "weightGrad" && b0 % 4 !== 0) return false;
+  if (shape.op === "inputGrad" && shape.n > maxTextureRows) return false;
+  if (shape.op === "forward" && shape.k > maxTextureRows) return false;
+  return maxRows <= maxTextureRows;
+}
+
+/** The `const` values a variant's kernel file is compiled with for `shape`. */
+export function kernelConstants(
+  shape: MatmulShape,
+  v: MatmulVariant,
+): Record<string, number | boolean> {
+  const [b0, b1] = v.block;
+  const c: Record<string, number | boolean> = { K: shape.k, N: shape.n };
+  if (shape.op !== "inputGrad") c.A_BYTES = shape.aBytes;
+  if (v.family === "registers") {
+    if (shape.op === "weightGrad") Object.assign(c, { RI: b0, RJ: b1 });
+    else Object.assign(c, { RM: b0, RN: b1 });
+  } else if (v.family === "texture") {
+    if (shape.op === "forward") Object.assign(c, { RM: b0, NV: b1 / 4 });
+    else if (shape.op === "inputGrad") Object.assign(c, { RM: b0, RN: b1 });
+    else Object.assign(c, { RI: b0, JV: b1 / 4 });
+  }
+  return c;
+}
+
+/**
+ * `src` with each `const NAME = …;` line of `constants` set to the given
+ * value (numbers as `u32`). Throws when a name has no such line, so a kernel
+ * and its host cannot drift apart silently.
+ */
+export function specialize(src: string, constants: Record<string, number | boolean>): string {
+  let out = src;
+  for (const [name, value] of Object.entries(constants)) {
+    const re = new RegExp(`^const ${name} = [^;]+;`, "m");
+    if (!re.test(out)) throw new Error(`kernel has no 'const ${name} = …;' line to specialise`);
+    const lit = typeof value === "boolean" ? String(value) : `${value >>> 0}u`;
+    out = out.replace(re, `const ${name} = ${lit};`);
+  }
+  return out;
+}
+
+/** The WGSL of variant `v` for `shape`, specialised. */
+export function variantSource(shape: MatmulShape, v: MatmulVariant): string {
+  return specialize(kernelSource(kernelName(shape.op, v)), kernelConstants(shape, v));
+}
+
+/** Workgroups to dispatch `[x, y]` for `rows` batch rows. */
+export function dispatchSize(
+  shape: MatmulShape,
+  v: MatmulVariant,
+  rows: number,
+): [number, number] {
+  const [b0, b1] = v.block;
+  const ceil = (a: number, b: number) => Math.max(1, Math.ceil(a / b));
+  if (v.family === "tiled") {
+    return shape.op === "weightGrad"
+      ? [ceil(shape.n, 16), ceil(shape.k, 16)]
+      : [ceil(shape.n, 16), ceil(rows, 16)];
+  }
+  // registers and texture: 8 × 8 invocations per workgroup, one block each
+  return shape.op === "weightGrad"
+    ? [ceil(shape.n, b1 * 8), ceil(shape.k, b0 * 8)]
+    : [ceil(shape.n, b1 * 8), ceil(rows, b0 * 8)];
+}
+
+/** Multiply-adds of one dispatch of `shape` on `rows` rows. */
+export function shapeMultiplyAdds(shape: MatmulShape, rows: number): number {
+  return rows * shape.k * shape.n;
+}
+
+/**
+ * The variant used without tuning: textures on CPU adapters (a texel fetch is
+ * much cheaper than a storage-buffer load there), workgroup tiles on GPUs;
+ * registers where the shape does not suit textures.
+ */
+export function defaultVariant(
+  shape: MatmulShape,
+  software: boolean,
+  maxRows: number,
+  maxTextureRows: number,
+): MatmulVariant {
+  const want = software ? variantByName("texture-16x16") : variantByName("tiled-16");
+  if (variantFits(want, shape, maxRows, maxTextureRows)) return want;
+  return variantByName(software ? "registers-16x16" : "registers-4x4");
+}
+
+/** A string naming `shape` at `rows` rows, for the tuning cache. */
+export function shapeKey(shape: MatmulShape, rows: number): string {
+  return `${shape.op} K${shape.k} N${shape.n} rows${rows}${shape.aBytes ? " bytes" : ""}`;
+}
+
+/** Median of a non-empty list. */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Timings the tuner took, in milliseconds per dispatch. */
+export interface TuneResult {
+  best: MatmulVariant;
+  /** Median ms per dispatch at full rows, for the finalists. */
+  ms: Record<string, number>;
+  /** ms per dispatch at screening rows, for every candidate. */
+  screenMs: Record<string, number>;
+}
+
+/**
+ * Picks the fastest of `candidates`. `time(v, rows)` runs one dispatch of `v`
+ * on `rows` rows and returns the milliseconds it took (with a readback).
+ * Every candidate is first screened once on `screenRows` rows; those within
+ * 2× of the best go on to `repeats` timed runs on `rows` rows, and the
+ * lowest median wins.
+ */
+export async function pickFastest(
+  candidates: MatmulVariant[],
+  time: (v: MatmulVariant, rows: number) => Promise<number>,
+  rows: number,
+  screenRows: number,
+  repeats = 3,
+): Promise<TuneResult> {
+  const screenMs: Record<string, number> = {};
+  for (const v of candidates) screenMs[v.name] = await time(v, screenRows);
+  const bestScreen = Math.min(...Object.values(screenMs));
+  const finalists = candidates.filter((v) => screenMs[v.name] <= 2 * bestScreen);
+  const ms: Record<string, number> = {};
+  if (finalists.length === 1) {
+    return { best: finalists[0], ms, screenMs };
+  }
+  for (const v of finalists) {
+    const runs: number[] = [];
+    for (let r = 0; r < repeats; r++) runs.push(await time(v, rows));
+    ms[v.name] = median(runs);
+  }
+  let best = finalists[0];
+  for (const v of finalists) if (ms[v.name] < ms[best.name]) best = v;
+  return { best, ms, screenMs };
+}
+
+/** The tuning cache: adapter description → shape key → variant name. */
+export type TuneCache = Record<string, Record<string, string>>;
+
+/** Reads the cache at `path`; an absent or unreadable file gives an empty cache. */
+export function readTuneCache(path: string): TuneCache {
+  try {
+    const parsed = JSON.parse(Deno.readTextFileSync(path));
+    return parsed && typeof parsed === "object" && !Array.isArray(parsed) ? parsed : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Writes the cache atomically (temporary file, then rename). A read-only
+ * directory or a missing permission is not an error: the choice is only
+ * remembered for next time. Returns whether it was written.
+ */
+export function writeTuneCache(path: string, cache: TuneCache): boolean {
+  const tmp = `${path}.${Deno.pid}.tmp`;
+  try {
+    Deno.writeTextFileSync(tmp, JSON.stringify(cache, null, 2) + "\n");
+    Deno.renameSync(tmp, path);
+    return true;
+  } catch {
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* never written */ }
+    return false;
+  }
+}

@@ -1,0 +1,49 @@
+// countCorrect: correct += #{ r : argmax_c logits[r, c] == y_r }
+//   logits[r, c] = Σ_k act[r, k] · W[k, c] + b[c]      act: [rows, K], W: [K, C], b: [C]
+// The output layer at test time, fused with argmax (first maximum wins, as
+// in the CPU reference) and the count of right answers, so that the whole
+// test set needs one readback of one number.
+
+struct Step {
+  start: u32,
+  count: u32,
+  lr: f32,
+  _pad: u32,
+}
+
+const K = 128u;
+const C = 10u;
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> act: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> labels: array<u32>;
+@group(0) @binding(5) var<storage, read_write> correct: atomic<u32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let r = gid.x;
+  if (r >= step.count) {
+    return;
+  }
+  var logits: array<f32, C>;
+  for (var c = 0u; c < C; c++) {
+    logits[c] = bias[c];
+  }
+  for (var k = 0u; k < K; k++) {
+    let a = act[r * K + k];
+    for (var c = 0u; c < C; c++) {
+      logits[c] = fma(a, w[k * C + c], logits[c]);
+    }
+  }
+  var best = 0u;
+  for (var c = 1u; c < C; c++) {
+    if (logits[c] > logits[best]) {
+      best = c;
+    }
+  }
+  if (best == labels[step.start + r]) {
+    atomicAdd(&correct, 1u);
+  }
+}

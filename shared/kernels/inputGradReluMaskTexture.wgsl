@@ -1,0 +1,60 @@
+// inputGradReluMaskTexture: dZ[r, n] = (Σ_k G[r, k] · W[n, k]) · (act[r, n] > 0 ? 1 : 0)
+//   G: rgba32float texture [rows][K/4] = ∂L/∂z of the next layer
+//   W: rgba32float texture [N][K/4], the next layer's weights [in = N, out = K]
+//   act: [rows, N] (vec4s) this layer's ReLU output, dZ: [rows, N] (vec4s)
+// Differentiates  a = relu(z); z_next = a·W + b  (matmulBiasRelu.wgsl):
+//   ∂a = ∂z_next · Wᵀ, ∂z = ∂a where a > 0. W is read before its update.
+// Both operands are read along rows of length K, 4 at a time, with
+// textureLoad; each invocation computes an RM × RN block (RN a multiple of 4).
+// Needs K and N multiples of 4.
+
+struct Step {
+  start: u32,
+  count: u32,
+  lr: f32,
+  _pad: u32,
+}
+
+const K = 128u;
+const N = 512u;
+const RM = 16u;
+const RN = 16u;
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(2) var gTex: texture_2d<f32>;
+@group(0) @binding(4) var wTex: texture_2d<f32>;
+@group(0) @binding(5) var<storage, read> act: array<vec4f>;
+@group(0) @binding(6) var<storage, read_write> dz: array<vec4f>;
+
+@compute @workgroup_size(8, 8)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let row0 = gid.y * RM;
+  let col0 = gid.x * RN;
+  if (row0 >= step.count || col0 >= N) {
+    return;
+  }
+  var acc: array<array<f32, RN>, RM>;
+  for (var k4 = 0u; k4 < K / 4u; k4++) {
+    var gv: array<vec4f, RM>;
+    for (var i = 0u; i < RM; i++) {
+      gv[i] = textureLoad(gTex, vec2u(k4, min(row0 + i, step.count - 1u)), 0);
+    }
+    for (var j = 0u; j < RN; j++) {
+      let wv = textureLoad(wTex, vec2u(k4, min(col0 + j, N - 1u)), 0);
+      for (var i = 0u; i < RM; i++) {
+        acc[i][j] += dot(gv[i], wv);
+      }
+    }
+  }
+  for (var i = 0u; i < RM; i++) {
+    let row = row0 + i;
+    for (var j4 = 0u; j4 < RN / 4u; j4++) {
+      let c = col0 / 4u + j4;
+      if (row < step.count && c < N / 4u) {
+        let a = act[row * (N / 4u) + c];
+        let s = vec4f(acc[i][4u * j4], acc[i][4u * j4 + 1u], acc[i][4u * j4 + 2u], acc[i][4u * j4 + 3u]);
+        dz[row * (N / 4u) + c] = select(vec4f(0.0), s, a > vec4f(0.0));
+      }
+    }
+  }
+}

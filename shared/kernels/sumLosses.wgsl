@@ -1,0 +1,38 @@
+// sumLosses: total[0] = Σ_{i < n} losses[i]        losses: [n], n = step.count
+// The epoch's summed training loss, in one workgroup: each invocation sums a
+// strided slice, then a tree reduction in workgroup memory. Runs once per
+// epoch, so its single readback is the epoch's only one.
+
+struct Step {
+  start: u32,
+  count: u32,
+  lr: f32,
+  _pad: u32,
+}
+
+const WG = 256u;
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> losses: array<f32>;
+@group(0) @binding(2) var<storage, read_write> total: array<f32>;
+
+var<workgroup> partial: array<f32, WG>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_id) lid: vec3u) {
+  var s = 0.0;
+  for (var i = lid.x; i < step.count; i += WG) {
+    s += losses[i];
+  }
+  partial[lid.x] = s;
+  workgroupBarrier();
+  for (var half = WG / 2u; half > 0u; half /= 2u) {
+    if (lid.x < half) {
+      partial[lid.x] += partial[lid.x + half];
+    }
+    workgroupBarrier();
+  }
+  if (lid.x == 0u) {
+    total[0] = partial[0];
+  }
+}

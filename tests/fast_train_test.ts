@@ -1,0 +1,243 @@
+/**
+ * The fast trainer against the CPU reference of shared/model.ts, on the real
+ * adapter: one step, several steps with a last partial batch, every matmul
+ * variant in the plan, full-size MNIST buffers, and whole epochs.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { openGpu } from "../shared/gpu.ts";
+import {
+  batchRanges,
+  cloneParams,
+  initParams,
+  type MlpParams,
+  pixelsToFloats,
+  predict,
+  trainStep,
+} from "../shared/model.ts";
+import type { MnistData } from "../shared/mnist.ts";
+import { mulberry32 } from "../shared/rng.ts";
+import { createFastTrainer, type EngineData, type Slot, SLOTS } from "../fast/engine.ts";
+import { VARIANTS } from "../fast/matmul.ts";
+import { trainFast } from "../fast/train.ts";
+
+const gpu = await openGpu({ onError: (m) => console.error(`GPU error in test: ${m}`) });
+
+/** `n` synthetic digits: random bytes with many zeros (like MNIST), labels 0–9. */
+function synthetic(n: number, seed: number): { images: Uint8Array; labels: Uint8Array } {
+  const rand = mulberry32(seed);
+  const images = new Uint8Array(n * 784);
+  for (let i = 0; i < images.length; i++) images[i] = rand() < 0.6 ? 0 : Math.floor(rand() * 256);
+  const labels = new Uint8Array(n);
+  for (let i = 0; i < n; i++) labels[i] = Math.floor(rand() * 10);
+  return { images, labels };
+}
+
+function engineData(nTrain: number, nTest: number, seed = 7): EngineData {
+  const tr = synthetic(nTrain, seed), te = synthetic(nTest, seed + 1);
+  return {
+    trainImages: tr.images,
+    trainLabels: tr.labels,
+    testImages: te.images,
+    testLabels: te.labels,
+    nTrain,
+    nTest,
+  };
+}
+
+/** Max over all parameters of |a − b| / (|b| + floor). */
+function maxRelDiff(a: MlpParams, b: MlpParams, floor = 1e-3): number {
+  let worst = 0;
+  const all = (p: MlpParams) => [...p.weights, ...p.biases];
+  const as = all(a), bs = all(b);
+  for (let t = 0; t < as.length; t++) {
+    for (let i = 0; i < as[t].length; i++) {
+      const d = Math.abs(as[t][i] - bs[t][i]) / (Math.abs(bs[t][i]) + floor);
+      if (!(d <= worst)) worst = d; // NaN-safe: a NaN difference wins
+    }
+  }
+  return worst;
+}
+
+/** CPU reference of steps `first..first+count-1`; returns the batches' mean losses. */
+function cpuSteps(
+  params: MlpParams,
+  data: EngineData,
+  batchSize: number,
+  lr: number,
+  first: number,
+  count: number,
+): number[] {
+  const out: number[] = [];
+  for (const [s, c] of batchRanges(data.nTrain, batchSize).slice(first, first + count)) {
+    out.push(
+      trainStep(
+        params,
+        pixelsToFloats(data.trainImages, s, c),
+        data.trainLabels.subarray(s, s + c),
+        lr,
+      ),
+    );
+  }
+  return out;
+}
+
+async function checkSteps(
+  data: EngineData,
+  batchSize: number,
+  first: number,
+  count: number,
+  plan: Partial<Record<Slot, string>> = {},
+  lr = 0.05,
+): Promise<void> {
+  const params = initParams(1337);
+  const trainer = await createFastTrainer(gpu, params, data, { batchSize, lr, plan });
+  try {
+    const cpu = cloneParams(params);
+    // Steps before `first` on both sides too, so the CPU sees the same weights.
+    cpuSteps(cpu, data, batchSize, lr, 0, first);
+    const cpuLosses = cpuSteps(cpu, data, batchSize, lr, first, count);
+    trainer.runSteps(0, first + count);
+    const got = await trainer.readParams();
+    const rel = maxRelDiff(got, cpu);
+    assert.ok(rel < 1e-4, `params differ from the CPU reference by ${rel} (relative)`);
+    const batches = trainer.batches.slice(first, first + count);
+    for (let i = 0; i < batches.length; i++) {
+      const [s, c] = batches[i];
+      const ls = await trainer.readLosses(s, c);
+      const mean = ls.reduce((a, b) => a + b, 0) / c;
+      assert.ok(
+        Math.abs(mean - cpuLosses[i]) <= 1e-4 * Math.abs(cpuLosses[i]),
+        `batch ${first + i} loss ${mean} vs CPU ${cpuLosses[i]}`,
+      );
+    }
+  } finally {
+    trainer.destroy();
+  }
+}
+
+Deno.test("fast: one step equals the CPU reference trainStep (default plan)", async () => {
+  await checkSteps(engineData(40, 8), 16, 0, 1);
+});
+
+Deno.test("fast: several steps with a last partial batch equal the CPU reference", async () => {
+  // 45 images in batches of 16: 16, 16, 13
+  await checkSteps(engineData(45, 8), 16, 0, 3);
+});
+
+Deno.test("fast: a batch of one image", async () => {
+  await checkSteps(engineData(3, 2), 1, 0, 3);
+});
+
+for (const v of VARIANTS) {
+  Deno.test(`fast: steps with every slot on ${v.name} equal the CPU reference`, async () => {
+    const plan = Object.fromEntries(SLOTS.map((s) => [s, v.name]));
+    // 37 images in batches of 13: 13, 13, 11 — no tile size divides these
+    await checkSteps(engineData(37, 5, 11), 13, 0, 3, plan);
+  });
+}
+
+Deno.test("fast: full MNIST size (60,000 images as bytes) binds; last steps match the CPU", async () => {
+  const n = 60000, batchSize = 300;
+  const data = engineData(n, 10, 5);
+  const params = initParams(42);
+  const trainer = await createFastTrainer(gpu, params, data, { batchSize, lr: 0.05 });
+  try {
+    // Start the GPU at the last two batches: run them from the same weights
+    // as the CPU by running only those steps.
+    const last = trainer.batches.length - 2;
+    trainer.runSteps(last, 2);
+    const got = await trainer.readParams();
+    const cpu = cloneParams(params);
+    cpuSteps(cpu, data, batchSize, 0.05, last, 2);
+    const rel = maxRelDiff(got, cpu);
+    assert.ok(rel < 1e-4, `params differ from the CPU reference by ${rel}`);
+    const [s, c] = trainer.batches[last + 1];
+    assert.equal(s + c, n);
+    const ls = await trainer.readLosses(s, c);
+    assert.ok(ls.every((x) => Number.isFinite(x) && x > 0), "per-image losses of the last batch");
+  } finally {
+    trainer.destroy();
+  }
+});
+
+Deno.test("fast: test accuracy on the GPU equals the CPU reference's predictions", async () => {
+  const data = engineData(20, 300, 9);
+  const params = initParams(3);
+  const trainer = await createFastTrainer(gpu, params, data, { batchSize: 10, lr: 0.05 });
+  try {
+    const correct = await trainer.evaluate();
+    const pred = predict(params, pixelsToFloats(data.testImages, 0, 300), 300);
+    let want = 0;
+    for (let i = 0; i < 300; i++) if (pred[i] === data.testLabels[i]) want++;
+    assert.equal(correct, want);
+  } finally {
+    trainer.destroy();
+  }
+});
+
+function mnistLike(nTrain: number, nTest: number): MnistData {
+  const d = engineData(nTrain, nTest, 21);
+  // Make the labels learnable: label = which tenth of the image is brightest.
+  for (
+    const [images, labels, n] of [
+      [d.trainImages, d.trainLabels, nTrain],
+      [d.testImages, d.testLabels, nTest],
+    ] as const
+  ) {
+    for (let i = 0; i < n; i++) {
+      const y = labels[i];
+      for (let p = y * 78; p < y * 78 + 78; p++) images[i * 784 + p] = 255;
+    }
+  }
+  return {
+    source: "sample",
+    origin: "synthetic",
+    trainImages: d.trainImages,
+    trainLabels: d.trainLabels,
+    testImages: d.testImages,
+    testLabels: d.testLabels,
+  };
+}
+
+Deno.test("fast: trainFast epochs match a CPU-reference training loop", async () => {
+  const data = mnistLike(250, 100);
+  const config = {
+    epochs: 2,
+    batchSize: 64,
+    lr: 0.05,
+    seed: 5,
+    json: false,
+    profile: false,
+    noTune: true,
+  };
+  const lines: string[] = [];
+  const summary = await trainFast(config, { gpu, data, log: (l) => lines.push(l) });
+  assert.equal(summary.trainer, "fast");
+  assert.equal(summary.epochs.length, 2);
+  assert.equal(lines.filter((l) => l.startsWith("[epoch ")).length, 2);
+  assert.ok(lines.some((l) => l.startsWith("validation: accuracy = ")));
+
+  const params = initParams(5);
+  for (let e = 0; e < 2; e++) {
+    let sum = 0;
+    for (const [s, c] of batchRanges(250, 64)) {
+      sum += c * trainStep(
+        params,
+        pixelsToFloats(data.trainImages, s, c),
+        data.trainLabels.subarray(s, s + c),
+        0.05,
+      );
+    }
+    const want = sum / 250;
+    const got = summary.epochs[e].loss;
+    assert.ok(Math.abs(got - want) <= 1e-3 * want, `epoch ${e + 1}: ${got} vs CPU ${want}`);
+  }
+  const pred = predict(params, pixelsToFloats(data.testImages, 0, 100), 100);
+  let correct = 0;
+  for (let i = 0; i < 100; i++) if (pred[i] === data.testLabels[i]) correct++;
+  assert.ok(Math.abs(summary.test.accuracy - correct / 100) <= 0.005 + 1e-12);
+  assert.equal(summary.test.total, 100);
+});
