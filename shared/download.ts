@@ -88,8 +88,13 @@ export interface DownloadResult {
   bytes: number;
 }
 
+/** One line saying what went wrong; a fetch error's own message is only "fetch failed". */
 function message(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).replace(/\s+/g, " ").trim();
+  let text = err instanceof Error ? err.message : String(err);
+  for (let cause = (err as Error)?.cause; cause instanceof Error; cause = cause.cause) {
+    text = cause.message.replace(/^error sending request for url \([^)]*\): /, "");
+  }
+  return text.replace(/\s+/g, " ").trim();
 }
 
 function megabytes(bytes: number): string {
@@ -230,12 +235,30 @@ export async function downloadMnist(opts: DownloadOptions = {}): Promise<Downloa
     maxBytes: opts.maxBytes ?? 64 * 1024 * 1024,
   };
   if (mirrors.length === 0) throw new UserError("no mirror to download from");
+  const created = !(await Deno.stat(dir).then(() => true, () => false));
   try {
     await Deno.mkdir(dir, { recursive: true });
   } catch (err) {
     throw new UserError(`cannot create ${dir} (${message(err)})`);
   }
+  try {
+    return await downloadInto(dir, mirrors, files, log, tty, redraw, limits);
+  } catch (err) {
+    // Leave no empty directory behind that we made (it would look like a started download).
+    if (created) await Deno.remove(dir).catch(() => {});
+    throw err;
+  }
+}
 
+async function downloadInto(
+  dir: string,
+  mirrors: readonly string[],
+  files: readonly DownloadFile[],
+  log: (line: string) => void,
+  tty: boolean,
+  redraw: (line: string) => void,
+  limits: Required<Pick<DownloadOptions, "idleTimeoutMs" | "maxBytes">>,
+): Promise<DownloadResult[]> {
   const results: DownloadResult[] = [];
   for (const file of files) {
     const path = join(dir, file.name);
