@@ -202,7 +202,9 @@ async function fetchVerified(
       const actual = await sha256Hex(all);
       if (actual !== file.sha256) {
         throw new MirrorError(
-          `SHA-256 mismatch (got ${actual.slice(0, 12)}…, expected ${file.sha256.slice(0, 12)}…)`,
+          `SHA-256 mismatch (got ${actual.slice(0, 12)}..., expected ${
+            file.sha256.slice(0, 12)
+          }...)`,
         );
       }
     });

@@ -183,7 +183,7 @@ Deno.test("wrong bytes: a clear checksum error, nothing left behind", async () =
         () => downloadMnist({ dir, mirrors: [server.url], files, log: () => {}, tty: false }),
         isUserError(
           /^could not download train-images-idx3-ubyte\.gz: all 1 mirror\(s\) failed/,
-          /127\.0\.0\.1:\d+: SHA-256 mismatch \(got [0-9a-f]{12}…, expected [0-9a-f]{12}…\)/,
+          /127\.0\.0\.1:\d+: SHA-256 mismatch \(got [0-9a-f]{12}\.\.\., expected [0-9a-f]{12}\.\.\.\)/,
         ),
       );
       assert.deepEqual(await listDir(dir), []);
