@@ -46,15 +46,14 @@ import { parseArgs } from "node:util";
 import { runMain, UsageError } from "../shared/errors.ts";
 import {
   batchRanges,
-  cloneParams,
   initParams,
   type MlpParams,
   PIXELS,
   pixelsToFloats,
-  trainStep,
 } from "../shared/model.ts";
 import { loadMnist, type MnistData } from "../shared/mnist.ts";
 import type { EpochResult } from "../shared/summary.ts";
+import { referenceEpochLoss } from "./reference.ts";
 
 /** The tfjs backends we compare against. */
 export type PeerBackend = "webgpu" | "wasm" | "cpu";
@@ -251,27 +250,6 @@ export async function trainPeer(opts: PeerOptions): Promise<PeerRun> {
     setupMs: s.setupMs,
     epochs,
   };
-}
-
-/**
- * Epoch-1 mean loss of the float64 CPU reference (shared/model.ts) on the
- * same batches: the oracle the peers' (and our trainers') losses are checked
- * against.
- */
-export function referenceEpochLoss(
-  data: MnistData,
-  nTrain: number,
-  batchSize: number,
-  lr: number,
-  params: MlpParams,
-): number {
-  const p = cloneParams(params);
-  let sum = 0;
-  for (const [start, count] of batchRanges(nTrain, batchSize)) {
-    const x = pixelsToFloats(data.trainImages, start, count);
-    sum += count * trainStep(p, x, data.trainLabels.subarray(start, start + count), lr);
-  }
-  return sum / nTrain;
 }
 
 function positiveInt(flag: string, v: string | undefined): number | undefined {
