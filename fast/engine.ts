@@ -33,6 +33,7 @@ import {
   specialize,
   variantByName,
   variantFits,
+  VARIANTS,
   variantSource,
 } from "./matmul.ts";
 
@@ -69,8 +70,8 @@ export interface FastTrainerOptions {
   lr: number;
   /** Variants per slot; missing slots get `defaultVariant`. */
   plan?: Partial<Record<Slot, string>>;
-  /** Also compile these variants for every slot they fit (for tuning). */
-  extraVariants?: MatmulVariant[];
+  /** Also compile every variant that fits these slots, for `timeVariant` and `setVariant`. */
+  tuneSlots?: readonly Slot[];
   /** Steps per command buffer (default: 32). */
   stepsPerSubmit?: number;
   /**
@@ -84,11 +85,14 @@ const STEP_STRIDE = 256; // minUniformBufferOffsetAlignment is at most 256
 const STEP_SIZE = 16; // struct Step { start, count, lr, _pad }
 
 /** Rows the tuner screens every variant on (or the batch size, if smaller). */
-export const TUNE_SCREEN_ROWS = 32;
+export const TUNE_SCREEN_ROWS = 16;
 
 /** The fast trainer on one device; see the module doc. */
 export interface FastTrainer {
-  readonly plan: Plan;
+  /** The variant of each slot (change with `setVariant`). */
+  readonly plan: Readonly<Plan>;
+  /** Uses `v` for `slot` from now on; it must have been compiled (plan or `tuneSlots`). */
+  setVariant(slot: Slot, v: MatmulVariant): void;
   /** The batches of an epoch, `[start, count]`. */
   readonly batches: readonly [number, number][];
   /** Rows the activation buffers hold (the largest batch or test chunk). */
@@ -110,16 +114,18 @@ export interface FastTrainer {
   /** The current parameters, read back from the GPU. */
   readParams(): Promise<MlpParams>;
   /**
-   * Times one dispatch of `v` in `slot` (compiled via `extraVariants` or the
+   * Times `reps` dispatches of `v` in `slot` (compiled via `tuneSlots` or the
    * plan) on `rows` rows — `min(TUNE_SCREEN_ROWS, batchSize)` or `batchSize` —
-   * with lr 0, so the weights stay as they are. Milliseconds, readback included.
+   * in one submit, with lr 0 so the weights stay as they are. Milliseconds,
+   * including one readback (`reps` 0 measures that overhead alone).
    */
-  timeVariant(slot: Slot, v: MatmulVariant, rows: number): Promise<number>;
+  timeVariant(slot: Slot, v: MatmulVariant, rows: number, reps?: number): Promise<number>;
   /** Frees the GPU objects (the device stays open). */
   destroy(): void;
 }
 
-function slotShapes(sizes: number[]): Record<Slot, MatmulShape> {
+/** The matmul shape of each tunable slot for layer sizes `sizes`. */
+export function slotShapes(sizes: readonly number[]): Record<Slot, MatmulShape> {
   const [n0, n1, n2] = sizes;
   return {
     forward1: { op: "forward", k: n0, n: n1, aBytes: true },
@@ -137,6 +143,14 @@ function smallShapes(sizes: number[]): { inputGrad3: MatmulShape; weightGrad3: M
     inputGrad3: { op: "inputGrad", k: n3, n: n2, aBytes: false },
     weightGrad3: { op: "weightGrad", k: n2, n: n3, aBytes: false },
   };
+}
+
+/**
+ * Rows the activation buffers hold: the batch size, or more so that the test
+ * set goes through in chunks of at least 1024 images.
+ */
+export function fastTrainerRows(batchSize: number, nTest: number): number {
+  return Math.max(batchSize, Math.min(nTest, 1024));
 }
 
 /** Bytes padded to a multiple of 4 and at least 4, for a storage buffer. */
@@ -166,8 +180,8 @@ export async function createFastTrainer(
   const { batchSize, lr } = opts;
   const { nTrain, nTest } = data;
   const batches = batchRanges(nTrain, batchSize);
-  const evalRows = Math.max(batchSize, Math.min(nTest, 1024));
-  const maxRows = Math.max(batchSize, evalRows);
+  const maxRows = fastTrainerRows(batchSize, nTest);
+  const evalRows = maxRows;
   const evalChunks = batchRanges(nTest, evalRows);
   const maxTextureRows = device.limits.maxTextureDimension2D;
   const texturesOk = maxRows <= maxTextureRows;
@@ -370,7 +384,8 @@ export async function createFastTrainer(
   };
   for (const slot of SLOTS) {
     want(slot, shapes[slot], plan[slot]);
-    for (const v of opts.extraVariants ?? []) {
+    if (!opts.tuneSlots?.includes(slot)) continue;
+    for (const v of VARIANTS) {
       if (variantFits(v, shapes[slot], maxRows, maxTextureRows)) want(slot, shapes[slot], v);
     }
   }
@@ -543,13 +558,11 @@ export async function createFastTrainer(
       { texture: dst },
       [floatsPerRow / 4, rows],
     );
-  if (needW1Tex()) {
+  {
+    // The weight textures start as copies of the weights, whatever the plan,
+    // so that `setVariant` may switch to a texture variant at any time.
     const enc = device.createCommandEncoder({ label: "initial weight textures" });
     copyToTexture(enc, w1, w1Tex, n1, n0);
-    device.queue.submit([enc.finish()]);
-  }
-  if (needW2Tex()) {
-    const enc = device.createCommandEncoder({ label: "initial weight textures" });
     copyToTexture(enc, w2, w2Tex, n2, n1);
     device.queue.submit([enc.finish()]);
   }
@@ -721,11 +734,25 @@ export async function createFastTrainer(
         biases: bs.map((b, l) => b.slice(0, sizes[l + 1])),
       };
     },
-    async timeVariant(slot, v, rows) {
+    setVariant(slot, v) {
+      pipelineOf(slot, v); // throws when not compiled
+      if (!variantFits(v, shapes[slot], maxRows, maxTextureRows)) {
+        throw new Error(`variant ${v.name} does not fit ${slot} with ${maxRows} rows`);
+      }
+      plan[slot] = v;
+      // Bring the weight textures up to date for a texture variant.
+      const enc = device.createCommandEncoder({ label: "weight textures refresh" });
+      copyToTexture(enc, w1, w1Tex, n1, n0);
+      copyToTexture(enc, w2, w2Tex, n2, n1);
+      device.queue.submit([enc.finish()]);
+    },
+    async timeVariant(slot, v, rows, reps = 1) {
       const at = tuneRows.indexOf(rows);
       if (at < 0) throw new RangeError(`can time ${tuneRows.join(" or ")} rows, not ${rows}`);
       const enc = device.createCommandEncoder({ label: `time ${slot} ${v.name}` });
-      dispatchSlot(enc, slot, shapes[slot], v, groups[slot], tuneStep0 + at, rows);
+      for (let r = 0; r < reps; r++) {
+        dispatchSlot(enc, slot, shapes[slot], v, groups[slot], tuneStep0 + at, rows);
+      }
       enc.copyBufferToBuffer(lossTotal, 0, lossStaging, 0, 4);
       const t0 = performance.now();
       device.queue.submit([enc.finish()]);

@@ -210,45 +210,52 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** Timings the tuner took, in milliseconds per dispatch. */
+/** Timings the tuner took, in milliseconds per dispatch (readback overhead subtracted). */
 export interface TuneResult {
   best: MatmulVariant;
   /** Median ms per dispatch at full rows, for the finalists. */
   ms: Record<string, number>;
-  /** ms per dispatch at screening rows, for every candidate. */
+  /** ms of one dispatch at screening rows, for every candidate. */
   screenMs: Record<string, number>;
+  /** ms of a submit with no dispatch and the readback, subtracted from the others. */
+  overheadMs: number;
 }
 
 /**
- * Picks the fastest of `candidates`. `time(v, rows)` runs one dispatch of `v`
- * on `rows` rows and returns the milliseconds it took (with a readback).
- * Every candidate is first screened once on `screenRows` rows; those within
- * 2× of the best go on to `repeats` timed runs on `rows` rows, and the
- * lowest median wins.
+ * Picks the fastest of `candidates`. `time(v, rows, reps)` runs `reps`
+ * dispatches of `v` on `rows` rows in one submit and returns the
+ * milliseconds it took, readback included (`reps` 0: the overhead alone,
+ * subtracted from every timing). Every candidate is first screened with one
+ * dispatch on `screenRows` rows; those within 1.5× of the best screen go on to
+ * `repeats` timed dispatches on `rows` rows, and the lowest median wins. The
+ * screening keeps slow variants (tiled on a CPU adapter takes seconds at full
+ * size) from eating the start-up time.
  */
 export async function pickFastest(
   candidates: MatmulVariant[],
-  time: (v: MatmulVariant, rows: number) => Promise<number>,
+  time: (v: MatmulVariant, rows: number, reps: number) => Promise<number>,
   rows: number,
   screenRows: number,
   repeats = 3,
 ): Promise<TuneResult> {
+  const overheads: number[] = [];
+  for (let r = 0; r < 3; r++) overheads.push(await time(candidates[0], screenRows, 0));
+  const overheadMs = median(overheads);
+  const net = async (v: MatmulVariant, n: number) =>
+    Math.max(0, (await time(v, n, 1)) - overheadMs);
   const screenMs: Record<string, number> = {};
-  for (const v of candidates) screenMs[v.name] = await time(v, screenRows);
+  for (const v of candidates) screenMs[v.name] = await net(v, screenRows);
   const bestScreen = Math.min(...Object.values(screenMs));
-  const finalists = candidates.filter((v) => screenMs[v.name] <= 2 * bestScreen);
+  const finalists = candidates.filter((v) => screenMs[v.name] <= 1.5 * bestScreen + 0.5);
   const ms: Record<string, number> = {};
-  if (finalists.length === 1) {
-    return { best: finalists[0], ms, screenMs };
-  }
   for (const v of finalists) {
     const runs: number[] = [];
-    for (let r = 0; r < repeats; r++) runs.push(await time(v, rows));
+    for (let r = 0; r < repeats; r++) runs.push(await net(v, rows));
     ms[v.name] = median(runs);
   }
   let best = finalists[0];
   for (const v of finalists) if (ms[v.name] < ms[best.name]) best = v;
-  return { best, ms, screenMs };
+  return { best, ms, screenMs, overheadMs };
 }
 
 /** The tuning cache: adapter description → shape key → variant name. */

@@ -13,20 +13,24 @@
 
 import type { TrainConfig } from "../shared/cli.ts";
 import type { Gpu } from "../shared/gpu.ts";
-import type { MlpParams } from "../shared/model.ts";
 import { epochProgress, type EpochResult, type TrainSummary } from "../shared/summary.ts";
 import { formatEpoch, formatTest, prepareRun, type TrainOptions } from "../shared/train.ts";
 import {
   createFastTrainer,
   type EngineData,
+  type FastTrainer,
+  fastTrainerRows,
   type Slot,
   SLOTS,
+  slotShapes,
   TUNE_SCREEN_ROWS,
 } from "./engine.ts";
 import {
+  type MatmulShape,
   pickFastest,
   readTuneCache,
   shapeKey,
+  type TuneResult,
   variantFits,
   VARIANTS,
   writeTuneCache,
@@ -37,69 +41,79 @@ export const TUNE_CACHE_PATH: string = decodeURIComponent(
   new URL("../data/tune-cache.json", import.meta.url).pathname,
 );
 
-/** Options of `tunePlan`. */
-export interface TunePlanOptions {
-  batchSize: number;
-  /** The cache file; `null` neither reads nor writes one. */
-  cachePath?: string | null;
-  log?: (line: string) => void;
+/** The plan of a run: variant names per slot, and which slots the cache lacks. */
+export interface CachedPlan {
+  /** Variants the cache knows for this adapter, batch size and shape. */
+  known: Partial<Record<Slot, string>>;
+  /** Slots to time. */
+  missing: Slot[];
+}
+
+/** What the cache at `cachePath` (none: `null`) knows for `gpu` and these shapes. */
+export function cachedPlan(
+  gpu: Gpu,
+  shapes: Record<Slot, MatmulShape>,
+  batchSize: number,
+  maxRows: number,
+  cachePath: string | null,
+): CachedPlan {
+  const known: Partial<Record<Slot, string>> = {};
+  const missing: Slot[] = [];
+  const entries = cachePath ? readTuneCache(cachePath)[gpu.description] ?? {} : {};
+  const maxTex = gpu.device.limits.maxTextureDimension2D;
+  for (const slot of SLOTS) {
+    const name = entries[shapeKey(shapes[slot], batchSize)];
+    const v = VARIANTS.find((v) => v.name === name);
+    if (v && variantFits(v, shapes[slot], maxRows, maxTex)) known[slot] = v.name;
+    else missing.push(slot);
+  }
+  return { known, missing };
 }
 
 /**
- * Chooses a matmul variant per slot for this adapter and batch size: from
- * the cache when it knows the shape, else by timing every variant that fits
- * (see `pickFastest`), and remembers new choices in the cache.
+ * Times every variant that fits each of `slots` on `trainer` (see
+ * `pickFastest`), switches the trainer to the fastest, and remembers the
+ * choices in the cache at `cachePath` (when not `null`; a failed write is
+ * ignored). Returns a note per slot for the log.
  */
-export async function tunePlan(
+export async function tuneSlots(
   gpu: Gpu,
-  params: MlpParams,
-  data: EngineData,
-  opts: TunePlanOptions,
-): Promise<Record<Slot, string>> {
-  const { batchSize } = opts;
-  const cachePath = opts.cachePath === undefined ? TUNE_CACHE_PATH : opts.cachePath;
-  const cache = cachePath ? readTuneCache(cachePath) : {};
-  const known = cache[gpu.description] ?? {};
-  // A trainer with every variant compiled; lr 0 entries keep weights as they are.
-  const trainer = await createFastTrainer(gpu, params, data, {
-    batchSize,
-    lr: 0,
-    extraVariants: [...VARIANTS],
-  });
-  const plan = {} as Record<Slot, string>;
+  trainer: FastTrainer,
+  slots: readonly Slot[],
+  batchSize: number,
+  cachePath: string | null,
+): Promise<Partial<Record<Slot, TuneResult>>> {
   const maxTex = gpu.device.limits.maxTextureDimension2D;
-  const notes: string[] = [];
-  try {
-    for (const slot of SLOTS) {
-      const shape = trainer.shapes[slot];
-      const key = shapeKey(shape, batchSize);
-      const candidates = VARIANTS.filter((v) => variantFits(v, shape, trainer.maxRows, maxTex));
-      const cached = known[key];
-      if (cached && candidates.some((v) => v.name === cached)) {
-        plan[slot] = cached;
-        notes.push(`${slot} ${cached} (cached)`);
-        continue;
-      }
-      const result = await pickFastest(
-        candidates,
-        (v, rows) => trainer.timeVariant(slot, v, rows),
-        batchSize,
-        Math.min(TUNE_SCREEN_ROWS, batchSize),
-      );
-      plan[slot] = result.best.name;
-      known[key] = result.best.name;
-      const ms = result.ms[result.best.name];
-      notes.push(`${slot} ${result.best.name}${ms === undefined ? "" : ` (${ms.toFixed(1)} ms)`}`);
-    }
-  } finally {
-    trainer.destroy();
+  const results: Partial<Record<Slot, TuneResult>> = {};
+  for (const slot of slots) {
+    const candidates = VARIANTS.filter((v) =>
+      variantFits(v, trainer.shapes[slot], trainer.maxRows, maxTex)
+    );
+    const result = await pickFastest(
+      candidates,
+      (v, rows, reps) => trainer.timeVariant(slot, v, rows, reps),
+      batchSize,
+      Math.min(TUNE_SCREEN_ROWS, batchSize),
+    );
+    trainer.setVariant(slot, result.best);
+    results[slot] = result;
   }
-  if (cachePath) {
-    cache[gpu.description] = known;
+  if (cachePath && slots.length > 0) {
+    const cache = readTuneCache(cachePath);
+    const entries = cache[gpu.description] ?? {};
+    for (const slot of slots) {
+      entries[shapeKey(trainer.shapes[slot], batchSize)] = trainer.plan[slot].name;
+    }
+    cache[gpu.description] = entries;
     writeTuneCache(cachePath, cache);
   }
-  opts.log?.(`matmul variants: ${notes.join(", ")}`);
-  return plan;
+  return results;
+}
+
+/** Options of `trainFast` beyond `TrainOptions`. */
+export interface FastOptions extends TrainOptions {
+  /** The tuning cache; `null` neither reads nor writes one. Default `TUNE_CACHE_PATH`. */
+  tuneCachePath?: string | null;
 }
 
 /**
@@ -108,22 +122,34 @@ export async function tunePlan(
  */
 export async function trainFast(
   config: TrainConfig,
-  opts: TrainOptions = {},
+  opts: FastOptions = {},
 ): Promise<TrainSummary> {
   const run = await prepareRun(config, opts);
   const { gpu, data, nTrain, nTest, params, log } = run;
   const engineData: EngineData = { ...data, nTrain, nTest };
-  const plan = config.noTune
-    ? undefined
-    : await tunePlan(gpu, params, engineData, { batchSize: config.batchSize, log });
+  const cachePath = opts.tuneCachePath === undefined ? TUNE_CACHE_PATH : opts.tuneCachePath;
+  const { batchSize } = config;
+  const maxRows = fastTrainerRows(batchSize, nTest);
+  const { known, missing } = config.noTune
+    ? { known: {}, missing: [] }
+    : cachedPlan(gpu, slotShapes(params.sizes), batchSize, maxRows, cachePath);
   const trainer = await createFastTrainer(gpu, params, engineData, {
-    batchSize: config.batchSize,
+    batchSize,
     lr: config.lr,
-    plan,
+    plan: known,
+    tuneSlots: missing,
   });
-  if (config.noTune) {
-    log(`matmul variants: ${SLOTS.map((s) => `${s} ${trainer.plan[s].name}`).join(", ")}`);
-  }
+  const tuned = await tuneSlots(gpu, trainer, missing, batchSize, cachePath);
+  const how = (s: Slot) => {
+    if (config.noTune) return "default";
+    const t = tuned[s];
+    if (!t) return "cached";
+    const ms = t.ms[trainer.plan[s].name];
+    return ms === undefined ? "tuned" : `tuned, ${ms.toFixed(1)} ms`;
+  };
+  log(
+    `matmul variants: ${SLOTS.map((s) => `${s} ${trainer.plan[s].name} (${how(s)})`).join(", ")}`,
+  );
   const epochs: EpochResult[] = [];
   const tty = Deno.stderr.isTerminal();
   try {

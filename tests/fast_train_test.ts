@@ -7,7 +7,9 @@
  */
 
 import assert from "node:assert/strict";
+import type { TrainConfig } from "../shared/cli.ts";
 import { openGpu } from "../shared/gpu.ts";
+import { loadMnist } from "../shared/mnist.ts";
 import {
   batchRanges,
   cloneParams,
@@ -22,6 +24,7 @@ import { mulberry32 } from "../shared/rng.ts";
 import { createFastTrainer, type EngineData, type Slot, SLOTS } from "../fast/engine.ts";
 import { VARIANTS } from "../fast/matmul.ts";
 import { trainFast } from "../fast/train.ts";
+import { trainSlow } from "../slow/train.ts";
 
 const gpu = await openGpu({ onError: (m) => console.error(`GPU error in test: ${m}`) });
 
@@ -214,7 +217,12 @@ Deno.test("fast: trainFast epochs match a CPU-reference training loop", async ()
     noTune: true,
   };
   const lines: string[] = [];
-  const summary = await trainFast(config, { gpu, data, log: (l) => lines.push(l) });
+  const summary = await trainFast(config, {
+    gpu,
+    data,
+    log: (l) => lines.push(l),
+    tuneCachePath: null,
+  });
   assert.equal(summary.trainer, "fast");
   assert.equal(summary.epochs.length, 2);
   assert.equal(lines.filter((l) => l.startsWith("[epoch ")).length, 2);
@@ -240,4 +248,89 @@ Deno.test("fast: trainFast epochs match a CPU-reference training loop", async ()
   for (let i = 0; i < 100; i++) if (pred[i] === data.testLabels[i]) correct++;
   assert.ok(Math.abs(summary.test.accuracy - correct / 100) <= 0.005 + 1e-12);
   assert.equal(summary.test.total, 100);
+});
+
+Deno.test("fast vs slow: same per-epoch losses (1e-3 relative) and accuracy (0.5 points)", async () => {
+  // Real digits from the embedded sample; 310 images in batches of 50 (the
+  // last one partial), the same flags for both trainers.
+  const data = await loadMnist({ trainLimit: 310, testLimit: 200, announce: false }, {
+    searchDirs: [],
+  });
+  const config: TrainConfig = {
+    epochs: 2,
+    batchSize: 50,
+    lr: 0.1,
+    seed: 1337,
+    trainLimit: 310,
+    testLimit: 200,
+    json: false,
+    profile: false,
+    noTune: true,
+  };
+  const quiet = () => {};
+  const slow = await trainSlow(config, { gpu, data, log: quiet });
+  const fast = await trainFast(config, { gpu, data, log: quiet, tuneCachePath: null });
+  assert.equal(fast.trainer, "fast");
+  assert.deepEqual(fast.data, slow.data);
+  assert.deepEqual(fast.config, slow.config);
+  assert.equal(fast.epochs.length, 2);
+  for (let e = 0; e < 2; e++) {
+    const f = fast.epochs[e].loss, s = slow.epochs[e].loss;
+    assert.ok(Math.abs(f - s) <= 1e-3 * s, `epoch ${e + 1}: fast ${f} vs slow ${s}`);
+  }
+  assert.ok(
+    Math.abs(fast.test.accuracy - slow.test.accuracy) <= 0.005,
+    `accuracy: fast ${fast.test.accuracy} vs slow ${slow.test.accuracy}`,
+  );
+  assert.ok(fast.epochs[1].loss < fast.epochs[0].loss, "the fast trainer learns");
+});
+
+Deno.test("fast: tuning picks a fitting variant per slot, caches it, and reuses the cache", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fast-tune-" });
+  try {
+    const cachePath = `${dir}/tune-cache.json`;
+    const data = mnistLike(64, 16);
+    const config: TrainConfig = {
+      epochs: 1,
+      batchSize: 32,
+      lr: 0.05,
+      seed: 1,
+      json: false,
+      profile: false,
+      noTune: false,
+    };
+    const lines: string[] = [];
+    const first = await trainFast(config, {
+      gpu,
+      data,
+      log: (l) => lines.push(l),
+      tuneCachePath: cachePath,
+    });
+    const cache = JSON.parse(await Deno.readTextFile(cachePath));
+    const entries = cache[gpu.description];
+    assert.equal(Object.keys(entries).length, SLOTS.length);
+    for (const name of Object.values(entries)) {
+      assert.ok(VARIANTS.some((v) => v.name === name), `cached variant ${name}`);
+    }
+    assert.ok(lines.some((l) => l.startsWith("matmul variants:") && l.includes("tuned")));
+    lines.length = 0;
+    const second = await trainFast(config, {
+      gpu,
+      data,
+      log: (l) => lines.push(l),
+      tuneCachePath: cachePath,
+    });
+    const line = lines.find((l) => l.startsWith("matmul variants:")) ?? "";
+    assert.equal(line.match(/\(cached\)/g)?.length, SLOTS.length, line);
+    // Whatever the variants, the numbers are the same model's.
+    assert.ok(
+      Math.abs(first.epochs[0].loss - second.epochs[0].loss) <= 1e-5 * first.epochs[0].loss,
+    );
+    // A cache that cannot be written is no error.
+    await Deno.chmod(dir, 0o500);
+    await trainFast(config, { gpu, data, log: () => {}, tuneCachePath: `${dir}/sub/cache.json` });
+  } finally {
+    await Deno.chmod(dir, 0o700);
+    await Deno.remove(dir, { recursive: true });
+  }
 });
