@@ -80,7 +80,8 @@ export async function openGpu(opts: OpenGpuOptions = {}): Promise<Gpu> {
   });
   const info = adapter.info;
   const description = info.description || [info.vendor, info.architecture, info.device]
-    .filter(Boolean).join(" ") || "unknown adapter";
+    .filter(Boolean).join(" ") ||
+    "unknown adapter";
   const software = info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|warp/i.test(
     description,
   );
@@ -142,4 +143,39 @@ export async function readBuffer(
   staging.unmap();
   staging.destroy();
   return out;
+}
+
+/**
+ * Runs `fn` inside validation and out-of-memory error scopes. A GPU error
+ * raised by what `fn` does becomes a one-line `UserError` that says what was
+ * being done (`what`, e.g. "creating the fast trainer's buffers"): wgpu's own
+ * messages do not always name the object involved. Out of memory adds a hint.
+ */
+export async function gpuChecked<T>(
+  device: GPUDevice,
+  what: string,
+  fn: () => T | Promise<T>,
+): Promise<T> {
+  device.pushErrorScope("out-of-memory");
+  device.pushErrorScope("validation");
+  let result: T;
+  try {
+    result = await fn();
+  } finally {
+    const validation = await device.popErrorScope();
+    const oom = await device.popErrorScope();
+    if (oom) {
+      throw new UserError(
+        `GPU out of memory while ${what}: ${
+          oneLine(oom.message)
+        }; try a smaller --batch-size or --train-limit`,
+      );
+    }
+    if (validation) throw new UserError(`GPU error while ${what}: ${oneLine(validation.message)}`);
+  }
+  return result;
+}
+
+function oneLine(s: string): string {
+  return s.replace(/\s+/g, " ").trim();
 }
