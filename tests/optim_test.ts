@@ -1,0 +1,198 @@
+/**
+ * The optimisers: the CPU reference in `shared/optim.ts` against values
+ * worked out by hand, and the GPU kernels `sgdStep`, `momentumStep`,
+ * `adamStep` against the CPU reference over several steps (Adam's bias
+ * correction included), on the real adapter with an awkward element count.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { kernelPipeline, type Slot, workgroupsFor } from "../fast/cnn.ts";
+import { openGpu, readBuffer } from "../shared/gpu.ts";
+import {
+  adamStep,
+  momentumStep,
+  newOptimizerState,
+  OPTIMIZER_DEFAULTS,
+  type OptimizerName,
+  type OptimizerOptions,
+  optimizerStep,
+  optimizerUniform,
+  sgdStep,
+} from "../shared/optim.ts";
+import { mulberry32 } from "../shared/rng.ts";
+
+function close(actual: number, expected: number, tol: number, what: string) {
+  assert.ok(
+    Math.abs(actual - expected) <= tol,
+    `${what}: got ${actual}, expected ${expected} (tolerance ${tol})`,
+  );
+}
+
+Deno.test("sgdStep: θ − lr·g", () => {
+  const p = new Float64Array([1, -2]);
+  sgdStep(p, [0.5, -1], 0.1);
+  close(p[0], 0.95, 1e-15, "p[0]");
+  close(p[1], -1.9, 1e-15, "p[1]");
+});
+
+Deno.test("momentumStep: v = μv + g, θ −= lr·v, two steps by hand", () => {
+  const p = new Float64Array([1]);
+  const v = new Float64Array(1);
+  momentumStep(p, [1], v, 0.1, 0.9);
+  close(v[0], 1, 1e-15, "v after step 1 (= g, as PyTorch's clone)");
+  close(p[0], 0.9, 1e-15, "θ after step 1");
+  momentumStep(p, [1], v, 0.1, 0.9);
+  close(v[0], 1.9, 1e-15, "v after step 2");
+  close(p[0], 0.71, 1e-15, "θ after step 2");
+});
+
+Deno.test("adamStep: two steps by hand, with bias correction", () => {
+  const p = new Float64Array([1]);
+  const state = { m: new Float64Array(1), v: new Float64Array(1) };
+  // Step 1, g = 1: m = 0.1, v = 0.001, m̂ = 1, v̂ = 1 → θ = 1 − 0.1·1/(1 + 1e-8).
+  adamStep(p, [1], state, 1, 0.1, 0.9, 0.999, 1e-8);
+  close(state.m[0], 0.1, 1e-15, "m after step 1");
+  close(state.v[0], 0.001, 1e-15, "v after step 1");
+  close(p[0], 1 - 0.1 / (1 + 1e-8), 1e-15, "θ after step 1");
+  // Step 2, g = 2: m = 0.09 + 0.2 = 0.29, v = 0.000999 + 0.004 = 0.004999,
+  // 1 − β1² = 0.19, 1 − β2² = 0.001999.
+  adamStep(p, [2], state, 2, 0.1, 0.9, 0.999, 1e-8);
+  close(state.m[0], 0.29, 1e-15, "m after step 2");
+  close(state.v[0], 0.004999, 1e-15, "v after step 2");
+  const expected = 1 - 0.1 / (1 + 1e-8) -
+    0.1 * (0.29 / 0.19) / (Math.sqrt(0.004999) / Math.sqrt(0.001999) + 1e-8);
+  close(p[0], expected, 1e-14, "θ after step 2");
+  close(p[0], 0.8034818, 1e-7, "θ after step 2 (decimal)");
+});
+
+Deno.test("adamStep: the first step moves each weight by about lr, whatever the gradient's scale", () => {
+  const p = new Float64Array([0, 0, 0]);
+  adamStep(
+    p,
+    [1e-3, -50, 7],
+    { m: new Float64Array(3), v: new Float64Array(3) },
+    1,
+    0.01,
+    0.9,
+    0.999,
+    1e-8,
+  );
+  // lr · g / (|g| + ε): ε matters only for tiny gradients.
+  close(p[0], -0.01 * 1e-3 / (1e-3 + 1e-8), 1e-15, "small gradient");
+  close(p[1], 0.01, 1e-12, "large negative gradient");
+  close(p[2], -0.01, 1e-12, "gradient 7");
+});
+
+Deno.test("optimizerStep: counts steps and keeps per-tensor state", () => {
+  const opts: OptimizerOptions = { ...OPTIMIZER_DEFAULTS, optimizer: "adam" };
+  const a = new Float64Array([1, 2]), b = new Float64Array([3]);
+  const state = newOptimizerState("adam", [2, 1]);
+  optimizerStep([a, b], [[1, 1], [1]], state, 0.1, opts);
+  optimizerStep([a, b], [[1, 1], [1]], state, 0.1, opts);
+  assert.equal(state.step, 2);
+  // A constant gradient gives m̂ = v̂ = 1 at every step: each step moves θ by lr/(1 + ε).
+  close(a[0], 1 - 0.2 / (1 + 1e-8), 1e-12, "a[0]");
+  close(b[0], 3 - 0.2 / (1 + 1e-8), 1e-12, "b[0]");
+});
+
+Deno.test("optimizerUniform: field layout of OptimizerStep", () => {
+  const bytes = optimizerUniform(131, 3, 0.5, OPTIMIZER_DEFAULTS);
+  const u = new Uint32Array(bytes), f = new Float32Array(bytes);
+  assert.equal(bytes.byteLength, 48);
+  assert.deepEqual([u[0], u[1]], [131, 3]);
+  assert.deepEqual([...f.slice(2, 9)], [
+    0.5,
+    Math.fround(0.9),
+    Math.fround(0.9),
+    Math.fround(0.999),
+    Math.fround(1e-8),
+    Math.fround(1 - 0.9 ** 3),
+    Math.fround(1 - 0.999 ** 3),
+  ]);
+});
+
+/**
+ * Runs `steps` steps of an optimiser kernel on the real adapter and the CPU
+ * reference from the same float32 parameters and gradients; returns both.
+ */
+async function runOptimizerKernel(name: OptimizerName, count: number, steps: number) {
+  const errors: string[] = [];
+  const gpu = await openGpu({ onError: (m) => errors.push(m) });
+  const { device } = gpu;
+  const opts: OptimizerOptions = { ...OPTIMIZER_DEFAULTS, optimizer: name, momentum: 0.8 };
+  const lr = 0.05;
+  const rand = mulberry32(99);
+  const init = Float32Array.from({ length: count }, () => rand() * 2 - 1);
+  const grads = Array.from(
+    { length: steps },
+    () => Float32Array.from({ length: count }, () => (rand() * 2 - 1) * 0.3),
+  );
+  const stateCount = { sgd: 0, momentum: 1, adam: 2 }[name];
+  const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const param = device.createBuffer({ label: "test params", size: count * 4, usage: storage });
+  device.queue.writeBuffer(param, 0, init);
+  const grad = device.createBuffer({ label: "test grads", size: count * 4, usage: storage });
+  const state = Array.from(
+    { length: stateCount },
+    (_, i) =>
+      device.createBuffer({ label: `test optimiser state ${i}`, size: count * 4, usage: storage }),
+  );
+  const uniform = device.createBuffer({
+    label: "test optimiser uniform",
+    size: 48,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  const slots: Slot[] = ["uniform", "write", "read", ...state.map((): Slot => "write")];
+  const pipeline = kernelPipeline(device, `${name}Step`, slots);
+  const bindGroup = device.createBindGroup({
+    label: `test ${name}Step bind group`,
+    layout: pipeline.getBindGroupLayout(0),
+    entries: [uniform, param, grad, ...state].map((buffer, binding) => ({
+      binding,
+      resource: { buffer },
+    })),
+  });
+  for (let t = 1; t <= steps; t++) {
+    device.queue.writeBuffer(grad, 0, grads[t - 1]);
+    device.queue.writeBuffer(uniform, 0, optimizerUniform(count, t, lr, opts));
+    const enc = device.createCommandEncoder({ label: `test ${name}Step step ${t}` });
+    const pass = enc.beginComputePass({ label: `test ${name}Step pass` });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(...workgroupsFor(count));
+    pass.end();
+    device.queue.submit([enc.finish()]);
+  }
+  const gpuParams = new Float32Array(await readBuffer(device, param));
+  const gpuState = await Promise.all(
+    state.map(async (b) => new Float32Array(await readBuffer(device, b))),
+  );
+
+  const cpuParams = new Float64Array(init);
+  const cpuState = newOptimizerState(name, [count]);
+  for (let t = 1; t <= steps; t++) optimizerStep([cpuParams], [grads[t - 1]], cpuState, lr, opts);
+  device.destroy();
+  assert.deepEqual(errors, []);
+  return { init, gpuParams, gpuState, cpuParams, cpuState };
+}
+
+for (const name of ["sgd", "momentum", "adam"] as const) {
+  Deno.test(`${name}Step kernel: 5 steps on 131 elements equal the CPU reference`, async () => {
+    const r = await runOptimizerKernel(name, 131, 5);
+    let maxMove = 0;
+    for (let i = 0; i < 131; i++) maxMove = Math.max(maxMove, Math.abs(r.cpuParams[i] - r.init[i]));
+    assert.ok(maxMove > 0.01, `the parameters moved (by up to ${maxMove})`);
+    for (let i = 0; i < 131; i++) {
+      close(r.gpuParams[i], r.cpuParams[i], 1e-6 + 1e-5 * Math.abs(r.cpuParams[i]), `θ[${i}]`);
+    }
+    const cpuState = [...r.cpuState.first, ...r.cpuState.second];
+    assert.equal(r.gpuState.length, cpuState.length);
+    r.gpuState.forEach((s, k) => {
+      for (let i = 0; i < 131; i++) {
+        close(s[i], cpuState[k][i], 1e-7 + 1e-5 * Math.abs(cpuState[k][i]), `state ${k}[${i}]`);
+      }
+    });
+  });
+}
