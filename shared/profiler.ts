@@ -76,8 +76,16 @@ export interface ProfileReport {
 export interface GpuProfilerOptions {
   /** Profile at all (default true). Disabled, the profiler is a no-op. */
   enabled?: boolean;
-  /** Passes that can be timed between two `collect()`s (at most 2048). */
+  /**
+   * Passes that can be timed between two `collect()`s (default 32768); more
+   * are run untimed and counted as `dropped`.
+   */
   capacityPasses?: number;
+  /**
+   * Passes per query set (default and most 2048: WebGPU allows 4096 queries
+   * per set); further sets are made as passes come, up to `capacityPasses`.
+   */
+  passesPerQuerySet?: number;
 }
 
 interface KernelTotals {
@@ -103,19 +111,25 @@ export class GpuProfiler {
   readonly mode: ProfileMode;
   readonly #device: GPUDevice | undefined;
   readonly #capacity: number;
-  #querySet: GPUQuerySet | undefined;
-  #resolveBuffer: GPUBuffer | undefined;
+  readonly #perSet: number;
+  /** Query sets, each with the buffer its timestamps resolve into. */
+  #sets: { queries: GPUQuerySet; resolved: GPUBuffer }[] = [];
   #pending: PendingPass[] = [];
   #totals = new Map<string, KernelTotals>();
   #dropped = 0;
   #invalid = 0;
 
   constructor(gpu: Gpu, opts: GpuProfilerOptions = {}) {
-    const capacity = opts.capacityPasses ?? 2048;
-    if (!Number.isInteger(capacity) || capacity < 1 || capacity * 2 > MAX_QUERIES) {
-      throw new RangeError(`capacityPasses must be 1..${MAX_QUERIES / 2}, got ${capacity}`);
+    const capacity = opts.capacityPasses ?? 32768;
+    const perSet = opts.passesPerQuerySet ?? MAX_QUERIES / 2;
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new RangeError(`capacityPasses must be a positive integer, got ${capacity}`);
+    }
+    if (!Number.isInteger(perSet) || perSet < 1 || perSet * 2 > MAX_QUERIES) {
+      throw new RangeError(`passesPerQuerySet must be 1..${MAX_QUERIES / 2}, got ${perSet}`);
     }
     this.#capacity = capacity;
+    this.#perSet = perSet;
     if (opts.enabled === false) {
       this.mode = "off";
       return;
@@ -144,10 +158,11 @@ export class GpuProfiler {
     const index = this.#pending.length;
     this.#pending.push({ kernel, flops, startMs: performance.now() });
     if (this.mode === "wall-clock") return undefined;
+    const slot = index % this.#perSet;
     return {
-      querySet: this.#queries(),
-      beginningOfPassWriteIndex: 2 * index,
-      endOfPassWriteIndex: 2 * index + 1,
+      querySet: this.#querySet(Math.floor(index / this.#perSet)),
+      beginningOfPassWriteIndex: 2 * slot,
+      endOfPassWriteIndex: 2 * slot + 1,
     };
   }
 
@@ -171,7 +186,7 @@ export class GpuProfiler {
    * Reads the timestamps of every pass since the last `collect` (one
    * readback, ~11 ms on llvmpipe) and adds them to the totals; call it where
    * the trainer waits anyway, e.g. at the end of an epoch, and before the
-   * query set (`capacityPasses`) fills. All passes handed timestamp writes
+   * `capacityPasses` are reached. All passes handed timestamp writes
    * must have been submitted. In wall-clock mode it waits for the queue and
    * calls `markDone`.
    */
@@ -186,19 +201,18 @@ export class GpuProfiler {
     const passes = this.#pending;
     this.#pending = [];
     const bytes = passes.length * 2 * 8;
-    const resolveBuffer = this.#resolveBuffer ??= device.createBuffer({
-      label: "profiler timestamps",
-      size: this.#capacity * 2 * 8,
-      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-    });
     const staging = device.createBuffer({
       label: "profiler timestamps readback",
       size: bytes,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
     const enc = device.createCommandEncoder({ label: "profiler resolve encoder" });
-    enc.resolveQuerySet(this.#queries(), 0, passes.length * 2, resolveBuffer, 0);
-    enc.copyBufferToBuffer(resolveBuffer, 0, staging, 0, bytes);
+    for (let s = 0; s * this.#perSet < passes.length; s++) {
+      const count = Math.min(this.#perSet, passes.length - s * this.#perSet);
+      const { queries, resolved } = this.#sets[s];
+      enc.resolveQuerySet(queries, 0, count * 2, resolved, 0);
+      enc.copyBufferToBuffer(resolved, 0, staging, s * this.#perSet * 16, count * 16);
+    }
     device.queue.submit([enc.finish()]);
     await staging.mapAsync(GPUMapMode.READ);
     // WebGPU resolves timestamps as nanoseconds (u64); differences of two
@@ -284,19 +298,31 @@ export class GpuProfiler {
 
   /** Frees the query set and buffers. */
   destroy(): void {
-    this.#querySet?.destroy();
-    this.#resolveBuffer?.destroy();
-    this.#querySet = undefined;
-    this.#resolveBuffer = undefined;
+    for (const { queries, resolved } of this.#sets) {
+      queries.destroy();
+      resolved.destroy();
+    }
+    this.#sets = [];
     this.#pending = [];
   }
 
-  #queries(): GPUQuerySet {
-    return this.#querySet ??= this.#device!.createQuerySet({
-      label: "profiler timestamps",
-      type: "timestamp",
-      count: this.#capacity * 2,
-    });
+  #querySet(index: number): GPUQuerySet {
+    while (this.#sets.length <= index) {
+      const n = this.#sets.length;
+      this.#sets.push({
+        queries: this.#device!.createQuerySet({
+          label: `profiler timestamps ${n}`,
+          type: "timestamp",
+          count: this.#perSet * 2,
+        }),
+        resolved: this.#device!.createBuffer({
+          label: `profiler timestamps ${n} resolved`,
+          size: this.#perSet * 2 * 8,
+          usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+        }),
+      });
+    }
+    return this.#sets[index].queries;
   }
 
   #add(kernel: string, ns: number, flops: number | undefined): void {

@@ -205,7 +205,7 @@ Deno.test("profiler: timestamp queries count calls and time each kernel", async 
   }
 });
 
-Deno.test("profiler: a full query set drops passes and says so", async () => {
+Deno.test("profiler: passes beyond capacityPasses run untimed and are counted", async () => {
   const { gpu, errors } = await open(true);
   try {
     const prof = new GpuProfiler(gpu, { capacityPasses: 2 });
@@ -221,7 +221,31 @@ Deno.test("profiler: a full query set drops passes and says so", async () => {
     k.run(prof, "repeat", 2);
     await prof.collect();
     assert.equal(prof.report(1000).kernels[0].calls, 4);
-    assert.throws(() => new GpuProfiler(gpu, { capacityPasses: 4096 }), RangeError);
+    assert.throws(() => new GpuProfiler(gpu, { passesPerQuerySet: 4096 }), RangeError);
+    assert.throws(() => new GpuProfiler(gpu, { capacityPasses: 0 }), RangeError);
+    prof.destroy();
+    assert.deepEqual(errors, []);
+  } finally {
+    gpu.device.destroy();
+  }
+});
+
+Deno.test("profiler: passes beyond one query set go to further sets", async () => {
+  const { gpu, errors } = await open(true);
+  try {
+    const prof = new GpuProfiler(gpu, { passesPerQuerySet: 2 });
+    const k = repeatKernel(gpu, 256, 4);
+    gpu.device.pushErrorScope("validation");
+    k.run(prof, "repeat", 3);
+    k.run(prof, "other", 2);
+    await prof.collect();
+    assert.equal(await gpu.device.popErrorScope(), null);
+    const r = prof.report(1000);
+    assert.equal(r.kernels.find((x) => x.kernel === "repeat")!.calls, 3);
+    assert.equal(r.kernels.find((x) => x.kernel === "other")!.calls, 2);
+    assert.equal(r.dropped, 0);
+    assert.equal(r.invalid, 0, "every pass in every set has its two timestamps");
+    for (const x of r.kernels) assert.ok(x.ms > 0);
     prof.destroy();
     assert.deepEqual(errors, []);
   } finally {
