@@ -89,8 +89,8 @@ export interface MatmulVariant {
   name: string;
   /** Batch size of its cases. */
   batch: number;
-  /** The WGSL source of the kernel for `op`. */
-  wgsl: (op: MatmulOp) => string;
+  /** The WGSL source of the kernel for a case (its op; its dims, for kernels specialised per shape). */
+  wgsl: (c: MatmulCase) => string;
   /** Pipeline, bind group and workgroup count for one case. */
   setup: (
     device: GPUDevice,
@@ -135,7 +135,8 @@ const envBatch = Number(Deno.env.get("BENCH_BATCH") ?? "") || undefined;
 
 /** The variants timed; add a line to time another. */
 export const VARIANTS: MatmulVariant[] = [
-  { name: "naive", batch: envBatch ?? 50, wgsl: kernelSource, setup: standardSetup([8, 8]) },
+  // The slow trainer's kernels, one thread per output (see the module doc for the batch).
+  { name: "naive", batch: envBatch ?? 50, wgsl: (c) => kernelSource(c.op), setup: standardSetup() },
 ];
 
 // ---------------------------------------------------------------------------
@@ -190,15 +191,13 @@ interface Row {
 const rows: Row[] = [];
 
 for (const variant of VARIANTS) {
-  const modules = new Map<MatmulOp, GPUShaderModule>();
+  const modules = new Map<string, GPUShaderModule>(); // by source: one per distinct kernel
   for (const c of modelCases(variant.batch)) {
-    let module = modules.get(c.op);
+    const code = variant.wgsl(c);
+    let module = modules.get(code);
     if (!module) {
-      module = device.createShaderModule({
-        label: `${variant.name} ${c.op} shader`,
-        code: variant.wgsl(c.op),
-      });
-      modules.set(c.op, module);
+      module = device.createShaderModule({ label: `${variant.name} ${c.op} shader`, code });
+      modules.set(code, module);
     }
     const [na, nb, nc] = operandSizes(c.op, c.dims);
     const aData = randomFloats(na, 1), bData = randomFloats(nb, 2);

@@ -3,6 +3,11 @@
  * a submit-and-wait round trip, a readback, making a shader module and
  * pipeline, a buffer allocation, a bind group, an upload of one batch.
  *
+ * On llvmpipe, Mesa keeps compiled shaders in an on-disk cache, so compiling
+ * WGSL it has seen before (the slow trainer's case: the same kernels again and
+ * again) is cheap; `MESA_SHADER_CACHE_DISABLE=true` shows the cold cost (the
+ * "new module + pipeline + first dispatch" case went from ~12 to ~24 ms).
+ *
  * Run: deno bench --allow-read --allow-env bench/overheads_bench.ts
  *
  * @module
