@@ -1,0 +1,393 @@
+/**
+ * Each fused kernel of the fast trainer, every matmul variant, on awkward
+ * shapes (no tile or block size divides them, a batch of one, an offset
+ * into the image bytes) against the CPU reference of shared/model.ts, on
+ * the real adapter.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { kernelSource, openGpu } from "../shared/gpu.ts";
+import {
+  addBias,
+  columnSums,
+  crossEntropy,
+  matmul,
+  matmulTransA,
+  matmulTransB,
+  relu,
+  reluBackward,
+  softmax,
+  softmaxCrossEntropyBackward,
+} from "../shared/model.ts";
+import { mulberry32 } from "../shared/rng.ts";
+import {
+  dispatchSize,
+  type MatmulShape,
+  type MatmulVariant,
+  specialize,
+  variantFits,
+  VARIANTS,
+  variantSource,
+} from "../fast/matmul.ts";
+
+const gpu = await openGpu({ onError: (m) => console.error(`GPU error in test: ${m}`) });
+const { device } = gpu;
+
+type Kind = "uniform" | "read" | "rw" | "tex";
+type Resource = Float32Array | Uint32Array | { texture: Float32Array; width: number } | "step";
+
+const LAYOUTS: Record<string, Kind[]> = {
+  product: ["uniform", "read", "tex", "read", "tex", "read", "rw"],
+  weightGrad: ["uniform", "read", "tex", "read", "tex", "rw", "rw"],
+  head: ["uniform", "read", "read", "read", "read", "rw", "rw"],
+  count: ["uniform", "read", "read", "read", "read", "rw"],
+  sum: ["uniform", "read", "rw"],
+};
+
+const pipelines = new Map<
+  string,
+  Promise<{ bgl: GPUBindGroupLayout; pipeline: GPUComputePipeline }>
+>();
+
+/** The pipeline of `code` (compiled once per test file: llvmpipe JIT-compiles each). */
+function compiled(label: string, code: string, layoutName: keyof typeof LAYOUTS) {
+  const key = `${layoutName}\n${code}`;
+  let p = pipelines.get(key);
+  if (!p) {
+    const kinds = LAYOUTS[layoutName];
+    const bgl = device.createBindGroupLayout({
+      label: `${label} layout`,
+      entries: kinds.map((kind, binding) => ({
+        binding,
+        visibility: GPUShaderStage.COMPUTE,
+        ...(kind === "uniform"
+          ? { buffer: { type: "uniform", hasDynamicOffset: true } }
+          : kind === "tex"
+          ? { texture: { sampleType: "unfilterable-float" } }
+          : { buffer: { type: kind === "read" ? "read-only-storage" : "storage" } }),
+      })) as GPUBindGroupLayoutEntry[],
+    });
+    p = device.createComputePipelineAsync({
+      label: `${label} pipeline`,
+      layout: device.createPipelineLayout({
+        label: `${label} pipeline layout`,
+        bindGroupLayouts: [bgl],
+      }),
+      compute: {
+        module: device.createShaderModule({ label: `${label} module`, code }),
+        entryPoint: "main",
+      },
+    }).then((pipeline) => ({ bgl, pipeline }));
+    pipelines.set(key, p);
+  }
+  return p;
+}
+
+/**
+ * Runs `code` once with the bindings in `resources` (by binding number),
+ * the uniform `Step {start, count, lr}` at a dynamic offset of 256, and
+ * returns the contents of every read-write buffer afterwards.
+ */
+async function runKernel(
+  label: string,
+  code: string,
+  layoutName: keyof typeof LAYOUTS,
+  resources: Resource[],
+  step: { start: number; count: number; lr: number },
+  workgroups: [number, number],
+): Promise<Map<number, ArrayBuffer>> {
+  const kinds = LAYOUTS[layoutName];
+  const { bgl, pipeline } = await compiled(label, code, layoutName);
+  const stepData = new ArrayBuffer(512);
+  new Uint32Array(stepData, 256, 2).set([step.start, step.count]);
+  new Float32Array(stepData, 264, 1)[0] = step.lr;
+  const stepBuf = device.createBuffer({
+    label: `${label} step`,
+    size: 512,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  device.queue.writeBuffer(stepBuf, 0, stepData);
+  const rwBuffers = new Map<number, GPUBuffer>();
+  const entries: GPUBindGroupEntry[] = resources.map((r, binding) => {
+    if (r === "step") return { binding, resource: { buffer: stepBuf, size: 16 } };
+    if (r instanceof Float32Array || r instanceof Uint32Array) {
+      const buf = device.createBuffer({
+        label: `${label} binding ${binding}`,
+        size: Math.max(16, r.byteLength),
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+      });
+      device.queue.writeBuffer(buf, 0, r.slice());
+      if (kinds[binding] === "rw") rwBuffers.set(binding, buf);
+      return { binding, resource: { buffer: buf } };
+    }
+    // Variants that read no texture here still need one bound (any size).
+    const width = Math.max(1, Math.floor(r.width));
+    const height = Math.max(1, Math.floor(r.texture.length / 4 / width));
+    const tex = device.createTexture({
+      label: `${label} texture ${binding}`,
+      size: [width, height],
+      format: "rgba32float",
+      usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+    });
+    if (r.texture.length > 0 && r.texture.length === width * height * 4) {
+      device.queue.writeTexture({ texture: tex }, r.texture.slice(), { bytesPerRow: width * 16 }, [
+        width,
+        height,
+      ]);
+    }
+    return { binding, resource: tex.createView({ label: `${label} texture ${binding} view` }) };
+  });
+  const group = device.createBindGroup({ label: `${label} bind group`, layout: bgl, entries });
+  const enc = device.createCommandEncoder({ label: `${label} encoder` });
+  const pass = enc.beginComputePass({ label: `${label} pass` });
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, group, [256]);
+  pass.dispatchWorkgroups(...workgroups);
+  pass.end();
+  const stagings = new Map<number, GPUBuffer>();
+  for (const [binding, buf] of rwBuffers) {
+    const staging = device.createBuffer({
+      label: `${label} readback ${binding}`,
+      size: buf.size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    enc.copyBufferToBuffer(buf, 0, staging, 0, buf.size);
+    stagings.set(binding, staging);
+  }
+  device.queue.submit([enc.finish()]);
+  const out = new Map<number, ArrayBuffer>();
+  for (const [binding, staging] of stagings) {
+    await staging.mapAsync(GPUMapMode.READ);
+    out.set(binding, staging.getMappedRange().slice(0));
+    staging.unmap();
+  }
+  return out;
+}
+
+function randoms(n: number, seed: number, zeroShare = 0): Float32Array {
+  const rand = mulberry32(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = rand() < zeroShare ? 0 : rand() * 2 - 1;
+  return out;
+}
+
+function randomBytes(n: number, seed: number): Uint8Array {
+  const rand = mulberry32(seed);
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = rand() < 0.4 ? 0 : Math.floor(rand() * 256);
+  return out;
+}
+
+function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, what: string, tol = 1e-5) {
+  assert.ok(got.length >= want.length, `${what}: ${got.length} values, want ${want.length}`);
+  for (let i = 0; i < want.length; i++) {
+    const err = Math.abs(got[i] - want[i]);
+    assert.ok(
+      err <= tol * (1 + Math.abs(want[i])),
+      `${what}[${i}]: got ${got[i]}, want ${want[i]}`,
+    );
+  }
+}
+
+/** A case of a matmul kernel: shape, rows, and (for bytes) the first image. */
+interface Case {
+  shape: MatmulShape;
+  rows: number;
+  start: number;
+}
+
+function cases(op: MatmulShape["op"], bytesToo: boolean): Case[] {
+  // Texture variants need K, N multiples of 4; bytes need K a multiple of 4.
+  const out: Case[] = [];
+  for (const [k, n] of [[20, 36], [19, 23], [12, 10]]) {
+    for (const rows of [13, 1, 37]) {
+      out.push({ shape: { op, k, n, aBytes: false }, rows, start: 0 });
+      if (bytesToo && k % 4 === 0) out.push({ shape: { op, k, n, aBytes: true }, rows, start: 3 });
+    }
+  }
+  return out;
+}
+
+const fits = (v: MatmulVariant, c: Case) => variantFits(v, c.shape, c.rows, 16384);
+const label = (v: MatmulVariant, c: Case) =>
+  `${c.shape.op} ${v.name} K${c.shape.k} N${c.shape.n} rows${c.rows}${
+    c.shape.aBytes ? " bytes" : ""
+  }`;
+
+/** A operand: floats for the CPU, and what the kernel binds (words, texture). */
+function operandA(c: Case, seed: number) {
+  const { k } = c.shape;
+  if (c.shape.aBytes) {
+    const bytes = randomBytes((c.start + c.rows + 2) * k, seed);
+    const floats = new Float32Array(c.rows * k);
+    for (let i = 0; i < floats.length; i++) floats[i] = bytes[c.start * k + i] / 255;
+    return { floats, words: new Uint32Array(bytes.buffer), texture: new Float32Array(0) };
+  }
+  const floats = randoms(c.rows * k, seed, 0.3);
+  return { floats, words: new Uint32Array(floats.buffer.slice(0)), texture: floats };
+}
+
+for (const v of VARIANTS) {
+  Deno.test(`fast kernels: forward (matmul + bias + ReLU), ${v.name}`, async () => {
+    for (const c of cases("forward", true).filter((c) => fits(v, c))) {
+      const { k, n } = c.shape;
+      const a = operandA(c, 1);
+      const w = randoms(k * n, 2);
+      const b = randoms(n, 3);
+      const want = relu(addBias(matmul(a.floats, w, c.rows, k, n), b));
+      const out = await runKernel(
+        label(v, c),
+        variantSource(c.shape, v),
+        "product",
+        [
+          "step",
+          a.words,
+          { texture: a.texture, width: k / 4 },
+          w,
+          { texture: w, width: n / 4 },
+          b,
+          new Float32Array(c.rows * n).fill(NaN),
+        ],
+        { start: c.start, count: c.rows, lr: 0 },
+        dispatchSize(c.shape, v, c.rows),
+      );
+      assertClose(new Float32Array(out.get(6)!), want, label(v, c));
+    }
+  });
+
+  Deno.test(`fast kernels: input gradient with ReLU mask, ${v.name}`, async () => {
+    for (const c of cases("inputGrad", false).filter((c) => fits(v, c))) {
+      const { k, n } = c.shape;
+      const g = randoms(c.rows * k, 4);
+      const w = randoms(n * k, 5); // the next layer's W: [in = n, out = k]
+      const act = relu(randoms(c.rows * n, 6)); // half of it zero
+      const want = reluBackward(matmulTransB(g, w, c.rows, k, n), act);
+      const out = await runKernel(
+        label(v, c),
+        variantSource(c.shape, v),
+        "product",
+        [
+          "step",
+          g,
+          { texture: g, width: k / 4 },
+          w,
+          { texture: w, width: k / 4 },
+          new Float32Array(act),
+          new Float32Array(c.rows * n).fill(NaN),
+        ],
+        { start: 0, count: c.rows, lr: 0 },
+        dispatchSize(c.shape, v, c.rows),
+      );
+      assertClose(new Float32Array(out.get(6)!), want, label(v, c));
+    }
+  });
+
+  Deno.test(`fast kernels: weight gradient + SGD update, ${v.name}`, async () => {
+    for (const c of cases("weightGrad", true).filter((c) => fits(v, c))) {
+      const { k, n } = c.shape;
+      const lr = 0.5;
+      const a = operandA(c, 7);
+      const g = randoms(c.rows * n, 8);
+      const w = randoms(k * n, 9);
+      const b = randoms(n, 10);
+      const gw = matmulTransA(a.floats, g, c.rows, k, n);
+      const gb = columnSums(g, c.rows, n);
+      const wantW = w.map((x, i) => x - lr * gw[i]);
+      const wantB = b.map((x, i) => x - lr * gb[i]);
+      const out = await runKernel(
+        label(v, c),
+        variantSource(c.shape, v),
+        "weightGrad",
+        [
+          "step",
+          a.words,
+          { texture: a.texture, width: k / 4 },
+          g,
+          { texture: g, width: n / 4 },
+          w,
+          b,
+        ],
+        { start: c.start, count: c.rows, lr },
+        dispatchSize(c.shape, v, c.rows),
+      );
+      assertClose(new Float32Array(out.get(5)!), wantW, `${label(v, c)} W`);
+      assertClose(new Float32Array(out.get(6)!), wantB, `${label(v, c)} b`);
+    }
+  });
+}
+
+Deno.test("fast kernels: softmax + cross-entropy + gradient, fused with the output layer", async () => {
+  for (const [k, rows, start] of [[12, 13, 5], [128, 1, 0], [7, 70, 2]]) {
+    const c = 10;
+    const act = new Float32Array(relu(randoms(rows * k, 11)));
+    const w = randoms(k * c, 12);
+    const b = randoms(c, 13);
+    const labels = new Uint32Array(start + rows + 3).map((_, i) => (i * 7) % 10);
+    const ys = labels.subarray(start, start + rows);
+    const logits = addBias(matmul(act, w, rows, k, c), b);
+    const p = softmax(logits, rows, c);
+    const wantLoss = crossEntropy(p, ys, c);
+    const wantDz = softmaxCrossEntropyBackward(p, ys, c);
+    const losses = new Float32Array(start + rows + 3).fill(-1);
+    const out = await runKernel(
+      `head K${k} rows${rows}`,
+      specialize(kernelSource("softmaxCrossEntropyGrad"), { K: k, C: c }),
+      "head",
+      ["step", act, w, b, labels, losses, new Float32Array(rows * c).fill(NaN)],
+      { start, count: rows, lr: 0 },
+      [Math.ceil(rows / 64), 1],
+    );
+    const gotLoss = new Float32Array(out.get(5)!);
+    assertClose(gotLoss.subarray(start, start + rows), wantLoss, "loss");
+    assert.equal(gotLoss[start - 1] ?? -1, -1, "loss slots before the batch untouched");
+    assert.equal(gotLoss[start + rows], -1, "loss slots after the batch untouched");
+    assertClose(new Float32Array(out.get(6)!), wantDz, "dz");
+  }
+});
+
+Deno.test("fast kernels: countCorrect counts argmax == label like the CPU", async () => {
+  const k = 16, c = 10, rows = 150, start = 4;
+  const act = new Float32Array(relu(randoms((start + rows) * k, 14)));
+  const w = randoms(k * c, 15);
+  const b = randoms(c, 16);
+  const labels = new Uint32Array(start + rows).map((_, i) => (i * 3) % 10);
+  const actRows = act.subarray(0, rows * k); // the kernel reads rows 0.. of act
+  const logits = addBias(matmul(actRows, w, rows, k, c), b);
+  // Make some predictions right: set the label to the argmax for every third row.
+  let want = 0;
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    for (let j = 1; j < c; j++) if (logits[r * c + j] > logits[r * c + best]) best = j;
+    if (r % 3 === 0) labels[start + r] = best;
+    if (labels[start + r] === best) want++;
+  }
+  const out = await runKernel(
+    "countCorrect",
+    specialize(kernelSource("countCorrect"), { K: k, C: c }),
+    "count",
+    ["step", act, w, b, labels, new Uint32Array(4)],
+    { start, count: rows, lr: 0 },
+    [Math.ceil(rows / 64), 1],
+  );
+  assert.equal(new Uint32Array(out.get(5)!)[0], want);
+});
+
+Deno.test("fast kernels: sumLosses sums the first n losses", async () => {
+  for (const n of [1, 255, 1000, 60000]) {
+    const losses = randoms(n + 5, 17).map((x) => Math.abs(x) * 3);
+    let want = 0;
+    for (let i = 0; i < n; i++) want += losses[i];
+    const out = await runKernel(
+      `sumLosses n${n}`,
+      kernelSource("sumLosses"),
+      "sum",
+      ["step", losses, new Float32Array(4).fill(NaN)],
+      { start: 0, count: n, lr: 0 },
+      [1, 1],
+    );
+    const got = new Float32Array(out.get(2)!)[0];
+    assert.ok(Math.abs(got - want) <= 1e-5 * want, `n=${n}: ${got} vs ${want}`);
+  }
+});
