@@ -1,0 +1,42 @@
+// im2col: cols[(b, oy, ox), (ky, kx, c)] = x[b, oy + ky, ox + kx, c]
+//   x: [count, H, W, C] (NHWC), cols: [count·HO·WO, K·K·C], HO = H − K + 1, WO = W − K + 1
+// A valid K×K convolution then is one matmul: z = cols · w, w: [K·K·C, Cout] (cnnMatmul).
+// One thread per element of cols (consecutive threads write consecutive floats).
+
+override H: u32;
+override W: u32;
+override C: u32;
+override K: u32;
+
+struct Batch {
+  start: u32,
+  count: u32,
+}
+
+@group(0) @binding(0) var<uniform> batch: Batch;
+@group(0) @binding(1) var<storage, read> x: array<f32>; // [count, H, W, C]
+@group(0) @binding(2) var<storage, read_write> cols: array<f32>; // [count·HO·WO, K·K·C]
+
+@compute @workgroup_size(64)
+fn main(
+  @builtin(workgroup_id) wg: vec3u,
+  @builtin(num_workgroups) groups: vec3u,
+  @builtin(local_invocation_index) local: u32,
+) {
+  let HO = H - K + 1u;
+  let WO = W - K + 1u;
+  let KKC = K * K * C;
+  let i = (wg.y * groups.x + wg.x) * 64u + local;
+  if (i >= batch.count * HO * WO * KKC) {
+    return;
+  }
+  let col = i % KKC;
+  let row = i / KKC;
+  let ox = row % WO;
+  let oy = (row / WO) % HO;
+  let b = row / (WO * HO);
+  let c = col % C;
+  let kx = (col / C) % K;
+  let ky = col / (C * K);
+  cols[i] = x[((b * H + oy + ky) * W + ox + kx) * C + c];
+}

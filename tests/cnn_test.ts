@@ -1,0 +1,504 @@
+/**
+ * The CNN: its CPU reference (`shared/cnn.ts`) checked with finite
+ * differences, each CNN kernel against that reference on awkward shapes, and
+ * the GPU engine (`fast/cnn.ts`) against whole CPU training steps — on the
+ * real adapter (llvmpipe here), with small shapes.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { CnnEngine, kernelPipeline, type Slot, trainCnn, workgroupsFor } from "../fast/cnn.ts";
+import {
+  cloneCnnParams,
+  cnnDims,
+  cnnLossAndGradients,
+  type CnnParams,
+  cnnPredict,
+  type CnnShape,
+  cnnTrainStep,
+  col2im,
+  im2col,
+  initCnnParams,
+  maxPool,
+  maxPoolBackward,
+  MNIST_CNN,
+  newCnnOptimizerState,
+} from "../shared/cnn.ts";
+import { type Gpu, openGpu, readBuffer } from "../shared/gpu.ts";
+import { matmul, matmulTransA, matmulTransB, reluBackward } from "../shared/model.ts";
+import { type MnistData } from "../shared/mnist.ts";
+import {
+  CNN_OPTION_DEFAULTS,
+  OPTIMIZER_DEFAULTS,
+  type OptimizerName,
+  type OptimizerOptions,
+} from "../shared/optim.ts";
+import { mulberry32, shuffledIndices } from "../shared/rng.ts";
+
+/** A 13×13 input with 3×3 kernels: both pools drop an odd last row and column. */
+const TINY: CnnShape = { height: 13, width: 13, kernel: 3, c1: 3, c2: 5, classes: 4 };
+
+function randoms(n: number, seed: number, lo = -1, hi = 1): Float32Array<ArrayBuffer> {
+  const rand = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => lo + (hi - lo) * rand());
+}
+
+function randomBytes(n: number, seed: number): Uint8Array<ArrayBuffer> {
+  const rand = mulberry32(seed);
+  return Uint8Array.from({ length: n }, () => Math.floor(rand() * 256));
+}
+
+function randomLabels(n: number, classes: number, seed: number): Uint8Array<ArrayBuffer> {
+  const rand = mulberry32(seed);
+  return Uint8Array.from({ length: n }, () => Math.floor(rand() * classes));
+}
+
+/** Pixels of images `ids` (bytes, `pixels` each) as floats byte/255. */
+function pixels(images: Uint8Array, ids: ArrayLike<number>, perImage: number): Float64Array {
+  const x = new Float64Array(ids.length * perImage);
+  for (let i = 0; i < ids.length; i++) {
+    for (let p = 0; p < perImage; p++) x[i * perImage + p] = images[ids[i] * perImage + p] / 255;
+  }
+  return x;
+}
+
+function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: number,
+  what: string,
+) {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
+  assert.ok(scale > 0, `${what}: the expected values are not all zero`);
+  for (let i = 0; i < expected.length; i++) {
+    const err = Math.abs(actual[i] - expected[i]);
+    assert.ok(
+      err <= tol * scale,
+      `${what}[${i}]: got ${actual[i]}, expected ${expected[i]} (|err| ${err} > ${tol} × ${scale})`,
+    );
+  }
+}
+
+async function openTestGpu(): Promise<{ gpu: Gpu; errors: string[] }> {
+  const errors: string[] = [];
+  const gpu = await openGpu({ onError: (m) => errors.push(m) });
+  return { gpu, errors };
+}
+
+// ---------------------------------------------------------------------------
+// CPU reference
+
+Deno.test("cnnDims: the MNIST CNN's feature maps", () => {
+  const d = cnnDims(MNIST_CNN);
+  assert.deepEqual([d.h1, d.p1h, d.h2, d.p2h, d.k1, d.k2, d.features], [
+    24,
+    12,
+    8,
+    4,
+    25,
+    400,
+    512,
+  ]);
+  assert.throws(() => cnnDims({ ...TINY, height: 6 }), RangeError);
+});
+
+Deno.test("initCnnParams: He-uniform bounds, zero biases, same numbers for the same seed", () => {
+  const p = initCnnParams(7, TINY);
+  const d = cnnDims(TINY);
+  const fanIns = [d.k1, d.k2, d.features];
+  p.weights.forEach((w, l) => {
+    const limit = Math.sqrt(6 / fanIns[l]);
+    assert.ok(w.every((v) => Math.abs(v) <= limit), `layer ${l} within ±${limit}`);
+    assert.ok(w.some((v) => Math.abs(v) > limit / 2), `layer ${l} spreads`);
+  });
+  assert.ok(p.biases.every((b) => b.every((v) => v === 0)));
+  assert.deepEqual(initCnnParams(7, TINY), p);
+  assert.notDeepEqual(initCnnParams(8, TINY).weights[0], p.weights[0]);
+});
+
+Deno.test("im2col and col2im are adjoint: <im2col(x), c> = <x, col2im(c)>", () => {
+  const [b, h, w, c, k] = [2, 6, 5, 3, 3];
+  const x = randoms(b * h * w * c, 1);
+  const cols = im2col(x, b, h, w, c, k);
+  const g = randoms(cols.length, 2);
+  const gx = col2im(g, b, h, w, c, k);
+  let lhs = 0, rhs = 0;
+  for (let i = 0; i < cols.length; i++) lhs += cols[i] * g[i];
+  for (let i = 0; i < x.length; i++) rhs += x[i] * gx[i];
+  assert.ok(Math.abs(lhs - rhs) < 1e-9, `${lhs} vs ${rhs}`);
+  // And one entry by hand: cols[(b=1, oy=2, ox=1), (ky=1, kx=2, c=0)] = x[1, 3, 3, 0].
+  const ho = h - k + 1, wo = w - k + 1;
+  assert.equal(
+    cols[((1 * ho + 2) * wo + 1) * k * k * c + (1 * k + 2) * c],
+    x[((1 * h + 3) * w + 3) * c],
+  );
+});
+
+Deno.test("finite differences agree with cnnLossAndGradients on a tiny CNN", () => {
+  const batch = 3;
+  const p32 = initCnnParams(11, TINY);
+  // Float64 parameters, so that a perturbation of 1e-6 is not rounded away;
+  // small random biases, so that no ReLU input sits exactly at zero.
+  const params: CnnParams = {
+    shape: TINY,
+    weights: p32.weights.map((w) => Float64Array.from(w)),
+    biases: p32.biases.map((b, l) => Float64Array.from(randoms(b.length, 20 + l, -0.1, 0.1))),
+  };
+  const x = randoms(batch * TINY.height * TINY.width, 3, 0, 1);
+  const labels = [0, 3, 1];
+  const loss = () => cnnLossAndGradients(params, x, labels).loss;
+  const grads = cnnLossAndGradients(params, x, labels);
+  const h = 1e-6;
+  let checked = 0;
+  const tensors: [string, Float32Array | Float64Array, Float64Array][] = [];
+  for (let l = 0; l < 3; l++) {
+    tensors.push([`W${l + 1}`, params.weights[l], grads.weights[l]]);
+    tensors.push([`b${l + 1}`, params.biases[l], grads.biases[l]]);
+  }
+  for (const [name, t, g] of tensors) {
+    let nonzero = 0;
+    for (let i = 0; i < t.length; i++) {
+      const keep = t[i];
+      t[i] = keep + h;
+      const up = loss();
+      t[i] = keep - h;
+      const down = loss();
+      t[i] = keep;
+      const fd = (up - down) / (2 * h);
+      assert.ok(
+        Math.abs(fd - g[i]) <= 1e-6 + 1e-4 * Math.abs(g[i]),
+        `${name}[${i}]: finite difference ${fd}, backward ${g[i]}`,
+      );
+      if (g[i] !== 0) nonzero++;
+      checked++;
+    }
+    assert.ok(nonzero > 0, `${name} has a non-zero gradient`);
+  }
+  assert.equal(checked, 9 * 3 + 3 + 27 * 5 + 5 + 5 * 4 + 4);
+});
+
+// ---------------------------------------------------------------------------
+// Kernels, one at a time
+
+interface Binding {
+  data: Float32Array<ArrayBuffer> | Uint32Array<ArrayBuffer>;
+  write?: boolean;
+}
+
+/**
+ * Runs `kernel` once on one batch `{start: 0, count}` (binding 0, dynamic
+ * offset), `bindings` at 1, 2, … in order; returns every binding read back.
+ */
+async function runKernel(
+  gpu: Gpu,
+  kernel: string,
+  constants: Record<string, number>,
+  count: number,
+  threads: number,
+  bindings: Binding[],
+): Promise<ArrayBuffer[]> {
+  const { device } = gpu;
+  const uniform = device.createBuffer({
+    label: `test ${kernel} batch uniform`,
+    size: 256,
+    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+  });
+  device.queue.writeBuffer(uniform, 0, new Uint32Array([0, count]));
+  const buffers = bindings.map(({ data }, i) => {
+    const buf = device.createBuffer({
+      label: `test ${kernel} binding ${i + 1}`,
+      size: Math.max(4, data.byteLength),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    device.queue.writeBuffer(buf, 0, data);
+    return buf;
+  });
+  const slots: Slot[] = ["dynamic", ...bindings.map((b): Slot => b.write ? "write" : "read")];
+  const pipeline = kernelPipeline(device, kernel, slots, constants);
+  const bindGroup = device.createBindGroup({
+    label: `test ${kernel} bind group`,
+    layout: pipeline.getBindGroupLayout(0),
+    entries: [
+      { binding: 0, resource: { buffer: uniform, size: 8 } },
+      ...buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } })),
+    ],
+  });
+  const enc = device.createCommandEncoder({ label: `test ${kernel} encoder` });
+  const pass = enc.beginComputePass({ label: `test ${kernel} pass` });
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, bindGroup, [0]);
+  pass.dispatchWorkgroups(...workgroupsFor(threads));
+  pass.end();
+  device.queue.submit([enc.finish()]);
+  const out = [];
+  for (const b of buffers) out.push(await readBuffer(device, b));
+  for (const b of [uniform, ...buffers]) b.destroy();
+  return out;
+}
+
+Deno.test("im2col and col2im kernels equal the CPU reference (B 3, 7×6, C 3, k 3)", async () => {
+  const { gpu, errors } = await openTestGpu();
+  const [b, h, w, c, k] = [3, 7, 6, 3, 3];
+  const constants = { H: h, W: w, C: c, K: k };
+  const x = randoms(b * h * w * c, 5);
+  const cols = im2col(x, b, h, w, c, k);
+  const [, gotCols] = await runKernel(gpu, "im2col", constants, b, cols.length, [
+    { data: x },
+    { data: new Float32Array(cols.length), write: true },
+  ]);
+  assertClose(new Float32Array(gotCols), cols, 0, "im2col");
+
+  const g = randoms(cols.length, 6);
+  const gx = col2im(g, b, h, w, c, k);
+  const [, gotGx] = await runKernel(gpu, "col2im", constants, b, gx.length, [
+    { data: g },
+    { data: new Float32Array(gx.length), write: true },
+  ]);
+  assertClose(new Float32Array(gotGx), gx, 1e-6, "col2im");
+  gpu.device.destroy();
+  assert.deepEqual(errors, []);
+});
+
+Deno.test("maxPool and maxPoolBackward kernels equal relu → maxPool and its backward (7×5, C 3)", async () => {
+  const { gpu, errors } = await openTestGpu();
+  const [b, h, w, c] = [2, 7, 5, 3];
+  const constants = { H: h, W: w, C: c };
+  // Mostly negative values so that some windows are all ≤ 0 (ReLU output 0, ties).
+  const z = randoms(b * h * w * c, 8, -1, 0.6);
+  z[0] = z[c] = 0.25; // a tie between two positive values in the first window
+  const relu = z.map((v) => Math.max(v, 0));
+  const ref = maxPool(relu, b, h, w, c);
+  const n = ref.out.length;
+  const [, pooled, argmax] = await runKernel(gpu, "maxPool", constants, b, n, [
+    { data: z },
+    { data: new Float32Array(n), write: true },
+    { data: new Uint32Array(n), write: true },
+  ]);
+  assertClose(new Float32Array(pooled), ref.out, 0, "pooled");
+  assert.deepEqual([...new Uint32Array(argmax)], [...ref.argmax], "argmax");
+  assert.ok(ref.out.some((v) => v === 0) && ref.out.some((v) => v > 0));
+
+  const gOut = randoms(n, 9);
+  const gz = reluBackward(maxPoolBackward(gOut, ref.argmax, z.length), z);
+  const [, , , gotGz] = await runKernel(gpu, "maxPoolBackward", constants, b, z.length, [
+    { data: gOut },
+    { data: Uint32Array.from(ref.argmax) },
+    { data: z },
+    { data: randoms(z.length, 10), write: true }, // garbage: every element must be written
+  ]);
+  assertClose(new Float32Array(gotGz), gz, 0, "∂z");
+  gpu.device.destroy();
+  assert.deepEqual(errors, []);
+});
+
+Deno.test("cnnMatmul, cnnMatmulTransA + cnnSumSlices, cnnMatmulTransB equal the CPU reference", async () => {
+  const { gpu, errors } = await openTestGpu();
+  // M = count · rows = 3 · 13 = 39 rows, K = 7, N = 6: no dimension a multiple of 4.
+  const [count, rows, K, N] = [3, 13, 7, 6];
+  const M = count * rows;
+  const a = randoms(M * K, 11);
+  const w = randoms((K + 1) * N, 12); // weights, then the bias row
+  const constants = { K, N, ROWS_PER_IMAGE: rows };
+  const z = matmul(a, w.subarray(0, K * N), M, K, N);
+  for (let i = 0; i < z.length; i++) z[i] += w[K * N + (i % N)];
+  const [, , gotZ] = await runKernel(gpu, "cnnMatmul", constants, count, 10 * 2, [
+    { data: a },
+    { data: w },
+    { data: new Float32Array(M * N), write: true },
+  ]);
+  assertClose(new Float32Array(gotZ), z, 1e-6, "z = a·W + b");
+
+  const g = randoms(M * N, 13);
+  const aOnes = new Float64Array(M * (K + 1));
+  for (let m = 0; m < M; m++) {
+    for (let k = 0; k < K; k++) aOnes[m * (K + 1) + k] = a[m * K + k];
+    aOnes[m * (K + 1) + K] = 1;
+  }
+  const dW = matmulTransA(aOnes, g, M, K + 1, N);
+  const sliceRows = 8; // 5 slices, the last one partial
+  const slices = Math.ceil(M / sliceRows);
+  const [, , part] = await runKernel(
+    gpu,
+    "cnnMatmulTransA",
+    { ...constants, SLICE_ROWS: sliceRows },
+    count,
+    slices * 2 * 2,
+    [{ data: a }, { data: g }, { data: new Float32Array(slices * (K + 1) * N), write: true }],
+  );
+  const [, gotDw] = await runKernel(
+    gpu,
+    "cnnSumSlices",
+    { LEN: (K + 1) * N, ROWS_PER_IMAGE: rows, SLICE_ROWS: sliceRows },
+    count,
+    (K + 1) * N,
+    [{ data: new Float32Array(part) }, { data: new Float32Array((K + 1) * N), write: true }],
+  );
+  assertClose(new Float32Array(gotDw), dW, 1e-6, "∂W (last row ∂b)");
+
+  const ga = matmulTransB(g, w.subarray(0, K * N), M, N, K);
+  const [, , gotGa] = await runKernel(gpu, "cnnMatmulTransB", constants, count, 10 * 2, [
+    { data: g },
+    { data: w },
+    { data: new Float32Array(M * K), write: true },
+  ]);
+  assertClose(new Float32Array(gotGa), ga, 1e-6, "∂a = g·Wᵀ");
+  gpu.device.destroy();
+  assert.deepEqual(errors, []);
+});
+
+// ---------------------------------------------------------------------------
+// The engine against whole CPU training steps
+
+/**
+ * Trains `steps` batches on the GPU engine and with the CPU reference from
+ * the same parameters and order; compares losses, parameters and test count.
+ */
+async function compareWithReference(
+  shape: CnnShape,
+  optimizer: OptimizerName,
+  nTrain: number,
+  batchSize: number,
+  lr: number,
+  order: Uint32Array,
+) {
+  const { gpu, errors } = await openTestGpu();
+  const perImage = shape.height * shape.width;
+  const images = randomBytes(nTrain * perImage, 31);
+  const labels = randomLabels(nTrain, shape.classes, 32);
+  const testImages = randomBytes(9 * perImage, 33);
+  const testLabels = randomLabels(9, shape.classes, 34);
+  const opts: OptimizerOptions = { ...OPTIMIZER_DEFAULTS, optimizer };
+  const params = initCnnParams(5, shape);
+  const engine = new CnnEngine(gpu.device, {
+    params,
+    batchSize,
+    optimizer: opts,
+    train: { images, labels, n: nTrain },
+    test: { images: testImages, labels: testLabels, n: 9 },
+  });
+  const loss = await engine.trainEpoch(order, lr);
+  const got = await engine.readParams();
+  const correct = await engine.evaluate();
+  engine.destroy();
+
+  const cpu = cloneCnnParams(params);
+  const state = newCnnOptimizerState(opts, cpu);
+  let lossSum = 0;
+  for (let start = 0; start < nTrain; start += batchSize) {
+    const ids = order.subarray(start, Math.min(nTrain, start + batchSize));
+    const g = cnnTrainStep(
+      cpu,
+      pixels(images, ids, perImage),
+      [...ids].map((i) => labels[i]),
+      lr,
+      opts,
+      state,
+    );
+    for (const v of g.losses) lossSum += v;
+  }
+  assert.ok(
+    Math.abs(loss - lossSum / nTrain) <= 1e-5 * lossSum / nTrain,
+    `loss ${loss} vs ${lossSum / nTrain}`,
+  );
+  for (let l = 0; l < 3; l++) {
+    // Compare what the steps changed, relative to the largest change.
+    const delta = (p: CnnParams, which: "weights" | "biases") =>
+      Array.from(p[which][l], (v, i) => v - params[which][l][i]);
+    assertClose(delta(got, "weights"), delta(cpu, "weights"), 1e-4, `ΔW${l + 1}`);
+    assertClose(delta(got, "biases"), delta(cpu, "biases"), 1e-4, `Δb${l + 1}`);
+  }
+  const predicted = cnnPredict(got, pixels(testImages, [...Array(9).keys()], perImage), 9);
+  // The CPU's own prediction from the GPU's parameters (ties aside, the same count).
+  assert.equal(
+    correct,
+    predicted.filter((p, i) => p === testLabels[i]).length,
+    "correct test images",
+  );
+  gpu.device.destroy();
+  assert.deepEqual(errors, []);
+}
+
+for (const optimizer of ["sgd", "momentum", "adam"] as const) {
+  Deno.test(`engine, tiny CNN, ${optimizer}: 3 steps (shuffled, last batch partial) equal the CPU reference`, async () => {
+    await compareWithReference(
+      TINY,
+      optimizer,
+      10,
+      4,
+      optimizer === "adam" ? 0.01 : 0.1,
+      shuffledIndices(10, 4),
+    );
+  });
+}
+
+Deno.test("engine, MNIST-sized CNN (16 and 32 channels), sgd: one step of 3 images equals the CPU reference", async () => {
+  const identity = Uint32Array.from([0, 1, 2]);
+  await compareWithReference(MNIST_CNN, "sgd", 3, 3, 0.05, identity);
+});
+
+Deno.test("trainCnn: epochs, loss and accuracy as the CPU reference computes them", async () => {
+  const { gpu, errors } = await openTestGpu();
+  const shape = TINY;
+  const perImage = shape.height * shape.width;
+  const data: MnistData = {
+    source: "sample",
+    origin: "test",
+    trainImages: randomBytes(23 * perImage, 41),
+    trainLabels: randomLabels(23, shape.classes, 42),
+    testImages: randomBytes(11 * perImage, 43),
+    testLabels: randomLabels(11, shape.classes, 44),
+  };
+  const lines: string[] = [];
+  const config = {
+    ...CNN_OPTION_DEFAULTS,
+    optimizer: "momentum" as const,
+    shuffle: true,
+    epochs: 2,
+    batchSize: 8,
+    lr: 0.05,
+    seed: 3,
+    trainLimit: 20,
+    json: false,
+    profile: false,
+    noTune: false,
+  };
+  const summary = await trainCnn(config, { gpu, data, shape, log: (l) => lines.push(l) });
+  assert.equal(summary.trainer, "fast");
+  assert.deepEqual(summary.data, { source: "sample", train: 20, test: 11 });
+  assert.equal(summary.epochs.length, 2);
+  assert.equal(lines.length, 3);
+  assert.match(lines[2], /^validation: accuracy = /);
+
+  const params = initCnnParams(3, shape);
+  const state = newCnnOptimizerState(config, params);
+  for (let epoch = 1; epoch <= 2; epoch++) {
+    const order = shuffledIndices(20, 3 + epoch);
+    let sum = 0;
+    for (let start = 0; start < 20; start += 8) {
+      const ids = order.subarray(start, Math.min(20, start + 8));
+      const g = cnnTrainStep(
+        params,
+        pixels(data.trainImages, ids, perImage),
+        [...ids].map((i) => data.trainLabels[i]),
+        config.lr,
+        config,
+        state,
+      );
+      for (const v of g.losses) sum += v;
+    }
+    const gpuLoss = summary.epochs[epoch - 1].loss;
+    assert.ok(
+      Math.abs(gpuLoss - sum / 20) <= 1e-4 * sum / 20,
+      `epoch ${epoch}: ${gpuLoss} vs ${sum / 20}`,
+    );
+  }
+  const x = pixels(data.testImages, [...Array(11).keys()], perImage);
+  const correct = cnnPredict(params, x, 11).filter((p, i) => p === data.testLabels[i]).length;
+  assert.equal(summary.test.correct, correct);
+  assert.equal(summary.test.total, 11);
+  gpu.device.destroy();
+  assert.deepEqual(errors, []);
+});
