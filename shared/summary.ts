@@ -7,6 +7,8 @@
  * @module
  */
 
+import type { ProfileReport } from "./profiler.ts";
+
 /** One finished epoch. */
 export interface EpochResult {
   epoch: number;
@@ -24,8 +26,8 @@ export interface TrainSummary {
   config: { epochs: number; batchSize: number; lr: number; seed: number };
   epochs: EpochResult[];
   test: { accuracy: number; correct: number; total: number; ms: number };
-  /** Per-kernel GPU time, present when `--profile` was given. */
-  profile?: unknown;
+  /** Per-kernel GPU time of the training epochs, present when `--profile` was given. */
+  profile?: ProfileReport;
 }
 
 /** `[epoch 1 done] avg loss = 2.0363 (979.03 ms)`, as the original prints. */

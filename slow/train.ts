@@ -16,6 +16,7 @@
 
 import type { TrainConfig } from "../shared/cli.ts";
 import { bufferFrom, type Gpu, kernelSource, readBuffer } from "../shared/gpu.ts";
+import { formatProfile, GpuProfiler } from "../shared/profiler.ts";
 import { batchRanges, type MlpParams, PIXELS } from "../shared/model.ts";
 import { epochProgress, type EpochResult, type TrainSummary } from "../shared/summary.ts";
 import { formatEpoch, formatTest, prepareRun, type TrainOptions } from "../shared/train.ts";
@@ -86,6 +87,7 @@ export async function dispatch(
   uniform: ArrayBuffer,
   buffers: readonly GPUBuffer[],
   workgroups: readonly [number, number?, number?],
+  profiler?: GpuProfiler,
 ): Promise<void> {
   // SLOW: the shader module is compiled anew for every dispatch, although the
   // WGSL never changes.
@@ -118,7 +120,11 @@ export async function dispatch(
   // SLOW: one command encoder, one compute pass and one submit per kernel,
   // instead of recording a whole training step into one command buffer.
   const encoder = device.createCommandEncoder({ label: `${kernel} encoder` });
-  const pass = encoder.beginComputePass({ label: `${kernel} pass` });
+  const pass = encoder.beginComputePass({
+    label: `${kernel} pass`,
+    // With --profile: GPU timestamps at the pass's start and end.
+    timestampWrites: profiler?.passTimestamps(kernel, matmulFlops(kernel, uniform)),
+  });
   pass.setPipeline(pipeline);
   pass.setBindGroup(0, bindGroup);
   pass.dispatchWorkgroups(workgroups[0], workgroups[1] ?? 1, workgroups[2] ?? 1);
@@ -130,7 +136,15 @@ export async function dispatch(
   // submissions in order anyway, and in wgpu onSubmittedWorkDone is not a
   // dependable fence; the per-step loss readback is the real sync point.
   await device.queue.onSubmittedWorkDone();
+  profiler?.markDone();
   shape.destroy();
+}
+
+/** 2·M·K·N for the matmul kernels, whose uniforms start with their three sizes. */
+function matmulFlops(kernel: SlowKernel, uniform: ArrayBuffer): number | undefined {
+  if (!kernel.startsWith("matmul")) return undefined;
+  const [a, b, c] = new Uint32Array(uniform, 0, 3);
+  return 2 * a * b * c;
 }
 
 /**
@@ -144,10 +158,15 @@ export class SlowTrainer {
   readonly sizes: readonly number[];
   readonly #weights: GPUBuffer[];
   readonly #biases: GPUBuffer[];
+  readonly #profiler?: GpuProfiler;
 
-  /** Uploads `params` into GPU buffers that live until {@linkcode destroy}. */
-  constructor(gpu: Gpu, params: MlpParams) {
+  /**
+   * Uploads `params` into GPU buffers that live until {@linkcode destroy}.
+   * With a `profiler`, every dispatch is timed (`--profile`).
+   */
+  constructor(gpu: Gpu, params: MlpParams, profiler?: GpuProfiler) {
     this.device = gpu.device;
+    this.#profiler = profiler;
     this.sizes = [...params.sizes];
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC;
     this.#weights = params.weights.map((w, l) =>
@@ -161,6 +180,15 @@ export class SlowTrainer {
     this.#biases = params.biases.map((b, l) =>
       bufferFrom(this.device, `layer ${l} biases b[${this.sizes[l + 1]}]`, b.slice(), usage)
     );
+  }
+
+  #dispatch(
+    kernel: SlowKernel,
+    uniform: ArrayBuffer,
+    buffers: readonly GPUBuffer[],
+    workgroups: readonly [number, number?, number?],
+  ): Promise<void> {
+    return dispatch(this.device, kernel, uniform, buffers, workgroups, this.#profiler);
   }
 
   /**
@@ -187,16 +215,14 @@ export class SlowTrainer {
       const classes = this.sizes[L];
 
       const probs = scratch.floats("probabilities p", count * classes);
-      await dispatch(
-        this.device,
+      await this.#dispatch(
         "softmax",
         shapeUniform([count, classes]),
         [zs[L - 1], probs],
         linearGroups(count),
       );
       const losses = scratch.floats("per-image losses", count, GPUBufferUsage.COPY_SRC);
-      await dispatch(
-        this.device,
+      await this.#dispatch(
         "crossEntropy",
         shapeUniform([count, classes]),
         [probs, labelBuf, losses],
@@ -207,8 +233,7 @@ export class SlowTrainer {
       const gradW: GPUBuffer[] = new Array(L);
       const gradB: GPUBuffer[] = new Array(L);
       let gradZ = scratch.floats(`layer ${L - 1} ∂z`, count * classes);
-      await dispatch(
-        this.device,
+      await this.#dispatch(
         "softmaxCrossEntropyBackward",
         shapeUniform([count, classes]),
         [probs, labelBuf, gradZ],
@@ -217,16 +242,14 @@ export class SlowTrainer {
       for (let l = L - 1; l >= 0; l--) {
         const fanIn = this.sizes[l], fanOut = this.sizes[l + 1];
         gradW[l] = scratch.floats(`layer ${l} ∂W`, fanIn * fanOut);
-        await dispatch(
-          this.device,
+        await this.#dispatch(
           "matmulTransA",
           shapeUniform([count, fanIn, fanOut]),
           [acts[l], gradZ, gradW[l]],
           matmulGroups(fanIn, fanOut),
         );
         gradB[l] = scratch.floats(`layer ${l} ∂b`, fanOut);
-        await dispatch(
-          this.device,
+        await this.#dispatch(
           "columnSums",
           shapeUniform([count, fanOut]),
           [gradZ, gradB[l]],
@@ -234,16 +257,14 @@ export class SlowTrainer {
         );
         if (l > 0) {
           const gradA = scratch.floats(`layer ${l} ∂a (input gradient)`, count * fanIn);
-          await dispatch(
-            this.device,
+          await this.#dispatch(
             "matmulTransB",
             shapeUniform([count, fanOut, fanIn]),
             [gradZ, this.#weights[l], gradA],
             matmulGroups(count, fanIn),
           );
           const below = scratch.floats(`layer ${l - 1} ∂z`, count * fanIn);
-          await dispatch(
-            this.device,
+          await this.#dispatch(
             "reluBackward",
             shapeUniform([count * fanIn]),
             [gradA, zs[l - 1], below],
@@ -257,15 +278,13 @@ export class SlowTrainer {
       // SLOW: six separate SGD dispatches (one per tensor), each awaited.
       for (let l = 0; l < L; l++) {
         const nW = this.sizes[l] * this.sizes[l + 1], nB = this.sizes[l + 1];
-        await dispatch(
-          this.device,
+        await this.#dispatch(
           "sgdUpdate",
           shapeUniform([nW], [lr]),
           [this.#weights[l], gradW[l]],
           linearGroups(nW),
         );
-        await dispatch(
-          this.device,
+        await this.#dispatch(
           "sgdUpdate",
           shapeUniform([nB], [lr]),
           [this.#biases[l], gradB[l]],
@@ -290,8 +309,7 @@ export class SlowTrainer {
       const { zs } = await this.#forward(scratch, x, count);
       const classes = this.sizes[this.sizes.length - 1];
       const pred = scratch.create("predicted digits", count * 4, GPUBufferUsage.COPY_SRC);
-      await dispatch(
-        this.device,
+      await this.#dispatch(
         "argmax",
         shapeUniform([count, classes]),
         [zs[zs.length - 1], pred],
@@ -335,8 +353,7 @@ export class SlowTrainer {
       images.slice(start * PIXELS, (start + count) * PIXELS),
     );
     const x = scratch.floats("batch pixels x", count * PIXELS);
-    await dispatch(
-      this.device,
+    await this.#dispatch(
       "bytesToFloats",
       shapeUniform([count * PIXELS]),
       [bytes, x],
@@ -360,8 +377,7 @@ export class SlowTrainer {
     for (let l = 0; l < L; l++) {
       const fanIn = this.sizes[l], fanOut = this.sizes[l + 1];
       const z = scratch.floats(`layer ${l} z`, count * fanOut);
-      await dispatch(
-        this.device,
+      await this.#dispatch(
         "matmul",
         shapeUniform([count, fanIn, fanOut]),
         [acts[l], this.#weights[l], z],
@@ -369,8 +385,7 @@ export class SlowTrainer {
       );
       // SLOW: the bias is added by its own kernel, re-reading z from memory,
       // instead of in the matmul's epilogue.
-      await dispatch(
-        this.device,
+      await this.#dispatch(
         "addBias",
         shapeUniform([count, fanOut]),
         [z, this.#biases[l]],
@@ -379,8 +394,7 @@ export class SlowTrainer {
       zs.push(z);
       if (l < L - 1) {
         const a = scratch.floats(`layer ${l} a = relu(z)`, count * fanOut);
-        await dispatch(
-          this.device,
+        await this.#dispatch(
           "relu",
           shapeUniform([count * fanOut]),
           [z, a],
@@ -445,10 +459,9 @@ export async function trainSlow(
 ): Promise<TrainSummary> {
   const run = await prepareRun(config, opts);
   const { gpu, data, nTrain, nTest, log } = run;
-  if (config.profile) {
-    log("note: --profile is not wired into the slow trainer yet; no kernel times");
-  }
-  const trainer = new SlowTrainer(gpu, run.params);
+  const profiler = new GpuProfiler(gpu, { enabled: config.profile });
+  const trainer = new SlowTrainer(gpu, run.params, profiler);
+  let trainMs = 0;
   try {
     const batches = batchRanges(nTrain, config.batchSize);
     const epochs: EpochResult[] = [];
@@ -472,7 +485,12 @@ export async function trainSlow(
       const result: EpochResult = { epoch, loss: lossSum / nTrain, ms: performance.now() - t0 };
       log(formatEpoch(result));
       epochs.push(result);
+      trainMs += result.ms;
+      await profiler.collect(); // outside the epoch's clock
     }
+    // The profile covers training only: the test pass below is not profiled.
+    const profile = config.profile ? profiler.report(trainMs) : undefined;
+    profiler.reset();
 
     const t0 = performance.now();
     let correct = 0;
@@ -487,6 +505,7 @@ export async function trainSlow(
       ms: performance.now() - t0,
     };
     log(formatTest(test));
+    if (profile) log(formatProfile(profile));
     return {
       trainer: "slow",
       adapter: gpu.description,
@@ -499,8 +518,10 @@ export async function trainSlow(
       },
       epochs,
       test,
+      ...(profile ? { profile } : {}),
     };
   } finally {
+    profiler.destroy();
     trainer.destroy();
     // A device this run opened itself is closed with it; a caller's is left open.
     if (!opts.gpu) gpu.device.destroy();
