@@ -36,12 +36,9 @@
  */
 
 // Pinned here until deno.json maps these names (its "imports" is the lead's).
-// deno-lint-ignore no-import-prefix
-import * as tf from "npm:@tensorflow/tfjs@4.22.0";
-// deno-lint-ignore no-import-prefix
-import * as tfWasm from "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
-// deno-lint-ignore no-import-prefix
-import "npm:@tensorflow/tfjs-backend-webgpu@4.22.0";
+import * as tf from "@tensorflow/tfjs";
+import * as tfWasm from "@tensorflow/tfjs-backend-wasm";
+import "@tensorflow/tfjs-backend-webgpu";
 import { parseArgs } from "node:util";
 import { runMain, UsageError } from "../shared/errors.ts";
 import {
@@ -96,7 +93,7 @@ async function useBackend(backend: PeerBackend): Promise<string> {
   if (backend === "wasm" && !wasmPathsSet) {
     // The .wasm files ship in the npm package next to dist/; Deno resolves
     // the package to its directory in the npm cache, which fetch can read.
-    const pkg = import.meta.resolve("npm:@tensorflow/tfjs-backend-wasm@4.22.0");
+    const pkg = import.meta.resolve("@tensorflow/tfjs-backend-wasm");
     tfWasm.setWasmPaths(new URL("../wasm-out/", pkg).href);
     wasmPathsSet = true;
   }
