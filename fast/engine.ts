@@ -79,6 +79,8 @@ export interface FastTrainerOptions {
    * name and floating-point operations; returns the pass's timestampWrites.
    */
   passTimestamps?: (kernel: string, flops: number) => GPUComputePassTimestampWrites | undefined;
+  /** Awaited after each submitted chunk of an epoch (e.g. a profiler's `collect`). */
+  afterSubmit?: () => Promise<void>;
 }
 
 const STEP_STRIDE = 256; // minUniformBufferOffsetAlignment is at most 256
@@ -655,6 +657,7 @@ export async function createFastTrainer(
       for (let first = 0; first < batches.length; first += stepsPerSubmit) {
         const count = Math.min(stepsPerSubmit, batches.length - first);
         runSteps(first, count);
+        await opts.afterSubmit?.();
         if (onProgress) {
           await device.queue.onSubmittedWorkDone();
           onProgress(first + count);

@@ -13,6 +13,7 @@
 
 import type { TrainConfig } from "../shared/cli.ts";
 import type { Gpu } from "../shared/gpu.ts";
+import { formatProfile, GpuProfiler, type ProfileReport } from "../shared/profiler.ts";
 import { epochProgress, type EpochResult, type TrainSummary } from "../shared/summary.ts";
 import { formatEpoch, formatTest, prepareRun, type TrainOptions } from "../shared/train.ts";
 import {
@@ -133,11 +134,14 @@ export async function trainFast(
   const { known, missing } = config.noTune
     ? { known: {}, missing: [] }
     : cachedPlan(gpu, slotShapes(params.sizes), batchSize, maxRows, cachePath);
+  const profiler = new GpuProfiler(gpu, { enabled: config.profile });
   const trainer = await createFastTrainer(gpu, params, engineData, {
     batchSize,
     lr: config.lr,
     plan: known,
     tuneSlots: missing,
+    passTimestamps: profiler.enabled ? (k, flops) => profiler.passTimestamps(k, flops) : undefined,
+    afterSubmit: profiler.enabled ? () => profiler.collect() : undefined,
   });
   const tuned = await tuneSlots(gpu, trainer, missing, batchSize, cachePath);
   const how = (s: Slot) => {
@@ -151,6 +155,7 @@ export async function trainFast(
     `matmul variants: ${SLOTS.map((s) => `${s} ${trainer.plan[s].name} (${how(s)})`).join(", ")}`,
   );
   const epochs: EpochResult[] = [];
+  let trainMs = 0;
   const tty = Deno.stderr.isTerminal();
   try {
     for (let epoch = 1; epoch <= config.epochs; epoch++) {
@@ -159,6 +164,7 @@ export async function trainFast(
       const total = await trainer.runEpoch(tty ? (done) => progress.tick(done) : undefined);
       const ms = performance.now() - t0;
       progress.clear();
+      trainMs += ms;
       const result = { epoch, loss: total / nTrain, ms };
       epochs.push(result);
       log(formatEpoch(result));
@@ -172,6 +178,12 @@ export async function trainFast(
       ms: performance.now() - t0,
     };
     log(formatTest(test));
+    let profile: ProfileReport | undefined;
+    if (profiler.enabled) {
+      await profiler.collect();
+      profile = profiler.report(trainMs + test.ms);
+      log(formatProfile(profile));
+    }
     return {
       trainer: "fast",
       adapter: gpu.description,
@@ -184,8 +196,10 @@ export async function trainFast(
       },
       epochs,
       test,
+      ...(profile ? { profile } : {}),
     };
   } finally {
     trainer.destroy();
+    profiler.destroy();
   }
 }
