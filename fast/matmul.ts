@@ -227,7 +227,8 @@ export interface TuneResult {
  * milliseconds it took, readback included (`reps` 0: the overhead alone,
  * subtracted from every timing). Every candidate is first screened with one
  * dispatch on `screenRows` rows; those within 1.5× of the best screen go on to
- * `repeats` timed dispatches on `rows` rows, and the lowest median wins. The
+ * `repeats` timings on `rows` rows (each of as many dispatches in one submit
+ * as make ~5 ms of work), and the lowest median per dispatch wins. The
  * screening keeps slow variants (tiled on a CPU adapter takes seconds at full
  * size) from eating the start-up time.
  */
@@ -241,16 +242,20 @@ export async function pickFastest(
   const overheads: number[] = [];
   for (let r = 0; r < 3; r++) overheads.push(await time(candidates[0], screenRows, 0));
   const overheadMs = median(overheads);
-  const net = async (v: MatmulVariant, n: number) =>
-    Math.max(0, (await time(v, n, 1)) - overheadMs);
+  const net = async (v: MatmulVariant, n: number, reps = 1) =>
+    Math.max(0, (await time(v, n, reps)) - overheadMs) / reps;
   const screenMs: Record<string, number> = {};
   for (const v of candidates) screenMs[v.name] = await net(v, screenRows);
   const bestScreen = Math.min(...Object.values(screenMs));
   const finalists = candidates.filter((v) => screenMs[v.name] <= 1.5 * bestScreen + 0.5);
   const ms: Record<string, number> = {};
   for (const v of finalists) {
+    // On a real GPU one dispatch takes far less than the readback: repeat it
+    // within one submit until the work is ~5 ms or more.
+    const first = await net(v, rows);
+    const reps = Math.min(64, Math.max(1, Math.ceil(5 / Math.max(first, 0.05))));
     const runs: number[] = [];
-    for (let r = 0; r < repeats; r++) runs.push(await net(v, rows));
+    for (let r = 0; r < repeats; r++) runs.push(await net(v, rows, reps));
     ms[v.name] = median(runs);
   }
   let best = finalists[0];
