@@ -48,6 +48,7 @@ import {
   type OptimizerOptions,
   optimizerUniform,
 } from "../shared/optim.ts";
+import { formatProfile, GpuProfiler } from "../shared/profiler.ts";
 import { shuffledIndices } from "../shared/rng.ts";
 import { epochProgress, type EpochResult, type TrainSummary } from "../shared/summary.ts";
 import { formatEpoch, formatTest, prepareRun, type TrainOptions } from "../shared/train.ts";
@@ -60,6 +61,8 @@ export const SLICE_ROWS = 256;
 export const UNIFORM_STRIDE = 256;
 /** Training steps recorded into one command buffer. */
 export const STEPS_PER_SUBMIT = 16;
+/** Names of the three layers, for labels and the profile. */
+const LAYER_NAMES = ["conv1", "conv2", "linear"];
 /** WebGPU's default cap on workgroups in one dimension of a dispatch. */
 const MAX_GROUPS_PER_DIMENSION = 65535;
 
@@ -133,21 +136,35 @@ export interface CnnEngineOptions {
   optimizer: OptimizerOptions;
   train: LabeledImages;
   test?: LabeledImages;
+  /**
+   * Where profiling hooks in: called for each compute pass with its name and
+   * floating-point operations; returns the pass's timestampWrites. When given,
+   * every dispatch gets a pass of its own.
+   */
+  passTimestamps?: (kernel: string, flops: number) => GPUComputePassTimestampWrites | undefined;
 }
 
 /** One recorded dispatch: which pipeline, which bindings, how many threads for a batch. */
 interface Stage {
+  /** What the profiler calls it: layer and kernel, e.g. "conv2 cnnMatmulTransB". */
+  name: string;
   pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;
   /** Which dynamic offset binding 0 takes, if any. */
   offset: "batch" | "step" | "none";
   threads: (count: number) => number;
+  /** Floating-point operations for a batch of `count` (0 where not worth counting). */
+  flops: (count: number) => number;
 }
 
 /** Where a layer's `[K + 1, N]` block (weights, then the bias row) sits in the parameter buffer. */
 interface LayerBlock {
   k: number;
+  /** K as the kernels see it: k, or for a conv layer using the vec4 kernels k rounded up to 8. */
+  kPad: number;
   n: number;
+  /** Whether the layer uses the vec4 (8×8 block) matmul kernels. */
+  vec4: boolean;
   /** Offset in floats, a multiple of 64 (256 bytes, the storage-offset alignment). */
   offset: number;
 }
@@ -178,8 +195,8 @@ export class CnnEngine {
   readonly #testRanges: [number, number][];
   readonly #trainStep: Stage[];
   readonly #testStep: Stage[];
-  readonly #totalLoss: GPUComputePipeline;
-  readonly #totalLossGroup: GPUBindGroup;
+  readonly #totalLossStage: Stage;
+  readonly #passTimestamps: CnnEngineOptions["passTimestamps"];
   readonly #total: GPUBuffer;
   readonly #correct: GPUBuffer;
   readonly #readback: GPUBuffer;
@@ -195,22 +212,28 @@ export class CnnEngine {
     this.optimizer = { ...opts.optimizer };
     this.nTrain = opts.train.n;
     this.nTest = opts.test?.n ?? 0;
+    this.#passTimestamps = opts.passTimestamps;
     const s = this.shape, d = this.dims, B = this.batchSize;
     const pixels = s.height * s.width;
     this.#checkBatchSize(pixels);
 
     // Parameters: one buffer, layer l's [K + 1, N] block at a 64-float aligned offset.
     let offset = 0;
-    this.#layers = cnnLayerSizes(s).map(([k, n]) => {
-      const block = { k, n, offset };
-      offset += Math.ceil((k + 1) * n / 64) * 64;
+    // A layer whose N is a multiple of 8 uses the vec4 kernels; a conv layer's K (its
+    // im2col columns) is then padded to a multiple of 8 with zero rows of W.
+    this.#layers = cnnLayerSizes(s).map(([k, n], l) => {
+      const conv = l < 2;
+      const vec4 = n % 8 === 0 && (conv || k % 8 === 0);
+      const kPad = vec4 && conv ? Math.ceil(k / 8) * 8 : k;
+      const block = { k, kPad, n, vec4, offset };
+      offset += Math.ceil((kPad + 1) * n / 64) * 64;
       return block;
     });
     this.#paramFloats = offset;
     const packed = new Float32Array(offset);
-    this.#layers.forEach(({ k, n, offset }, l) => {
+    this.#layers.forEach(({ kPad, n, offset }, l) => {
       packed.set(opts.params.weights[l], offset);
-      packed.set(opts.params.biases[l], offset + k * n);
+      packed.set(opts.params.biases[l], offset + kPad * n);
     });
     const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
     this.#params = this.#own(
@@ -252,11 +275,12 @@ export class CnnEngine {
     // Activations and their gradients, for a full batch.
     const m1 = d.h1 * d.w1, m2 = d.h2 * d.w2, p1 = d.p1h * d.p1w;
     const x = this.#floats("x [B, H, W, 1]", B * pixels);
-    const cols1 = this.#floats("conv1 im2col columns [B·h1·w1, k·k]", B * m1 * d.k1);
+    const [K1, K2] = [this.#layers[0].kPad, this.#layers[1].kPad];
+    const cols1 = this.#floats("conv1 im2col columns [B·h1·w1, k·k (padded)]", B * m1 * K1);
     const z1 = this.#floats("conv1 z1 [B, h1, w1, C1]", B * m1 * s.c1);
     const pool1 = this.#floats("pool1 a1 [B, h1/2, w1/2, C1]", B * p1 * s.c1);
     const arg1 = this.#floats("pool1 argmax", B * p1 * s.c1);
-    const cols2 = this.#floats("conv2 im2col columns [B·h2·w2, k·k·C1]", B * m2 * d.k2);
+    const cols2 = this.#floats("conv2 im2col columns [B·h2·w2, k·k·C1 (padded)]", B * m2 * K2);
     const z2 = this.#floats("conv2 z2 [B, h2, w2, C2]", B * m2 * s.c2);
     const pool2 = this.#floats("pool2 a2 [B, F]", B * d.features);
     const arg2 = this.#floats("pool2 argmax", B * d.features);
@@ -264,31 +288,80 @@ export class CnnEngine {
     const gLogits = this.#floats("∂logits [B, classes]", B * s.classes);
     const gPool2 = this.#floats("∂a2 [B, F]", B * d.features);
     const gZ2 = this.#floats("∂z2 [B, h2, w2, C2]", B * m2 * s.c2);
-    const gCols2 = this.#floats("∂cols2 [B·h2·w2, k·k·C1]", B * m2 * d.k2);
+    const gCols2 = this.#floats("∂cols2 [B·h2·w2, k·k·C1 (padded)]", B * m2 * K2);
     const gPool1 = this.#floats("∂a1 [B, h1/2, w1/2, C1]", B * p1 * s.c1);
     const gZ1 = this.#floats("∂z1 [B, h1, w1, C1]", B * m1 * s.c1);
     const rowsPerImage = [m1, m2, 1];
     const partialFloats = Math.max(
-      ...this.#layers.map(({ k, n }, l) =>
-        Math.ceil(B * rowsPerImage[l] / SLICE_ROWS) * (k + 1) * n
+      ...this.#layers.map(({ kPad, n }, l) =>
+        Math.ceil(B * rowsPerImage[l] / SLICE_ROWS) * (kPad + 1) * n
       ),
     );
     const partial = this.#floats("split-K partial weight gradients", partialFloats);
 
-    const W = this.#layers.map(({ k, n, offset }) => ({
+    const W = this.#layers.map(({ kPad, n, offset }) => ({
       buffer: this.#params,
       offset: offset * 4,
-      size: (k + 1) * n * 4,
+      size: (kPad + 1) * n * 4,
     }));
-    const dW = this.#layers.map(({ k, n, offset }) => ({
+    const dW = this.#layers.map(({ kPad, n, offset }) => ({
       buffer: grads,
       offset: offset * 4,
-      size: (k + 1) * n * 4,
+      size: (kPad + 1) * n * 4,
     }));
 
-    const blocks = (a: number, b: number) => Math.ceil(a / 4) * Math.ceil(b / 4);
+    const blocks = (a: number, b: number, side: number) =>
+      Math.ceil(a / side) * Math.ceil(b / side);
+    // The three matmuls of layer l, each as its vec4 (8×8) or scalar (4×4) kernel.
+    const matmul = (l: number, a: GPUBuffer, z: GPUBuffer): Stage => {
+      const { k, kPad, n, vec4 } = this.#layers[l], rows = rowsPerImage[l];
+      return this.#stage(
+        LAYER_NAMES[l],
+        vec4 ? "cnnMatmulVec4" : "cnnMatmul",
+        { K: kPad, N: n, ROWS_PER_IMAGE: rows },
+        [a, W[l], z],
+        (c) => blocks(c * rows, n, vec4 ? 8 : 4),
+        1,
+        (c) => 2 * c * rows * k * n,
+      );
+    };
+    const weightGrad = (l: number, a: GPUBuffer, g: GPUBuffer): Stage[] => {
+      const { k, kPad, n, vec4 } = this.#layers[l], rows = rowsPerImage[l];
+      const side = vec4 ? 8 : 4;
+      return [
+        this.#stage(
+          LAYER_NAMES[l],
+          vec4 ? "cnnMatmulTransAVec4" : "cnnMatmulTransA",
+          { K: kPad, N: n, ROWS_PER_IMAGE: rows, SLICE_ROWS },
+          [a, g, partial],
+          (c) => Math.ceil(c * rows / SLICE_ROWS) * blocks(kPad + 1, n, side),
+          1,
+          (c) => 2 * c * rows * (k + 1) * n,
+        ),
+        this.#stage(
+          LAYER_NAMES[l],
+          "cnnSumSlices",
+          { LEN: (kPad + 1) * n, ROWS_PER_IMAGE: rows, SLICE_ROWS },
+          [partial, dW[l]],
+          () => (kPad + 1) * n,
+        ),
+      ];
+    };
+    const inputGrad = (l: number, g: GPUBuffer, ga: GPUBuffer): Stage => {
+      const { k, kPad, n, vec4 } = this.#layers[l], rows = rowsPerImage[l];
+      return this.#stage(
+        LAYER_NAMES[l],
+        vec4 ? "cnnMatmulTransBVec4" : "cnnMatmulTransB",
+        { K: kPad, N: n, ROWS_PER_IMAGE: rows },
+        [g, W[l], ga],
+        (c) => blocks(c * rows, kPad, vec4 ? 8 : 4),
+        1,
+        (c) => 2 * c * rows * k * n,
+      );
+    };
     const load = (set: typeof train) =>
       this.#stage(
+        "input",
         "cnnLoadBatch",
         { PIXELS: pixels },
         [set.images, set.order, x],
@@ -296,18 +369,15 @@ export class CnnEngine {
       );
     const forward = [
       this.#stage(
+        "conv1",
         "im2col",
-        { H: s.height, W: s.width, C: 1, K: s.kernel },
+        { H: s.height, W: s.width, C: 1, K: s.kernel, COLS: K1 },
         [x, cols1],
-        (c) => c * m1 * d.k1,
+        (c) => c * m1 * K1,
       ),
+      matmul(0, cols1, z1),
       this.#stage(
-        "cnnMatmul",
-        { K: d.k1, N: s.c1, ROWS_PER_IMAGE: m1 },
-        [cols1, W[0], z1],
-        (c) => blocks(c * m1, s.c1),
-      ),
-      this.#stage(
+        "pool1",
         "maxPool",
         { H: d.h1, W: d.w1, C: s.c1 },
         [z1, pool1, arg1],
@@ -315,49 +385,23 @@ export class CnnEngine {
         2,
       ),
       this.#stage(
+        "conv2",
         "im2col",
-        { H: d.p1h, W: d.p1w, C: s.c1, K: s.kernel },
+        { H: d.p1h, W: d.p1w, C: s.c1, K: s.kernel, COLS: K2 },
         [pool1, cols2],
-        (c) => c * m2 * d.k2,
+        (c) => c * m2 * K2,
       ),
+      matmul(1, cols2, z2),
       this.#stage(
-        "cnnMatmul",
-        { K: d.k2, N: s.c2, ROWS_PER_IMAGE: m2 },
-        [cols2, W[1], z2],
-        (c) => blocks(c * m2, s.c2),
-      ),
-      this.#stage(
+        "pool2",
         "maxPool",
         { H: d.h2, W: d.w2, C: s.c2 },
         [z2, pool2, arg2],
         (c) => c * d.features,
         2,
       ),
-      this.#stage(
-        "cnnMatmul",
-        { K: d.features, N: s.classes, ROWS_PER_IMAGE: 1 },
-        [pool2, W[2], logits],
-        (c) => blocks(c, s.classes),
-      ),
+      matmul(2, pool2, logits),
     ];
-    const weightGrad = (l: number, a: GPUBuffer, g: GPUBuffer) => {
-      const { k, n } = this.#layers[l];
-      const rows = rowsPerImage[l];
-      return [
-        this.#stage(
-          "cnnMatmulTransA",
-          { K: k, N: n, ROWS_PER_IMAGE: rows, SLICE_ROWS },
-          [a, g, partial],
-          (c) => Math.ceil(c * rows / SLICE_ROWS) * Math.ceil((k + 1) / 4) * Math.ceil(n / 4),
-        ),
-        this.#stage(
-          "cnnSumSlices",
-          { LEN: (k + 1) * n, ROWS_PER_IMAGE: rows, SLICE_ROWS },
-          [partial, dW[l]],
-          () => (k + 1) * n,
-        ),
-      ];
-    };
     const optimizerKernel = `${opts.optimizer.optimizer}Step`;
     const state = [state1, state2].filter((b) => b !== undefined);
     const optimizerPipeline = this.#pipeline(
@@ -366,6 +410,7 @@ export class CnnEngine {
       {},
     );
     const optimizerStage: Stage = {
+      name: `params ${optimizerKernel}`,
       pipeline: optimizerPipeline,
       bindGroup: this.#bindGroup(
         optimizerKernel,
@@ -375,11 +420,13 @@ export class CnnEngine {
       ),
       offset: "step",
       threads: () => this.#paramFloats,
+      flops: () => 0,
     };
     this.#trainStep = [
       load(train),
       ...forward,
       this.#stage(
+        "loss",
         "cnnLossGrad",
         { N: s.classes },
         [logits, train.labels, train.order, losses, gLogits],
@@ -387,32 +434,25 @@ export class CnnEngine {
         2,
       ),
       ...weightGrad(2, pool2, gLogits),
+      inputGrad(2, gLogits, gPool2),
       this.#stage(
-        "cnnMatmulTransB",
-        { K: d.features, N: s.classes, ROWS_PER_IMAGE: 1 },
-        [gLogits, W[2], gPool2],
-        (c) => blocks(c, d.features),
-      ),
-      this.#stage(
+        "pool2",
         "maxPoolBackward",
         { H: d.h2, W: d.w2, C: s.c2 },
         [gPool2, arg2, z2, gZ2],
         (c) => c * m2 * s.c2,
       ),
       ...weightGrad(1, cols2, gZ2),
+      inputGrad(1, gZ2, gCols2),
       this.#stage(
-        "cnnMatmulTransB",
-        { K: d.k2, N: s.c2, ROWS_PER_IMAGE: m2 },
-        [gZ2, W[1], gCols2],
-        (c) => blocks(c * m2, d.k2),
-      ),
-      this.#stage(
+        "conv2",
         "col2im",
-        { H: d.p1h, W: d.p1w, C: s.c1, K: s.kernel },
+        { H: d.p1h, W: d.p1w, C: s.c1, K: s.kernel, COLS: K2 },
         [gCols2, gPool1],
         (c) => c * p1 * s.c1,
       ),
       this.#stage(
+        "pool1",
         "maxPoolBackward",
         { H: d.h1, W: d.w1, C: s.c1 },
         [gPool1, arg1, z1, gZ1],
@@ -431,6 +471,7 @@ export class CnnEngine {
       load(test),
       ...forward,
       this.#stage(
+        "test",
         "cnnScoreTest",
         { N: s.classes },
         [logits, test.labels, test.order, this.#correct],
@@ -439,13 +480,17 @@ export class CnnEngine {
     ];
 
     this.#total = this.#floats("epoch's summed loss", 1);
-    this.#totalLoss = this.#pipeline("cnnTotalLoss", ["read", "write"], {
+    const totalLoss = this.#pipeline("cnnTotalLoss", ["read", "write"], {
       COUNT: Math.max(1, this.nTrain),
     });
-    this.#totalLossGroup = this.#bindGroup("cnnTotalLoss", this.#totalLoss, undefined, [
-      losses,
-      this.#total,
-    ]);
+    this.#totalLossStage = {
+      name: "loss cnnTotalLoss",
+      pipeline: totalLoss,
+      bindGroup: this.#bindGroup("cnnTotalLoss", totalLoss, undefined, [losses, this.#total]),
+      offset: "none",
+      threads: () => 1, // one workgroup (of 256)
+      flops: () => 0,
+    };
     this.#readback = this.#own(device.createBuffer({
       label: "CNN readback (loss or correct count)",
       size: 4,
@@ -491,16 +536,12 @@ export class CnnEngine {
     for (let first = 0; first < nb; first += STEPS_PER_SUBMIT) {
       const last = Math.min(nb, first + STEPS_PER_SUBMIT);
       const encoder = device.createCommandEncoder({ label: `CNN steps ${first + 1}–${last}` });
-      const pass = encoder.beginComputePass({ label: `CNN steps ${first + 1}–${last} pass` });
+      const shared = this.#sharedPass(encoder, `CNN steps ${first + 1}–${last} pass`);
       for (let b = first; b < last; b++) {
-        this.#encode(pass, this.#trainStep, b, b, this.#trainRanges[b][1]);
+        this.#encode(encoder, shared, this.#trainStep, b, b, this.#trainRanges[b][1]);
       }
-      if (last === nb) {
-        pass.setPipeline(this.#totalLoss);
-        pass.setBindGroup(0, this.#totalLossGroup);
-        pass.dispatchWorkgroups(1);
-      }
-      pass.end();
+      if (last === nb) this.#encode(encoder, shared, [this.#totalLossStage], 0, 0, 0);
+      shared?.end();
       if (last === nb) encoder.copyBufferToBuffer(this.#total, 0, this.#readback, 0, 4);
       device.queue.submit([encoder.finish({ label: `CNN steps ${first + 1}–${last} commands` })]);
       this.#steps += last - first;
@@ -517,12 +558,12 @@ export class CnnEngine {
     const { device } = this;
     const encoder = device.createCommandEncoder({ label: "CNN test set" });
     encoder.clearBuffer(this.#correct);
-    const pass = encoder.beginComputePass({ label: "CNN test set pass" });
+    const shared = this.#sharedPass(encoder, "CNN test set pass");
     const first = this.#trainRanges.length;
     this.#testRanges.forEach(([, count], b) => {
-      this.#encode(pass, this.#testStep, first + b, 0, count);
+      this.#encode(encoder, shared, this.#testStep, first + b, 0, count);
     });
-    pass.end();
+    shared?.end();
     encoder.copyBufferToBuffer(this.#correct, 0, this.#readback, 0, 4);
     device.queue.submit([encoder.finish({ label: "CNN test set commands" })]);
     await this.#readback.mapAsync(GPUMapMode.READ);
@@ -537,8 +578,8 @@ export class CnnEngine {
     return {
       shape: { ...this.shape },
       weights: this.#layers.map(({ k, n, offset }) => all.slice(offset, offset + k * n)),
-      biases: this.#layers.map(({ k, n, offset }) =>
-        all.slice(offset + k * n, offset + (k + 1) * n)
+      biases: this.#layers.map(({ kPad, n, offset }) =>
+        all.slice(offset + kPad * n, offset + (kPad + 1) * n)
       ),
     };
   }
@@ -548,14 +589,28 @@ export class CnnEngine {
     for (const b of this.#owned) b.destroy();
   }
 
+  /** One compute pass for many dispatches, or none when profiling (a pass per dispatch). */
+  #sharedPass(encoder: GPUCommandEncoder, label: string): GPUComputePassEncoder | undefined {
+    return this.#passTimestamps ? undefined : encoder.beginComputePass({ label });
+  }
+
+  /**
+   * Records `stages` for one batch (`entry` of the batch uniform, `step` of
+   * the optimiser's): into `shared`, or each into a timed pass of its own.
+   */
   #encode(
-    pass: GPUComputePassEncoder,
+    encoder: GPUCommandEncoder,
+    shared: GPUComputePassEncoder | undefined,
     stages: Stage[],
     entry: number,
     step: number,
     count: number,
   ) {
     for (const st of stages) {
+      const pass = shared ?? encoder.beginComputePass({
+        label: `${st.name} pass`,
+        timestampWrites: this.#passTimestamps?.(st.name, st.flops(count)),
+      });
       pass.setPipeline(st.pipeline);
       if (st.offset === "none") pass.setBindGroup(0, st.bindGroup);
       else {
@@ -564,16 +619,19 @@ export class CnnEngine {
       }
       const [x, y] = workgroupsFor(st.threads(count));
       pass.dispatchWorkgroups(x, y);
+      if (!shared) pass.end();
     }
   }
 
   /** A per-batch stage of `kernel`: binding 0 the batch entry, then `buffers` in order. */
   #stage(
+    layer: string,
     kernel: string,
     constants: Record<string, number>,
     buffers: (GPUBuffer | GPUBufferBinding)[],
     threads: (count: number) => number,
     writes = 1,
+    flops: (count: number) => number = () => 0,
   ): Stage {
     const slots: Slot[] = [
       "dynamic",
@@ -586,7 +644,7 @@ export class CnnEngine {
       { buffer: this.#batchUniform, size: 8 },
       buffers,
     );
-    return { pipeline, bindGroup, offset: "batch", threads };
+    return { name: `${layer} ${kernel}`, pipeline, bindGroup, offset: "batch", threads, flops };
   }
 
   #pipeline(kernel: string, slots: Slot[], constants: Record<string, number>): GPUComputePipeline {
@@ -672,8 +730,8 @@ export class CnnEngine {
     );
     const perImage = 4 * Math.max(
       pixels,
-      d.h1 * d.w1 * Math.max(d.k1, this.shape.c1),
-      d.h2 * d.w2 * Math.max(d.k2, this.shape.c2),
+      d.h1 * d.w1 * Math.max(Math.ceil(d.k1 / 8) * 8, this.shape.c1),
+      d.h2 * d.w2 * Math.max(Math.ceil(d.k2 / 8) * 8, this.shape.c2),
     );
     const most = Math.floor(limit / perImage);
     if (this.batchSize > most) {
@@ -714,7 +772,11 @@ export async function trainCnn(
         `the CNN takes ${params.shape.height}×${params.shape.width}`,
     );
   }
+  const profiler = new GpuProfiler(gpu, { enabled: config.profile });
   const engine = new CnnEngine(gpu.device, {
+    passTimestamps: config.profile
+      ? (kernel, flops) => profiler.passTimestamps(kernel, flops)
+      : undefined,
     params,
     batchSize: config.batchSize,
     optimizer: config,
@@ -727,6 +789,7 @@ export async function trainCnn(
     for (let i = 0; i < nTrain; i++) identity[i] = i;
     const tty = Deno.stderr.isTerminal();
     const epochs: EpochResult[] = [];
+    let trainMs = 0;
     for (let epoch = 1; epoch <= config.epochs; epoch++) {
       const order = config.shuffle ? shuffledIndices(nTrain, config.seed + epoch) : identity;
       const progress = epochProgress(epoch, batches);
@@ -741,7 +804,11 @@ export async function trainCnn(
       const result = { epoch, loss, ms: performance.now() - t0 };
       epochs.push(result);
       log(formatEpoch(result));
+      trainMs += result.ms;
+      await profiler.collect(); // outside the epoch's clock
     }
+    // The profile covers training only.
+    const profile = config.profile ? profiler.report(trainMs) : undefined;
     const t0 = performance.now();
     const correct = await engine.evaluate();
     const test = {
@@ -751,6 +818,7 @@ export async function trainCnn(
       ms: performance.now() - t0,
     };
     log(formatTest(test));
+    if (profile) log(formatProfile(profile));
     return {
       trainer: "fast",
       adapter: gpu.description,
@@ -763,8 +831,12 @@ export async function trainCnn(
       },
       epochs,
       test,
+      ...(profile ? { profile } : {}),
     };
   } finally {
+    profiler.destroy();
     engine.destroy();
+    // A device this run opened itself is closed with it; a caller's is left open.
+    if (!opts.gpu) gpu.device.destroy();
   }
 }

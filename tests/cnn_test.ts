@@ -239,22 +239,28 @@ async function runKernel(
   return out;
 }
 
-Deno.test("im2col and col2im kernels equal the CPU reference (B 3, 7×6, C 3, k 3)", async () => {
+Deno.test("im2col and col2im kernels equal the CPU reference (B 3, 7×6, C 3, k 3, padded rows)", async () => {
   const { gpu, errors } = await openTestGpu();
   const [b, h, w, c, k] = [3, 7, 6, 3, 3];
-  const constants = { H: h, W: w, C: c, K: k };
+  const kkc = k * k * c, stride = 32; // columns 27..31: zero padding
+  const constants = { H: h, W: w, C: c, K: k, COLS: stride };
   const x = randoms(b * h * w * c, 5);
   const cols = im2col(x, b, h, w, c, k);
-  const [, gotCols] = await runKernel(gpu, "im2col", constants, b, cols.length, [
+  const rows = cols.length / kkc;
+  const padded = new Float64Array(rows * stride);
+  for (let r = 0; r < rows; r++) padded.set(cols.subarray(r * kkc, (r + 1) * kkc), r * stride);
+  const [, gotCols] = await runKernel(gpu, "im2col", constants, b, padded.length, [
     { data: x },
-    { data: new Float32Array(cols.length), write: true },
+    { data: randoms(padded.length, 7), write: true }, // garbage: padding must be zeroed
   ]);
-  assertClose(new Float32Array(gotCols), cols, 0, "im2col");
+  assertClose(new Float32Array(gotCols), padded, 0, "im2col");
 
   const g = randoms(cols.length, 6);
   const gx = col2im(g, b, h, w, c, k);
+  const gPadded = randoms(rows * stride, 8); // padding columns hold garbage, to be ignored
+  for (let r = 0; r < rows; r++) gPadded.set(g.subarray(r * kkc, (r + 1) * kkc), r * stride);
   const [, gotGx] = await runKernel(gpu, "col2im", constants, b, gx.length, [
-    { data: g },
+    { data: gPadded },
     { data: new Float32Array(gx.length), write: true },
   ]);
   assertClose(new Float32Array(gotGx), gx, 1e-6, "col2im");
@@ -294,17 +300,21 @@ Deno.test("maxPool and maxPoolBackward kernels equal relu → maxPool and its ba
   assert.deepEqual(errors, []);
 });
 
-Deno.test("cnnMatmul, cnnMatmulTransA + cnnSumSlices, cnnMatmulTransB equal the CPU reference", async () => {
+/**
+ * The three matmul kernels of a family against the CPU reference: M = count · rows
+ * rows (not a multiple of the block), K, N, with the weight gradient split in slices of 8 rows.
+ */
+async function checkMatmuls(vec4: boolean, K: number, N: number) {
   const { gpu, errors } = await openTestGpu();
-  // M = count · rows = 3 · 13 = 39 rows, K = 7, N = 6: no dimension a multiple of 4.
-  const [count, rows, K, N] = [3, 13, 7, 6];
-  const M = count * rows;
+  const [count, rows] = [3, 13];
+  const M = count * rows, side = vec4 ? 8 : 4, suffix = vec4 ? "Vec4" : "";
+  const blocks = (a: number, b: number) => Math.ceil(a / side) * Math.ceil(b / side);
   const a = randoms(M * K, 11);
   const w = randoms((K + 1) * N, 12); // weights, then the bias row
   const constants = { K, N, ROWS_PER_IMAGE: rows };
   const z = matmul(a, w.subarray(0, K * N), M, K, N);
   for (let i = 0; i < z.length; i++) z[i] += w[K * N + (i % N)];
-  const [, , gotZ] = await runKernel(gpu, "cnnMatmul", constants, count, 10 * 2, [
+  const [, , gotZ] = await runKernel(gpu, `cnnMatmul${suffix}`, constants, count, blocks(M, N), [
     { data: a },
     { data: w },
     { data: new Float32Array(M * N), write: true },
@@ -322,10 +332,10 @@ Deno.test("cnnMatmul, cnnMatmulTransA + cnnSumSlices, cnnMatmulTransB equal the 
   const slices = Math.ceil(M / sliceRows);
   const [, , part] = await runKernel(
     gpu,
-    "cnnMatmulTransA",
+    `cnnMatmulTransA${suffix}`,
     { ...constants, SLICE_ROWS: sliceRows },
     count,
-    slices * 2 * 2,
+    slices * blocks(K + 1, N),
     [{ data: a }, { data: g }, { data: new Float32Array(slices * (K + 1) * N), write: true }],
   );
   const [, gotDw] = await runKernel(
@@ -339,14 +349,29 @@ Deno.test("cnnMatmul, cnnMatmulTransA + cnnSumSlices, cnnMatmulTransB equal the 
   assertClose(new Float32Array(gotDw), dW, 1e-6, "∂W (last row ∂b)");
 
   const ga = matmulTransB(g, w.subarray(0, K * N), M, N, K);
-  const [, , gotGa] = await runKernel(gpu, "cnnMatmulTransB", constants, count, 10 * 2, [
-    { data: g },
-    { data: w },
-    { data: new Float32Array(M * K), write: true },
-  ]);
+  const [, , gotGa] = await runKernel(
+    gpu,
+    `cnnMatmulTransB${suffix}`,
+    constants,
+    count,
+    blocks(M, K),
+    [
+      { data: g },
+      { data: w },
+      { data: new Float32Array(M * K), write: true },
+    ],
+  );
   assertClose(new Float32Array(gotGa), ga, 1e-6, "∂a = g·Wᵀ");
   gpu.device.destroy();
   assert.deepEqual(errors, []);
+}
+
+Deno.test("cnnMatmul, cnnMatmulTransA + cnnSumSlices, cnnMatmulTransB equal the CPU reference (M 39, K 7, N 6)", async () => {
+  await checkMatmuls(false, 7, 6);
+});
+
+Deno.test("the Vec4 (8×8 block) matmul kernels equal the CPU reference (M 39, K 24, N 16)", async () => {
+  await checkMatmuls(true, 24, 16);
 });
 
 // ---------------------------------------------------------------------------
@@ -433,6 +458,11 @@ for (const optimizer of ["sgd", "momentum", "adam"] as const) {
     );
   });
 }
+
+Deno.test("engine, 8-channel CNN (vec4 kernels, conv1's im2col padded 9 → 16), adam: 3 steps equal the CPU reference", async () => {
+  const shape = { ...TINY, c1: 8, c2: 8, classes: 10 };
+  await compareWithReference(shape, "adam", 10, 4, 0.01, shuffledIndices(10, 6));
+});
 
 Deno.test("engine, MNIST-sized CNN (16 and 32 channels), sgd: one step of 3 images equals the CPU reference", async () => {
   const identity = Uint32Array.from([0, 1, 2]);

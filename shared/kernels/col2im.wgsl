@@ -1,5 +1,5 @@
 // col2im: gx[b, y, x, c] = Σ_{ky, kx < K, 0 ≤ y−ky < HO, 0 ≤ x−kx < WO} gcols[(b, y−ky, x−kx), (ky, kx, c)]
-//   gcols: [count·HO·WO, K·K·C], gx: [count, H, W, C] (NHWC), HO = H − K + 1, WO = W − K + 1
+//   gcols: [count·HO·WO, COLS] (columns from K·K·C on are padding, ignored), gx: [count, H, W, C] (NHWC), HO = H − K + 1, WO = W − K + 1
 // Backward of im2col's  cols[(b, oy, ox), (ky, kx, c)] = x[b, oy + ky, ox + kx, c]:
 // every column entry copied from x[b, y, x, c] sends its gradient back there. Written as a
 // gather (one thread per element of gx, summing its at most K·K sources), so no atomics.
@@ -8,6 +8,7 @@ override H: u32;
 override W: u32;
 override C: u32;
 override K: u32;
+override COLS: u32;
 
 struct Batch {
   start: u32,
@@ -15,7 +16,7 @@ struct Batch {
 }
 
 @group(0) @binding(0) var<uniform> batch: Batch;
-@group(0) @binding(1) var<storage, read> gcols: array<f32>; // [count·HO·WO, K·K·C]
+@group(0) @binding(1) var<storage, read> gcols: array<f32>; // [count·HO·WO, COLS]
 @group(0) @binding(2) var<storage, read_write> gx: array<f32>; // [count, H, W, C]
 
 @compute @workgroup_size(64)
@@ -26,7 +27,6 @@ fn main(
 ) {
   let HO = H - K + 1u;
   let WO = W - K + 1u;
-  let KKC = K * K * C;
   let i = (wg.y * groups.x + wg.x) * 64u + local;
   if (i >= batch.count * H * W * C) {
     return;
@@ -42,7 +42,7 @@ fn main(
   for (var ky = kyLo; ky <= min(K - 1u, y); ky++) {
     for (var kx = kxLo; kx <= min(K - 1u, x); kx++) {
       let row = (b * HO + y - ky) * WO + x - kx;
-      sum += gcols[row * KKC + (ky * K + kx) * C + c];
+      sum += gcols[row * COLS + (ky * K + kx) * C + c];
     }
   }
   gx[i] = sum;

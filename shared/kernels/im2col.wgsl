@@ -1,5 +1,6 @@
 // im2col: cols[(b, oy, ox), (ky, kx, c)] = x[b, oy + ky, ox + kx, c]
-//   x: [count, H, W, C] (NHWC), cols: [count·HO·WO, K·K·C], HO = H − K + 1, WO = W − K + 1
+//   x: [count, H, W, C] (NHWC), cols: [count·HO·WO, COLS], HO = H − K + 1, WO = W − K + 1;
+//   columns K·K·C .. COLS − 1 are zero padding (so cnnMatmulVec4 gets a multiple of 8).
 // A valid K×K convolution then is one matmul: z = cols · w, w: [K·K·C, Cout] (cnnMatmul).
 // One thread per element of cols (consecutive threads write consecutive floats).
 
@@ -7,6 +8,7 @@ override H: u32;
 override W: u32;
 override C: u32;
 override K: u32;
+override COLS: u32;
 
 struct Batch {
   start: u32,
@@ -15,7 +17,7 @@ struct Batch {
 
 @group(0) @binding(0) var<uniform> batch: Batch;
 @group(0) @binding(1) var<storage, read> x: array<f32>; // [count, H, W, C]
-@group(0) @binding(2) var<storage, read_write> cols: array<f32>; // [count·HO·WO, K·K·C]
+@group(0) @binding(2) var<storage, read_write> cols: array<f32>; // [count·HO·WO, COLS]
 
 @compute @workgroup_size(64)
 fn main(
@@ -27,11 +29,15 @@ fn main(
   let WO = W - K + 1u;
   let KKC = K * K * C;
   let i = (wg.y * groups.x + wg.x) * 64u + local;
-  if (i >= batch.count * HO * WO * KKC) {
+  if (i >= batch.count * HO * WO * COLS) {
     return;
   }
-  let col = i % KKC;
-  let row = i / KKC;
+  let col = i % COLS;
+  let row = i / COLS;
+  if (col >= KKC) {
+    cols[i] = 0.0;
+    return;
+  }
   let ox = row % WO;
   let oy = (row / WO) % HO;
   let b = row / (WO * HO);
