@@ -359,6 +359,38 @@ export class CnnEngine {
         (c) => 2 * c * rows * k * n,
       );
     };
+    // im2col, col2im and the pool's backward have vec4 forms, 4 columns or channels per thread.
+    const im2colStage = (
+      layer: string,
+      input: { H: number; W: number; C: number },
+      from: GPUBuffer,
+      cols: GPUBuffer,
+      rows: number,
+      stride: number,
+    ) => {
+      const vec4 = stride % 4 === 0;
+      return this.#stage(
+        layer,
+        vec4 ? "im2colVec4" : "im2col",
+        { ...input, K: s.kernel, COLS: stride },
+        [from, cols],
+        (c) => c * rows * (vec4 ? stride / 4 : stride),
+      );
+    };
+    const poolBackward = (
+      layer: string,
+      input: { H: number; W: number; C: number },
+      buffers: GPUBuffer[],
+    ) => {
+      const vec4 = input.C % 4 === 0;
+      return this.#stage(
+        layer,
+        vec4 ? "maxPoolBackwardVec4" : "maxPoolBackward",
+        input,
+        buffers,
+        (c) => c * input.H * input.W * (vec4 ? input.C / 4 : input.C),
+      );
+    };
     const load = (set: typeof train) =>
       this.#stage(
         "input",
@@ -368,13 +400,7 @@ export class CnnEngine {
         (c) => c * pixels,
       );
     const forward = [
-      this.#stage(
-        "conv1",
-        "im2col",
-        { H: s.height, W: s.width, C: 1, K: s.kernel, COLS: K1 },
-        [x, cols1],
-        (c) => c * m1 * K1,
-      ),
+      im2colStage("conv1", { H: s.height, W: s.width, C: 1 }, x, cols1, m1, K1),
       matmul(0, cols1, z1),
       this.#stage(
         "pool1",
@@ -384,13 +410,7 @@ export class CnnEngine {
         (c) => c * p1 * s.c1,
         2,
       ),
-      this.#stage(
-        "conv2",
-        "im2col",
-        { H: d.p1h, W: d.p1w, C: s.c1, K: s.kernel, COLS: K2 },
-        [pool1, cols2],
-        (c) => c * m2 * K2,
-      ),
+      im2colStage("conv2", { H: d.p1h, W: d.p1w, C: s.c1 }, pool1, cols2, m2, K2),
       matmul(1, cols2, z2),
       this.#stage(
         "pool2",
@@ -435,29 +455,17 @@ export class CnnEngine {
       ),
       ...weightGrad(2, pool2, gLogits),
       inputGrad(2, gLogits, gPool2),
-      this.#stage(
-        "pool2",
-        "maxPoolBackward",
-        { H: d.h2, W: d.w2, C: s.c2 },
-        [gPool2, arg2, z2, gZ2],
-        (c) => c * m2 * s.c2,
-      ),
+      poolBackward("pool2", { H: d.h2, W: d.w2, C: s.c2 }, [gPool2, arg2, z2, gZ2]),
       ...weightGrad(1, cols2, gZ2),
       inputGrad(1, gZ2, gCols2),
       this.#stage(
         "conv2",
-        "col2im",
+        s.c1 % 4 === 0 && K2 % 4 === 0 ? "col2imVec4" : "col2im",
         { H: d.p1h, W: d.p1w, C: s.c1, K: s.kernel, COLS: K2 },
         [gCols2, gPool1],
-        (c) => c * p1 * s.c1,
+        (c) => c * p1 * (s.c1 % 4 === 0 && K2 % 4 === 0 ? s.c1 / 4 : s.c1),
       ),
-      this.#stage(
-        "pool1",
-        "maxPoolBackward",
-        { H: d.h1, W: d.w1, C: s.c1 },
-        [gPool1, arg1, z1, gZ1],
-        (c) => c * m1 * s.c1,
-      ),
+      poolBackward("pool1", { H: d.h1, W: d.w1, C: s.c1 }, [gPool1, arg1, z1, gZ1]),
       ...weightGrad(0, cols1, gZ1),
       optimizerStage,
     ];

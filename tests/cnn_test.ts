@@ -239,17 +239,18 @@ async function runKernel(
   return out;
 }
 
-Deno.test("im2col and col2im kernels equal the CPU reference (B 3, 7×6, C 3, k 3, padded rows)", async () => {
+/** im2col and col2im kernels (`suffix` "" or "Vec4") on B 3, 7×6, k 3, rows padded to `stride`. */
+async function checkIm2col(suffix: string, c: number, stride: number) {
   const { gpu, errors } = await openTestGpu();
-  const [b, h, w, c, k] = [3, 7, 6, 3, 3];
-  const kkc = k * k * c, stride = 32; // columns 27..31: zero padding
+  const [b, h, w, k] = [3, 7, 6, 3];
+  const kkc = k * k * c, per = suffix ? 4 : 1;
   const constants = { H: h, W: w, C: c, K: k, COLS: stride };
   const x = randoms(b * h * w * c, 5);
   const cols = im2col(x, b, h, w, c, k);
   const rows = cols.length / kkc;
   const padded = new Float64Array(rows * stride);
   for (let r = 0; r < rows; r++) padded.set(cols.subarray(r * kkc, (r + 1) * kkc), r * stride);
-  const [, gotCols] = await runKernel(gpu, "im2col", constants, b, padded.length, [
+  const [, gotCols] = await runKernel(gpu, `im2col${suffix}`, constants, b, padded.length / per, [
     { data: x },
     { data: randoms(padded.length, 7), write: true }, // garbage: padding must be zeroed
   ]);
@@ -259,18 +260,28 @@ Deno.test("im2col and col2im kernels equal the CPU reference (B 3, 7×6, C 3, k 
   const gx = col2im(g, b, h, w, c, k);
   const gPadded = randoms(rows * stride, 8); // padding columns hold garbage, to be ignored
   for (let r = 0; r < rows; r++) gPadded.set(g.subarray(r * kkc, (r + 1) * kkc), r * stride);
-  const [, gotGx] = await runKernel(gpu, "col2im", constants, b, gx.length, [
+  const [, gotGx] = await runKernel(gpu, `col2im${suffix}`, constants, b, gx.length / per, [
     { data: gPadded },
     { data: new Float32Array(gx.length), write: true },
   ]);
   assertClose(new Float32Array(gotGx), gx, 1e-6, "col2im");
   gpu.device.destroy();
   assert.deepEqual(errors, []);
+}
+
+Deno.test("im2col and col2im kernels equal the CPU reference (C 3, rows 27 padded to 29)", async () => {
+  await checkIm2col("", 3, 29);
 });
 
-Deno.test("maxPool and maxPoolBackward kernels equal relu → maxPool and its backward (7×5, C 3)", async () => {
+Deno.test("im2colVec4 and col2imVec4 equal the CPU reference (C 4, rows 36 padded to 40)", async () => {
+  await checkIm2col("Vec4", 4, 40);
+});
+
+/** maxPool and maxPoolBackward`suffix` against relu → maxPool and its backward, 7×5 with `c` channels. */
+async function checkPool(suffix: string, c: number) {
   const { gpu, errors } = await openTestGpu();
-  const [b, h, w, c] = [2, 7, 5, 3];
+  const [b, h, w] = [2, 7, 5];
+  const per = suffix ? 4 : 1;
   const constants = { H: h, W: w, C: c };
   // Mostly negative values so that some windows are all ≤ 0 (ReLU output 0, ties).
   const z = randoms(b * h * w * c, 8, -1, 0.6);
@@ -289,15 +300,30 @@ Deno.test("maxPool and maxPoolBackward kernels equal relu → maxPool and its ba
 
   const gOut = randoms(n, 9);
   const gz = reluBackward(maxPoolBackward(gOut, ref.argmax, z.length), z);
-  const [, , , gotGz] = await runKernel(gpu, "maxPoolBackward", constants, b, z.length, [
-    { data: gOut },
-    { data: Uint32Array.from(ref.argmax) },
-    { data: z },
-    { data: randoms(z.length, 10), write: true }, // garbage: every element must be written
-  ]);
+  const [, , , gotGz] = await runKernel(
+    gpu,
+    `maxPoolBackward${suffix}`,
+    constants,
+    b,
+    z.length / per,
+    [
+      { data: gOut },
+      { data: Uint32Array.from(ref.argmax) },
+      { data: z },
+      { data: randoms(z.length, 10), write: true }, // garbage: every element must be written
+    ],
+  );
   assertClose(new Float32Array(gotGz), gz, 0, "∂z");
   gpu.device.destroy();
   assert.deepEqual(errors, []);
+}
+
+Deno.test("maxPool and maxPoolBackward equal relu → maxPool and its backward (7×5, C 3)", async () => {
+  await checkPool("", 3);
+});
+
+Deno.test("maxPoolBackwardVec4 equals the backward of relu → maxPool (7×5, C 4)", async () => {
+  await checkPool("Vec4", 4);
 });
 
 /**
