@@ -74,11 +74,14 @@ for (const slot of SLOTS) {
   const flop = 2 * shapeMultiplyAdds(shape, batchSize);
   variantRates[slot] = {};
   for (const v of VARIANTS.filter((v) => variantFits(v, shape, tuner.maxRows, maxTex))) {
-    const once = await tuner.timeVariant(slot, v, batchSize, 1); // warm-up
+    const once = (await tuner.timeVariant(slot, v, batchSize, 1)) - overhead; // and warm-up
     const runs = once > 500 ? 1 : 5;
+    // Repeat a dispatch within one submit until the work is ~20 ms or more, so
+    // a GPU's launch and readback latency do not swamp a sub-millisecond kernel.
+    const reps = Math.min(128, Math.max(1, Math.ceil(20 / Math.max(once, 0.05))));
     const ms: number[] = [];
     for (let r = 0; r < runs; r++) {
-      ms.push((await tuner.timeVariant(slot, v, batchSize, 1)) - overhead);
+      ms.push(((await tuner.timeVariant(slot, v, batchSize, reps)) - overhead) / reps);
     }
     const rate = flop / median(ms) / 1e6;
     variantRates[slot][v.name] = rate;
