@@ -25,6 +25,7 @@ import {
   MNIST_CNN,
   newCnnOptimizerState,
 } from "../shared/cnn.ts";
+import { UsageError } from "../shared/errors.ts";
 import { type Gpu, openGpu, readBuffer } from "../shared/gpu.ts";
 import { matmul, matmulTransA, matmulTransB, reluBackward } from "../shared/model.ts";
 import { type MnistData } from "../shared/mnist.ts";
@@ -555,6 +556,26 @@ Deno.test("trainCnn: epochs, loss and accuracy as the CPU reference computes the
   const correct = cnnPredict(params, x, 11).filter((p, i) => p === data.testLabels[i]).length;
   assert.equal(summary.test.correct, correct);
   assert.equal(summary.test.total, 11);
+  gpu.device.destroy();
+  assert.deepEqual(errors, []);
+});
+
+Deno.test("CnnEngine: a batch too large for the device's buffers is a one-line UsageError", async () => {
+  const { gpu, errors } = await openTestGpu();
+  const n = 4;
+  assert.throws(
+    () =>
+      new CnnEngine(gpu.device, {
+        params: initCnnParams(1),
+        batchSize: 100_000,
+        optimizer: OPTIMIZER_DEFAULTS,
+        train: { images: new Uint8Array(n * 784), labels: new Uint8Array(n), n },
+      }),
+    (err: Error) =>
+      err instanceof UsageError &&
+      /^--batch-size 100000 is too large for the CNN/.test(err.message) &&
+      !err.message.includes("\n"),
+  );
   gpu.device.destroy();
   assert.deepEqual(errors, []);
 });
