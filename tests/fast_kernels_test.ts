@@ -23,13 +23,17 @@ import {
 } from "../shared/model.ts";
 import { mulberry32 } from "../shared/rng.ts";
 import {
+  defaultVariant,
   dispatchSize,
   type MatmulShape,
   type MatmulVariant,
+  pickFastest,
+  readTuneCache,
   specialize,
   variantFits,
   VARIANTS,
   variantSource,
+  writeTuneCache,
 } from "../fast/matmul.ts";
 
 const gpu = await openGpu({ onError: (m) => console.error(`GPU error in test: ${m}`) });
@@ -389,5 +393,85 @@ Deno.test("fast kernels: sumLosses sums the first n losses", async () => {
     );
     const got = new Float32Array(out.get(2)!)[0];
     assert.ok(Math.abs(got - want) <= 1e-5 * want, `n=${n}: ${got} vs ${want}`);
+  }
+});
+
+Deno.test("fast matmul: specialize sets consts and refuses unknown ones", () => {
+  const src = "const K = 784u;\nconst A_BYTES = true;\nfn f() {}\n";
+  assert.equal(
+    specialize(src, { K: 20, A_BYTES: false }),
+    "const K = 20u;\nconst A_BYTES = false;\nfn f() {}\n",
+  );
+  assert.throws(() => specialize(src, { N: 3 }), /const N/);
+  // Every variant's file has every const its host sets, for every op.
+  for (const v of VARIANTS) {
+    for (const op of ["forward", "inputGrad", "weightGrad"] as const) {
+      const shape = { op, k: 784, n: 512, aBytes: op !== "inputGrad" };
+      assert.ok(variantSource(shape, v).includes("const K = 784u;"), `${op} ${v.name}`);
+    }
+  }
+});
+
+Deno.test("fast matmul: textures only where shapes and rows fit; defaults by adapter type", () => {
+  const fwd: MatmulShape = { op: "forward", k: 784, n: 512, aBytes: true };
+  const tex = VARIANTS.find((v) => v.name === "texture-16x16")!;
+  assert.ok(variantFits(tex, fwd, 500, 8192));
+  assert.ok(!variantFits(tex, fwd, 9000, 8192), "activation textures higher than the limit");
+  assert.ok(!variantFits(tex, { ...fwd, k: 19 }, 500, 8192), "K not a multiple of 4");
+  for (const v of VARIANTS.filter((v) => v.family !== "texture")) {
+    assert.ok(variantFits(v, { ...fwd, k: 19, n: 23 }, 60000, 8192));
+  }
+  assert.equal(defaultVariant(fwd, true, 500, 8192).name, "texture-16x16");
+  assert.equal(defaultVariant(fwd, false, 500, 8192).name, "tiled-16");
+  assert.equal(defaultVariant(fwd, true, 60000, 8192).name, "registers-16x16");
+});
+
+Deno.test("fast matmul: pickFastest screens, then keeps the fastest finalist", async () => {
+  // A made-up adapter: ms per dispatch per row for each variant, 10 ms readback.
+  const perRow: Record<string, number> = {
+    "registers-4x4": 0.5,
+    "registers-8x8": 0.2,
+    "registers-16x16": 0.1,
+    "tiled-16": 5,
+    "texture-8x8": 0.05,
+    "texture-16x8": 0.04,
+    "texture-16x16": 0.03,
+  };
+  const timed: string[] = [];
+  const result = await pickFastest(
+    [...VARIANTS],
+    (v, rows, reps) => {
+      timed.push(`${v.name}@${rows}x${reps}`);
+      return Promise.resolve(10 + reps * rows * perRow[v.name]);
+    },
+    500,
+    16,
+  );
+  assert.equal(result.best.name, "texture-16x16");
+  assert.equal(result.overheadMs, 10);
+  assert.ok(
+    !timed.some((t) => t.startsWith("tiled-16@500")),
+    "a slow variant is not timed in full",
+  );
+  // Screens on 16 rows: 0.48, 0.64, 0.8 ms are within 1.5 × 0.48 + 0.5; 1.6 ms is not.
+  assert.deepEqual(Object.keys(result.ms).sort(), ["texture-16x16", "texture-16x8", "texture-8x8"]);
+});
+
+Deno.test("fast matmul: the tuning cache survives bad files and read-only places", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fast-cache-" });
+  try {
+    const path = `${dir}/tune-cache.json`;
+    assert.deepEqual(readTuneCache(path), {});
+    await Deno.writeTextFile(path, "{not json");
+    assert.deepEqual(readTuneCache(path), {});
+    await Deno.writeTextFile(path, "[1, 2]");
+    assert.deepEqual(readTuneCache(path), {});
+    const cache = { "some adapter": { "forward K784 N512 rows500 bytes": "tiled-16" } };
+    assert.ok(writeTuneCache(path, cache));
+    assert.deepEqual(readTuneCache(path), cache);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["tune-cache.json"]);
+    assert.equal(writeTuneCache(`${dir}/missing/dir/cache.json`, cache), false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
