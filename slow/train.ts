@@ -6,7 +6,7 @@
  * and its own dispatch, and every dispatch goes through {@linkcode dispatch},
  * which builds everything from scratch, submits, and waits for the GPU. Each
  * deliberate inefficiency is named in a comment where it happens (search for
- * "SLOW:"); `slow/MATH.md` lists them all and walks through the math.
+ * "SLOW:"); `README.md ("The math, step by step")` lists them all and walks through the math.
  *
  * The one sane thing: weights and biases live in GPU buffers for the whole
  * run ({@linkcode SlowTrainer}); they are read back only when asked.
