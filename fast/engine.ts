@@ -101,7 +101,12 @@ export interface FastTrainer {
   readonly maxRows: number;
   /** The matmul shape of each slot. */
   readonly shapes: Record<Slot, MatmulShape>;
-  /** Runs steps `first .. first+count-1` of the epoch's batches; resolves when submitted. */
+  /**
+   * Encodes steps `first .. first+count-1` of the epoch's batches into one
+   * command buffer and submits it without waiting; GPU work runs in queue
+   * order. (`runEpoch`, `evaluate` and `timeVariant` share staging buffers:
+   * await one before starting another.)
+   */
   runSteps(first: number, count: number): void;
   /**
    * Runs a whole epoch and returns the sum over its images of −log p_y
@@ -175,7 +180,7 @@ export async function createFastTrainer(
 ): Promise<FastTrainer> {
   const { device } = gpu;
   const sizes = params.sizes;
-  if (sizes.length !== 4 || sizes[0] !== PIXELS) {
+  if (sizes.length !== 4 || sizes[0] !== PIXELS || sizes[1] % 4 || sizes[2] % 4) {
     throw new Error(`the fast trainer needs a ${PIXELS}→h→h→c MLP, got ${sizes.join("→")}`);
   }
   const [n0, n1, n2, n3] = sizes;
