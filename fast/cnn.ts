@@ -15,13 +15,16 @@
  * - Many steps per submit, one compute pass each; per-image losses are summed
  *   on the GPU and read back once per epoch; the test accuracy is counted on
  *   the GPU and read back once.
- * - Convolutions are im2col + a register-blocked matmul (`cnnMatmul`, 4×4
- *   outputs per thread); the weight gradient is a split-K matmul on the
+ * - Convolutions are im2col + a register-blocked matmul (`cnnMatmulVec4`:
+ *   8×8 outputs per thread, vec4 loads; `cnnMatmul`, 4×4 scalar, for shapes
+ *   that are not multiples of 8); the weight gradient is a split-K matmul on the
  *   im2col columns (`cnnMatmulTransA` + `cnnSumSlices`), the input gradient
  *   of conv2 a matmul with Wᵀ (`cnnMatmulTransB`) then col2im. Biases ride
  *   as the last row of each weight matrix, so the matmuls add them and the
  *   weight gradient computes theirs. ReLU is fused into the max-pool and its
- *   mask into the max-pool's backward.
+ *   mask into the max-pool's backward. im2col, col2im and the pool's backward
+ *   have vec4 forms too (4 columns or channels per thread). `fast/CNN.md`
+ *   has the measurements behind these choices.
  * - All parameters live in one buffer (each layer's `[K + 1, N]` block at a
  *   256-byte aligned offset), gradients in another with the same layout, so
  *   the optimiser is one dispatch per step.
