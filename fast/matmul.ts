@@ -213,9 +213,9 @@ export function median(xs: number[]): number {
 /** Timings the tuner took, in milliseconds per dispatch (readback overhead subtracted). */
 export interface TuneResult {
   best: MatmulVariant;
-  /** Median ms per dispatch at full rows, for the finalists. */
+  /** Least ms per dispatch at full rows, for the finalists. */
   ms: Record<string, number>;
-  /** ms of one dispatch at screening rows, for every candidate. */
+  /** Least ms of one dispatch at screening rows, for every candidate. */
   screenMs: Record<string, number>;
   /** ms of a submit with no dispatch and the readback, subtracted from the others. */
   overheadMs: number;
@@ -228,9 +228,13 @@ export interface TuneResult {
  * subtracted from every timing). Every candidate is first screened with one
  * dispatch on `screenRows` rows; those within 1.5× of the best screen go on to
  * `repeats` timings on `rows` rows (each of as many dispatches in one submit
- * as make ~5 ms of work), and the lowest median per dispatch wins. The
+ * as make ~5 ms of work), and the lowest time per dispatch wins. The
  * screening keeps slow variants (tiled on a CPU adapter takes seconds at full
  * size) from eating the start-up time.
+ *
+ * Other programs on the machine only ever make a timing longer, so each
+ * figure is the minimum of its runs, and the runs go round the candidates in
+ * turn (a burst of load then hits all of them, not just one).
  */
 export async function pickFastest(
   candidates: MatmulVariant[],
@@ -241,22 +245,30 @@ export async function pickFastest(
 ): Promise<TuneResult> {
   const overheads: number[] = [];
   for (let r = 0; r < 3; r++) overheads.push(await time(candidates[0], screenRows, 0));
-  const overheadMs = median(overheads);
+  const overheadMs = Math.min(...overheads);
   const net = async (v: MatmulVariant, n: number, reps = 1) =>
     Math.max(0, (await time(v, n, reps)) - overheadMs) / reps;
   const screenMs: Record<string, number> = {};
-  for (const v of candidates) screenMs[v.name] = await net(v, screenRows);
+  for (let round = 0; round < 2; round++) {
+    for (const v of candidates) {
+      screenMs[v.name] = Math.min(screenMs[v.name] ?? Infinity, await net(v, screenRows));
+    }
+  }
   const bestScreen = Math.min(...Object.values(screenMs));
   const finalists = candidates.filter((v) => screenMs[v.name] <= 1.5 * bestScreen + 0.5);
+  // On a real GPU one dispatch takes far less than the readback: repeat it
+  // within one submit until the work is ~5 ms or more.
+  const reps = new Map<string, number>();
   const ms: Record<string, number> = {};
   for (const v of finalists) {
-    // On a real GPU one dispatch takes far less than the readback: repeat it
-    // within one submit until the work is ~5 ms or more.
     const first = await net(v, rows);
-    const reps = Math.min(64, Math.max(1, Math.ceil(5 / Math.max(first, 0.05))));
-    const runs: number[] = [];
-    for (let r = 0; r < repeats; r++) runs.push(await net(v, rows, reps));
-    ms[v.name] = median(runs);
+    reps.set(v.name, Math.min(64, Math.max(1, Math.ceil(5 / Math.max(first, 0.05)))));
+    ms[v.name] = Infinity;
+  }
+  for (let round = 0; round < repeats; round++) {
+    for (const v of finalists) {
+      ms[v.name] = Math.min(ms[v.name], await net(v, rows, reps.get(v.name)!));
+    }
   }
   let best = finalists[0];
   for (const v of finalists) if (ms[v.name] < ms[best.name]) best = v;

@@ -135,15 +135,20 @@ export async function trainFast(
     ? { known: {}, missing: [] }
     : cachedPlan(gpu, slotShapes(params.sizes), batchSize, maxRows, cachePath);
   const profiler = new GpuProfiler(gpu, { enabled: config.profile });
+  let profiling = false; // not while tuning: from the first epoch on
   const trainer = await createFastTrainer(gpu, params, engineData, {
     batchSize,
     lr: config.lr,
     plan: known,
     tuneSlots: missing,
-    passTimestamps: profiler.enabled ? (k, flops) => profiler.passTimestamps(k, flops) : undefined,
+    // The profile covers the training epochs only (as TrainSummary.profile says).
+    passTimestamps: profiler.enabled
+      ? (k, flops) => profiling ? profiler.passTimestamps(k, flops) : undefined
+      : undefined,
     afterSubmit: profiler.enabled ? () => profiler.collect() : undefined,
   });
   const tuned = await tuneSlots(gpu, trainer, missing, batchSize, cachePath);
+  profiling = profiler.enabled;
   const how = (s: Slot) => {
     if (config.noTune) return "default";
     const t = tuned[s];
@@ -169,6 +174,12 @@ export async function trainFast(
       epochs.push(result);
       log(formatEpoch(result));
     }
+    let profile: ProfileReport | undefined;
+    if (profiling) {
+      await profiler.collect();
+      profile = profiler.report(trainMs);
+      profiling = false;
+    }
     const t0 = performance.now();
     const correct = nTest > 0 ? await trainer.evaluate() : 0;
     const test = {
@@ -178,12 +189,7 @@ export async function trainFast(
       ms: performance.now() - t0,
     };
     log(formatTest(test));
-    let profile: ProfileReport | undefined;
-    if (profiler.enabled) {
-      await profiler.collect();
-      profile = profiler.report(trainMs + test.ms);
-      log(formatProfile(profile));
-    }
+    if (profile) log(formatProfile(profile));
     return {
       trainer: "fast",
       adapter: gpu.description,
