@@ -158,22 +158,26 @@ export async function gpuChecked<T>(
 ): Promise<T> {
   device.pushErrorScope("out-of-memory");
   device.pushErrorScope("validation");
-  let result: T;
+  let result: T | undefined, thrown: unknown, failed = false;
   try {
     result = await fn();
-  } finally {
-    const validation = await device.popErrorScope();
-    const oom = await device.popErrorScope();
-    if (oom) {
-      throw new UserError(
-        `GPU out of memory while ${what}: ${
-          oneLine(oom.message)
-        }; try a smaller --batch-size or --train-limit`,
-      );
-    }
-    if (validation) throw new UserError(`GPU error while ${what}: ${oneLine(validation.message)}`);
+  } catch (err) {
+    thrown = err;
+    failed = true;
   }
-  return result;
+  // Pop both scopes whatever happened, so they never leak to later work.
+  const validation = await device.popErrorScope();
+  const oom = await device.popErrorScope();
+  if (oom) {
+    throw new UserError(
+      `GPU out of memory while ${what}: ${
+        oneLine(oom.message)
+      }; try a smaller --batch-size or --train-limit`,
+    );
+  }
+  if (validation) throw new UserError(`GPU error while ${what}: ${oneLine(validation.message)}`);
+  if (failed) throw thrown;
+  return result as T;
 }
 
 function oneLine(s: string): string {
