@@ -18,12 +18,28 @@
  * operand's canonical buffer is copied into its texture right after it is
  * written.
  *
+ * All parameters live in one packed buffer (W1, b1, W2, b2, W3, b3, each at
+ * a 256-byte aligned offset, bound as sub-ranges). With momentum or Adam the
+ * weight-gradient kernels store ∂W, ∂b into a gradient buffer of the same
+ * layout instead of updating, and one optimiser dispatch (`momentumStep` or
+ * `adamStep`) updates the whole packed buffer at the end of the step; its
+ * uniform (step t, bias corrections) is one entry per batch, written before
+ * the epoch's first submit. With shuffling, a gather dispatch per epoch
+ * copies the training images and labels into the epoch's order, so every
+ * batch is still a contiguous range.
+ *
  * @module
  */
 
 import type { Gpu } from "../shared/gpu.ts";
 import { kernelSource } from "../shared/gpu.ts";
 import { batchRanges, type MlpParams, PIXELS } from "../shared/model.ts";
+import {
+  OPTIMIZER_DEFAULTS,
+  OPTIMIZER_UNIFORM_BYTES,
+  type OptimizerOptions,
+  optimizerUniform,
+} from "../shared/optim.ts";
 import {
   defaultVariant,
   dispatchSize,
@@ -81,6 +97,56 @@ export interface FastTrainerOptions {
   passTimestamps?: (kernel: string, flops: number) => GPUComputePassTimestampWrites | undefined;
   /** Awaited after each submitted chunk of an epoch (e.g. a profiler's `collect`). */
   afterSubmit?: () => Promise<void>;
+  /** The optimiser (default: plain SGD, folded into the weight-gradient kernels). */
+  optimizer?: OptimizerOptions;
+  /** Allocate what `setOrder` needs (a shuffled copy of the training set). */
+  shuffle?: boolean;
+}
+
+/** Thrown by `runEpoch` when its `stop` callback asked to stop. */
+export class EpochInterrupted extends Error {
+  /** Steps of the epoch that ran. */
+  readonly stepsDone: number;
+  constructor(stepsDone: number) {
+    super(`epoch interrupted after ${stepsDone} steps`);
+    this.name = "EpochInterrupted";
+    this.stepsDone = stepsDone;
+  }
+}
+
+/**
+ * An optimiser's state per parameter tensor, in the order W1, b1, W2, b2,
+ * W3, b3: momentum's velocity (`first`), or Adam's m (`first`) and v
+ * (`second`); `step` is the number of steps taken (Adam's t of the last one).
+ */
+export interface EngineOptimizerState {
+  step: number;
+  first: Float32Array[];
+  second: Float32Array[];
+}
+
+/** Where each parameter tensor lies in the packed parameter buffer. */
+export interface PackedLayout {
+  /** Byte offset of W1, b1, W2, b2, W3, b3 (multiples of `align`). */
+  offsets: number[];
+  /** Floats of each tensor. */
+  lengths: number[];
+  /** Bytes of the whole buffer. */
+  bytes: number;
+}
+
+/** The packed layout of an MLP with layer sizes `sizes`, tensors aligned to `align` bytes. */
+export function packedLayout(sizes: readonly number[], align = 256): PackedLayout {
+  const offsets: number[] = [], lengths: number[] = [];
+  let at = 0;
+  for (let l = 0; l + 1 < sizes.length; l++) {
+    for (const n of [sizes[l] * sizes[l + 1], sizes[l + 1]]) {
+      offsets.push(at);
+      lengths.push(n);
+      at += Math.ceil((n * 4) / align) * align;
+    }
+  }
+  return { offsets, lengths, bytes: at };
 }
 
 const STEP_STRIDE = 256; // minUniformBufferOffsetAlignment is at most 256
@@ -112,14 +178,37 @@ export interface FastTrainer {
    * Runs a whole epoch and returns the sum over its images of −log p_y
    * (one readback). `onProgress(stepsDone)` is called after each submitted
    * chunk has finished on the GPU; without it nothing waits until the end.
+   * With `stop`, at most two chunks are in flight, and when `stop()` is true
+   * after a chunk the epoch is abandoned once the submitted work has run:
+   * `EpochInterrupted` is thrown.
    */
-  runEpoch(onProgress?: (stepsDone: number) => void): Promise<number>;
-  /** Per-image losses of images `start..start+count-1` from the last steps that saw them. */
+  runEpoch(onProgress?: (stepsDone: number) => void, stop?: () => boolean): Promise<number>;
+  /**
+   * Per-image losses at positions `start..start+count-1` of the epoch's order
+   * (the images themselves without shuffling), from the last steps that saw them.
+   */
   readLosses(start: number, count: number): Promise<Float32Array>;
   /** Test images (of the first nTest) whose argmax equals the label (one readback). */
   evaluate(): Promise<number>;
+  /**
+   * The test pass with its confusion counts: `confusion[t][p]` images of
+   * class t predicted as p, counted on the GPU (one readback); `correct` is the trace.
+   */
+  evaluateConfusion(): Promise<{ correct: number; confusion: number[][] }>;
   /** The current parameters, read back from the GPU. */
   readParams(): Promise<MlpParams>;
+  /** The optimiser and its settings. */
+  readonly optimizer: OptimizerOptions;
+  /** The optimiser's state (empty lists for SGD), read back from the GPU. */
+  readOptimizerState(): Promise<EngineOptimizerState>;
+  /** Sets the optimiser's state (e.g. from a checkpoint) before the next step. */
+  writeOptimizerState(state: EngineOptimizerState): void;
+  /**
+   * Visits the training images in `order` (a permutation of 0..nTrain-1)
+   * from the next step on: one gather dispatch, submitted now. Needs the
+   * `shuffle` option.
+   */
+  setOrder(order: Uint32Array): void;
   /**
    * Times `reps` dispatches of `v` in `slot` (compiled via `tuneSlots` or the
    * plan) on `rows` rows — `min(TUNE_SCREEN_ROWS, batchSize)` or `batchSize` —
@@ -185,6 +274,9 @@ export async function createFastTrainer(
   }
   const [n0, n1, n2, n3] = sizes;
   const { batchSize, lr } = opts;
+  const optimizer = opts.optimizer ?? OPTIMIZER_DEFAULTS;
+  // SGD stays folded into the weight-gradient kernels; the others store gradients.
+  const separateUpdate = optimizer.optimizer !== "sgd";
   const { nTrain, nTest } = data;
   const batches = batchRanges(nTrain, batchSize);
   const maxRows = fastTrainerRows(batchSize, nTest);
@@ -214,6 +306,7 @@ export async function createFastTrainer(
   // ---- buffers -----------------------------------------------------------
   const S = GPUBufferUsage.STORAGE, CS = GPUBufferUsage.COPY_SRC, CD = GPUBufferUsage.COPY_DST;
   const owned: (GPUBuffer | GPUTexture)[] = [];
+  type Range = { buffer: GPUBuffer; offset: number; size: number };
   const buffer = (label: string, size: number, usage: number): GPUBuffer => {
     const b = device.createBuffer({ label, size: Math.max(16, Math.ceil(size / 4) * 4), usage });
     owned.push(b);
@@ -244,16 +337,34 @@ export async function createFastTrainer(
     new Uint8Array(Uint32Array.from(data.testLabels.subarray(0, Math.max(nTest, 1))).buffer),
     S,
   );
-  const weights = [0, 1, 2].map((l) =>
-    buffer(`W${l + 1} [${sizes[l]}, ${sizes[l + 1]}]`, sizes[l] * sizes[l + 1] * 4, S | CS | CD)
-  );
-  const biases = [0, 1, 2].map((l) =>
-    buffer(`b${l + 1} [${sizes[l + 1]}]`, sizes[l + 1] * 4, S | CS | CD)
-  );
+  // Parameters (and gradients, optimiser state) packed: W1, b1, W2, b2, W3, b3.
+  const packed = packedLayout(sizes, Math.max(256, device.limits.minStorageBufferOffsetAlignment));
+  const totalFloats = packed.bytes / 4;
+  const packedBuffer = (label: string, usage: number) => buffer(label, packed.bytes, usage);
+  const paramBuffer = packedBuffer("parameters W1 b1 W2 b2 W3 b3 (packed)", S | CS | CD);
+  const ranges = (b: GPUBuffer): Range[] =>
+    packed.offsets.map((offset, t) => ({ buffer: b, offset, size: packed.lengths[t] * 4 }));
+  const paramRanges = ranges(paramBuffer);
+  const weights = [0, 2, 4].map((t) => paramRanges[t]);
+  const biases = [1, 3, 5].map((t) => paramRanges[t]);
   for (let l = 0; l < 3; l++) {
-    device.queue.writeBuffer(weights[l], 0, params.weights[l].slice());
-    device.queue.writeBuffer(biases[l], 0, params.biases[l].slice());
+    device.queue.writeBuffer(paramBuffer, weights[l].offset, params.weights[l].slice());
+    device.queue.writeBuffer(paramBuffer, biases[l].offset, params.biases[l].slice());
   }
+  // Momentum/Adam: gradients (padding stays zero) and the optimiser's state.
+  const gradBuffer = separateUpdate
+    ? packedBuffer("gradients ∂W1 ∂b1 ∂W2 ∂b2 ∂W3 ∂b3 (packed)", S)
+    : undefined;
+  const stateNames = optimizer.optimizer === "momentum"
+    ? ["momentum velocity"]
+    : optimizer.optimizer === "adam"
+    ? ["Adam first moment m", "Adam second moment v"]
+    : [];
+  const stateBuffers = stateNames.map((n) => packedBuffer(`${n} (packed)`, S | CS | CD));
+  const gradRanges = gradBuffer ? ranges(gradBuffer) : paramRanges;
+  // Where the weight-gradient kernels write: the parameters (SGD) or the gradients.
+  const wgW = [0, 2, 4].map((t) => gradRanges[t]);
+  const wgB = [1, 3, 5].map((t) => gradRanges[t]);
   const a1 = buffer(`a1 [${maxRows}, ${n1}]`, maxRows * n1 * 4, S | CS);
   const a2 = buffer(`a2 [${maxRows}, ${n2}]`, maxRows * n2 * 4, S | CS);
   const dz3 = buffer(`dz3 [${maxRows}, ${n3}]`, maxRows * n3 * 4, S | CS);
@@ -261,9 +372,21 @@ export async function createFastTrainer(
   const dz1 = buffer(`dz1 [${maxRows}, ${n1}]`, maxRows * n1 * 4, S | CS);
   const losses = buffer(`per-image losses [${nTrain}]`, nTrain * 4, S | CS);
   const lossTotal = buffer("epoch loss total", 4, S | CS);
-  const correct = buffer("test correct count", 4, S | CS | CD);
+  const confusion = buffer(`test confusion counts [${n3}, ${n3}]`, n3 * n3 * 4, S | CS | CD);
   const lossStaging = buffer("epoch loss readback", 4, GPUBufferUsage.MAP_READ | CD);
-  const correctStaging = buffer("test correct readback", 4, GPUBufferUsage.MAP_READ | CD);
+  const confusionStaging = buffer(
+    "test confusion readback",
+    n3 * n3 * 4,
+    GPUBufferUsage.MAP_READ | CD,
+  );
+  // Shuffling: the epoch's order and the training set copied into it.
+  const order = opts.shuffle ? buffer(`epoch order [${nTrain}]`, nTrain * 4, S | CD) : undefined;
+  const trainXOrdered = opts.shuffle
+    ? buffer("train images in epoch order (packed bytes)", trainX.size, S)
+    : trainX;
+  const trainYOrdered = opts.shuffle
+    ? buffer("train labels in epoch order (u32)", trainY.size, S)
+    : trainY;
 
   // Uniform entries: train batches, test chunks, the epoch sum, then tuning
   // steps (lr 0, so timing a weight-gradient variant leaves the weights be).
@@ -287,6 +410,27 @@ export async function createFastTrainer(
     GPUBufferUsage.UNIFORM | CD,
   );
   device.queue.writeBuffer(steps, 0, stepData);
+  // Optimiser uniforms: one OptimizerStep per batch (t = base + index + 1),
+  // rewritten only when a run of steps starts at another t (an epoch).
+  const optimSteps = separateUpdate
+    ? buffer(
+      "optimiser steps {count, t, lr, …} (256-byte strides)",
+      batches.length * STEP_STRIDE,
+      GPUBufferUsage.UNIFORM | CD,
+    )
+    : undefined;
+  let stepsTaken = 0;
+  let tableBase = -1;
+  const ensureOptimTable = (first: number) => {
+    const base = stepsTaken - first;
+    if (!optimSteps || base === tableBase) return;
+    const table = new ArrayBuffer(batches.length * STEP_STRIDE);
+    for (let i = 0; i < batches.length; i++) {
+      optimizerUniform(totalFloats, base + i + 1, lr, optimizer, table, i * STEP_STRIDE);
+    }
+    device.queue.writeBuffer(optimSteps, 0, table);
+    tableBase = base;
+  };
   const evalStep0 = batches.length;
   const sumStep = evalStep0 + evalChunks.length;
   const tuneStep0 = sumStep + 1;
@@ -318,15 +462,21 @@ export async function createFastTrainer(
   const needW2Tex = () => usesTex("forward2") || usesTex("inputGrad2");
 
   // ---- layouts, pipelines, bind groups -----------------------------------
-  type Kind = "uniform" | "read" | "rw" | "tex";
+  type Kind = "uniform" | "optimUniform" | "read" | "rw" | "tex";
   const layout = (label: string, kinds: Kind[]): GPUBindGroupLayout =>
     device.createBindGroupLayout({
       label,
       entries: kinds.map((kind, binding) => ({
         binding,
         visibility: GPUShaderStage.COMPUTE,
-        ...(kind === "uniform"
-          ? { buffer: { type: "uniform", hasDynamicOffset: true, minBindingSize: STEP_SIZE } }
+        ...(kind === "uniform" || kind === "optimUniform"
+          ? {
+            buffer: {
+              type: "uniform",
+              hasDynamicOffset: true,
+              minBindingSize: kind === "uniform" ? STEP_SIZE : OPTIMIZER_UNIFORM_BYTES,
+            },
+          }
           : kind === "tex"
           ? { texture: { sampleType: "unfilterable-float" } }
           : { buffer: { type: kind === "read" ? "read-only-storage" : "storage" } }),
@@ -356,6 +506,9 @@ export async function createFastTrainer(
     ]),
     count: layout("countCorrect layout", ["uniform", "read", "read", "read", "read", "rw"]),
     sum: layout("sumLosses layout", ["uniform", "read", "rw"]),
+    momentum: layout("momentumStep layout", ["optimUniform", "rw", "read", "rw"]),
+    adam: layout("adamStep layout", ["optimUniform", "rw", "read", "rw", "rw"]),
+    gather: layout("gatherRows layout", ["read", "read", "rw"]),
   };
   const pipelineLayouts = new Map<GPUBindGroupLayout, GPUPipelineLayout>();
   const pipelineLayout = (bgl: GPUBindGroupLayout) => {
@@ -379,6 +532,7 @@ export async function createFastTrainer(
       },
     });
   const opLayout = (s: MatmulShape) => s.op === "weightGrad" ? layouts.weightGrad : layouts.product;
+  const kernelOptions = { updateInPlace: !separateUpdate };
 
   // Pipelines per slot and variant: the plan's, plus any asked for (tuning).
   const variantPipelines = new Map<string, Promise<GPUComputePipeline>>();
@@ -388,7 +542,7 @@ export async function createFastTrainer(
     if (!variantPipelines.has(key)) {
       variantPipelines.set(
         key,
-        compile(`${slot} ${v.name}`, variantSource(shape, v), opLayout(shape)),
+        compile(`${slot} ${v.name}`, variantSource(shape, v, kernelOptions), opLayout(shape)),
       );
     }
   };
@@ -402,6 +556,9 @@ export async function createFastTrainer(
   want("inputGrad3", small.inputGrad3, smallVariant);
   want("weightGrad3", small.weightGrad3, smallVariant);
   const headConsts = { K: n2, C: n3 };
+  const optimizerKernel = optimizer.optimizer === "adam" ? "adamStep" : "momentumStep";
+  const gatherSource = (words: number) =>
+    specialize(kernelSource("gatherRows"), { ROWS: nTrain, WORDS: words });
   const fixed = await Promise.all([
     compile(
       "softmaxCrossEntropyGrad",
@@ -410,8 +567,17 @@ export async function createFastTrainer(
     ),
     compile("countCorrect", specialize(kernelSource("countCorrect"), headConsts), layouts.count),
     compile("sumLosses", kernelSource("sumLosses"), layouts.sum),
+    separateUpdate
+      ? compile(
+        optimizerKernel,
+        kernelSource(optimizerKernel),
+        optimizer.optimizer === "adam" ? layouts.adam : layouts.momentum,
+      )
+      : undefined,
+    opts.shuffle ? compile("gatherRows images", gatherSource(n0 / 4), layouts.gather) : undefined,
+    opts.shuffle ? compile("gatherRows labels", gatherSource(1), layouts.gather) : undefined,
   ]);
-  const [headPipeline, countPipeline, sumPipeline] = fixed;
+  const [headPipeline, countPipeline, sumPipeline, optimPipeline, gatherX, gatherY] = fixed;
   const compiled = new Map<string, GPUComputePipeline>();
   await Promise.all(
     [...variantPipelines].map(async ([key, p]) => compiled.set(key, await p)),
@@ -425,7 +591,8 @@ export async function createFastTrainer(
   const bindGroup = (
     label: string,
     bgl: GPUBindGroupLayout,
-    resources: (GPUBuffer | GPUTexture)[],
+    resources: (GPUBuffer | GPUTexture | Range)[],
+    uniformSize = STEP_SIZE,
   ) =>
     device.createBindGroup({
       label,
@@ -434,17 +601,19 @@ export async function createFastTrainer(
         binding,
         resource: r instanceof GPUTexture
           ? r.createView({ label: `${r.label} view` })
-          : binding === 0
-          ? { buffer: r, size: STEP_SIZE }
-          : { buffer: r },
+          : r instanceof GPUBuffer
+          ? binding === 0 && uniformSize ? { buffer: r, size: uniformSize } : { buffer: r }
+          : r,
       })),
     });
   const [w1, w2, w3] = weights;
   const [b1, b2, b3] = biases;
+  const [gw1, gw2, gw3] = wgW;
+  const [gb1, gb2, gb3] = wgB;
   const groups = {
     forward1: bindGroup("forward1 bind group", layouts.product, [
       steps,
-      trainX,
+      trainXOrdered,
       dummyTex,
       w1,
       w1Tex,
@@ -469,7 +638,15 @@ export async function createFastTrainer(
       b2,
       a2,
     ]),
-    head: bindGroup("head bind group", layouts.head, [steps, a2, w3, b3, trainY, losses, dz3]),
+    head: bindGroup("head bind group", layouts.head, [
+      steps,
+      a2,
+      w3,
+      b3,
+      trainYOrdered,
+      losses,
+      dz3,
+    ]),
     inputGrad3: bindGroup("inputGrad3 bind group", layouts.product, [
       steps,
       dz3,
@@ -485,8 +662,8 @@ export async function createFastTrainer(
       dummyTex,
       dz3,
       dummyTex,
-      w3,
-      b3,
+      gw3,
+      gb3,
     ]),
     inputGrad2: bindGroup("inputGrad2 bind group", layouts.product, [
       steps,
@@ -503,20 +680,41 @@ export async function createFastTrainer(
       a1Tex,
       dz2,
       dz2Tex,
-      w2,
-      b2,
+      gw2,
+      gb2,
     ]),
     weightGrad1: bindGroup("weightGrad1 bind group", layouts.weightGrad, [
       steps,
-      trainX,
+      trainXOrdered,
       dummyTex,
       dz1,
       dz1Tex,
-      w1,
-      b1,
+      gw1,
+      gb1,
     ]),
-    count: bindGroup("countCorrect bind group", layouts.count, [steps, a2, w3, b3, testY, correct]),
+    count: bindGroup("countCorrect bind group", layouts.count, [
+      steps,
+      a2,
+      w3,
+      b3,
+      testY,
+      confusion,
+    ]),
     sum: bindGroup("sumLosses bind group", layouts.sum, [steps, losses, lossTotal]),
+    optimizer: optimSteps && gradBuffer
+      ? bindGroup(
+        `${optimizerKernel} bind group`,
+        optimizer.optimizer === "adam" ? layouts.adam : layouts.momentum,
+        [optimSteps, paramBuffer, gradBuffer, ...stateBuffers],
+        OPTIMIZER_UNIFORM_BYTES,
+      )
+      : undefined,
+    gatherX: order
+      ? bindGroup("gatherRows images bind group", layouts.gather, [order, trainX, trainXOrdered], 0)
+      : undefined,
+    gatherY: order
+      ? bindGroup("gatherRows labels bind group", layouts.gather, [order, trainY, trainYOrdered], 0)
+      : undefined,
   };
 
   // ---- encoding: every pass goes through `dispatch` -----------------------
@@ -525,7 +723,7 @@ export async function createFastTrainer(
     kernel: string,
     pipeline: GPUComputePipeline,
     group: GPUBindGroup,
-    stepIndex: number,
+    stepIndex: number | null,
     [x, y]: [number, number],
     flops: number,
   ) => {
@@ -534,7 +732,8 @@ export async function createFastTrainer(
       timestampWrites: opts.passTimestamps?.(kernel, flops),
     });
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, group, [stepIndex * STEP_STRIDE]);
+    if (stepIndex === null) pass.setBindGroup(0, group);
+    else pass.setBindGroup(0, group, [stepIndex * STEP_STRIDE]);
     pass.dispatchWorkgroups(x, y);
     pass.end();
   };
@@ -558,16 +757,24 @@ export async function createFastTrainer(
     );
   const copyToTexture = (
     enc: GPUCommandEncoder,
-    src: GPUBuffer,
+    src: GPUBuffer | Range,
     dst: GPUTexture,
     floatsPerRow: number,
     rows: number,
   ) =>
     enc.copyBufferToTexture(
-      { buffer: src, bytesPerRow: floatsPerRow * 4 },
+      src instanceof GPUBuffer
+        ? { buffer: src, bytesPerRow: floatsPerRow * 4 }
+        : { buffer: src.buffer, offset: src.offset, bytesPerRow: floatsPerRow * 4 },
       { texture: dst },
       [floatsPerRow / 4, rows],
     );
+  /** One elementwise dispatch over `n` elements, 64 per workgroup (2-D past 65,535 groups). */
+  const elementwiseGroups = (n: number): [number, number] => {
+    const groups = Math.max(1, Math.ceil(n / 64));
+    const x = Math.min(groups, device.limits.maxComputeWorkgroupsPerDimension);
+    return [x, Math.ceil(groups / x)];
+  };
   {
     // The weight textures start as copies of the weights, whatever the plan,
     // so that `setVariant` may switch to a texture variant at any time.
@@ -624,7 +831,7 @@ export async function createFastTrainer(
       index,
       rows,
     );
-    if (needW2Tex()) copyToTexture(enc, w2, w2Tex, n2, n1);
+    if (needW2Tex() && !separateUpdate) copyToTexture(enc, w2, w2Tex, n2, n1);
     // Layer 1: weight gradient and update only (no input gradient).
     dispatchSlot(
       enc,
@@ -635,6 +842,19 @@ export async function createFastTrainer(
       index,
       rows,
     );
+    if (groups.optimizer && optimPipeline) {
+      // Momentum/Adam: every gradient is stored; now update all parameters at once.
+      dispatch(
+        enc,
+        optimizerKernel,
+        optimPipeline,
+        groups.optimizer,
+        index,
+        elementwiseGroups(totalFloats),
+        totalFloats * (optimizer.optimizer === "adam" ? 12 : 4),
+      );
+      if (needW2Tex()) copyToTexture(enc, w2, w2Tex, n2, n1);
+    }
     if (needW1Tex()) copyToTexture(enc, w1, w1Tex, n1, n0);
   };
 
@@ -643,9 +863,11 @@ export async function createFastTrainer(
     if (first < 0 || count < 0 || first + count > batches.length) {
       throw new RangeError(`steps ${first}..${first + count - 1} outside 0..${batches.length - 1}`);
     }
+    ensureOptimTable(first);
     const enc = device.createCommandEncoder({ label: `steps ${first}..${first + count - 1}` });
     for (let i = first; i < first + count; i++) encodeStep(enc, i);
     device.queue.submit([enc.finish()]);
+    stepsTaken += count;
   };
 
   const readStaging = async (staging: GPUBuffer): Promise<ArrayBuffer> => {
@@ -654,14 +876,29 @@ export async function createFastTrainer(
     staging.unmap();
     return out;
   };
+  /** A packed buffer read back and cut into its tensors W1, b1, W2, b2, W3, b3. */
+  const readPacked = async (b: GPUBuffer): Promise<Float32Array[]> => {
+    const staging = device.createBuffer({
+      label: `${b.label} readback`,
+      size: b.size,
+      usage: GPUBufferUsage.MAP_READ | CD,
+    });
+    const enc = device.createCommandEncoder({ label: `${b.label} readback` });
+    enc.copyBufferToBuffer(b, 0, staging, 0, b.size);
+    device.queue.submit([enc.finish()]);
+    const all = new Float32Array(await readStaging(staging));
+    staging.destroy();
+    return packed.offsets.map((o, t) => all.slice(o / 4, o / 4 + packed.lengths[t]));
+  };
 
-  return {
+  const trainer: FastTrainer = {
     plan,
     batches,
     maxRows,
     shapes,
     runSteps,
-    async runEpoch(onProgress) {
+    async runEpoch(onProgress, stop) {
+      let previous: Promise<void> | undefined; // the chunk before the last one submitted
       for (let first = 0; first < batches.length; first += stepsPerSubmit) {
         const count = Math.min(stepsPerSubmit, batches.length - first);
         runSteps(first, count);
@@ -669,6 +906,17 @@ export async function createFastTrainer(
         if (onProgress) {
           await device.queue.onSubmittedWorkDone();
           onProgress(first + count);
+        }
+        if (stop) {
+          // Keep the GPU fed with the next chunk while waiting for this one,
+          // but never more than two chunks ahead of a stop request.
+          const done = device.queue.onSubmittedWorkDone();
+          await previous;
+          previous = done;
+          if (stop()) {
+            await done;
+            throw new EpochInterrupted(first + count);
+          }
         }
       }
       const enc = device.createCommandEncoder({ label: "epoch loss sum" });
@@ -691,8 +939,11 @@ export async function createFastTrainer(
       return out;
     },
     async evaluate() {
+      return (await trainer.evaluateConfusion()).correct;
+    },
+    async evaluateConfusion() {
       const enc = device.createCommandEncoder({ label: "test evaluation" });
-      enc.clearBuffer(correct);
+      enc.clearBuffer(confusion);
       evalChunks.forEach(([, rows], i) => {
         const stepIndex = evalStep0 + i;
         dispatchSlot(
@@ -719,31 +970,77 @@ export async function createFastTrainer(
           1,
         ], 2 * rows * n2 * n3);
       });
-      enc.copyBufferToBuffer(correct, 0, correctStaging, 0, 4);
+      enc.copyBufferToBuffer(confusion, 0, confusionStaging, 0, n3 * n3 * 4);
       device.queue.submit([enc.finish()]);
-      return new Uint32Array(await readStaging(correctStaging))[0];
+      const counts = new Uint32Array(await readStaging(confusionStaging));
+      const matrix = Array.from(
+        { length: n3 },
+        (_, t) => Array.from(counts.subarray(t * n3, (t + 1) * n3)),
+      );
+      let right = 0;
+      for (let t = 0; t < n3; t++) right += matrix[t][t];
+      return { correct: right, confusion: matrix };
     },
     async readParams() {
-      const read = async (b: GPUBuffer) => {
-        const staging = device.createBuffer({
-          label: `${b.label} readback`,
-          size: b.size,
-          usage: GPUBufferUsage.MAP_READ | CD,
-        });
-        const enc = device.createCommandEncoder({ label: `${b.label} readback` });
-        enc.copyBufferToBuffer(b, 0, staging, 0, b.size);
-        device.queue.submit([enc.finish()]);
-        const out = new Float32Array(await readStaging(staging));
-        staging.destroy();
-        return out;
-      };
-      const ws = await Promise.all(weights.map(read));
-      const bs = await Promise.all(biases.map(read));
+      const t = await readPacked(paramBuffer);
       return {
         sizes: [...sizes],
-        weights: ws.map((w, l) => w.slice(0, sizes[l] * sizes[l + 1])),
-        biases: bs.map((b, l) => b.slice(0, sizes[l + 1])),
+        weights: [0, 2, 4].map((i) => t[i]),
+        biases: [1, 3, 5].map((i) => t[i]),
       };
+    },
+    optimizer,
+    async readOptimizerState() {
+      const [first, second] = await Promise.all(stateBuffers.map(readPacked));
+      return { step: stepsTaken, first: first ?? [], second: second ?? [] };
+    },
+    writeOptimizerState(state) {
+      const lists = [state.first, state.second].slice(0, stateBuffers.length);
+      lists.forEach((tensors, s) => {
+        if (tensors.length !== packed.lengths.length) {
+          throw new Error(
+            `optimiser state has ${tensors.length} tensors, want ${packed.lengths.length}`,
+          );
+        }
+        tensors.forEach((data, i) => {
+          if (data.length !== packed.lengths[i]) {
+            throw new Error(
+              `optimiser state tensor ${i} has ${data.length} values, want ${packed.lengths[i]}`,
+            );
+          }
+          device.queue.writeBuffer(stateBuffers[s], packed.offsets[i], data.slice());
+        });
+      });
+      stepsTaken = state.step;
+    },
+    setOrder(permutation) {
+      if (!order || !gatherX || !gatherY || !groups.gatherX || !groups.gatherY) {
+        throw new Error("setOrder needs the engine's shuffle option");
+      }
+      if (permutation.length !== nTrain) {
+        throw new RangeError(`an order of ${permutation.length} images for ${nTrain}`);
+      }
+      device.queue.writeBuffer(order, 0, permutation.slice());
+      const enc = device.createCommandEncoder({ label: "gather the epoch's order" });
+      dispatch(
+        enc,
+        "gatherRows images",
+        gatherX,
+        groups.gatherX,
+        null,
+        elementwiseGroups(nTrain * n0 / 4),
+        0,
+      );
+      dispatch(
+        enc,
+        "gatherRows labels",
+        gatherY,
+        groups.gatherY,
+        null,
+        elementwiseGroups(nTrain),
+        0,
+      );
+      device.queue.submit([enc.finish()]);
     },
     setVariant(slot, v) {
       pipelineOf(slot, v); // throws when not compiled
@@ -774,4 +1071,5 @@ export async function createFastTrainer(
       for (const o of owned) o.destroy();
     },
   };
+  return trainer;
 }

@@ -10,7 +10,8 @@
  * - `inputGrad`: `dZ = (G·Wᵀ) ⊙ (act > 0)` with `G: [rows, K]`, `W: [N, K]`
  *   (`inputGradReluMask*.wgsl`);
  * - `weightGrad`: `W -= lr·Aᵀ·G`, `b -= lr·Σ G` with `W: [K, N]`
- *   (`weightGradSgd*.wgsl`).
+ *   (`weightGradSgd*.wgsl`); with `updateInPlace: false` the kernel stores
+ *   the gradients `Aᵀ·G` and `Σ G` instead, for a separate optimiser step.
  *
  * Each comes in three families: `registers` (register-blocked, operands from
  * storage buffers), `tiled` (16 × 16 workgroup-memory tiles, what real GPUs
@@ -118,14 +119,25 @@ export function variantFits(
   return maxRows <= maxTextureRows;
 }
 
+/** How a weight-gradient kernel is compiled. */
+export interface KernelOptions {
+  /**
+   * `weightGrad` only: fold the SGD update in (`W −= lr·Aᵀ·G`, default), or
+   * store the gradients for a separate optimiser step (`false`).
+   */
+  updateInPlace?: boolean;
+}
+
 /** The `const` values a variant's kernel file is compiled with for `shape`. */
 export function kernelConstants(
   shape: MatmulShape,
   v: MatmulVariant,
+  opts: KernelOptions = {},
 ): Record<string, number | boolean> {
   const [b0, b1] = v.block;
   const c: Record<string, number | boolean> = { K: shape.k, N: shape.n };
   if (shape.op !== "inputGrad") c.A_BYTES = shape.aBytes;
+  if (shape.op === "weightGrad") c.UPDATE_IN_PLACE = opts.updateInPlace ?? true;
   if (v.family === "registers") {
     if (shape.op === "weightGrad") Object.assign(c, { RI: b0, RJ: b1 });
     else Object.assign(c, { RM: b0, RN: b1 });
@@ -154,8 +166,12 @@ export function specialize(src: string, constants: Record<string, number | boole
 }
 
 /** The WGSL of variant `v` for `shape`, specialised. */
-export function variantSource(shape: MatmulShape, v: MatmulVariant): string {
-  return specialize(kernelSource(kernelName(shape.op, v)), kernelConstants(shape, v));
+export function variantSource(
+  shape: MatmulShape,
+  v: MatmulVariant,
+  opts: KernelOptions = {},
+): string {
+  return specialize(kernelSource(kernelName(shape.op, v)), kernelConstants(shape, v, opts));
 }
 
 /** Workgroups to dispatch `[x, y]` for `rows` batch rows. */

@@ -22,6 +22,7 @@ import {
   softmaxCrossEntropyBackward,
 } from "../shared/model.ts";
 import { mulberry32 } from "../shared/rng.ts";
+import { confusionMatrix } from "../shared/report.ts";
 import {
   defaultVariant,
   dispatchSize,
@@ -351,7 +352,7 @@ Deno.test("fast kernels: softmax + cross-entropy + gradient, fused with the outp
   }
 });
 
-Deno.test("fast kernels: countCorrect counts argmax == label like the CPU", async () => {
+Deno.test("fast kernels: countCorrect counts (label, argmax) pairs like the CPU", async () => {
   const k = 16, c = 10, rows = 150, start = 4;
   const act = new Float32Array(relu(randoms((start + rows) * k, 14)));
   const w = randoms(k * c, 15);
@@ -361,21 +362,28 @@ Deno.test("fast kernels: countCorrect counts argmax == label like the CPU", asyn
   const logits = addBias(matmul(actRows, w, rows, k, c), b);
   // Make some predictions right: set the label to the argmax for every third row.
   let want = 0;
+  const preds: number[] = [];
   for (let r = 0; r < rows; r++) {
     let best = 0;
     for (let j = 1; j < c; j++) if (logits[r * c + j] > logits[r * c + best]) best = j;
     if (r % 3 === 0) labels[start + r] = best;
     if (labels[start + r] === best) want++;
+    preds.push(best);
   }
+  const wantMatrix = confusionMatrix(preds, labels.subarray(start, start + rows), c);
   const out = await runKernel(
     "countCorrect",
     specialize(kernelSource("countCorrect"), { K: k, C: c }),
     "count",
-    ["step", act, w, b, labels, new Uint32Array(4)],
+    ["step", act, w, b, labels, new Uint32Array(c * c)],
     { start, count: rows, lr: 0 },
     [Math.ceil(rows / 64), 1],
   );
-  assert.equal(new Uint32Array(out.get(5)!)[0], want);
+  const got = new Uint32Array(out.get(5)!);
+  assert.deepEqual(Array.from(got), wantMatrix.flat());
+  let trace = 0;
+  for (let t = 0; t < c; t++) trace += got[t * c + t];
+  assert.equal(trace, want);
 });
 
 Deno.test("fast kernels: sumLosses sums the first n losses", async () => {

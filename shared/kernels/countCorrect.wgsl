@@ -1,8 +1,9 @@
-// countCorrect: correct += #{ r : argmax_c logits[r, c] == y_r }
+// countCorrect: confusion[y_r, p_r] += 1,  p_r = argmax_c logits[r, c]
 //   logits[r, c] = Σ_k act[r, k] · W[k, c] + b[c]      act: [rows, K], W: [K, C], b: [C]
+//   confusion: [C, C] counts, true class × predicted class (its trace: the right answers)
 // The output layer at test time, fused with argmax (first maximum wins, as
-// in the CPU reference) and the count of right answers, so that the whole
-// test set needs one readback of one number.
+// in the CPU reference) and the confusion counts, so that the whole test set
+// needs one readback of C·C numbers.
 
 struct Step {
   start: u32,
@@ -19,7 +20,7 @@ const C = 10u;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read> labels: array<u32>;
-@group(0) @binding(5) var<storage, read_write> correct: atomic<u32>;
+@group(0) @binding(5) var<storage, read_write> confusion: array<atomic<u32>>; // [C, C]
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -43,7 +44,5 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       best = c;
     }
   }
-  if (best == labels[step.start + r]) {
-    atomicAdd(&correct, 1u);
-  }
+  atomicAdd(&confusion[labels[step.start + r] * C + best], 1u);
 }

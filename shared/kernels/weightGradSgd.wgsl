@@ -3,7 +3,7 @@
 //   A_BYTES), G: [rows, N] = ∂L/∂z (already divided by the batch size),
 //   W: [K, N], b: [N], updated in place
 // Differentiates  z = A·W + b  (matmulBiasRelu.wgsl): ∂W = Aᵀ·∂z, ∂b = Σ_r ∂z,
-// with the SGD update folded in so the gradient is never stored.
+// with the SGD update folded in (UPDATE_IN_PLACE; otherwise ∂W, ∂b are stored) so the gradient is never stored.
 // Register-blocked: each invocation owns an RI × RJ block of W, accumulated
 // over the batch as outer products; the invocations of the first row block
 // also own the bias.
@@ -20,6 +20,9 @@ const N = 512u;
 const RI = 8u;
 const RJ = 8u;
 const A_BYTES = true;
+// false: w and bias are gradient buffers; ∂W and ∂b are written as they are,
+// for an optimiser step (momentumStep.wgsl, adamStep.wgsl) after the backward pass.
+const UPDATE_IN_PLACE = true;
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> aWords: array<u32>;
@@ -61,14 +64,22 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     for (var j = 0u; j < RJ; j++) {
       if (i0 + i < K && j0 + j < N) {
         let at = (i0 + i) * N + j0 + j;
-        w[at] = w[at] - step.lr * acc[i][j];
+        if (UPDATE_IN_PLACE) {
+          w[at] = w[at] - step.lr * acc[i][j];
+        } else {
+          w[at] = acc[i][j];
+        }
       }
     }
   }
   if (i0 == 0u) {
     for (var j = 0u; j < RJ; j++) {
       if (j0 + j < N) {
-        bias[j0 + j] = bias[j0 + j] - step.lr * gsum[j];
+        if (UPDATE_IN_PLACE) {
+          bias[j0 + j] = bias[j0 + j] - step.lr * gsum[j];
+        } else {
+          bias[j0 + j] = gsum[j];
+        }
       }
     }
   }

@@ -4,7 +4,7 @@
 //   G: rgba32float texture [rows][N/4] = ∂L/∂z (already ÷ batch size)
 //   W: [K, N] (vec4s), b: [N] (vec4s), updated in place
 // Differentiates  z = A·W + b  (matmulBiasRelu.wgsl): ∂W = Aᵀ·∂z, ∂b = Σ_r ∂z,
-// with the SGD update folded in.
+// with the SGD update folded in (UPDATE_IN_PLACE; otherwise ∂W, ∂b are stored).
 // Outer-product accumulation over the batch: per row r an invocation fetches
 // RI values of A and 4·JV of G, 4 per texel, and does RI·4·JV multiply-adds
 // into its block of W held in registers. Needs K, N, RI multiples of 4.
@@ -21,6 +21,9 @@ const N = 512u;
 const RI = 16u;
 const JV = 4u; // vec4 columns per invocation (RJ = 4·JV)
 const A_BYTES = true;
+// false: w and bias are gradient buffers; ∂W and ∂b are written as they are,
+// for an optimiser step (momentumStep.wgsl, adamStep.wgsl) after the backward pass.
+const UPDATE_IN_PLACE = true;
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> aWords: array<u32>;
@@ -71,14 +74,22 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     for (var j = 0u; j < JV; j++) {
       if (i0 + i < K && c0 + j < N / 4u) {
         let at = (i0 + i) * (N / 4u) + c0 + j;
-        w[at] = w[at] - (step.lr * A_SCALE) * acc[i][j];
+        if (UPDATE_IN_PLACE) {
+          w[at] = w[at] - (step.lr * A_SCALE) * acc[i][j];
+        } else {
+          w[at] = A_SCALE * acc[i][j];
+        }
       }
     }
   }
   if (i0 == 0u) {
     for (var j = 0u; j < JV; j++) {
       if (c0 + j < N / 4u) {
-        bias[c0 + j] = bias[c0 + j] - step.lr * gsum[j];
+        if (UPDATE_IN_PLACE) {
+          bias[c0 + j] = bias[c0 + j] - step.lr * gsum[j];
+        } else {
+          bias[c0 + j] = gsum[j];
+        }
       }
     }
   }

@@ -2,7 +2,7 @@
 //   A: [rows, K] (f32, or packed image bytes ÷ 255 when A_BYTES),
 //   G: [rows, N] = ∂L/∂z (already ÷ batch size), W: [K, N], b: [N], in place
 // Differentiates  z = A·W + b  (matmulBiasRelu.wgsl): ∂W = Aᵀ·∂z, ∂b = Σ_r ∂z,
-// with the SGD update folded in.
+// with the SGD update folded in (UPDATE_IN_PLACE; otherwise ∂W, ∂b are stored).
 // Tiled through workgroup memory: per step of 16 batch rows a 16 × 16 workgroup
 // stages 16 × 16 tiles of A and of G; each invocation owns one weight.
 
@@ -16,6 +16,9 @@ struct Step {
 const K = 784u;
 const N = 512u;
 const A_BYTES = true;
+// false: w and bias are gradient buffers; ∂W and ∂b are written as they are,
+// for an optimiser step (momentumStep.wgsl, adamStep.wgsl) after the backward pass.
+const UPDATE_IN_PLACE = true;
 const T = 16u;
 
 @group(0) @binding(0) var<uniform> step: Step;
@@ -56,9 +59,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     workgroupBarrier();
   }
   if (i < K && j < N) {
-    w[i * N + j] = w[i * N + j] - step.lr * acc;
+    if (UPDATE_IN_PLACE) {
+      w[i * N + j] = w[i * N + j] - step.lr * acc;
+    } else {
+      w[i * N + j] = acc;
+    }
   }
   if (i == 0u && j < N) {
-    bias[j] = bias[j] - step.lr * gsum;
+    if (UPDATE_IN_PLACE) {
+      bias[j] = bias[j] - step.lr * gsum;
+    } else {
+      bias[j] = gsum;
+    }
   }
 }
