@@ -6,19 +6,39 @@
  * `trainFast` prepares the run (shared/train.ts), picks a matmul variant per
  * shape (autotuned and cached per adapter, or the adapter-type default with
  * `--no-tune`), then trains with the engine of fast/engine.ts, which tests
- * also drive step by step.
+ * also drive step by step. Around the engine: the optimiser and shuffling
+ * flags, checkpoints (`--save` every epoch, `--resume`, `--load`), the
+ * confusion matrix and the `--plot` chart, and the faults a user can meet (a
+ * loss that is no longer finite, Ctrl-C, a device that refuses the buffers)
+ * as one-line errors. `--model cnn` hands over to `trainCnn` (fast/cnn.ts).
  *
  * @module
  */
 
 import type { TrainConfig } from "../shared/cli.ts";
-import type { Gpu } from "../shared/gpu.ts";
+import { UserError } from "../shared/errors.ts";
+import { writeFileAtomic } from "../shared/fsutil.ts";
+import { type Gpu, gpuChecked } from "../shared/gpu.ts";
+import { LAYER_SIZES, type MlpParams } from "../shared/model.ts";
+import { OPTIMIZER_DEFAULTS, type OptimizerOptions } from "../shared/optim.ts";
 import { formatProfile, GpuProfiler, type ProfileReport } from "../shared/profiler.ts";
+import { type EpochPoint, formatConfusion, lossAccuracySvg } from "../shared/report.ts";
+import { shuffledIndices } from "../shared/rng.ts";
+import {
+  decodeMlp,
+  decodeSafetensors,
+  encodeMlp,
+  encodeSafetensors,
+  layerTensorNames,
+} from "../shared/safetensors.ts";
 import { epochProgress, type EpochResult, type TrainSummary } from "../shared/summary.ts";
 import { formatEpoch, formatTest, prepareRun, type TrainOptions } from "../shared/train.ts";
+import { trainCnn } from "./cnn.ts";
 import {
   createFastTrainer,
   type EngineData,
+  type EngineOptimizerState,
+  EpochInterrupted,
   type FastTrainer,
   fastTrainerRows,
   type Slot,
@@ -115,64 +135,352 @@ export async function tuneSlots(
 export interface FastOptions extends TrainOptions {
   /** The tuning cache; `null` neither reads nor writes one. Default `TUNE_CACHE_PATH`. */
   tuneCachePath?: string | null;
+  /**
+   * Aborted (e.g. on Ctrl-C): the running chunk of steps finishes, the rest
+   * of the epoch is abandoned, nothing partial is saved, and a `UserError`
+   * with exit code 130 says where the last checkpoint is.
+   */
+  signal?: AbortSignal;
+}
+
+/** The optimiser settings of `config`, with shared/optim.ts's defaults. */
+export function optimizerOf(config: TrainConfig): OptimizerOptions {
+  return {
+    optimizer: config.optimizer ?? OPTIMIZER_DEFAULTS.optimizer,
+    momentum: config.momentum ?? OPTIMIZER_DEFAULTS.momentum,
+    beta1: config.beta1 ?? OPTIMIZER_DEFAULTS.beta1,
+    beta2: config.beta2 ?? OPTIMIZER_DEFAULTS.beta2,
+    eps: config.eps ?? OPTIMIZER_DEFAULTS.eps,
+  };
+}
+
+/** Names of the optimiser-state tensors per parameter tensor, by optimiser. */
+const STATE_PARTS = { sgd: [], momentum: ["velocity"], adam: ["m", "v"] } as const;
+
+/** The parameter tensor names in the engine's packed order W1, b1, W2, b2, W3, b3. */
+function tensorNames(layers: number): string[] {
+  const out: string[] = [];
+  for (let l = 0; l < layers; l++) {
+    const n = layerTensorNames(l);
+    out.push(n.weight, n.bias);
+  }
+  return out;
+}
+
+/** A checkpoint of the fast MLP trainer: what `--resume` needs to continue exactly. */
+export interface Checkpoint {
+  params: MlpParams;
+  optimizerState: EngineOptimizerState;
+  /** Epochs done. */
+  epoch: number;
+  /** Loss (and test accuracy, when measured) of every epoch done. */
+  history: EpochPoint[];
+  /** The file's metadata (strings), including the settings `--resume` checks. */
+  metadata: Record<string, string>;
+}
+
+/** The run settings a checkpoint records (and `--resume` compares). */
+export interface CheckpointSettings {
+  optimizer: OptimizerOptions;
+  seed: number;
+  lr: number;
+  batchSize: number;
+  shuffle: boolean;
+  trainImages: number;
+  testImages: number;
+  dataSource: string;
+}
+
+/**
+ * A checkpoint as safetensors: the MLP as `encodeMlp` writes it (so `deno
+ * task predict --model FILE` reads it), plus the optimiser state as
+ * `optim.<tensor>.<part>` tensors (`velocity`, or Adam's `m` and `v`) and
+ * the settings, epoch, optimiser step and history as metadata.
+ */
+export function encodeCheckpoint(
+  params: MlpParams,
+  state: EngineOptimizerState,
+  epoch: number,
+  history: EpochPoint[],
+  s: CheckpointSettings,
+): Uint8Array<ArrayBuffer> {
+  const o = s.optimizer;
+  const { tensors, metadata } = decodeSafetensors(
+    encodeMlp(params, {
+      model: "mlp",
+      optimizer: o.optimizer,
+      momentum: String(o.momentum),
+      beta1: String(o.beta1),
+      beta2: String(o.beta2),
+      eps: String(o.eps),
+      epoch: String(epoch),
+      optimizer_step: String(state.step),
+      seed: String(s.seed),
+      lr: String(s.lr),
+      batch_size: String(s.batchSize),
+      shuffle: String(s.shuffle),
+      train_images: String(s.trainImages),
+      test_images: String(s.testImages),
+      data_source: s.dataSource,
+      history: JSON.stringify(history),
+    }),
+    "checkpoint",
+  );
+  const names = tensorNames(params.weights.length);
+  STATE_PARTS[o.optimizer].forEach((part, k) => {
+    const list = k === 0 ? state.first : state.second;
+    names.forEach((name, t) => {
+      tensors.set(`optim.${name}.${part}`, { shape: tensors.get(name)!.shape, data: list[t] });
+    });
+  });
+  return encodeSafetensors(tensors, metadata);
+}
+
+/** Reads a checkpoint written by `encodeCheckpoint`; a bad file is a one-line `UserError`. */
+export function decodeCheckpoint(bytes: Uint8Array, file: string): Checkpoint {
+  const { params, metadata } = decodeMlp(bytes, file, LAYER_SIZES);
+  const { tensors } = decodeSafetensors(bytes, file);
+  const epoch = Number(metadata.epoch);
+  const step = Number(metadata.optimizer_step);
+  const optimizer = metadata.optimizer as keyof typeof STATE_PARTS;
+  if (
+    !Number.isSafeInteger(epoch) || epoch < 1 || !Number.isSafeInteger(step) || step < 0 ||
+    !(optimizer in STATE_PARTS)
+  ) {
+    throw new UserError(
+      `${file}: not a checkpoint of the fast trainer (no epoch, optimizer_step or optimizer in ` +
+        `its metadata); use --load to start from its weights`,
+    );
+  }
+  const names = tensorNames(params.weights.length);
+  const lists = STATE_PARTS[optimizer].map((part) =>
+    names.map((name) => {
+      const t = tensors.get(`optim.${name}.${part}`);
+      if (!t || t.data.length !== tensors.get(name)!.data.length) {
+        throw new UserError(`${file}: optimiser state 'optim.${name}.${part}' is missing or bad`);
+      }
+      return t.data;
+    })
+  );
+  let history: EpochPoint[] = [];
+  try {
+    const h = JSON.parse(metadata.history ?? "[]");
+    if (Array.isArray(h)) history = h;
+  } catch { /* a chart without the earlier epochs; training is unaffected */ }
+  return {
+    params,
+    optimizerState: { step, first: lists[0] ?? [], second: lists[1] ?? [] },
+    epoch,
+    history,
+    metadata,
+  };
+}
+
+/** Throws a one-line `UserError` when checkpoint `c` was made with other settings than `s`. */
+export function checkResumable(c: Checkpoint, file: string, s: CheckpointSettings): void {
+  const m = c.metadata;
+  const pairs: [string, string | undefined, string][] = [
+    ["--model", m.model, "mlp"],
+    ["--optimizer", m.optimizer, s.optimizer.optimizer],
+    ["--batch-size", m.batch_size, String(s.batchSize)],
+    ["--seed", m.seed, String(s.seed)],
+    ["--shuffle", m.shuffle, String(s.shuffle)],
+    ["training images", m.train_images, String(s.trainImages)],
+  ];
+  for (const [what, saved, now] of pairs) {
+    if (saved !== now) {
+      throw new UserError(
+        `--resume: ${file} was saved with ${what} ${saved ?? "(unknown)"}, this run has ${now}; ` +
+          `use the same flags, or start afresh without --resume`,
+      );
+    }
+  }
+}
+
+async function readModelFile(file: string, flag: string): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(file);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new UserError(
+        flag === "--resume"
+          ? `--resume: ${file} does not exist (nothing to resume; run without --resume to start)`
+          : `${flag} ${file}: no such file`,
+      );
+    }
+    throw new UserError(`${flag} ${file}: cannot read (${(err as Error).message})`);
+  }
+}
+
+/** The 1-based step holding the first per-image loss of the epoch that is not finite, if any. */
+async function firstBadStep(
+  trainer: FastTrainer,
+  nTrain: number,
+  batchSize: number,
+): Promise<{ step: number; image: number; value: number } | undefined> {
+  const losses = await trainer.readLosses(0, nTrain);
+  const at = losses.findIndex((x) => !Number.isFinite(x));
+  if (at < 0) return undefined;
+  return { step: Math.floor(at / batchSize) + 1, image: at, value: losses[at] };
 }
 
 /**
  * Trains the MLP on the GPU the fast way and returns the summary. Logs one
- * line per epoch and the test accuracy, like the slow trainer.
+ * line per epoch and the test accuracy (and a confusion matrix), like the
+ * slow trainer. With `config.model` "cnn", trains the CNN of fast/cnn.ts.
  */
 export async function trainFast(
   config: TrainConfig,
   opts: FastOptions = {},
 ): Promise<TrainSummary> {
-  const run = await prepareRun(config, opts);
-  const { gpu, data, nTrain, nTest, params, log } = run;
+  const optimizer = optimizerOf(config);
+  const shuffle = config.shuffle ?? false;
+  if (config.model === "cnn") {
+    return trainCnn({ ...config, ...optimizer, shuffle }, {
+      gpu: opts.gpu,
+      data: opts.data,
+      log: opts.log,
+    });
+  }
+  // Files first: a missing checkpoint should not wait for the data and device.
+  let checkpoint: Checkpoint | undefined;
+  let params = opts.params;
+  if (config.resume && config.save) {
+    checkpoint = decodeCheckpoint(await readModelFile(config.save, "--resume"), config.save);
+    params = checkpoint.params;
+  } else if (config.load) {
+    params = decodeMlp(await readModelFile(config.load, "--load"), config.load, LAYER_SIZES)
+      .params;
+  }
+  const run = await prepareRun(config, { ...opts, params });
+  const { gpu, data, nTrain, nTest, log } = run;
+  const settings: CheckpointSettings = {
+    optimizer,
+    seed: config.seed,
+    lr: config.lr,
+    batchSize: config.batchSize,
+    shuffle,
+    trainImages: nTrain,
+    testImages: nTest,
+    dataSource: data.source,
+  };
+  if (checkpoint && config.save) {
+    checkResumable(checkpoint, config.save, settings);
+    log(
+      `resuming from ${config.save}: ${checkpoint.epoch} epoch${
+        checkpoint.epoch === 1 ? "" : "s"
+      } done, training to epoch ${config.epochs}`,
+    );
+  } else if (config.load) log(`starting from the weights in ${config.load}`);
   const engineData: EngineData = { ...data, nTrain, nTest };
   const cachePath = opts.tuneCachePath === undefined ? TUNE_CACHE_PATH : opts.tuneCachePath;
   const { batchSize } = config;
   const maxRows = fastTrainerRows(batchSize, nTest);
   const { known, missing } = config.noTune
     ? { known: {}, missing: [] }
-    : cachedPlan(gpu, slotShapes(params.sizes), batchSize, maxRows, cachePath);
+    : cachedPlan(gpu, slotShapes(run.params.sizes), batchSize, maxRows, cachePath);
   const profiler = new GpuProfiler(gpu, { enabled: config.profile });
   let profiling = false; // not while tuning: from the first epoch on
-  const trainer = await createFastTrainer(gpu, params, engineData, {
-    batchSize,
-    lr: config.lr,
-    plan: known,
-    tuneSlots: missing,
-    // The profile covers the training epochs only (as TrainSummary.profile says).
-    passTimestamps: profiler.enabled
-      ? (k, flops) => profiling ? profiler.passTimestamps(k, flops) : undefined
-      : undefined,
-    afterSubmit: profiler.enabled ? () => profiler.collect() : undefined,
-  });
-  const tuned = await tuneSlots(gpu, trainer, missing, batchSize, cachePath);
-  profiling = profiler.enabled;
-  const how = (s: Slot) => {
-    if (config.noTune) return "default";
-    const t = tuned[s];
-    if (!t) return "cached";
-    const ms = t.ms[trainer.plan[s].name];
-    return ms === undefined ? "tuned" : `tuned, ${ms.toFixed(1)} ms`;
-  };
-  log(
-    `matmul variants: ${SLOTS.map((s) => `${s} ${trainer.plan[s].name} (${how(s)})`).join(", ")}`,
+  const smaller = `--batch-size ${batchSize} (a smaller --batch-size needs less GPU memory)`;
+  const trainer = await gpuChecked(
+    gpu.device,
+    `setting up the fast trainer for ${nTrain} images at ${smaller}`,
+    () =>
+      createFastTrainer(gpu, run.params, engineData, {
+        batchSize,
+        lr: config.lr,
+        plan: known,
+        tuneSlots: missing,
+        optimizer,
+        shuffle,
+        // The profile covers the training epochs only (as TrainSummary.profile says).
+        passTimestamps: profiler.enabled
+          ? (k, flops) => profiling ? profiler.passTimestamps(k, flops) : undefined
+          : undefined,
+        afterSubmit: profiler.enabled ? () => profiler.collect() : undefined,
+      }),
   );
-  const epochs: EpochResult[] = [];
-  let trainMs = 0;
-  const tty = Deno.stderr.isTerminal();
   try {
-    for (let epoch = 1; epoch <= config.epochs; epoch++) {
+    if (checkpoint) trainer.writeOptimizerState(checkpoint.optimizerState);
+    const tuned = await gpuChecked(
+      gpu.device,
+      `timing the matmul variants at ${smaller}`,
+      () => tuneSlots(gpu, trainer, missing, batchSize, cachePath),
+    );
+    profiling = profiler.enabled;
+    const how = (s: Slot) => {
+      if (config.noTune) return "default";
+      const t = tuned[s];
+      if (!t) return "cached";
+      const ms = t.ms[trainer.plan[s].name];
+      return ms === undefined ? "tuned" : `tuned, ${ms.toFixed(1)} ms`;
+    };
+    log(
+      `matmul variants: ${SLOTS.map((s) => `${s} ${trainer.plan[s].name} (${how(s)})`).join(", ")}`,
+    );
+    const epochs: EpochResult[] = [];
+    const history: EpochPoint[] = checkpoint ? [...checkpoint.history] : [];
+    let trainMs = 0;
+    const tty = Deno.stderr.isTerminal();
+    const firstEpoch = (checkpoint?.epoch ?? 0) + 1;
+    if (checkpoint && firstEpoch > config.epochs) {
+      log(`${config.save} already holds ${checkpoint.epoch} epochs; nothing left to train`);
+    }
+    const stop = opts.signal ? () => opts.signal!.aborted : undefined;
+    for (let epoch = firstEpoch; epoch <= config.epochs; epoch++) {
+      const interrupted = () => {
+        const kept = !config.save
+          ? "nothing saved (no --save)"
+          : epoch - 1 >= 1
+          ? `checkpoint at ${config.save} holds epoch ${epoch - 1}; continue with --resume`
+          : `no checkpoint yet (${config.save} is first written at the end of epoch 1)`;
+        return new UserError(`interrupted during epoch ${epoch}; ${kept}`, 130);
+      };
+      if (opts.signal?.aborted) throw interrupted();
       const progress = epochProgress(epoch, trainer.batches.length);
       const t0 = performance.now();
-      const total = await trainer.runEpoch(tty ? (done) => progress.tick(done) : undefined);
+      let total: number;
+      try {
+        total = await gpuChecked(gpu.device, `training epoch ${epoch}`, () => {
+          if (shuffle) trainer.setOrder(shuffledIndices(nTrain, config.seed + epoch));
+          return trainer.runEpoch(tty ? (done) => progress.tick(done) : undefined, stop);
+        });
+      } catch (err) {
+        progress.clear();
+        if (err instanceof EpochInterrupted) throw interrupted();
+        throw err;
+      }
       const ms = performance.now() - t0;
       progress.clear();
       trainMs += ms;
+      if (!Number.isFinite(total)) {
+        const bad = await firstBadStep(trainer, nTrain, batchSize);
+        const where = bad
+          ? ` at step ${bad.step} of ${trainer.batches.length} (${
+            shuffle ? "shuffled position" : "image"
+          } ${bad.image}: loss ${bad.value})`
+          : "";
+        const kept = config.save && epoch > 1
+          ? `; ${config.save} still holds epoch ${epoch - 1}`
+          : "";
+        throw new UserError(
+          `the training loss became ${total} in epoch ${epoch}${where}: ` +
+            `--lr ${config.lr} is too large for this run, try a smaller --lr${kept}`,
+        );
+      }
       const result = { epoch, loss: total / nTrain, ms };
       epochs.push(result);
       log(formatEpoch(result));
+      const point: EpochPoint = { epoch, loss: result.loss };
+      if (config.plot && nTest > 0) {
+        // Outside the epoch's clock: the chart's accuracy per epoch.
+        point.accuracy = await trainer.evaluate() / nTest;
+      }
+      history.push(point);
+      if (config.save) {
+        const [p, state] = [await trainer.readParams(), await trainer.readOptimizerState()];
+        await writeCheckpoint(config.save, encodeCheckpoint(p, state, epoch, history, settings));
+      }
     }
     let profile: ProfileReport | undefined;
     if (profiling) {
@@ -181,15 +489,29 @@ export async function trainFast(
       profiling = false;
     }
     const t0 = performance.now();
-    const correct = nTest > 0 ? await trainer.evaluate() : 0;
+    const { correct, confusion } = nTest > 0
+      ? await gpuChecked(gpu.device, "testing", () => trainer.evaluateConfusion())
+      : { correct: 0, confusion: undefined };
     const test = {
       accuracy: nTest > 0 ? correct / nTest : 0,
       correct,
       total: nTest,
       ms: performance.now() - t0,
+      ...(confusion ? { confusion } : {}),
     };
     log(formatTest(test));
+    if (confusion) log(formatConfusion(confusion));
     if (profile) log(formatProfile(profile));
+    if (config.plot) {
+      const title = `MLP, ${optimizer.optimizer}, lr ${config.lr}, batch ${batchSize}` +
+        `${shuffle ? ", shuffled" : ""}: ${nTrain} training / ${nTest} test images`;
+      await writeFileAtomicOrFail(
+        config.plot,
+        new TextEncoder().encode(lossAccuracySvg(history, title)),
+        "--plot",
+      );
+      log(`chart written to ${config.plot}`);
+    }
     return {
       trainer: "fast",
       adapter: gpu.description,
@@ -199,13 +521,33 @@ export async function trainFast(
         batchSize: config.batchSize,
         lr: config.lr,
         seed: config.seed,
+        ...(optimizer.optimizer !== "sgd" ? { optimizer: optimizer.optimizer } : {}),
+        ...(shuffle ? { shuffle } : {}),
       },
       epochs,
       test,
+      ...(checkpoint && config.save
+        ? { resumed: { file: config.save, epoch: checkpoint.epoch } }
+        : {}),
       ...(profile ? { profile } : {}),
     };
   } finally {
     trainer.destroy();
     profiler.destroy();
+  }
+}
+
+function writeCheckpoint(file: string, bytes: Uint8Array): Promise<void> {
+  return writeFileAtomicOrFail(file, bytes, "--save");
+}
+
+async function writeFileAtomicOrFail(file: string, bytes: Uint8Array, flag: string) {
+  try {
+    await writeFileAtomic(file, bytes);
+  } catch (err) {
+    const why = err instanceof Deno.errors.NotCapable
+      ? "no write permission (run with --allow-write)"
+      : (err as Error).message.split("\n")[0];
+    throw new UserError(`${flag} ${file}: cannot write (${why})`);
   }
 }

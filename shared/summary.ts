@@ -23,9 +23,28 @@ export interface TrainSummary {
   trainer: "slow" | "fast";
   adapter: string;
   data: { source: "mnist" | "sample"; train: number; test: number };
-  config: { epochs: number; batchSize: number; lr: number; seed: number };
+  config: {
+    epochs: number;
+    batchSize: number;
+    lr: number;
+    seed: number;
+    /** Fast trainer, when not the defaults (mlp, sgd, in order). */
+    model?: "mlp" | "cnn";
+    optimizer?: string;
+    shuffle?: boolean;
+  };
+  /** The epochs this run trained (after a `--resume`, only the new ones). */
   epochs: EpochResult[];
-  test: { accuracy: number; correct: number; total: number; ms: number };
+  test: {
+    accuracy: number;
+    correct: number;
+    total: number;
+    ms: number;
+    /** Fast MLP: `confusion[t][p]`, test images of digit t predicted as p. */
+    confusion?: number[][];
+  };
+  /** Fast trainer with `--resume`: the checkpoint it continued from, and its epoch. */
+  resumed?: { file: string; epoch: number };
   /** Per-kernel GPU time of the training epochs, present when `--profile` was given. */
   profile?: ProfileReport;
 }

@@ -1,0 +1,451 @@
+/**
+ * Features of the fast MLP trainer against CPU references, on the real
+ * adapter: momentum and Adam steps (the optimiser kernels of shared/optim.ts
+ * over the packed parameters), shuffled epochs, checkpoints (`--save`,
+ * `--resume`, `--load`, and `deno task predict` reading them), the confusion
+ * matrix and the `--plot` chart.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import type { TrainConfig } from "../shared/cli.ts";
+import { UserError } from "../shared/errors.ts";
+import { openGpu } from "../shared/gpu.ts";
+import type { MnistData } from "../shared/mnist.ts";
+import {
+  batchRanges,
+  cloneParams,
+  initParams,
+  lossAndGradients,
+  type MlpParams,
+  pixelsToFloats,
+  predict,
+} from "../shared/model.ts";
+import {
+  newOptimizerState,
+  OPTIMIZER_DEFAULTS,
+  type OptimizerOptions,
+  optimizerStep,
+} from "../shared/optim.ts";
+import { confusionMatrix } from "../shared/report.ts";
+import { mulberry32, shuffledIndices } from "../shared/rng.ts";
+import { decodeMlp, decodeSafetensors, encodeMlp } from "../shared/safetensors.ts";
+import { encodeIdx } from "../shared/idx.ts";
+import { createFastTrainer, type EngineData, packedLayout } from "../fast/engine.ts";
+import { predictFiles } from "../fast/predict.ts";
+import { trainFast } from "../fast/train.ts";
+
+const gpu = await openGpu({ onError: (m) => console.error(`GPU error in test: ${m}`) });
+
+/** `n` synthetic digits: random bytes with many zeros (like MNIST), labels 0–9. */
+function synthetic(n: number, seed: number): { images: Uint8Array; labels: Uint8Array } {
+  const rand = mulberry32(seed);
+  const images = new Uint8Array(n * 784);
+  for (let i = 0; i < images.length; i++) images[i] = rand() < 0.6 ? 0 : Math.floor(rand() * 256);
+  const labels = new Uint8Array(n);
+  for (let i = 0; i < n; i++) labels[i] = Math.floor(rand() * 10);
+  return { images, labels };
+}
+
+function engineData(nTrain: number, nTest: number, seed = 7): EngineData {
+  const tr = synthetic(nTrain, seed), te = synthetic(nTest, seed + 1);
+  return {
+    trainImages: tr.images,
+    trainLabels: tr.labels,
+    testImages: te.images,
+    testLabels: te.labels,
+    nTrain,
+    nTest,
+  };
+}
+
+/** Learnable synthetic digits: label = which tenth of the image is bright. */
+function mnistLike(nTrain: number, nTest: number, seed = 21): MnistData {
+  const d = engineData(nTrain, nTest, seed);
+  for (
+    const [images, labels, n] of [
+      [d.trainImages, d.trainLabels, nTrain],
+      [d.testImages, d.testLabels, nTest],
+    ] as const
+  ) {
+    for (let i = 0; i < n; i++) {
+      const y = labels[i];
+      for (let p = y * 78; p < y * 78 + 78; p++) images[i * 784 + p] = 255;
+    }
+  }
+  return {
+    source: "sample",
+    origin: "synthetic",
+    trainImages: d.trainImages,
+    trainLabels: d.trainLabels,
+    testImages: d.testImages,
+    testLabels: d.testLabels,
+  };
+}
+
+/** Max over all parameters of |a − b| / (|b| + floor). */
+function maxRelDiff(a: MlpParams, b: MlpParams, floor = 1e-3): number {
+  let worst = 0;
+  const all = (p: MlpParams) => [...p.weights, ...p.biases];
+  const as = all(a), bs = all(b);
+  for (let t = 0; t < as.length; t++) {
+    for (let i = 0; i < as[t].length; i++) {
+      const d = Math.abs(as[t][i] - bs[t][i]) / (Math.abs(bs[t][i]) + floor);
+      if (!(d <= worst)) worst = d; // NaN-safe: a NaN difference wins
+    }
+  }
+  return worst;
+}
+
+/**
+ * What the steps changed, compared per tensor relative to the tensor's
+ * largest change: max |Δa − Δb| / max |Δb|, Δ = p − start. (Adam's update
+ * has the size lr whatever the gradient, so a gradient near zero, equal up to
+ * f32 rounding, may move a weight by ±lr: a plain relative comparison of the
+ * weights would see noise there.)
+ */
+function maxDeltaDiff(a: MlpParams, b: MlpParams, start: MlpParams): number {
+  let worst = 0;
+  const as = tensorsOf(a), bs = tensorsOf(b), ss = tensorsOf(start);
+  for (let t = 0; t < as.length; t++) {
+    let scale = 0, diff = 0;
+    for (let i = 0; i < as[t].length; i++) {
+      scale = Math.max(scale, Math.abs(bs[t][i] - ss[t][i]));
+      const d = Math.abs((as[t][i] - ss[t][i]) - (bs[t][i] - ss[t][i]));
+      if (!(d <= diff)) diff = d;
+    }
+    const rel = diff / Math.max(scale, 1e-30);
+    if (!(rel <= worst)) worst = rel;
+  }
+  return worst;
+}
+
+/** The tensors of `p` in the packed order W1, b1, W2, b2, W3, b3. */
+function tensorsOf(p: MlpParams): Float32Array[] {
+  return p.weights.flatMap((w, l) => [w, p.biases[l]]);
+}
+
+/**
+ * A CPU training loop: for each epoch, the batches of `batchRanges` over the
+ * order `orderOf(epoch)` (identity when absent), lossAndGradients, then
+ * shared/optim.ts's step over all tensors. Returns each step's mean loss.
+ */
+function cpuTrain(
+  params: MlpParams,
+  data: EngineData,
+  batchSize: number,
+  lr: number,
+  opts: OptimizerOptions,
+  epochs: number,
+  orderOf?: (epoch: number) => Uint32Array,
+): number[] {
+  const tensors = tensorsOf(params);
+  const state = newOptimizerState(opts.optimizer, tensors.map((t) => t.length));
+  const losses: number[] = [];
+  for (let e = 1; e <= epochs; e++) {
+    const order = orderOf?.(e);
+    for (const [s, c] of batchRanges(data.nTrain, batchSize)) {
+      const x = new Float32Array(c * 784);
+      const y = new Uint8Array(c);
+      for (let r = 0; r < c; r++) {
+        const i = order ? order[s + r] : s + r;
+        x.set(pixelsToFloats(data.trainImages, i, 1), r * 784);
+        y[r] = data.trainLabels[i];
+      }
+      const g = lossAndGradients(params, x, y);
+      losses.push(g.loss);
+      optimizerStep(tensors, g.weights.flatMap((w, l) => [w, g.biases[l]]), state, lr, opts);
+    }
+  }
+  return losses;
+}
+
+Deno.test("packedLayout: every tensor 256-byte aligned, in order, without overlap", () => {
+  const p = packedLayout([784, 512, 128, 10]);
+  assert.deepEqual(p.lengths, [784 * 512, 512, 512 * 128, 128, 128 * 10, 10]);
+  for (let t = 0; t < p.offsets.length; t++) {
+    assert.equal(p.offsets[t] % 256, 0);
+    const end = p.offsets[t] + p.lengths[t] * 4;
+    assert.ok(end <= (p.offsets[t + 1] ?? p.bytes));
+  }
+});
+
+/**
+ * Runs two epochs of `optimizer` on 45 images in batches of 16 (16, 16, 13)
+ * on the GPU and on the CPU; checks every step's loss within 1e-4 relative
+ * and the parameters' changes within `tolerance` of the largest change.
+ */
+async function checkOptimizer(opts: OptimizerOptions, lr: number, tolerance: number) {
+  const data = engineData(45, 8);
+  const params = initParams(1337);
+  const trainer = await createFastTrainer(gpu, params, data, {
+    batchSize: 16,
+    lr,
+    optimizer: opts,
+  });
+  try {
+    const cpu = cloneParams(params);
+    const cpuLosses = cpuTrain(cpu, data, 16, lr, opts, 2);
+    // Two epochs: the second rewrites the per-step uniforms (Adam's t = 4..6).
+    const gpuLosses: number[] = [];
+    for (let e = 0; e < 2; e++) {
+      trainer.runSteps(0, 3);
+      for (const [s, c] of trainer.batches) {
+        const ls = await trainer.readLosses(s, c);
+        gpuLosses.push(ls.reduce((a, b) => a + b, 0) / c);
+      }
+    }
+    const got = await trainer.readParams();
+    const rel = maxDeltaDiff(got, cpu, params);
+    assert.ok(
+      rel < tolerance,
+      `the steps' changes differ from the CPU loop's by ${rel} (relative)`,
+    );
+    gpuLosses.forEach((l, i) =>
+      assert.ok(
+        Math.abs(l - cpuLosses[i]) <= 1e-4 * cpuLosses[i],
+        `step ${i + 1}: ${l} vs ${cpuLosses[i]}`,
+      )
+    );
+    const state = await trainer.readOptimizerState();
+    assert.equal(state.step, 6);
+    assert.equal(state.first.length, 6);
+    assert.equal(state.second.length, opts.optimizer === "adam" ? 6 : 0);
+    assert.ok(state.first[0].some((x) => x !== 0), "the state moved");
+  } finally {
+    trainer.destroy();
+  }
+}
+
+Deno.test("fast momentum: two epochs of steps (last batch partial) equal the CPU loop", async () => {
+  await checkOptimizer({ ...OPTIMIZER_DEFAULTS, optimizer: "momentum" }, 0.05, 1e-4);
+});
+
+Deno.test("fast adam: two epochs of steps (last batch partial) equal the CPU loop", async () => {
+  // ε = 1e-4: Adam moves a weight by ~lr·g/(|g| + ε), so with the default
+  // ε = 1e-8 a gradient of ~1e-8 (sums that cancel, equal to f32 rounding,
+  // ~1e-11 apart) sets the step: measured 0.5% of lr apart from float64.
+  await checkOptimizer({ ...OPTIMIZER_DEFAULTS, optimizer: "adam", eps: 1e-4 }, 0.001, 1e-4);
+});
+
+Deno.test("fast adam, default ε: the steps' changes within 2% of the largest (f32 gradients)", async () => {
+  await checkOptimizer({ ...OPTIMIZER_DEFAULTS, optimizer: "adam" }, 0.001, 2e-2);
+});
+
+Deno.test("fast shuffle: the epochs' batches are those of a CPU loop over shuffledIndices", async () => {
+  const data = engineData(37, 5, 3); // batches of 13: 13, 13, 11
+  const opts: OptimizerOptions = { ...OPTIMIZER_DEFAULTS, optimizer: "momentum" };
+  const params = initParams(9);
+  const seed = 9;
+  const orderOf = (e: number) => shuffledIndices(37, seed + e);
+  assert.notDeepEqual(orderOf(1), orderOf(2), "the order differs per epoch");
+  const trainer = await createFastTrainer(gpu, params, data, {
+    batchSize: 13,
+    lr: 0.05,
+    optimizer: opts,
+    shuffle: true,
+  });
+  try {
+    const cpu = cloneParams(params);
+    const cpuLosses = cpuTrain(cpu, data, 13, 0.05, opts, 2, orderOf);
+    const gpuLosses: number[] = [];
+    for (let e = 1; e <= 2; e++) {
+      trainer.setOrder(orderOf(e));
+      trainer.runSteps(0, 3);
+      for (const [s, c] of trainer.batches) {
+        const ls = await trainer.readLosses(s, c);
+        gpuLosses.push(ls.reduce((a, b) => a + b, 0) / c);
+      }
+    }
+    const rel = maxRelDiff(await trainer.readParams(), cpu);
+    assert.ok(rel < 1e-4, `params differ from the CPU loop by ${rel}`);
+    gpuLosses.forEach((l, i) =>
+      assert.ok(Math.abs(l - cpuLosses[i]) <= 1e-4 * cpuLosses[i], `step ${i + 1}: ${l}`)
+    );
+  } finally {
+    trainer.destroy();
+  }
+});
+
+/** A config for hand-made runs (the flags' defaults otherwise). */
+function configOf(over: Partial<TrainConfig>): TrainConfig {
+  return {
+    epochs: 3,
+    batchSize: 64,
+    lr: 0.05,
+    seed: 5,
+    json: false,
+    profile: false,
+    noTune: true,
+    ...over,
+  };
+}
+
+const quiet = () => {};
+
+Deno.test("fast --save/--resume: 3 epochs in one go = 2 epochs + resume for 1 (Adam, shuffled)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fast-resume-" });
+  try {
+    const data = mnistLike(200, 50); // batches of 64: 64, 64, 64, 8
+    const common = { optimizer: "adam" as const, lr: 0.002, shuffle: true };
+    const whole = `${dir}/whole.safetensors`, parts = `${dir}/parts.safetensors`;
+    const one = await trainFast(configOf({ ...common, epochs: 3, save: whole }), {
+      gpu,
+      data,
+      log: quiet,
+      tuneCachePath: null,
+    });
+    await trainFast(configOf({ ...common, epochs: 2, save: parts }), {
+      gpu,
+      data,
+      log: quiet,
+      tuneCachePath: null,
+    });
+    const lines: string[] = [];
+    const rest = await trainFast(configOf({ ...common, epochs: 3, save: parts, resume: true }), {
+      gpu,
+      data,
+      log: (l) => lines.push(l),
+      tuneCachePath: null,
+    });
+    assert.deepEqual(rest.epochs.map((e) => e.epoch), [3], "only epoch 3 runs");
+    assert.deepEqual(rest.resumed, { file: parts, epoch: 2 });
+    assert.ok(lines.some((l) => l.startsWith("resuming from")));
+    assert.equal(rest.epochs[0].loss, one.epochs[2].loss, "the same epoch-3 loss");
+    const a = decodeMlp(await Deno.readFile(whole), whole).params;
+    const b = decodeMlp(await Deno.readFile(parts), parts).params;
+    assert.equal(maxRelDiff(b, a, 1e-6), 0, "bitwise the same weights");
+    assert.equal(rest.test.correct, one.test.correct);
+    // The checkpoint holds what resuming needs.
+    const meta = decodeMlp(await Deno.readFile(parts), parts).metadata;
+    assert.equal(meta.epoch, "3");
+    assert.equal(meta.optimizer, "adam");
+    assert.equal(meta.optimizer_step, String(3 * 4));
+    assert.equal(JSON.parse(meta.history).length, 3);
+    // Another batch size is refused with one line naming it.
+    await assert.rejects(
+      () =>
+        trainFast(configOf({ ...common, batchSize: 50, epochs: 4, save: parts, resume: true }), {
+          gpu,
+          data,
+          log: quiet,
+          tuneCachePath: null,
+        }),
+      (e: unknown) =>
+        e instanceof UserError && /--batch-size 64, this run has 50/.test(e.message) &&
+        !e.message.includes("\n"),
+    );
+    await assert.rejects(
+      () =>
+        trainFast(configOf({ epochs: 1, save: `${dir}/none.safetensors`, resume: true }), {
+          gpu,
+          data,
+          log: quiet,
+        }),
+      (e: unknown) => e instanceof UserError && /does not exist/.test(e.message),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fast --save with momentum: the velocity is saved; predict reads the file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fast-save-" });
+  try {
+    const data = mnistLike(128, 60);
+    const file = `${dir}/m.safetensors`;
+    const summary = await trainFast(
+      configOf({ epochs: 2, optimizer: "momentum", save: file }),
+      { gpu, data, log: quiet, tuneCachePath: null },
+    );
+    const bytes = await Deno.readFile(file);
+    const { tensors } = decodeSafetensors(bytes, file);
+    assert.deepEqual(tensors.get("optim.layer1.weight.velocity")?.shape, [784, 512]);
+    assert.ok(!tensors.has("optim.layer1.weight.m"));
+    // `deno task predict --model FILE` on the test images, as an IDX file.
+    const images = `${dir}/t10k-images-idx3-ubyte`;
+    await Deno.writeFile(
+      images,
+      encodeIdx([60, 28, 28], data.testImages.subarray(0, 60 * 784)),
+    );
+    const predictions = await predictFiles(file, [images], 60);
+    const right = predictions.filter((p, i) => p.digit === data.testLabels[i]).length;
+    assert.equal(right, summary.test.correct, "predict agrees with the GPU's test count");
+    // The CPU's confusion matrix of the saved weights is the GPU's.
+    const params = decodeMlp(bytes, file).params;
+    const pred = predict(params, pixelsToFloats(data.testImages, 0, 60), 60);
+    assert.deepEqual(
+      summary.test.confusion,
+      confusionMatrix(pred, data.testLabels.subarray(0, 60)),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fast --load starts from the saved weights; a wrong shape is one line", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fast-load-" });
+  try {
+    const data = mnistLike(100, 20);
+    const file = `${dir}/w.safetensors`;
+    await Deno.writeFile(file, encodeMlp(initParams(99)));
+    const loaded = await trainFast(configOf({ epochs: 1, load: file }), {
+      gpu,
+      data,
+      log: quiet,
+      tuneCachePath: null,
+    });
+    const direct = await trainFast(configOf({ epochs: 1 }), {
+      gpu,
+      data,
+      log: quiet,
+      tuneCachePath: null,
+      params: initParams(99),
+    });
+    assert.equal(loaded.epochs[0].loss, direct.epochs[0].loss);
+    const other = `${dir}/other.safetensors`;
+    await Deno.writeFile(
+      other,
+      encodeMlp({
+        sizes: [784, 16, 10],
+        weights: [new Float32Array(784 * 16), new Float32Array(160)],
+        biases: [new Float32Array(16), new Float32Array(10)],
+      }),
+    );
+    await assert.rejects(
+      () => trainFast(configOf({ epochs: 1, load: other }), { gpu, data, log: quiet }),
+      (e: unknown) =>
+        e instanceof UserError && e.message.includes(other) && /784→16→10/.test(e.message) &&
+        !e.message.includes("\n"),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fast --plot: an SVG with loss and test accuracy for every epoch", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fast-plot-" });
+  try {
+    const data = mnistLike(128, 40);
+    const file = `${dir}/chart.svg`;
+    const lines: string[] = [];
+    const summary = await trainFast(configOf({ epochs: 3, plot: file }), {
+      gpu,
+      data,
+      log: (l) => lines.push(l),
+      tuneCachePath: null,
+    });
+    const svg = await Deno.readTextFile(file);
+    assert.ok(svg.startsWith("<svg") && svg.trimEnd().endsWith("</svg>"));
+    assert.equal(svg.match(/<polyline/g)?.length, 2, "a loss line and an accuracy line");
+    assert.equal(svg.match(/<circle/g)?.length, 6, "3 epochs × (loss, accuracy)");
+    // The confusion matrix is printed for people and is in the summary.
+    assert.ok(lines.some((l) => l.startsWith("true\\pred")));
+    const m = summary.test.confusion!;
+    assert.equal(m.flat().reduce((a, b) => a + b, 0), 40);
+    assert.equal(m.reduce((a, row, t) => a + row[t], 0), summary.test.correct);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
