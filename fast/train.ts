@@ -382,11 +382,13 @@ export async function trainFast(
   const profiler = new GpuProfiler(gpu, { enabled: config.profile });
   let profiling = false; // not while tuning: from the first epoch on
   const smaller = `--batch-size ${batchSize} (a smaller --batch-size needs less GPU memory)`;
+  // When set-up fails, what was made is freed before the error goes on.
+  let made: FastTrainer | undefined;
   const trainer = await gpuChecked(
     gpu.device,
     `setting up the fast trainer for ${nTrain} images at ${smaller}`,
-    () =>
-      createFastTrainer(gpu, run.params, engineData, {
+    async () =>
+      made = await createFastTrainer(gpu, run.params, engineData, {
         batchSize,
         lr: config.lr,
         plan: known,
@@ -399,7 +401,11 @@ export async function trainFast(
           : undefined,
         afterSubmit: profiler.enabled ? () => profiler.collect() : undefined,
       }),
-  );
+  ).catch((err) => {
+    made?.destroy();
+    profiler.destroy();
+    throw err;
+  });
   try {
     if (checkpoint) trainer.writeOptimizerState(checkpoint.optimizerState);
     const tuned = await gpuChecked(

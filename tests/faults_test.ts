@@ -1,0 +1,270 @@
+/**
+ * Faults of the fast trainer (issue 7), on the real adapter: a loss that is
+ * no longer finite, Ctrl-C (a real SIGINT to a real `fast/main.ts`), a
+ * device that refuses the buffers, and batch-size limits. Each ends in one
+ * line with the right exit code, and never spoils the last checkpoint.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import type { TrainConfig } from "../shared/cli.ts";
+import { UsageError, UserError } from "../shared/errors.ts";
+import { gpuChecked, openGpu } from "../shared/gpu.ts";
+import { encodeIdx } from "../shared/idx.ts";
+import { loadMnist, type MnistData } from "../shared/mnist.ts";
+import { mulberry32 } from "../shared/rng.ts";
+import { decodeMlp } from "../shared/safetensors.ts";
+import { trainFast } from "../fast/train.ts";
+
+const gpuErrors: string[] = [];
+const gpu = await openGpu({ onError: (m) => gpuErrors.push(m) });
+const quiet = () => {};
+
+/** Learnable synthetic digits: random sparse bytes, label = which tenth of the image is bright. */
+function mnistLike(nTrain: number, nTest: number, seed = 3): MnistData {
+  const rand = mulberry32(seed);
+  const make = (n: number) => {
+    const images = new Uint8Array(n * 784);
+    const labels = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const y = Math.floor(rand() * 10);
+      labels[i] = y;
+      for (let p = 0; p < 784; p++) {
+        images[i * 784 + p] = p >= y * 78 && p < y * 78 + 78
+          ? 255
+          : rand() < 0.7
+          ? 0
+          : Math.floor(rand() * 256);
+      }
+    }
+    return { images, labels };
+  };
+  const tr = make(nTrain), te = make(nTest);
+  return {
+    source: "sample",
+    origin: "synthetic",
+    trainImages: tr.images,
+    trainLabels: tr.labels,
+    testImages: te.images,
+    testLabels: te.labels,
+  };
+}
+
+function configOf(over: Partial<TrainConfig>): TrainConfig {
+  return {
+    epochs: 1,
+    batchSize: 32,
+    lr: 0.05,
+    seed: 5,
+    json: false,
+    profile: false,
+    noTune: true,
+    ...over,
+  };
+}
+
+const oneLine = (e: unknown) => e instanceof UserError && !e.message.includes("\n");
+
+Deno.test("faults: a loss that is no longer finite names the epoch and step; the checkpoint stays", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "faults-nan-" });
+  try {
+    const data = mnistLike(200, 20);
+    const file = `${dir}/ckpt.safetensors`;
+    await trainFast(configOf({ epochs: 1, save: file }), { gpu, data, log: quiet });
+    const before = await Deno.readFile(file);
+    // Epoch 2 with a learning rate that blows up (--resume does not fix lr).
+    let message = "";
+    await assert.rejects(
+      () =>
+        trainFast(configOf({ epochs: 3, lr: 100, save: file, resume: true }), {
+          gpu,
+          data,
+          log: quiet,
+        }),
+      (e: unknown) => {
+        assert.ok(oneLine(e), String(e));
+        assert.equal((e as UserError).exitCode, 1);
+        message = (e as Error).message;
+        return true;
+      },
+    );
+    assert.match(message, /in epoch 2 at step \d+ of 7/);
+    assert.match(message, /try a smaller --lr/);
+    assert.match(message, /still holds epoch 1/);
+    // The step named is the first whose images have a non-finite loss: the
+    // loss of step 1 is still finite (the weights were fine before it).
+    const step = Number(message.match(/at step (\d+)/)![1]);
+    assert.ok(step >= 2, `step ${step}`);
+    assert.deepEqual(await Deno.readFile(file), before, "the last good checkpoint is untouched");
+    assert.deepEqual(gpuErrors, []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Writes `data` as the four MNIST IDX files into `dir`. */
+async function writeIdxDir(dir: string, data: MnistData) {
+  const nTrain = data.trainLabels.length, nTest = data.testLabels.length;
+  await Deno.writeFile(
+    `${dir}/train-images-idx3-ubyte`,
+    encodeIdx([nTrain, 28, 28], data.trainImages),
+  );
+  await Deno.writeFile(`${dir}/train-labels-idx1-ubyte`, encodeIdx([nTrain], data.trainLabels));
+  await Deno.writeFile(
+    `${dir}/t10k-images-idx3-ubyte`,
+    encodeIdx([nTest, 28, 28], data.testImages),
+  );
+  await Deno.writeFile(`${dir}/t10k-labels-idx1-ubyte`, encodeIdx([nTest], data.testLabels));
+}
+
+Deno.test("faults: Ctrl-C stops after the running chunk, keeps the last epoch's checkpoint, exits 130; --resume finishes", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "faults-sigint-" });
+  try {
+    await writeIdxDir(dir, mnistLike(300, 60, 8));
+    const file = `${dir}/ckpt.safetensors`;
+    const flags = [
+      "--data",
+      dir,
+      "--batch-size",
+      "32",
+      "--lr",
+      "0.05",
+      "--optimizer",
+      "momentum",
+      "--shuffle",
+      "--no-tune",
+      "--save",
+      file,
+    ];
+    const main = new URL("../fast/main.ts", import.meta.url).pathname;
+    const deno = (args: string[]) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-read", "--allow-write", "--allow-env", main, ...args],
+        stdout: "piped",
+        stderr: "piped",
+      });
+    const child = deno([...flags, "--epochs", "100000"]).spawn();
+    // Send SIGINT once the first epoch line is on stderr.
+    let stderr = "";
+    const decoder = new TextDecoder();
+    const reader = child.stderr.getReader();
+    let sent = false;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stderr += decoder.decode(value, { stream: true });
+      if (!sent && stderr.includes("[epoch 1 done]")) {
+        child.kill("SIGINT");
+        sent = true;
+      }
+    }
+    const status = await child.status;
+    await child.stdout.cancel();
+    assert.ok(sent, stderr);
+    assert.equal(status.code, 130, stderr);
+    const m = stderr.match(
+      /interrupted during epoch (\d+); checkpoint at (.+) holds epoch (\d+); continue with --resume/,
+    );
+    assert.ok(m, stderr);
+    const epoch = Number(m[1]);
+    assert.equal(m[2], file);
+    assert.equal(Number(m[3]), epoch - 1);
+    assert.ok(!/^\s+at /m.test(stderr), "no stack trace");
+    const saved = decodeMlp(await Deno.readFile(file), file).metadata;
+    assert.equal(saved.epoch, String(epoch - 1), "the checkpoint holds the last completed epoch");
+    for (const entry of Deno.readDirSync(dir)) {
+      assert.ok(!entry.name.endsWith(".tmp"), `no partial file left: ${entry.name}`);
+    }
+
+    // --resume to epoch E + 1 = the same weights as an uninterrupted run.
+    const total = epoch + 1;
+    const resumed = await deno([...flags, "--epochs", String(total), "--resume"]).output();
+    const resumedErr = new TextDecoder().decode(resumed.stderr);
+    assert.equal(resumed.code, 0, resumedErr);
+    assert.ok(resumedErr.includes(`[epoch ${total} done]`), resumedErr);
+    const whole = `${dir}/whole.safetensors`;
+    const data = await loadMnist({ dataDir: dir, announce: false });
+    await trainFast(
+      configOf({
+        epochs: total,
+        batchSize: 32,
+        lr: 0.05,
+        seed: 1337,
+        optimizer: "momentum",
+        shuffle: true,
+        save: whole,
+      }),
+      { gpu, data, log: quiet, tuneCachePath: null },
+    );
+    const a = decodeMlp(await Deno.readFile(file), file).params;
+    const b = decodeMlp(await Deno.readFile(whole), whole).params;
+    for (let l = 0; l < 3; l++) {
+      assert.deepEqual(a.weights[l], b.weights[l], `W${l + 1}`);
+      assert.deepEqual(a.biases[l], b.biases[l], `b${l + 1}`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("faults: buffers past the device's limits are one line naming the set-up and --batch-size", async () => {
+  // 65,600 rows of 512 floats: 134 MB activations, over the 128 MiB a
+  // storage binding may have by default (llvmpipe keeps the default).
+  const n = 65600;
+  assert.ok(n * 512 * 4 > gpu.device.limits.maxStorageBufferBindingSize);
+  const data: MnistData = {
+    source: "sample",
+    origin: "synthetic",
+    trainImages: new Uint8Array(n * 784),
+    trainLabels: new Uint8Array(n),
+    testImages: new Uint8Array(784),
+    testLabels: new Uint8Array(1),
+  };
+  const errors: string[] = [];
+  const own = await openGpu({ onError: (m) => errors.push(m) });
+  try {
+    await assert.rejects(
+      () => trainFast(configOf({ batchSize: n }), { gpu: own, data, log: quiet }),
+      (e: unknown) => {
+        assert.ok(oneLine(e), String(e));
+        const msg = (e as Error).message;
+        assert.match(msg, /setting up the fast trainer/);
+        assert.match(msg, /smaller --batch-size/);
+        return true;
+      },
+    );
+    assert.deepEqual(errors, [], "nothing escaped the error scopes");
+  } finally {
+    own.device.destroy();
+  }
+});
+
+Deno.test("faults: gpuChecked turns an out-of-range buffer into one line naming what was done", async () => {
+  const huge = gpu.device.limits.maxBufferSize + 4;
+  await assert.rejects(
+    () =>
+      gpuChecked(gpu.device, "making a test buffer", () =>
+        gpu.device.createBuffer({
+          label: "too large",
+          size: huge,
+          usage: GPUBufferUsage.STORAGE,
+        })),
+    (e: unknown) => oneLine(e) && /while making a test buffer/.test((e as Error).message),
+  );
+});
+
+Deno.test("faults: --batch-size equal to the training set trains; one more is exit 2", async () => {
+  const data = mnistLike(96, 10);
+  const s = await trainFast(configOf({ batchSize: 96, trainLimit: 96 }), {
+    gpu,
+    data,
+    log: quiet,
+    tuneCachePath: null,
+  });
+  assert.ok(Number.isFinite(s.epochs[0].loss));
+  await assert.rejects(
+    () => trainFast(configOf({ batchSize: 97 }), { gpu, data, log: quiet }),
+    (e: unknown) => e instanceof UsageError && e.exitCode === 2 && oneLine(e),
+  );
+});
