@@ -35,6 +35,7 @@ import { encodeIdx } from "../shared/idx.ts";
 import { createFastTrainer, type EngineData, packedLayout } from "../fast/engine.ts";
 import { predictFiles } from "../fast/predict.ts";
 import { trainFast } from "../fast/train.ts";
+import { trainCnn } from "../fast/cnn.ts";
 
 const gpu = await openGpu({ onError: (m) => console.error(`GPU error in test: ${m}`) });
 
@@ -448,4 +449,30 @@ Deno.test("fast --plot: an SVG with loss and test accuracy for every epoch", asy
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("fast --model cnn: trainFast hands the optimiser and shuffle flags to trainCnn", async () => {
+  const data = mnistLike(96, 32);
+  const config = configOf({
+    model: "cnn",
+    epochs: 1,
+    batchSize: 48,
+    lr: 0.001,
+    optimizer: "adam",
+    beta1: 0.8,
+    shuffle: true,
+  });
+  const viaFast = await trainFast(config, { gpu, data, log: quiet });
+  const direct = await trainCnn(
+    { ...config, ...OPTIMIZER_DEFAULTS, optimizer: "adam", beta1: 0.8, shuffle: true },
+    { gpu, data, log: quiet },
+  );
+  assert.equal(viaFast.epochs[0].loss, direct.epochs[0].loss);
+  assert.equal(viaFast.test.correct, direct.test.correct);
+  const sgd = await trainCnn({ ...config, ...OPTIMIZER_DEFAULTS, shuffle: false }, {
+    gpu,
+    data,
+    log: quiet,
+  });
+  assert.notEqual(sgd.epochs[0].loss, viaFast.epochs[0].loss, "the flags made a difference");
 });
