@@ -15,6 +15,7 @@
  * @module
  */
 
+import { dirname, resolve } from "node:path";
 import type { TrainConfig } from "../shared/cli.ts";
 import { UserError } from "../shared/errors.ts";
 import { writeFileAtomic } from "../shared/fsutil.ts";
@@ -342,7 +343,11 @@ export async function trainFast(
       log: opts.log,
     });
   }
-  // Files first: a missing checkpoint should not wait for the data and device.
+  // Files first: a missing checkpoint or a file that cannot be written
+  // should not wait for the data, the device and an epoch.
+  for (const [flag, file] of [["--save", config.save], ["--plot", config.plot]] as const) {
+    if (file) checkWritable(flag, file);
+  }
   let checkpoint: Checkpoint | undefined;
   let params = opts.params;
   if (config.resume && config.save) {
@@ -541,6 +546,21 @@ export async function trainFast(
     trainer.destroy();
     profiler.destroy();
   }
+}
+
+/** Throws a one-line `UserError` when `file` may not be written (permission, missing directory). */
+function checkWritable(flag: string, file: string): void {
+  const dir = dirname(resolve(file));
+  if (Deno.permissions.querySync({ name: "write", path: file }).state !== "granted") {
+    throw new UserError(
+      `${flag} ${file}: no permission to write there (deno run --allow-write=${dir} …)`,
+    );
+  }
+  let isDir = false;
+  try {
+    isDir = Deno.statSync(dir).isDirectory;
+  } catch { /* reported below */ }
+  if (!isDir) throw new UserError(`${flag} ${file}: directory ${dir} does not exist`);
 }
 
 function writeCheckpoint(file: string, bytes: Uint8Array): Promise<void> {
