@@ -105,7 +105,7 @@ Flags:
     name === "fast" ? FAST_HELP : ""
   }
   --help             show this help
-
+${name === "fast" ? FAST_NOTES : ""}
 Get the full dataset with: deno task data`;
 }
 
@@ -123,8 +123,12 @@ const FAST_HELP = `
   --load FILE        start from the weights saved in FILE (MLP only)
   --resume           continue from the checkpoint at --save FILE; --epochs counts the total
                      (the file's model, optimizer, batch size, seed, shuffle and data size must match)
-  --plot FILE.svg    chart of loss and test accuracy per epoch (tests after every epoch)
-                     Ctrl-C stops after the running chunk of steps; the last checkpoint stays.`;
+  --plot FILE.svg    chart of loss and test accuracy per epoch (tests after every epoch)`;
+
+const FAST_NOTES = `
+Ctrl-C stops after the running chunk of steps and exits 130; the last checkpoint stays as it was.
+\`deno task fast\` may write under data/ only (e.g. --save data/model.safetensors).
+`;
 
 function positiveInt(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
