@@ -127,7 +127,6 @@ const FAST_HELP = `
 
 const FAST_NOTES = `
 Ctrl-C stops after the running chunk of steps and exits 130; the last checkpoint stays as it was.
-\`deno task fast\` may write under data/ only (e.g. --save data/model.safetensors).
 `;
 
 function positiveInt(flag: string, v: string | undefined): number | undefined {
