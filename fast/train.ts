@@ -15,10 +15,8 @@
  * @module
  */
 
-import { dirname, resolve } from "node:path";
 import type { TrainConfig } from "../shared/cli.ts";
 import { UserError } from "../shared/errors.ts";
-import { writeFileAtomic } from "../shared/fsutil.ts";
 import { type Gpu, gpuChecked } from "../shared/gpu.ts";
 import { LAYER_SIZES, type MlpParams } from "../shared/model.ts";
 import { OPTIMIZER_DEFAULTS, type OptimizerOptions } from "../shared/optim.ts";
@@ -35,6 +33,17 @@ import {
 import { epochProgress, type EpochResult, type TrainSummary } from "../shared/summary.ts";
 import { formatEpoch, formatTest, prepareRun, type TrainOptions } from "../shared/train.ts";
 import { trainCnn } from "./cnn.ts";
+import {
+  type BadLoss,
+  checkSameSettings,
+  checkWritable,
+  firstBadLoss,
+  interruptedError,
+  nonFiniteLossError,
+  parseHistory,
+  readModelFile,
+  writeFileAtomicOrFail,
+} from "./run.ts";
 import {
   createFastTrainer,
   type EngineData,
@@ -263,11 +272,8 @@ export function decodeCheckpoint(bytes: Uint8Array, file: string): Checkpoint {
       return t.data;
     })
   );
-  let history: EpochPoint[] = [];
-  try {
-    const h = JSON.parse(metadata.history ?? "[]");
-    if (Array.isArray(h)) history = h;
-  } catch { /* a chart without the earlier epochs; training is unaffected */ }
+  // A bad history only loses the chart its earlier epochs; training is unaffected.
+  const history = parseHistory<EpochPoint>(metadata.history);
   return {
     params,
     optimizerState: { step, first: lists[0] ?? [], second: lists[1] ?? [] },
@@ -280,37 +286,14 @@ export function decodeCheckpoint(bytes: Uint8Array, file: string): Checkpoint {
 /** Throws a one-line `UserError` when checkpoint `c` was made with other settings than `s`. */
 export function checkResumable(c: Checkpoint, file: string, s: CheckpointSettings): void {
   const m = c.metadata;
-  const pairs: [string, string | undefined, string][] = [
+  checkSameSettings(file, [
     ["--model", m.model, "mlp"],
     ["--optimizer", m.optimizer, s.optimizer.optimizer],
     ["--batch-size", m.batch_size, String(s.batchSize)],
     ["--seed", m.seed, String(s.seed)],
     ["--shuffle", m.shuffle, String(s.shuffle)],
     ["training images", m.train_images, String(s.trainImages)],
-  ];
-  for (const [what, saved, now] of pairs) {
-    if (saved !== now) {
-      throw new UserError(
-        `--resume: ${file} was saved with ${what} ${saved ?? "(unknown)"}, this run has ${now}; ` +
-          `use the same flags, or start afresh without --resume`,
-      );
-    }
-  }
-}
-
-async function readModelFile(file: string, flag: string): Promise<Uint8Array> {
-  try {
-    return await Deno.readFile(file);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      throw new UserError(
-        flag === "--resume"
-          ? `--resume: ${file} does not exist (nothing to resume; run without --resume to start)`
-          : `${flag} ${file}: no such file`,
-      );
-    }
-    throw new UserError(`${flag} ${file}: cannot read (${(err as Error).message})`);
-  }
+  ]);
 }
 
 /** The 1-based step holding the first per-image loss of the epoch that is not finite, if any. */
@@ -318,11 +301,8 @@ async function firstBadStep(
   trainer: FastTrainer,
   nTrain: number,
   batchSize: number,
-): Promise<{ step: number; image: number; value: number } | undefined> {
-  const losses = await trainer.readLosses(0, nTrain);
-  const at = losses.findIndex((x) => !Number.isFinite(x));
-  if (at < 0) return undefined;
-  return { step: Math.floor(at / batchSize) + 1, image: at, value: losses[at] };
+): Promise<BadLoss | undefined> {
+  return firstBadLoss(await trainer.readLosses(0, nTrain), batchSize);
 }
 
 /**
@@ -439,14 +419,7 @@ export async function trainFast(
     }
     const stop = opts.signal ? () => opts.signal!.aborted : undefined;
     for (let epoch = firstEpoch; epoch <= config.epochs; epoch++) {
-      const interrupted = () => {
-        const kept = !config.save
-          ? "nothing saved (no --save)"
-          : epoch - 1 >= 1
-          ? `checkpoint at ${config.save} holds epoch ${epoch - 1}; continue with --resume`
-          : `no checkpoint yet (${config.save} is first written at the end of epoch 1)`;
-        return new UserError(`interrupted during epoch ${epoch}; ${kept}`, 130);
-      };
+      const interrupted = () => interruptedError(epoch, config.save);
       if (opts.signal?.aborted) throw interrupted();
       const progress = epochProgress(epoch, trainer.batches.length);
       const t0 = performance.now();
@@ -466,17 +439,14 @@ export async function trainFast(
       trainMs += ms;
       if (!Number.isFinite(total)) {
         const bad = await firstBadStep(trainer, nTrain, batchSize);
-        const where = bad
-          ? ` at step ${bad.step} of ${trainer.batches.length} (${
-            shuffle ? "shuffled position" : "image"
-          } ${bad.image}: loss ${bad.value})`
-          : "";
-        const kept = config.save && epoch > 1
-          ? `; ${config.save} still holds epoch ${epoch - 1}`
-          : "";
-        throw new UserError(
-          `the training loss became ${total} in epoch ${epoch}${where}: ` +
-            `--lr ${config.lr} is too large for this run, try a smaller --lr${kept}`,
+        throw nonFiniteLossError(
+          total,
+          epoch,
+          trainer.batches.length,
+          bad,
+          shuffle,
+          config.lr,
+          config.save,
         );
       }
       const result = { epoch, loss: total / nTrain, ms };
@@ -548,32 +518,6 @@ export async function trainFast(
   }
 }
 
-/** Throws a one-line `UserError` when `file` may not be written (permission, missing directory). */
-function checkWritable(flag: string, file: string): void {
-  const dir = dirname(resolve(file));
-  if (Deno.permissions.querySync({ name: "write", path: file }).state !== "granted") {
-    throw new UserError(
-      `${flag} ${file}: no permission to write there (deno run --allow-write=${dir} …)`,
-    );
-  }
-  let isDir = false;
-  try {
-    isDir = Deno.statSync(dir).isDirectory;
-  } catch { /* reported below */ }
-  if (!isDir) throw new UserError(`${flag} ${file}: directory ${dir} does not exist`);
-}
-
 function writeCheckpoint(file: string, bytes: Uint8Array): Promise<void> {
   return writeFileAtomicOrFail(file, bytes, "--save");
-}
-
-async function writeFileAtomicOrFail(file: string, bytes: Uint8Array, flag: string) {
-  try {
-    await writeFileAtomic(file, bytes);
-  } catch (err) {
-    const why = err instanceof Deno.errors.NotCapable
-      ? "no write permission (run with --allow-write)"
-      : (err as Error).message.split("\n")[0];
-    throw new UserError(`${flag} ${file}: cannot write (${why})`);
-  }
 }
