@@ -26,7 +26,7 @@ import { trainSlow } from "../slow/train.ts";
 import { trainFast } from "../fast/train.ts";
 import { referenceEpochLoss } from "./reference.ts";
 
-const trainLimit = Number(Deno.env.get("EPOCH_TRAIN_LIMIT") ?? "") || 1000;
+const trainLimit = Number(Deno.env.get("EPOCH_TRAIN_LIMIT") ?? "") || 2000;
 const config: TrainConfig = {
   epochs: 1,
   batchSize: 500,
