@@ -101,6 +101,17 @@ export interface FastTrainerOptions {
   optimizer?: OptimizerOptions;
   /** Allocate what `setOrder` needs (a shuffled copy of the training set). */
   shuffle?: boolean;
+  /**
+   * How the small output-layer kernels are shaped (default: `"cpu"` on CPU
+   * adapters, `"gpu"` on GPUs). `"cpu"`: the output layer + softmax one row
+   * per invocation (`softmaxCrossEntropyGrad`), layer 3's weight gradient as
+   * one `registers-4x4` dispatch. `"gpu"`: the output layer with 16
+   * invocations per row (`softmaxCrossEntropyGradRows`), layer 3's weight
+   * gradient split over chunks of rows, then summed in order
+   * (`weightGradSgdSplit` + `weightGradSgdSplitSum`), and layer 3's input
+   * gradient on `tiled-16`.
+   */
+  smallKernels?: "cpu" | "gpu";
 }
 
 /** Thrown by `runEpoch` when its `stop` callback asked to stop. */
@@ -151,6 +162,10 @@ export function packedLayout(sizes: readonly number[], align = 256): PackedLayou
 
 const STEP_STRIDE = 256; // minUniformBufferOffsetAlignment is at most 256
 const STEP_SIZE = 16; // struct Step { start, count, lr, _pad }
+/** Rows per chunk of the split layer-3 weight gradient (`weightGradSgdSplit.wgsl`). */
+const SPLIT_CHUNK = 32;
+/** Rows per workgroup of `softmaxCrossEntropyGradRows.wgsl` (its `ROWS`). */
+const HEAD_ROWS_PER_GROUP = 4;
 
 /** Rows the tuner screens every variant on (or the batch size, if smaller). */
 export const TUNE_SCREEN_ROWS = 16;
@@ -288,8 +303,11 @@ export async function createFastTrainer(
   const small = smallShapes(sizes);
   // Layer 3 (×10) is tiny; not tuned. On a GPU, registers-4x4 leaves its
   // weight gradient to ~100 invocations looping over the batch (0.8 ms a
-  // step on an H200, more than all the big matmuls); tiles use 1280.
-  const smallVariant = variantByName(gpu.software ? "registers-4x4" : "tiled-16");
+  // step on an H200, more than all the big matmuls); tiles use 1280 but
+  // still loop over the whole batch in 8 workgroups (37 µs a step), so GPUs
+  // split that reduction over chunks of rows (see `smallKernels`).
+  const gpuSmall = (opts.smallKernels ?? (gpu.software ? "cpu" : "gpu")) === "gpu";
+  const smallVariant = variantByName(gpuSmall ? "tiled-16" : "registers-4x4");
 
   const plan = {} as Plan;
   for (const slot of SLOTS) {
@@ -372,6 +390,15 @@ export async function createFastTrainer(
   const dz1 = buffer(`dz1 [${maxRows}, ${n1}]`, maxRows * n1 * 4, S | CS);
   const losses = buffer(`per-image losses [${nTrain}]`, nTrain * 4, S | CS);
   const lossTotal = buffer("epoch loss total", 4, S | CS);
+  // Split layer-3 weight gradient: one row of partial sums per chunk of rows.
+  const splitWidth = n2 * n3 + n3;
+  const splitPartials = gpuSmall
+    ? buffer(
+      `layer-3 gradient partial sums [${Math.ceil(maxRows / SPLIT_CHUNK)}, ${splitWidth}]`,
+      Math.ceil(maxRows / SPLIT_CHUNK) * splitWidth * 4,
+      S,
+    )
+    : undefined;
   const confusion = buffer(`test confusion counts [${n3}, ${n3}]`, n3 * n3 * 4, S | CS | CD);
   const lossStaging = buffer("epoch loss readback", 4, GPUBufferUsage.MAP_READ | CD);
   const confusionStaging = buffer(
@@ -504,6 +531,8 @@ export async function createFastTrainer(
       "rw",
       "rw",
     ]),
+    // split layer-3 weight gradient: step, A, G, partial sums, W, bias
+    splitGrad: layout("weightGradSgdSplit layout", ["uniform", "read", "read", "rw", "rw", "rw"]),
     count: layout("countCorrect layout", ["uniform", "read", "read", "read", "read", "rw"]),
     sum: layout("sumLosses layout", ["uniform", "read", "rw"]),
     momentum: layout("momentumStep layout", ["optimUniform", "rw", "read", "rw"]),
@@ -554,17 +583,15 @@ export async function createFastTrainer(
     }
   }
   want("inputGrad3", small.inputGrad3, smallVariant);
-  want("weightGrad3", small.weightGrad3, smallVariant);
+  if (!gpuSmall) want("weightGrad3", small.weightGrad3, smallVariant);
   const headConsts = { K: n2, C: n3 };
+  const splitConsts = { K: n2, N: n3, CHUNK: SPLIT_CHUNK };
+  const headKernel = gpuSmall ? "softmaxCrossEntropyGradRows" : "softmaxCrossEntropyGrad";
   const optimizerKernel = optimizer.optimizer === "adam" ? "adamStep" : "momentumStep";
   const gatherSource = (words: number) =>
     specialize(kernelSource("gatherRows"), { ROWS: nTrain, WORDS: words });
   const fixed = await Promise.all([
-    compile(
-      "softmaxCrossEntropyGrad",
-      specialize(kernelSource("softmaxCrossEntropyGrad"), headConsts),
-      layouts.head,
-    ),
+    compile(headKernel, specialize(kernelSource(headKernel), headConsts), layouts.head),
     compile("countCorrect", specialize(kernelSource("countCorrect"), headConsts), layouts.count),
     compile("sumLosses", kernelSource("sumLosses"), layouts.sum),
     separateUpdate
@@ -576,8 +603,34 @@ export async function createFastTrainer(
       : undefined,
     opts.shuffle ? compile("gatherRows images", gatherSource(n0 / 4), layouts.gather) : undefined,
     opts.shuffle ? compile("gatherRows labels", gatherSource(1), layouts.gather) : undefined,
+    gpuSmall
+      ? compile(
+        "weightGrad3 split",
+        specialize(kernelSource("weightGradSgdSplit"), splitConsts),
+        layouts.splitGrad,
+      )
+      : undefined,
+    gpuSmall
+      ? compile(
+        "weightGrad3 split sum",
+        specialize(kernelSource("weightGradSgdSplitSum"), {
+          ...splitConsts,
+          UPDATE_IN_PLACE: !separateUpdate,
+        }),
+        layouts.splitGrad,
+      )
+      : undefined,
   ]);
-  const [headPipeline, countPipeline, sumPipeline, optimPipeline, gatherX, gatherY] = fixed;
+  const [
+    headPipeline,
+    countPipeline,
+    sumPipeline,
+    optimPipeline,
+    gatherX,
+    gatherY,
+    splitPipeline,
+    splitSumPipeline,
+  ] = fixed;
   const compiled = new Map<string, GPUComputePipeline>();
   await Promise.all(
     [...variantPipelines].map(async ([key, p]) => compiled.set(key, await p)),
@@ -692,6 +745,16 @@ export async function createFastTrainer(
       gw1,
       gb1,
     ]),
+    weightGrad3Split: splitPartials
+      ? bindGroup("weightGrad3 split bind group", layouts.splitGrad, [
+        steps,
+        a2,
+        dz3,
+        splitPartials,
+        gw3,
+        gb3,
+      ])
+      : undefined,
     count: bindGroup("countCorrect bind group", layouts.count, [
       steps,
       a2,
@@ -717,9 +780,29 @@ export async function createFastTrainer(
       : undefined,
   };
 
-  // ---- encoding: every pass goes through `dispatch` -----------------------
+  // ---- encoding: every dispatch goes through `dispatch` -------------------
+  /** A command encoder and the compute pass it has open, if any. */
+  type Recorder = { encoder: GPUCommandEncoder; pass?: GPUComputePassEncoder; passes: number };
+  const record = (label: string): Recorder => ({
+    encoder: device.createCommandEncoder({ label }),
+    passes: 0,
+  });
+  /** The encoder with its open pass ended: copies and clears may not go inside a pass. */
+  const outsidePass = (rec: Recorder): GPUCommandEncoder => {
+    rec.pass?.end();
+    rec.pass = undefined;
+    return rec.encoder;
+  };
+  const submit = (rec: Recorder) => device.queue.submit([outsidePass(rec).finish()]);
+  /**
+   * Encodes one dispatch. Consecutive dispatches share one compute pass
+   * (WebGPU orders the dispatches of a pass and makes each one's storage
+   * writes visible to the next: usage scopes are per dispatch), which saves
+   * a pass begin and end per dispatch. A profiled dispatch gets a pass of its
+   * own, since timestampWrites belong to a pass.
+   */
   const dispatch = (
-    enc: GPUCommandEncoder,
+    rec: Recorder,
     kernel: string,
     pipeline: GPUComputePipeline,
     group: GPUBindGroup,
@@ -727,18 +810,23 @@ export async function createFastTrainer(
     [x, y]: [number, number],
     flops: number,
   ) => {
-    const pass = enc.beginComputePass({
-      label: `${kernel} pass`,
-      timestampWrites: opts.passTimestamps?.(kernel, flops),
-    });
+    const timestampWrites = opts.passTimestamps?.(kernel, flops);
+    let pass: GPUComputePassEncoder;
+    if (timestampWrites) {
+      pass = outsidePass(rec).beginComputePass({ label: `${kernel} pass`, timestampWrites });
+    } else {
+      pass = rec.pass ??= rec.encoder.beginComputePass({
+        label: `${rec.encoder.label} pass ${++rec.passes}`,
+      });
+    }
     pass.setPipeline(pipeline);
     if (stepIndex === null) pass.setBindGroup(0, group);
     else pass.setBindGroup(0, group, [stepIndex * STEP_STRIDE]);
     pass.dispatchWorkgroups(x, y);
-    pass.end();
+    if (timestampWrites) pass.end();
   };
   const dispatchSlot = (
-    enc: GPUCommandEncoder,
+    rec: Recorder,
     slot: string,
     shape: MatmulShape,
     v: MatmulVariant,
@@ -747,7 +835,7 @@ export async function createFastTrainer(
     rows: number,
   ) =>
     dispatch(
-      enc,
+      rec,
       `${slot} ${v.name}`,
       pipelineOf(slot, v),
       group,
@@ -756,13 +844,13 @@ export async function createFastTrainer(
       2 * shapeMultiplyAdds(shape, rows),
     );
   const copyToTexture = (
-    enc: GPUCommandEncoder,
+    rec: Recorder,
     src: GPUBuffer | Range,
     dst: GPUTexture,
     floatsPerRow: number,
     rows: number,
   ) =>
-    enc.copyBufferToTexture(
+    outsidePass(rec).copyBufferToTexture(
       src instanceof GPUBuffer
         ? { buffer: src, bytesPerRow: floatsPerRow * 4 }
         : { buffer: src.buffer, offset: src.offset, bytesPerRow: floatsPerRow * 4 },
@@ -778,42 +866,65 @@ export async function createFastTrainer(
   {
     // The weight textures start as copies of the weights, whatever the plan,
     // so that `setVariant` may switch to a texture variant at any time.
-    const enc = device.createCommandEncoder({ label: "initial weight textures" });
-    copyToTexture(enc, w1, w1Tex, n1, n0);
-    copyToTexture(enc, w2, w2Tex, n2, n1);
-    device.queue.submit([enc.finish()]);
+    const rec = record("initial weight textures");
+    copyToTexture(rec, w1, w1Tex, n1, n0);
+    copyToTexture(rec, w2, w2Tex, n2, n1);
+    submit(rec);
   }
 
   /** One SGD step on batch `index` (its uniform entry). */
-  const encodeStep = (enc: GPUCommandEncoder, index: number) => {
+  const encodeStep = (rec: Recorder, index: number) => {
     const rows = batches[index][1];
-    dispatchSlot(enc, "forward1", shapes.forward1, plan.forward1, groups.forward1, index, rows);
-    if (needA1Tex()) copyToTexture(enc, a1, a1Tex, n1, rows);
-    dispatchSlot(enc, "forward2", shapes.forward2, plan.forward2, groups.forward2, index, rows);
+    dispatchSlot(rec, "forward1", shapes.forward1, plan.forward1, groups.forward1, index, rows);
+    if (needA1Tex()) copyToTexture(rec, a1, a1Tex, n1, rows);
+    dispatchSlot(rec, "forward2", shapes.forward2, plan.forward2, groups.forward2, index, rows);
     dispatch(
-      enc,
-      "softmaxCrossEntropyGrad",
+      rec,
+      headKernel,
       headPipeline,
       groups.head,
       index,
-      [Math.ceil(rows / 64), 1],
+      [Math.ceil(rows / (gpuSmall ? HEAD_ROWS_PER_GROUP : 64)), 1],
       2 * rows * n2 * n3,
     );
     // Layer 3 backward: ∂z2 with W3 before W3's update, then the update.
-    dispatchSlot(enc, "inputGrad3", small.inputGrad3, smallVariant, groups.inputGrad3, index, rows);
-    dispatchSlot(
-      enc,
-      "weightGrad3",
-      small.weightGrad3,
-      smallVariant,
-      groups.weightGrad3,
-      index,
-      rows,
-    );
-    if (needDz2Tex()) copyToTexture(enc, dz2, dz2Tex, n2, rows);
+    dispatchSlot(rec, "inputGrad3", small.inputGrad3, smallVariant, groups.inputGrad3, index, rows);
+    if (splitPipeline && splitSumPipeline && groups.weightGrad3Split) {
+      // Partial sums over chunks of SPLIT_CHUNK rows, then their sum in order.
+      const outputs = Math.ceil(splitWidth / 64);
+      dispatch(
+        rec,
+        "weightGrad3 split",
+        splitPipeline,
+        groups.weightGrad3Split,
+        index,
+        [outputs, Math.ceil(rows / SPLIT_CHUNK)],
+        2 * shapeMultiplyAdds(small.weightGrad3, rows),
+      );
+      dispatch(
+        rec,
+        "weightGrad3 split sum",
+        splitSumPipeline,
+        groups.weightGrad3Split,
+        index,
+        [outputs, 1],
+        splitWidth * Math.ceil(rows / SPLIT_CHUNK),
+      );
+    } else {
+      dispatchSlot(
+        rec,
+        "weightGrad3",
+        small.weightGrad3,
+        smallVariant,
+        groups.weightGrad3,
+        index,
+        rows,
+      );
+    }
+    if (needDz2Tex()) copyToTexture(rec, dz2, dz2Tex, n2, rows);
     // Layer 2 backward: ∂z1 with W2 (and its texture) before W2's update.
     dispatchSlot(
-      enc,
+      rec,
       "inputGrad2",
       shapes.inputGrad2,
       plan.inputGrad2,
@@ -821,9 +932,9 @@ export async function createFastTrainer(
       index,
       rows,
     );
-    if (needDz1Tex()) copyToTexture(enc, dz1, dz1Tex, n1, rows);
+    if (needDz1Tex()) copyToTexture(rec, dz1, dz1Tex, n1, rows);
     dispatchSlot(
-      enc,
+      rec,
       "weightGrad2",
       shapes.weightGrad2,
       plan.weightGrad2,
@@ -831,10 +942,10 @@ export async function createFastTrainer(
       index,
       rows,
     );
-    if (needW2Tex() && !separateUpdate) copyToTexture(enc, w2, w2Tex, n2, n1);
+    if (needW2Tex() && !separateUpdate) copyToTexture(rec, w2, w2Tex, n2, n1);
     // Layer 1: weight gradient and update only (no input gradient).
     dispatchSlot(
-      enc,
+      rec,
       "weightGrad1",
       shapes.weightGrad1,
       plan.weightGrad1,
@@ -845,7 +956,7 @@ export async function createFastTrainer(
     if (groups.optimizer && optimPipeline) {
       // Momentum/Adam: every gradient is stored; now update all parameters at once.
       dispatch(
-        enc,
+        rec,
         optimizerKernel,
         optimPipeline,
         groups.optimizer,
@@ -853,9 +964,9 @@ export async function createFastTrainer(
         elementwiseGroups(totalFloats),
         totalFloats * (optimizer.optimizer === "adam" ? 12 : 4),
       );
-      if (needW2Tex()) copyToTexture(enc, w2, w2Tex, n2, n1);
+      if (needW2Tex()) copyToTexture(rec, w2, w2Tex, n2, n1);
     }
-    if (needW1Tex()) copyToTexture(enc, w1, w1Tex, n1, n0);
+    if (needW1Tex()) copyToTexture(rec, w1, w1Tex, n1, n0);
   };
 
   const stepsPerSubmit = opts.stepsPerSubmit ?? 32;
@@ -864,9 +975,9 @@ export async function createFastTrainer(
       throw new RangeError(`steps ${first}..${first + count - 1} outside 0..${batches.length - 1}`);
     }
     ensureOptimTable(first);
-    const enc = device.createCommandEncoder({ label: `steps ${first}..${first + count - 1}` });
-    for (let i = first; i < first + count; i++) encodeStep(enc, i);
-    device.queue.submit([enc.finish()]);
+    const rec = record(`steps ${first}..${first + count - 1}`);
+    for (let i = first; i < first + count; i++) encodeStep(rec, i);
+    submit(rec);
     stepsTaken += count;
   };
 
@@ -919,10 +1030,10 @@ export async function createFastTrainer(
           }
         }
       }
-      const enc = device.createCommandEncoder({ label: "epoch loss sum" });
-      dispatch(enc, "sumLosses", sumPipeline, groups.sum, sumStep, [1, 1], nTrain);
-      enc.copyBufferToBuffer(lossTotal, 0, lossStaging, 0, 4);
-      device.queue.submit([enc.finish()]);
+      const rec = record("epoch loss sum");
+      dispatch(rec, "sumLosses", sumPipeline, groups.sum, sumStep, [1, 1], nTrain);
+      outsidePass(rec).copyBufferToBuffer(lossTotal, 0, lossStaging, 0, 4);
+      submit(rec);
       return new Float32Array(await readStaging(lossStaging))[0];
     },
     async readLosses(start, count) {
@@ -942,12 +1053,12 @@ export async function createFastTrainer(
       return (await trainer.evaluateConfusion()).correct;
     },
     async evaluateConfusion() {
-      const enc = device.createCommandEncoder({ label: "test evaluation" });
-      enc.clearBuffer(confusion);
+      const rec = record("test evaluation");
+      outsidePass(rec).clearBuffer(confusion);
       evalChunks.forEach(([, rows], i) => {
         const stepIndex = evalStep0 + i;
         dispatchSlot(
-          enc,
+          rec,
           "forward1",
           shapes.forward1,
           plan.forward1,
@@ -955,9 +1066,9 @@ export async function createFastTrainer(
           stepIndex,
           rows,
         );
-        if (usesTex("forward2")) copyToTexture(enc, a1, a1Tex, n1, rows);
+        if (usesTex("forward2")) copyToTexture(rec, a1, a1Tex, n1, rows);
         dispatchSlot(
-          enc,
+          rec,
           "forward2",
           shapes.forward2,
           plan.forward2,
@@ -965,13 +1076,13 @@ export async function createFastTrainer(
           stepIndex,
           rows,
         );
-        dispatch(enc, "countCorrect", countPipeline, groups.count, stepIndex, [
+        dispatch(rec, "countCorrect", countPipeline, groups.count, stepIndex, [
           Math.ceil(rows / 64),
           1,
         ], 2 * rows * n2 * n3);
       });
-      enc.copyBufferToBuffer(confusion, 0, confusionStaging, 0, n3 * n3 * 4);
-      device.queue.submit([enc.finish()]);
+      outsidePass(rec).copyBufferToBuffer(confusion, 0, confusionStaging, 0, n3 * n3 * 4);
+      submit(rec);
       const counts = new Uint32Array(await readStaging(confusionStaging));
       const matrix = Array.from(
         { length: n3 },
@@ -1021,9 +1132,9 @@ export async function createFastTrainer(
         throw new RangeError(`an order of ${permutation.length} images for ${nTrain}`);
       }
       device.queue.writeBuffer(order, 0, permutation.slice());
-      const enc = device.createCommandEncoder({ label: "gather the epoch's order" });
+      const rec = record("gather the epoch's order");
       dispatch(
-        enc,
+        rec,
         "gatherRows images",
         gatherX,
         groups.gatherX,
@@ -1032,7 +1143,7 @@ export async function createFastTrainer(
         0,
       );
       dispatch(
-        enc,
+        rec,
         "gatherRows labels",
         gatherY,
         groups.gatherY,
@@ -1040,7 +1151,7 @@ export async function createFastTrainer(
         elementwiseGroups(nTrain),
         0,
       );
-      device.queue.submit([enc.finish()]);
+      submit(rec);
     },
     setVariant(slot, v) {
       pipelineOf(slot, v); // throws when not compiled
@@ -1049,21 +1160,21 @@ export async function createFastTrainer(
       }
       plan[slot] = v;
       // Bring the weight textures up to date for a texture variant.
-      const enc = device.createCommandEncoder({ label: "weight textures refresh" });
-      copyToTexture(enc, w1, w1Tex, n1, n0);
-      copyToTexture(enc, w2, w2Tex, n2, n1);
-      device.queue.submit([enc.finish()]);
+      const rec = record("weight textures refresh");
+      copyToTexture(rec, w1, w1Tex, n1, n0);
+      copyToTexture(rec, w2, w2Tex, n2, n1);
+      submit(rec);
     },
     async timeVariant(slot, v, rows, reps = 1) {
       const at = tuneRows.indexOf(rows);
       if (at < 0) throw new RangeError(`can time ${tuneRows.join(" or ")} rows, not ${rows}`);
-      const enc = device.createCommandEncoder({ label: `time ${slot} ${v.name}` });
+      const rec = record(`time ${slot} ${v.name}`);
       for (let r = 0; r < reps; r++) {
-        dispatchSlot(enc, slot, shapes[slot], v, groups[slot], tuneStep0 + at, rows);
+        dispatchSlot(rec, slot, shapes[slot], v, groups[slot], tuneStep0 + at, rows);
       }
-      enc.copyBufferToBuffer(lossTotal, 0, lossStaging, 0, 4);
+      outsidePass(rec).copyBufferToBuffer(lossTotal, 0, lossStaging, 0, 4);
       const t0 = performance.now();
-      device.queue.submit([enc.finish()]);
+      submit(rec);
       await readStaging(lossStaging);
       return performance.now() - t0;
     },

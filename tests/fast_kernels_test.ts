@@ -49,6 +49,7 @@ const LAYOUTS: Record<string, Kind[]> = {
   head: ["uniform", "read", "read", "read", "read", "rw", "rw"],
   count: ["uniform", "read", "read", "read", "read", "rw"],
   sum: ["uniform", "read", "rw"],
+  split: ["uniform", "read", "read", "rw", "rw", "rw"],
 };
 
 const pipelines = new Map<
@@ -93,18 +94,25 @@ function compiled(label: string, code: string, layoutName: keyof typeof LAYOUTS)
 /**
  * Runs `code` once with the bindings in `resources` (by binding number),
  * the uniform `Step {start, count, lr}` at a dynamic offset of 256, and
- * returns the contents of every read-write buffer afterwards.
+ * returns the contents of every read-write buffer afterwards. With lists of
+ * codes and workgroup counts, runs each kernel in turn on the same bindings,
+ * in one compute pass (as the engine does).
  */
 async function runKernel(
   label: string,
-  code: string,
+  code: string | string[],
   layoutName: keyof typeof LAYOUTS,
   resources: Resource[],
   step: { start: number; count: number; lr: number },
-  workgroups: [number, number],
+  workgroups: [number, number] | [number, number][],
 ): Promise<Map<number, ArrayBuffer>> {
   const kinds = LAYOUTS[layoutName];
-  const { bgl, pipeline } = await compiled(label, code, layoutName);
+  const codes = typeof code === "string" ? [code] : code;
+  const sizes = (typeof workgroups[0] === "number" ? [workgroups] : workgroups) as [
+    number,
+    number,
+  ][];
+  const kernels = await Promise.all(codes.map((c) => compiled(label, c, layoutName)));
   const stepData = new ArrayBuffer(512);
   new Uint32Array(stepData, 256, 2).set([step.start, step.count]);
   new Float32Array(stepData, 264, 1)[0] = step.lr;
@@ -144,12 +152,14 @@ async function runKernel(
     }
     return { binding, resource: tex.createView({ label: `${label} texture ${binding} view` }) };
   });
-  const group = device.createBindGroup({ label: `${label} bind group`, layout: bgl, entries });
   const enc = device.createCommandEncoder({ label: `${label} encoder` });
   const pass = enc.beginComputePass({ label: `${label} pass` });
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(0, group, [256]);
-  pass.dispatchWorkgroups(...workgroups);
+  kernels.forEach(({ bgl, pipeline }, i) => {
+    const group = device.createBindGroup({ label: `${label} bind group`, layout: bgl, entries });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group, [256]);
+    pass.dispatchWorkgroups(...sizes[i]);
+  });
   pass.end();
   const stagings = new Map<number, GPUBuffer>();
   for (const [binding, buf] of rwBuffers) {
@@ -349,6 +359,73 @@ Deno.test("fast kernels: softmax + cross-entropy + gradient, fused with the outp
     assert.equal(gotLoss[start - 1] ?? -1, -1, "loss slots before the batch untouched");
     assert.equal(gotLoss[start + rows], -1, "loss slots after the batch untouched");
     assertClose(new Float32Array(out.get(6)!), wantDz, "dz");
+  }
+});
+
+Deno.test("fast kernels: softmaxCrossEntropyGradRows (16 invocations a row) equals the CPU", async () => {
+  // Rows not a multiple of the 4 per workgroup, K not a multiple of the 16 lanes.
+  for (const [k, rows, start] of [[12, 13, 5], [128, 1, 0], [7, 70, 2], [128, 130, 3]]) {
+    const c = 10;
+    const act = new Float32Array(relu(randoms(rows * k, 21)));
+    const w = randoms(k * c, 22);
+    const b = randoms(c, 23);
+    const labels = new Uint32Array(start + rows + 3).map((_, i) => (i * 3) % 10);
+    const ys = labels.subarray(start, start + rows);
+    const p = softmax(addBias(matmul(act, w, rows, k, c), b), rows, c);
+    const losses = new Float32Array(start + rows + 3).fill(-1);
+    const out = await runKernel(
+      `head rows K${k} rows${rows}`,
+      specialize(kernelSource("softmaxCrossEntropyGradRows"), { K: k, C: c }),
+      "head",
+      ["step", act, w, b, labels, losses, new Float32Array(rows * c + 8).fill(NaN)],
+      { start, count: rows, lr: 0 },
+      [Math.ceil(rows / 4), 1],
+    );
+    const gotLoss = new Float32Array(out.get(5)!);
+    assertClose(gotLoss.subarray(start, start + rows), crossEntropy(p, ys, c), "loss");
+    assert.equal(gotLoss[start - 1] ?? -1, -1, "loss slots before the batch untouched");
+    assert.equal(gotLoss[start + rows], -1, "loss slots after the batch untouched");
+    const gotDz = new Float32Array(out.get(6)!);
+    assertClose(gotDz, softmaxCrossEntropyBackward(p, ys, c), "dz");
+    assert.ok(gotDz.subarray(rows * c).every(Number.isNaN), "dz past the batch untouched");
+  }
+});
+
+Deno.test("fast kernels: split-K weight gradient (chunks, then their sum) equals the CPU", async () => {
+  const chunk = 32;
+  for (const [k, n] of [[12, 10], [7, 3], [128, 10]]) {
+    for (const rows of [1, 13, 32, 33, 70]) {
+      for (const inPlace of [true, false]) {
+        const lr = 0.5;
+        const a = randoms(rows * k, 31, 0.3);
+        const g = randoms(rows * n, 32);
+        const w = randoms(k * n, 33);
+        const b = randoms(n, 34);
+        const gw = matmulTransA(a, g, rows, k, n);
+        const gb = columnSums(g, rows, n);
+        const consts = { K: k, N: n, CHUNK: chunk };
+        const width = k * n + n;
+        const what = `split K${k} N${n} rows${rows}${inPlace ? "" : " (store)"}`;
+        const out = await runKernel(
+          what,
+          [
+            specialize(kernelSource("weightGradSgdSplit"), consts),
+            specialize(kernelSource("weightGradSgdSplitSum"), {
+              ...consts,
+              UPDATE_IN_PLACE: inPlace,
+            }),
+          ],
+          "split",
+          ["step", a, g, new Float32Array(Math.ceil(rows / chunk) * width).fill(NaN), w, b],
+          { start: 0, count: rows, lr },
+          [[Math.ceil(width / 64), Math.ceil(rows / chunk)], [Math.ceil(width / 64), 1]],
+        );
+        const wantW = inPlace ? w.map((x, i) => x - lr * gw[i]) : gw;
+        const wantB = inPlace ? b.map((x, i) => x - lr * gb[i]) : gb;
+        assertClose(new Float32Array(out.get(4)!), wantW, `${what} W`);
+        assertClose(new Float32Array(out.get(5)!), wantB, `${what} b`);
+      }
+    }
   }
 });
 

@@ -14,6 +14,7 @@ import {
   batchRanges,
   cloneParams,
   initParams,
+  lossAndGradients,
   type MlpParams,
   pixelsToFloats,
   predict,
@@ -21,6 +22,12 @@ import {
 } from "../shared/model.ts";
 import type { MnistData } from "../shared/mnist.ts";
 import { mulberry32 } from "../shared/rng.ts";
+import {
+  newOptimizerState,
+  OPTIMIZER_DEFAULTS,
+  type OptimizerOptions,
+  optimizerStep,
+} from "../shared/optim.ts";
 import { createFastTrainer, type EngineData, type Slot, SLOTS } from "../fast/engine.ts";
 import { VARIANTS } from "../fast/matmul.ts";
 import { trainFast } from "../fast/train.ts";
@@ -94,9 +101,10 @@ async function checkSteps(
   count: number,
   plan: Partial<Record<Slot, string>> = {},
   lr = 0.05,
+  smallKernels?: "cpu" | "gpu",
 ): Promise<void> {
   const params = initParams(1337);
-  const trainer = await createFastTrainer(gpu, params, data, { batchSize, lr, plan });
+  const trainer = await createFastTrainer(gpu, params, data, { batchSize, lr, plan, smallKernels });
   try {
     const cpu = cloneParams(params);
     // Steps before `first` on both sides too, so the CPU sees the same weights.
@@ -141,6 +149,45 @@ for (const v of VARIANTS) {
     await checkSteps(engineData(37, 5, 11), 13, 0, 3, plan);
   });
 }
+
+Deno.test("fast: GPU-shaped output layer (16 lanes a row, split-K ∂W3) equals the CPU", async () => {
+  // What GPUs run by default, forced on this CPU adapter: batches of 70 are
+  // three chunks of the split (32, 32, 6); then a partial batch and a batch of one.
+  await checkSteps(engineData(101, 8, 13), 70, 0, 2, {}, 0.05, "gpu");
+  await checkSteps(engineData(3, 2, 14), 1, 0, 3, {}, 0.05, "gpu");
+  await checkSteps(engineData(37, 5, 11), 13, 0, 3, { weightGrad1: "tiled-16" }, 0.05, "gpu");
+});
+
+Deno.test("fast momentum with the GPU-shaped output layer (∂W3 stored, not applied) equals the CPU", async () => {
+  const data = engineData(45, 8, 17); // batches of 16: 16, 16, 13
+  const lr = 0.05;
+  const opts: OptimizerOptions = { ...OPTIMIZER_DEFAULTS, optimizer: "momentum" };
+  const params = initParams(1337);
+  const trainer = await createFastTrainer(gpu, params, data, {
+    batchSize: 16,
+    lr,
+    optimizer: opts,
+    smallKernels: "gpu",
+  });
+  try {
+    const cpu = cloneParams(params);
+    const tensors = cpu.weights.flatMap((w, l) => [w, cpu.biases[l]]);
+    const state = newOptimizerState("momentum", tensors.map((t) => t.length));
+    for (const [s, c] of batchRanges(45, 16)) {
+      const g = lossAndGradients(
+        cpu,
+        pixelsToFloats(data.trainImages, s, c),
+        data.trainLabels.subarray(s, s + c),
+      );
+      optimizerStep(tensors, g.weights.flatMap((w, l) => [w, g.biases[l]]), state, lr, opts);
+    }
+    trainer.runSteps(0, 3);
+    const rel = maxRelDiff(await trainer.readParams(), cpu);
+    assert.ok(rel < 1e-4, `params differ from the CPU loop by ${rel}`);
+  } finally {
+    trainer.destroy();
+  }
+});
 
 Deno.test("fast: full MNIST size (60,000 images as bytes) binds; last steps match the CPU", async () => {
   const n = 60000, batchSize = 300;
