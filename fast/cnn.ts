@@ -33,11 +33,15 @@
  */
 
 import {
+  CNN_LAYER_NAMES,
   type CnnDims,
   cnnDims,
   cnnLayerSizes,
+  cnnNamedTensors,
   type CnnParams,
   type CnnShape,
+  decodeCnn,
+  encodeCnn,
   initCnnParams,
   MNIST_CNN,
 } from "../shared/cnn.ts";
@@ -52,6 +56,19 @@ import {
   optimizerUniform,
 } from "../shared/optim.ts";
 import { formatProfile, GpuProfiler } from "../shared/profiler.ts";
+import { EpochInterrupted } from "./engine.ts";
+import {
+  checkSameSettings,
+  checkWritable,
+  firstBadLoss,
+  interruptedError,
+  nonFiniteLossError,
+  parseHistory,
+  readModelFile,
+  writeFileAtomicOrFail,
+} from "./run.ts";
+import { type EpochPoint, filtersSvg, formatConfusion, lossAccuracySvg } from "../shared/report.ts";
+import type { Tensor } from "../shared/safetensors.ts";
 import { shuffledIndices } from "../shared/rng.ts";
 import { epochProgress, type EpochResult, type TrainSummary } from "../shared/summary.ts";
 import { formatEpoch, formatTest, prepareRun, type TrainOptions } from "../shared/train.ts";
@@ -130,6 +147,16 @@ export interface LabeledImages {
   n: number;
 }
 
+/** The optimiser state of a `CnnEngine`, per tensor W1, b1, W2, b2, W3, b3. */
+export interface CnnEngineState {
+  /** Steps taken (Adam's t of the last step). */
+  step: number;
+  /** Momentum's velocity or Adam's m; empty for SGD. */
+  first: Float32Array[];
+  /** Adam's v; empty otherwise. */
+  second: Float32Array[];
+}
+
 /** What a `CnnEngine` is made for. */
 export interface CnnEngineOptions {
   /** Starting parameters (their `shape` is the network's). */
@@ -203,6 +230,15 @@ export class CnnEngine {
   readonly #total: GPUBuffer;
   readonly #correct: GPUBuffer;
   readonly #readback: GPUBuffer;
+  /** Optimiser state buffers: none (SGD), the velocity, or Adam's m and v. */
+  readonly #state: GPUBuffer[];
+  readonly #losses: GPUBuffer;
+  readonly #logits: GPUBuffer;
+  /** Every test image's logits `[nTest, classes]`, for the confusion matrix. */
+  readonly #testLogits: GPUBuffer;
+  /** The test step without its scoring: input, forward pass. */
+  readonly #testForward: Stage[];
+  readonly #testLabels: Uint8Array;
   /** Optimiser steps taken (Adam's t of the last step). */
   #steps = 0;
 
@@ -255,7 +291,9 @@ export class CnnEngine {
     const train = this.#dataset("training", opts.train, pixels);
     this.#order = train.order;
     const test = opts.test ? this.#dataset("test", opts.test, pixels) : train;
+    this.#testLabels = opts.test ? opts.test.labels.slice(0, this.nTest) : new Uint8Array(0);
     const losses = this.#floats("per-image losses of the epoch", Math.max(1, this.nTrain));
+    this.#losses = losses;
 
     // Per-batch {start, count} entries: training batches, then test batches.
     this.#trainRanges = batchRanges(this.nTrain, B);
@@ -288,6 +326,8 @@ export class CnnEngine {
     const pool2 = this.#floats("pool2 a2 [B, F]", B * d.features);
     const arg2 = this.#floats("pool2 argmax", B * d.features);
     const logits = this.#floats("logits [B, classes]", B * s.classes);
+    this.#logits = logits;
+    this.#testLogits = this.#floats("test logits [nTest, classes]", this.nTest * s.classes);
     const gLogits = this.#floats("∂logits [B, classes]", B * s.classes);
     const gPool2 = this.#floats("∂a2 [B, F]", B * d.features);
     const gZ2 = this.#floats("∂z2 [B, h2, w2, C2]", B * m2 * s.c2);
@@ -427,6 +467,7 @@ export class CnnEngine {
     ];
     const optimizerKernel = `${opts.optimizer.optimizer}Step`;
     const state = [state1, state2].filter((b) => b !== undefined);
+    this.#state = state;
     const optimizerPipeline = this.#pipeline(
       optimizerKernel,
       ["dynamic", "write", "read", ...state.map((): Slot => "write")],
@@ -478,9 +519,9 @@ export class CnnEngine {
       size: 4,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     }));
+    this.#testForward = [load(test), ...forward];
     this.#testStep = [
-      load(test),
-      ...forward,
+      ...this.#testForward,
       this.#stage(
         "test",
         "cnnScoreTest",
@@ -519,12 +560,18 @@ export class CnnEngine {
    * images in `order` (image ids; identity for no shuffle). Submits
    * `STEPS_PER_SUBMIT` steps at a time, calling `afterSubmit(stepsDone)`
    * after each (awaited, e.g. for progress). Returns the mean per-image loss,
-   * read back once.
+   * read back once (NaN or ±∞ when a step's loss was not finite; `readLosses`
+   * then says which).
+   *
+   * With `stop`, at most two submits are in flight, and before each submit
+   * `stop()` is asked: when true, the submitted steps finish and
+   * `EpochInterrupted` is thrown (the parameters then hold a part-epoch).
    */
   async trainEpoch(
     order: Uint32Array,
     lr: number,
     afterSubmit?: (done: number) => void | Promise<void>,
+    stop?: () => boolean,
   ): Promise<number> {
     if (order.length !== this.nTrain) {
       throw new RangeError(`order has ${order.length} ids, the training set ${this.nTrain}`);
@@ -544,7 +591,16 @@ export class CnnEngine {
       );
     }
     device.queue.writeBuffer(this.#stepUniform, 0, steps);
+    const inFlight: Promise<void>[] = [];
     for (let first = 0; first < nb; first += STEPS_PER_SUBMIT) {
+      if (stop) {
+        // Bounded work in flight, so that a stop takes effect within two submits.
+        while (inFlight.length >= 2) await inFlight.shift();
+        if (stop()) {
+          await device.queue.onSubmittedWorkDone();
+          throw new EpochInterrupted(first);
+        }
+      }
       const last = Math.min(nb, first + STEPS_PER_SUBMIT);
       const encoder = device.createCommandEncoder({ label: `CNN steps ${first + 1}–${last}` });
       const shared = this.#sharedPass(encoder, `CNN steps ${first + 1}–${last} pass`);
@@ -556,6 +612,7 @@ export class CnnEngine {
       if (last === nb) encoder.copyBufferToBuffer(this.#total, 0, this.#readback, 0, 4);
       device.queue.submit([encoder.finish({ label: `CNN steps ${first + 1}–${last} commands` })]);
       this.#steps += last - first;
+      if (stop) inFlight.push(device.queue.onSubmittedWorkDone());
       await afterSubmit?.(last);
     }
     await this.#readback.mapAsync(GPUMapMode.READ);
@@ -583,16 +640,88 @@ export class CnnEngine {
     return correct;
   }
 
+  /**
+   * Predictions on the test set and their confusion matrix:
+   * `confusion[true][predicted]` (first-maximum argmax of the logits, as
+   * `evaluate` counts); `correct` is its trace. Every batch's logits are
+   * copied into one buffer, read back once.
+   */
+  async evaluateConfusion(): Promise<{ correct: number; confusion: number[][] }> {
+    const { device } = this;
+    const C = this.shape.classes;
+    const confusion = Array.from({ length: C }, () => new Array<number>(C).fill(0));
+    if (this.nTest === 0) return { correct: 0, confusion };
+    const encoder = device.createCommandEncoder({ label: "CNN test logits" });
+    const first = this.#trainRanges.length;
+    this.#testRanges.forEach(([start, count], b) => {
+      const pass = this.#sharedPass(encoder, `CNN test batch ${b + 1} pass`);
+      this.#encode(encoder, pass, this.#testForward, first + b, 0, count);
+      pass?.end();
+      encoder.copyBufferToBuffer(this.#logits, 0, this.#testLogits, start * C * 4, count * C * 4);
+    });
+    device.queue.submit([encoder.finish({ label: "CNN test logits commands" })]);
+    const logits = new Float32Array(
+      await readBuffer(device, this.#testLogits, this.nTest * C * 4),
+    );
+    let correct = 0;
+    for (let i = 0; i < this.nTest; i++) {
+      let best = 0;
+      for (let j = 1; j < C; j++) if (logits[i * C + j] > logits[i * C + best]) best = j;
+      confusion[this.#testLabels[i]][best]++;
+      if (best === this.#testLabels[i]) correct++;
+    }
+    return { correct, confusion };
+  }
+
+  /** The last epoch's per-image losses, by position in the epoch's order. */
+  async readLosses(): Promise<Float32Array> {
+    return new Float32Array(await readBuffer(this.device, this.#losses, this.nTrain * 4));
+  }
+
+  /**
+   * The optimiser's state, per tensor in the order W1, b1, W2, b2, W3, b3
+   * (`cnnTensors`): `first` the velocity or Adam's m, `second` Adam's v;
+   * `step` the steps taken (Adam's t).
+   */
+  async readOptimizerState(): Promise<CnnEngineState> {
+    const lists: Float32Array[][] = [];
+    for (const buffer of this.#state) {
+      const all = new Float32Array(await readBuffer(this.device, buffer));
+      lists.push(this.#unpack(all));
+    }
+    return { step: this.#steps, first: lists[0] ?? [], second: lists[1] ?? [] };
+  }
+
+  /** Sets the optimiser's state and step count (`--resume`); shapes as `readOptimizerState`'s. */
+  writeOptimizerState(state: CnnEngineState): void {
+    const lists = [state.first, state.second].slice(0, this.#state.length);
+    lists.forEach((tensors, i) => {
+      const packed = new Float32Array(this.#paramFloats);
+      this.#layers.forEach(({ k, kPad, n, offset }, l) => {
+        const [w, b] = [tensors[2 * l], tensors[2 * l + 1]];
+        if (w?.length !== k * n || b?.length !== n) {
+          throw new RangeError(`optimiser state of layer ${l + 1} has the wrong size`);
+        }
+        packed.set(w, offset);
+        packed.set(b, offset + kPad * n);
+      });
+      this.device.queue.writeBuffer(this.#state[i], 0, packed);
+    });
+    this.#steps = state.step;
+  }
+
   /** The current parameters, read back from the GPU. */
   async readParams(): Promise<CnnParams> {
-    const all = new Float32Array(await readBuffer(this.device, this.#params));
-    return {
-      shape: { ...this.shape },
-      weights: this.#layers.map(({ k, n, offset }) => all.slice(offset, offset + k * n)),
-      biases: this.#layers.map(({ kPad, n, offset }) =>
-        all.slice(offset + kPad * n, offset + (kPad + 1) * n)
-      ),
-    };
+    const t = this.#unpack(new Float32Array(await readBuffer(this.device, this.#params)));
+    return { shape: { ...this.shape }, weights: [t[0], t[2], t[4]], biases: [t[1], t[3], t[5]] };
+  }
+
+  /** The tensors W1, b1, W2, b2, W3, b3 of a buffer in the parameters' packed layout. */
+  #unpack(all: Float32Array): Float32Array[] {
+    return this.#layers.flatMap(({ k, kPad, n, offset }) => [
+      all.slice(offset, offset + k * n),
+      all.slice(offset + kPad * n, offset + (kPad + 1) * n),
+    ]);
   }
 
   /** Frees every buffer the engine made. */
@@ -756,80 +885,332 @@ export class CnnEngine {
 
 /** `trainCnn`'s options: those of the MLP trainers, with CNN parameters and shape instead. */
 export interface CnnTrainOptions extends Omit<TrainOptions, "params"> {
-  /** Starting parameters; default `initCnnParams(config.seed, shape)`. */
+  /** Starting parameters; default `initCnnParams(config.seed, shape)` (or `--load`, `--resume`). */
   params?: CnnParams;
   /** The network's sizes when `params` is not given; default `MNIST_CNN`. */
   shape?: CnnShape;
+  /**
+   * Aborted (e.g. on Ctrl-C): the submitted steps finish, the rest of the
+   * epoch is abandoned, nothing partial is saved, and a `UserError` with
+   * exit code 130 says where the last checkpoint is.
+   */
+  signal?: AbortSignal;
+}
+
+/** Names of the optimiser-state tensors per parameter tensor, by optimiser. */
+const STATE_PARTS = { sgd: [], momentum: ["velocity"], adam: ["m", "v"] } as const;
+
+/** A checkpoint of the CNN: what `--resume` needs to continue exactly. */
+export interface CnnCheckpoint {
+  params: CnnParams;
+  optimizerState: CnnEngineState;
+  /** Epochs done. */
+  epoch: number;
+  /** Loss (and test accuracy, when measured) of every epoch done. */
+  history: EpochPoint[];
+  /** The file's metadata (strings), including the settings `--resume` checks. */
+  metadata: Record<string, string>;
+}
+
+/** The run settings a CNN checkpoint records (and `--resume` compares). */
+export interface CnnCheckpointSettings {
+  optimizer: OptimizerOptions;
+  seed: number;
+  lr: number;
+  batchSize: number;
+  shuffle: boolean;
+  trainImages: number;
+  testImages: number;
+  dataSource: string;
+}
+
+/** The tensor names of the CNN's parameters in `cnnTensors` order. */
+function cnnTensorNames(): string[] {
+  return CNN_LAYER_NAMES.flatMap((l) => [`${l}.weight`, `${l}.bias`]);
+}
+
+/**
+ * A CNN checkpoint as safetensors: the CNN as `encodeCnn` writes it
+ * (`conv1.weight` `[25, 16]` …, metadata `format`, `shape`, `layout`), the
+ * optimiser state as `optim.<tensor>.<part>` tensors (`velocity`, or Adam's
+ * `m` and `v`, shaped as their tensor), and as metadata `model` "cnn", the
+ * optimiser's settings, `epoch`, `optimizer_step`, the run's settings and
+ * `history` (JSON).
+ */
+export function encodeCnnCheckpoint(
+  params: CnnParams,
+  state: CnnEngineState,
+  epoch: number,
+  history: EpochPoint[],
+  s: CnnCheckpointSettings,
+): Uint8Array<ArrayBuffer> {
+  const o = s.optimizer;
+  const shapes = [...cnnNamedTensors(params).values()].map((t) => t.shape);
+  const more = new Map<string, Tensor>();
+  STATE_PARTS[o.optimizer].forEach((part, k) => {
+    const list = k === 0 ? state.first : state.second;
+    cnnTensorNames().forEach((name, t) => {
+      more.set(`optim.${name}.${part}`, { shape: shapes[t], data: list[t] });
+    });
+  });
+  return encodeCnn(params, {
+    model: "cnn",
+    optimizer: o.optimizer,
+    momentum: String(o.momentum),
+    beta1: String(o.beta1),
+    beta2: String(o.beta2),
+    eps: String(o.eps),
+    epoch: String(epoch),
+    optimizer_step: String(state.step),
+    seed: String(s.seed),
+    lr: String(s.lr),
+    batch_size: String(s.batchSize),
+    shuffle: String(s.shuffle),
+    train_images: String(s.trainImages),
+    test_images: String(s.testImages),
+    data_source: s.dataSource,
+    history: JSON.stringify(history),
+  }, more);
+}
+
+/** Reads a checkpoint written by `encodeCnnCheckpoint`; a bad file is a one-line `UserError`. */
+export function decodeCnnCheckpoint(
+  bytes: Uint8Array,
+  file: string,
+  expect?: CnnShape,
+): CnnCheckpoint {
+  const { params, metadata, tensors } = decodeCnn(bytes, file, expect);
+  const epoch = Number(metadata.epoch);
+  const step = Number(metadata.optimizer_step);
+  const optimizer = metadata.optimizer as keyof typeof STATE_PARTS;
+  if (
+    !Number.isSafeInteger(epoch) || epoch < 1 || !Number.isSafeInteger(step) || step < 0 ||
+    !(optimizer in STATE_PARTS)
+  ) {
+    throw new UserError(
+      `${file}: not a checkpoint of the fast trainer (no epoch, optimizer_step or optimizer in ` +
+        `its metadata); use --load to start from its weights`,
+    );
+  }
+  const lists = STATE_PARTS[optimizer].map((part) =>
+    cnnTensorNames().map((name) => {
+      const t = tensors.get(`optim.${name}.${part}`);
+      if (!t || t.data.length !== tensors.get(name)!.data.length) {
+        throw new UserError(`${file}: optimiser state 'optim.${name}.${part}' is missing or bad`);
+      }
+      return t.data;
+    })
+  );
+  return {
+    params,
+    optimizerState: { step, first: lists[0] ?? [], second: lists[1] ?? [] },
+    epoch,
+    history: parseHistory<EpochPoint>(metadata.history),
+    metadata,
+  };
 }
 
 /**
  * Trains the CNN as `deno task fast --model cnn` does: per epoch a
- * `formatEpoch` line, at the end a `formatTest` line, and the usual summary
- * (trainer "fast"). With `shuffle`, epoch e (1-based) visits the training
- * images in the order `shuffledIndices(nTrain, seed + e)`.
+ * `formatEpoch` line, at the end a `formatTest` line and the confusion
+ * matrix, and the usual summary (trainer "fast", `test.confusion`). With
+ * `shuffle`, epoch e (1-based) visits the training images in the order
+ * `shuffledIndices(nTrain, seed + e)`.
+ *
+ * The fast MLP's features: `--save` (a checkpoint after every epoch,
+ * written atomically), `--resume` (continue from it; `epochs` counts the
+ * total), `--load` (start from a saved CNN's weights), `--plot` (loss and
+ * test accuracy per epoch, and conv1's filters), a loss that is no longer
+ * finite and `opts.signal` (Ctrl-C) as one-line errors.
  */
 export async function trainCnn(
   config: TrainConfig & CnnOptions,
   opts: CnnTrainOptions = {},
 ): Promise<TrainSummary> {
-  const { params: cnnParams, shape, ...rest } = opts;
+  const { params: cnnParams, shape: shapeOpt, signal, ...rest } = opts;
+  const expectShape = cnnParams?.shape ?? shapeOpt ?? MNIST_CNN;
+  // Files first: a missing checkpoint or a file that cannot be written
+  // should not wait for the data, the device and an epoch.
+  for (const [flag, file] of [["--save", config.save], ["--plot", config.plot]] as const) {
+    if (file) checkWritable(flag, file);
+  }
+  let checkpoint: CnnCheckpoint | undefined;
+  let params = cnnParams;
+  if (config.resume && config.save) {
+    checkpoint = decodeCnnCheckpoint(
+      await readModelFile(config.save, "--resume"),
+      config.save,
+      expectShape,
+    );
+    params = checkpoint.params;
+  } else if (config.load) {
+    params = decodeCnn(await readModelFile(config.load, "--load"), config.load, expectShape).params;
+  }
   const run = await prepareRun(config, rest);
   const { gpu, data, nTrain, nTest, log } = run;
-  const params = cnnParams ?? initCnnParams(config.seed, shape ?? MNIST_CNN);
+  const optimizer: OptimizerOptions = {
+    optimizer: config.optimizer,
+    momentum: config.momentum,
+    beta1: config.beta1,
+    beta2: config.beta2,
+    eps: config.eps,
+  };
+  const shuffle = config.shuffle;
+  const settings: CnnCheckpointSettings = {
+    optimizer,
+    seed: config.seed,
+    lr: config.lr,
+    batchSize: config.batchSize,
+    shuffle,
+    trainImages: nTrain,
+    testImages: nTest,
+    dataSource: data.source,
+  };
+  try {
+    if (checkpoint && config.save) {
+      const m = checkpoint.metadata;
+      checkSameSettings(config.save, [
+        ["--model", m.model, "cnn"],
+        ["--optimizer", m.optimizer, optimizer.optimizer],
+        ["--batch-size", m.batch_size, String(config.batchSize)],
+        ["--seed", m.seed, String(config.seed)],
+        ["--shuffle", m.shuffle, String(shuffle)],
+        ["training images", m.train_images, String(nTrain)],
+      ]);
+      log(
+        `resuming from ${config.save}: ${checkpoint.epoch} epoch${
+          checkpoint.epoch === 1 ? "" : "s"
+        } done, training to epoch ${config.epochs}`,
+      );
+    } else if (config.load) log(`starting from the weights in ${config.load}`);
+  } catch (err) {
+    if (!opts.gpu) gpu.device.destroy();
+    throw err;
+  }
+  params ??= initCnnParams(config.seed, expectShape);
   const pixels = params.shape.height * params.shape.width;
   if (data.trainImages.length !== data.trainLabels.length * pixels) {
+    if (!opts.gpu) gpu.device.destroy();
     throw new UserError(
       `training images are ${data.trainImages.length / data.trainLabels.length} bytes each; ` +
         `the CNN takes ${params.shape.height}×${params.shape.width}`,
     );
   }
   const profiler = new GpuProfiler(gpu, { enabled: config.profile });
-  const engine = new CnnEngine(gpu.device, {
-    passTimestamps: config.profile
-      ? (kernel, flops) => profiler.passTimestamps(kernel, flops)
-      : undefined,
-    params,
-    batchSize: config.batchSize,
-    optimizer: config,
-    train: { images: data.trainImages, labels: data.trainLabels, n: nTrain },
-    test: { images: data.testImages, labels: data.testLabels, n: nTest },
-  });
+  let profiling = config.profile; // the training epochs only, not the --plot test passes
+  let engine: CnnEngine;
   try {
+    engine = new CnnEngine(gpu.device, {
+      passTimestamps: config.profile
+        ? (kernel, flops) => profiling ? profiler.passTimestamps(kernel, flops) : undefined
+        : undefined,
+      params,
+      batchSize: config.batchSize,
+      optimizer,
+      train: { images: data.trainImages, labels: data.trainLabels, n: nTrain },
+      test: { images: data.testImages, labels: data.testLabels, n: nTest },
+    });
+  } catch (err) {
+    profiler.destroy();
+    if (!opts.gpu) gpu.device.destroy();
+    throw err;
+  }
+  try {
+    if (checkpoint) engine.writeOptimizerState(checkpoint.optimizerState);
     const batches = batchRanges(nTrain, config.batchSize).length;
     const identity = new Uint32Array(nTrain);
     for (let i = 0; i < nTrain; i++) identity[i] = i;
     const tty = Deno.stderr.isTerminal();
     const epochs: EpochResult[] = [];
+    const history: EpochPoint[] = checkpoint ? [...checkpoint.history] : [];
     let trainMs = 0;
-    for (let epoch = 1; epoch <= config.epochs; epoch++) {
-      const order = config.shuffle ? shuffledIndices(nTrain, config.seed + epoch) : identity;
+    const firstEpoch = (checkpoint?.epoch ?? 0) + 1;
+    if (checkpoint && firstEpoch > config.epochs) {
+      log(`${config.save} already holds ${checkpoint.epoch} epochs; nothing left to train`);
+    }
+    const stop = signal ? () => signal.aborted : undefined;
+    for (let epoch = firstEpoch; epoch <= config.epochs; epoch++) {
+      if (signal?.aborted) throw interruptedError(epoch, config.save);
+      const order = shuffle ? shuffledIndices(nTrain, config.seed + epoch) : identity;
       const progress = epochProgress(epoch, batches);
       const t0 = performance.now();
-      const loss = await engine.trainEpoch(order, config.lr, async (done) => {
-        if (!tty) return;
-        // Only for the progress line: waits until the submitted steps ran.
-        await gpu.device.queue.onSubmittedWorkDone();
-        progress.tick(done);
-      });
+      let loss: number;
+      try {
+        loss = await engine.trainEpoch(order, config.lr, async (done) => {
+          if (!tty) return;
+          // Only for the progress line: waits until the submitted steps ran.
+          await gpu.device.queue.onSubmittedWorkDone();
+          progress.tick(done);
+        }, stop);
+      } catch (err) {
+        progress.clear();
+        if (err instanceof EpochInterrupted) throw interruptedError(epoch, config.save);
+        throw err;
+      }
       progress.clear();
       const result = { epoch, loss, ms: performance.now() - t0 };
+      trainMs += result.ms;
+      if (!Number.isFinite(loss)) {
+        const bad = firstBadLoss(await engine.readLosses(), config.batchSize);
+        throw nonFiniteLossError(
+          loss * nTrain,
+          epoch,
+          batches,
+          bad,
+          shuffle,
+          config.lr,
+          config.save,
+        );
+      }
       epochs.push(result);
       log(formatEpoch(result));
-      trainMs += result.ms;
       await profiler.collect(); // outside the epoch's clock
+      const point: EpochPoint = { epoch, loss };
+      if (config.plot && nTest > 0) {
+        // Outside the epoch's clock: the chart's accuracy per epoch.
+        profiling = false;
+        point.accuracy = await engine.evaluate() / nTest;
+        profiling = config.profile;
+      }
+      history.push(point);
+      if (config.save) {
+        const bytes = encodeCnnCheckpoint(
+          await engine.readParams(),
+          await engine.readOptimizerState(),
+          epoch,
+          history,
+          settings,
+        );
+        await writeFileAtomicOrFail(config.save, bytes, "--save");
+      }
     }
+    profiling = false;
     // The profile covers training only.
     const profile = config.profile ? profiler.report(trainMs) : undefined;
     const t0 = performance.now();
-    const correct = await engine.evaluate();
+    const { correct, confusion } = await engine.evaluateConfusion();
     const test = {
       accuracy: nTest > 0 ? correct / nTest : 0,
       correct,
       total: nTest,
       ms: performance.now() - t0,
+      ...(nTest > 0 ? { confusion } : {}),
     };
     log(formatTest(test));
+    if (nTest > 0) log(formatConfusion(confusion));
     if (profile) log(formatProfile(profile));
+    if (config.plot) {
+      const s = engine.shape;
+      const title = `CNN, ${optimizer.optimizer}, lr ${config.lr}, batch ${config.batchSize}` +
+        `${shuffle ? ", shuffled" : ""}: ${nTrain} training / ${nTest} test images`;
+      const filters = filtersSvg((await engine.readParams()).weights[0], s.kernel, s.c1);
+      await writeFileAtomicOrFail(
+        config.plot,
+        new TextEncoder().encode(lossAccuracySvg(history, title, filters)),
+        "--plot",
+      );
+      log(`chart written to ${config.plot}`);
+    }
     return {
       trainer: "fast",
       adapter: gpu.description,
@@ -839,9 +1220,14 @@ export async function trainCnn(
         batchSize: config.batchSize,
         lr: config.lr,
         seed: config.seed,
+        ...(optimizer.optimizer !== "sgd" ? { optimizer: optimizer.optimizer } : {}),
+        ...(shuffle ? { shuffle } : {}),
       },
       epochs,
       test,
+      ...(checkpoint && config.save
+        ? { resumed: { file: config.save, epoch: checkpoint.epoch } }
+        : {}),
       ...(profile ? { profile } : {}),
     };
   } finally {

@@ -6,6 +6,8 @@
  * made (`toMnist`). Prints the digit and the ten probabilities per image.
  * The forward pass of a handful of images is cheap, so it runs on the CPU
  * (the same reference the GPU kernels are tested against); no GPU is needed.
+ * The model may be the MLP (`--model mlp`, the default) or the CNN
+ * (`--model cnn`): the file's `format` metadata says which.
  *
  * @module
  */
@@ -15,9 +17,11 @@ import { runMain, UsageError, UserError } from "../shared/errors.ts";
 import { readImage, toMnist } from "../shared/image.ts";
 import { IMAGE_BYTES, readFileOrFail, readIdx } from "../shared/idx.ts";
 import { forward, LAYER_SIZES, pixelsToFloats } from "../shared/model.ts";
-import { decodeMlp } from "../shared/safetensors.ts";
+import { decodeMlp, decodeSafetensors } from "../shared/safetensors.ts";
+import { cnnForward, type CnnParams, decodeCnn, isCnnFile, MNIST_CNN } from "../shared/cnn.ts";
 
-const HELP = `Classify digits with a model saved by \`deno task fast --save FILE\`.
+const HELP = `Classify digits with a model saved by \`deno task fast --save FILE\`
+(the MLP, or the CNN of --model cnn).
 
 Usage: deno task predict --model FILE INPUT...
 
@@ -55,13 +59,38 @@ export function classify(
   return out;
 }
 
+/** Classifies `count` images of 784 bytes each with the CNN (float64 CPU forward pass). */
+export function classifyCnn(
+  params: CnnParams,
+  images: Uint8Array,
+  count: number,
+): { digit: number; probabilities: number[] }[] {
+  const { probs } = cnnForward(params, pixelsToFloats(images, 0, count), count);
+  const n = params.shape.classes;
+  const out = [];
+  for (let r = 0; r < count; r++) {
+    const p = Array.from(probs.subarray(r * n, r * n + n));
+    out.push({ digit: p.indexOf(Math.max(...p)), probabilities: p });
+  }
+  return out;
+}
+
 /** Reads the model and every input; returns the predictions. */
 export async function predictFiles(
   modelPath: string,
   inputs: string[],
   limit = 20,
 ): Promise<Prediction[]> {
-  const { params } = decodeMlp(await readFileOrFail(modelPath), modelPath, LAYER_SIZES);
+  const bytes = await readFileOrFail(modelPath);
+  // The MLP or the CNN, as the file's metadata says.
+  let run: (images: Uint8Array, count: number) => ReturnType<typeof classify>;
+  if (isCnnFile(decodeSafetensors(bytes, modelPath).metadata)) {
+    const { params } = decodeCnn(bytes, modelPath, MNIST_CNN);
+    run = (images, count) => classifyCnn(params, images, count);
+  } else {
+    const { params } = decodeMlp(bytes, modelPath, LAYER_SIZES);
+    run = (images, count) => classify(params, images, count);
+  }
   const results: Prediction[] = [];
   for (const input of inputs) {
     const head = (await readFileOrFail(input)).subarray(0, 4);
@@ -74,12 +103,12 @@ export async function predictFiles(
         );
       }
       const n = Math.min(idx.dims[0], limit);
-      classify(params, idx.data.subarray(0, n * IMAGE_BYTES), n).forEach((r, index) =>
+      run(idx.data.subarray(0, n * IMAGE_BYTES), n).forEach((r, index) =>
         results.push({ input, index, ...r })
       );
     } else {
       const pixels = toMnist(await readImage(input));
-      results.push({ input, index: 0, ...classify(params, pixels, 1)[0] });
+      results.push({ input, index: 0, ...run(pixels, 1)[0] });
     }
   }
   return results;

@@ -317,10 +317,12 @@ export async function trainFast(
   const optimizer = optimizerOf(config);
   const shuffle = config.shuffle ?? false;
   if (config.model === "cnn") {
+    // The CNN has its own checkpoints, chart, faults and Ctrl-C (fast/cnn.ts).
     return trainCnn({ ...config, ...optimizer, shuffle }, {
       gpu: opts.gpu,
       data: opts.data,
       log: opts.log,
+      signal: opts.signal,
     });
   }
   // Files first: a missing checkpoint or a file that cannot be written

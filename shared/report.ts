@@ -1,6 +1,7 @@
 /**
- * Pictures of a run: a confusion matrix for the terminal, and an SVG chart
- * of loss and accuracy per epoch. Plain strings, no dependencies.
+ * Pictures of a run: a confusion matrix for the terminal, an SVG chart of
+ * loss and accuracy per epoch, and (for the CNN) its first layer's filters
+ * as small grey images under the chart. Plain strings, no dependencies.
  *
  * @module
  */
@@ -41,12 +42,23 @@ function esc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
+/** SVG content to draw below a chart: `height` pixels, `svg` drawn from (0, 0) of that strip. */
+export interface SvgStrip {
+  height: number;
+  svg: string;
+}
+
 /**
  * An SVG line chart: training loss (left axis) and test accuracy (right
- * axis, percent) per epoch.
+ * axis, percent) per epoch; `below` (e.g. `filtersSvg`) adds a strip under it.
  */
-export function lossAccuracySvg(points: EpochPoint[], title = "training"): string {
+export function lossAccuracySvg(
+  points: EpochPoint[],
+  title = "training",
+  below?: SvgStrip,
+): string {
   const W = 640, H = 360, L = 60, R = 60, T = 40, B = 50;
+  const fullHeight = H + (below?.height ?? 0);
   const pw = W - L - R, ph = H - T - B;
   const n = points.length;
   const maxEpoch = Math.max(1, ...points.map((p) => p.epoch));
@@ -56,8 +68,8 @@ export function lossAccuracySvg(points: EpochPoint[], title = "training"): strin
   const yAcc = (a: number) => T + ph - a * ph;
   const out: string[] = [];
   out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
-    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${fullHeight}" viewBox="0 0 ${W} ${fullHeight}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${fullHeight}" fill="white"/>`,
     `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${esc(title)}</text>`,
     `<rect x="${L}" y="${T}" width="${pw}" height="${ph}" fill="none" stroke="#999"/>`,
   );
@@ -98,6 +110,68 @@ export function lossAccuracySvg(points: EpochPoint[], title = "training"): strin
       "#c0392b",
     ),
   );
+  if (below) out.push(`<g transform="translate(0 ${H})">`, below.svg, "</g>");
   out.push("</svg>");
   return out.filter(Boolean).join("\n") + "\n";
+}
+
+/**
+ * The filters of a first convolution layer as small grey images, in a row
+ * (wrapping at 640 pixels), with a caption: for a `[k·k, channels]` weight
+ * matrix (rows in (ky, kx) order, one input channel), filter c's pixel
+ * (ky, kx) is `weights[(ky·k + kx)·channels + c]`. Each filter is scaled to
+ * its own largest |w|: black −max, mid grey 0, white +max. Returns a strip
+ * for `lossAccuracySvg`'s `below`.
+ */
+export function filtersSvg(
+  weights: ArrayLike<number>,
+  kernel: number,
+  channels: number,
+  caption = `first convolution layer: ${channels} filters of ${kernel}×${kernel} ` +
+    `(each scaled to its own ±max: black negative, grey 0, white positive)`,
+): SvgStrip {
+  if (weights.length !== kernel * kernel * channels) {
+    throw new RangeError(
+      `filtersSvg: ${weights.length} weights are not ${kernel}×${kernel}×${channels}`,
+    );
+  }
+  const W = 640, margin = 20, gap = 8, top = 30;
+  // 48-pixel images; as many rows as the width needs, filled evenly (16 → 2 rows of 8).
+  const side = 48, cell = side / kernel;
+  const fit = Math.max(1, Math.floor((W - 2 * margin + gap) / (side + gap)));
+  const perRow = Math.ceil(channels / Math.ceil(channels / fit));
+  const rows = Math.ceil(channels / perRow);
+  const used = Math.min(channels, perRow) * (side + gap) - gap;
+  const left = (W - used) / 2;
+  const out = [
+    `<text x="${W / 2}" y="18" text-anchor="middle">${esc(caption)}</text>`,
+  ];
+  for (let c = 0; c < channels; c++) {
+    let max = 0;
+    for (let p = 0; p < kernel * kernel; p++) {
+      max = Math.max(max, Math.abs(weights[p * channels + c]));
+    }
+    const x0 = left + (c % perRow) * (side + gap), y0 = top + Math.floor(c / perRow) * (side + 20);
+    const label = `filter ${c}, max |w| ${max.toPrecision(3)}`;
+    out.push(`<g><title>${label}</title>`);
+    for (let ky = 0; ky < kernel; ky++) {
+      for (let kx = 0; kx < kernel; kx++) {
+        const w = weights[(ky * kernel + kx) * channels + c];
+        const grey = Math.round(127.5 + 127.5 * (max > 0 ? w / max : 0));
+        out.push(
+          `<rect x="${(x0 + kx * cell).toFixed(2)}" y="${(y0 + ky * cell).toFixed(2)}" ` +
+            `width="${cell.toFixed(2)}" height="${cell.toFixed(2)}" ` +
+            `fill="rgb(${grey},${grey},${grey})" shape-rendering="crispEdges"/>`,
+        );
+      }
+    }
+    out.push(
+      `<rect x="${x0}" y="${y0}" width="${side}" height="${side}" fill="none" stroke="#999"/>`,
+      `<text x="${x0 + side / 2}" y="${
+        y0 + side + 13
+      }" text-anchor="middle" font-size="10">${c}</text>`,
+      "</g>",
+    );
+  }
+  return { height: top + rows * (side + 20) + 10, svg: out.join("\n") };
 }

@@ -526,8 +526,9 @@ Deno.test("trainCnn: epochs, loss and accuracy as the CPU reference computes the
   assert.equal(summary.trainer, "fast");
   assert.deepEqual(summary.data, { source: "sample", train: 20, test: 11 });
   assert.equal(summary.epochs.length, 2);
-  assert.equal(lines.length, 3);
+  assert.equal(lines.length, 4);
   assert.match(lines[2], /^validation: accuracy = /);
+  assert.match(lines[3], /^true\\pred/, "the confusion matrix follows");
 
   const params = initCnnParams(3, shape);
   const state = newCnnOptimizerState(config, params);
@@ -556,6 +557,10 @@ Deno.test("trainCnn: epochs, loss and accuracy as the CPU reference computes the
   const correct = cnnPredict(params, x, 11).filter((p, i) => p === data.testLabels[i]).length;
   assert.equal(summary.test.correct, correct);
   assert.equal(summary.test.total, 11);
+  const confusion = summary.test.confusion!;
+  assert.equal(confusion.length, shape.classes);
+  assert.equal(confusion.reduce((a, row, i) => a + row[i], 0), correct, "its trace");
+  assert.equal(confusion.flat().reduce((a, b) => a + b), 11);
   gpu.device.destroy();
   assert.deepEqual(errors, []);
 });
