@@ -127,8 +127,8 @@ export function filtersSvg(
   weights: ArrayLike<number>,
   kernel: number,
   channels: number,
-  caption = `first convolution layer: ${channels} filters of ${kernel}×${kernel} ` +
-    `(each scaled to its own ±max: black negative, grey 0, white positive)`,
+  caption = `conv1's ${channels} filters (${kernel}×${kernel}), each scaled to its own ` +
+    `±max: black −, grey 0, white +`,
 ): SvgStrip {
   if (weights.length !== kernel * kernel * channels) {
     throw new RangeError(

@@ -263,7 +263,7 @@ Deno.test("cnn --plot: loss, accuracy per epoch and conv1's 16 filters; filtersS
     await trainFast(cnnConfig({ epochs: 2, plot, save }), { gpu, data, log: quiet });
     const svg = await Deno.readTextFile(plot);
     assert.match(svg, /^<svg /);
-    assert.match(svg, /first convolution layer: 16 filters of 5×5/);
+    assert.match(svg, /conv1's 16 filters \(5×5\)/);
     assert.equal(svg.match(/<title>filter \d+,/g)?.length, 16);
     assert.equal(svg.match(/<polyline /g)?.length, 2, "loss and accuracy lines");
     // Each plotted epoch has a measured accuracy.
