@@ -9,14 +9,16 @@
  * compiles the pipelines in parallel and makes the bind groups. Nothing is
  * allocated while training.
  *
- * One training step is eight dispatches (see `encodeStep`): two fused
- * forward layers, the fused output layer + softmax + cross-entropy +
- * gradient, and the backward pass with the ReLU masks inside the
- * input-gradient matmuls and SGD folded into the weight-gradient matmuls.
- * Each layer's input gradient is computed before that layer's weights are
- * updated. When a chosen variant reads an operand from a texture, the
- * operand's canonical buffer is copied into its texture right after it is
- * written.
+ * One training step is eight dispatches (see `encodeStep`; nine on GPUs,
+ * where layer 3's weight gradient is split in two): two fused forward
+ * layers, the fused output layer + softmax + cross-entropy + gradient, and
+ * the backward pass with the ReLU masks inside the input-gradient matmuls
+ * and SGD folded into the weight-gradient matmuls. Each layer's input
+ * gradient is computed before that layer's weights are updated. When a
+ * chosen variant reads an operand from a texture, the operand's canonical
+ * buffer is copied into its texture right after it is written. Dispatches
+ * share compute passes (a pass ends only for such a copy, or when the
+ * profiler wants timestamps around a single dispatch).
  *
  * All parameters live in one packed buffer (W1, b1, W2, b2, W3, b3, each at
  * a 256-byte aligned offset, bound as sub-ranges). With momentum or Adam the
@@ -162,6 +164,8 @@ export function packedLayout(sizes: readonly number[], align = 256): PackedLayou
 
 const STEP_STRIDE = 256; // minUniformBufferOffsetAlignment is at most 256
 const STEP_SIZE = 16; // struct Step { start, count, lr, _pad }
+/** Steps in an epoch's first command buffer (without a progress line). */
+const FIRST_CHUNK_STEPS = 8;
 /** Rows per chunk of the split layer-3 weight gradient (`weightGradSgdSplit.wgsl`). */
 const SPLIT_CHUNK = 32;
 /** Rows per workgroup of `softmaxCrossEntropyGradRows.wgsl` (its `ROWS`). */
@@ -1010,8 +1014,12 @@ export async function createFastTrainer(
     runSteps,
     async runEpoch(onProgress, stop) {
       let previous: Promise<void> | undefined; // the chunk before the last one submitted
-      for (let first = 0; first < batches.length; first += stepsPerSubmit) {
-        const count = Math.min(stepsPerSubmit, batches.length - first);
+      // A short first chunk starts the GPU after encoding a few steps, not 32;
+      // the next chunk is encoded while it runs. (With a progress line every
+      // chunk is awaited, so there more chunks would only add waits.)
+      const firstChunk = onProgress ? stepsPerSubmit : Math.min(stepsPerSubmit, FIRST_CHUNK_STEPS);
+      for (let first = 0, count = 0; first < batches.length; first += count) {
+        count = Math.min(first === 0 ? firstChunk : stepsPerSubmit, batches.length - first);
         runSteps(first, count);
         await opts.afterSubmit?.();
         if (onProgress) {
