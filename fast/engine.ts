@@ -9,8 +9,9 @@
  * compiles the pipelines in parallel and makes the bind groups. Nothing is
  * allocated while training.
  *
- * One training step is eight dispatches (see `encodeStep`; nine on GPUs,
- * where layer 3's weight gradient is split in two): two fused forward
+ * One training step is eight dispatches (see `encodeStep`; on GPUs layer
+ * 3's input gradient joins the output layer's kernel and its weight
+ * gradient is split in two): two fused forward
  * layers, the fused output layer + softmax + cross-entropy + gradient, and
  * the backward pass with the ReLU masks inside the input-gradient matmuls
  * and SGD folded into the weight-gradient matmuls. Each layer's input
@@ -106,12 +107,12 @@ export interface FastTrainerOptions {
   /**
    * How the small output-layer kernels are shaped (default: `"cpu"` on CPU
    * adapters, `"gpu"` on GPUs). `"cpu"`: the output layer + softmax one row
-   * per invocation (`softmaxCrossEntropyGrad`), layer 3's weight gradient as
-   * one `registers-4x4` dispatch. `"gpu"`: the output layer with 16
-   * invocations per row (`softmaxCrossEntropyGradRows`), layer 3's weight
-   * gradient split over chunks of rows, then summed in order
-   * (`weightGradSgdSplit` + `weightGradSgdSplitSum`), and layer 3's input
-   * gradient on `tiled-16`.
+   * per invocation (`softmaxCrossEntropyGrad`), layer 3's input and weight
+   * gradients as `registers-4x4` dispatches. `"gpu"`: the output layer with
+   * 16 invocations per row and layer 3's input gradient fused in
+   * (`softmaxCrossEntropyGradRows`), layer 3's weight gradient split over
+   * chunks of rows, then summed in order (`weightGradSgdSplit` +
+   * `weightGradSgdSplitSum`).
    */
   smallKernels?: "cpu" | "gpu";
 }
@@ -309,9 +310,10 @@ export async function createFastTrainer(
   // weight gradient to ~100 invocations looping over the batch (0.8 ms a
   // step on an H200, more than all the big matmuls); tiles use 1280 but
   // still loop over the whole batch in 8 workgroups (37 µs a step), so GPUs
-  // split that reduction over chunks of rows (see `smallKernels`).
+  // split that reduction over chunks of rows and fuse its input gradient
+  // into the output layer's kernel (see `smallKernels`).
   const gpuSmall = (opts.smallKernels ?? (gpu.software ? "cpu" : "gpu")) === "gpu";
-  const smallVariant = variantByName(gpuSmall ? "tiled-16" : "registers-4x4");
+  const smallVariant = variantByName("registers-4x4");
 
   const plan = {} as Plan;
   for (const slot of SLOTS) {
@@ -485,6 +487,7 @@ export async function createFastTrainer(
   const dz2Tex = texture(`dz2 texture [${texRows}][${n2 / 4}]`, n2 / 4, texRows);
   const dz1Tex = texture(`dz1 texture [${texRows}][${n1 / 4}]`, n1 / 4, texRows);
 
+  const headKernel = gpuSmall ? "softmaxCrossEntropyGradRows" : "softmaxCrossEntropyGrad";
   const usesTex = (slot: Slot) => plan[slot].family === "texture";
   const needA1Tex = () => usesTex("forward2") || usesTex("weightGrad2");
   const needDz2Tex = () => usesTex("inputGrad2") || usesTex("weightGrad2");
@@ -526,7 +529,8 @@ export async function createFastTrainer(
     ]),
     // weightGrad: step, A words, A texture, G, G texture, W, bias
     weightGrad: layout("weightGrad layout", ["uniform", "read", "tex", "read", "tex", "rw", "rw"]),
-    head: layout("softmaxCrossEntropyGrad layout", [
+    // head: step, act, W, b, labels, losses, ∂z (and ∂act, GPU-shaped kernel only)
+    head: layout(`${headKernel} layout`, [
       "uniform",
       "read",
       "read",
@@ -534,6 +538,7 @@ export async function createFastTrainer(
       "read",
       "rw",
       "rw",
+      ...(gpuSmall ? ["rw" as const] : []),
     ]),
     // split layer-3 weight gradient: step, A, G, partial sums, W, bias
     splitGrad: layout("weightGradSgdSplit layout", ["uniform", "read", "read", "rw", "rw", "rw"]),
@@ -586,11 +591,12 @@ export async function createFastTrainer(
       if (variantFits(v, shapes[slot], maxRows, maxTextureRows)) want(slot, shapes[slot], v);
     }
   }
-  want("inputGrad3", small.inputGrad3, smallVariant);
-  if (!gpuSmall) want("weightGrad3", small.weightGrad3, smallVariant);
+  if (!gpuSmall) {
+    want("inputGrad3", small.inputGrad3, smallVariant);
+    want("weightGrad3", small.weightGrad3, smallVariant);
+  }
   const headConsts = { K: n2, C: n3 };
   const splitConsts = { K: n2, N: n3, CHUNK: SPLIT_CHUNK };
-  const headKernel = gpuSmall ? "softmaxCrossEntropyGradRows" : "softmaxCrossEntropyGrad";
   const optimizerKernel = optimizer.optimizer === "adam" ? "adamStep" : "momentumStep";
   const gatherSource = (words: number) =>
     specialize(kernelSource("gatherRows"), { ROWS: nTrain, WORDS: words });
@@ -703,6 +709,7 @@ export async function createFastTrainer(
       trainYOrdered,
       losses,
       dz3,
+      ...(gpuSmall ? [dz2] : []),
     ]),
     inputGrad3: bindGroup("inputGrad3 bind group", layouts.product, [
       steps,
@@ -891,8 +898,19 @@ export async function createFastTrainer(
       [Math.ceil(rows / (gpuSmall ? HEAD_ROWS_PER_GROUP : 64)), 1],
       2 * rows * n2 * n3,
     );
-    // Layer 3 backward: ∂z2 with W3 before W3's update, then the update.
-    dispatchSlot(rec, "inputGrad3", small.inputGrad3, smallVariant, groups.inputGrad3, index, rows);
+    // Layer 3 backward: ∂z2 with W3 before W3's update (GPU-shaped: in the
+    // head kernel), then the update.
+    if (!gpuSmall) {
+      dispatchSlot(
+        rec,
+        "inputGrad3",
+        small.inputGrad3,
+        smallVariant,
+        groups.inputGrad3,
+        index,
+        rows,
+      );
+    }
     if (splitPipeline && splitSumPipeline && groups.weightGrad3Split) {
       // Partial sums over chunks of SPLIT_CHUNK rows, then their sum in order.
       const outputs = Math.ceil(splitWidth / 64);

@@ -47,6 +47,7 @@ const LAYOUTS: Record<string, Kind[]> = {
   product: ["uniform", "read", "tex", "read", "tex", "read", "rw"],
   weightGrad: ["uniform", "read", "tex", "read", "tex", "rw", "rw"],
   head: ["uniform", "read", "read", "read", "read", "rw", "rw"],
+  headRows: ["uniform", "read", "read", "read", "read", "rw", "rw", "rw"],
   count: ["uniform", "read", "read", "read", "read", "rw"],
   sum: ["uniform", "read", "rw"],
   split: ["uniform", "read", "read", "rw", "rw", "rw"],
@@ -362,9 +363,9 @@ Deno.test("fast kernels: softmax + cross-entropy + gradient, fused with the outp
   }
 });
 
-Deno.test("fast kernels: softmaxCrossEntropyGradRows (16 invocations a row) equals the CPU", async () => {
+Deno.test("fast kernels: softmaxCrossEntropyGradRows (16 lanes a row, + ∂act) equals the CPU", async () => {
   // Rows not a multiple of the 4 per workgroup, K not a multiple of the 16 lanes.
-  for (const [k, rows, start] of [[12, 13, 5], [128, 1, 0], [7, 70, 2], [128, 130, 3]]) {
+  for (const [k, rows, start] of [[12, 13, 5], [128, 1, 0], [7, 70, 2], [128, 37, 3]]) {
     const c = 10;
     const act = new Float32Array(relu(randoms(rows * k, 21)));
     const w = randoms(k * c, 22);
@@ -372,12 +373,22 @@ Deno.test("fast kernels: softmaxCrossEntropyGradRows (16 invocations a row) equa
     const labels = new Uint32Array(start + rows + 3).map((_, i) => (i * 3) % 10);
     const ys = labels.subarray(start, start + rows);
     const p = softmax(addBias(matmul(act, w, rows, k, c), b), rows, c);
+    const dz = softmaxCrossEntropyBackward(p, ys, c);
     const losses = new Float32Array(start + rows + 3).fill(-1);
     const out = await runKernel(
       `head rows K${k} rows${rows}`,
       specialize(kernelSource("softmaxCrossEntropyGradRows"), { K: k, C: c }),
-      "head",
-      ["step", act, w, b, labels, losses, new Float32Array(rows * c + 8).fill(NaN)],
+      "headRows",
+      [
+        "step",
+        act,
+        w,
+        b,
+        labels,
+        losses,
+        new Float32Array(rows * c + 8).fill(NaN),
+        new Float32Array(rows * k + 8).fill(NaN),
+      ],
       { start, count: rows, lr: 0 },
       [Math.ceil(rows / 4), 1],
     );
@@ -386,8 +397,12 @@ Deno.test("fast kernels: softmaxCrossEntropyGradRows (16 invocations a row) equa
     assert.equal(gotLoss[start - 1] ?? -1, -1, "loss slots before the batch untouched");
     assert.equal(gotLoss[start + rows], -1, "loss slots after the batch untouched");
     const gotDz = new Float32Array(out.get(6)!);
-    assertClose(gotDz, softmaxCrossEntropyBackward(p, ys, c), "dz");
+    assertClose(gotDz, dz, "dz");
     assert.ok(gotDz.subarray(rows * c).every(Number.isNaN), "dz past the batch untouched");
+    // ∂act = (∂z · Wᵀ) ⊙ (act > 0), W: [k, c]; act has zeros (ReLU of ±).
+    const gotDact = new Float32Array(out.get(7)!);
+    assertClose(gotDact, reluBackward(matmulTransB(dz, w, rows, c, k), act), "dact");
+    assert.ok(gotDact.subarray(rows * k).every(Number.isNaN), "dact past the batch untouched");
   }
 });
 

@@ -150,7 +150,7 @@ for (const v of VARIANTS) {
   });
 }
 
-Deno.test("fast: GPU-shaped output layer (16 lanes a row, split-K ∂W3) equals the CPU", async () => {
+Deno.test("fast: GPU-shaped output layer (16 lanes a row, ∂z2 fused, split-K ∂W3) equals the CPU", async () => {
   // What GPUs run by default, forced on this CPU adapter: batches of 70 are
   // three chunks of the split (32, 32, 6); then a partial batch and a batch of one.
   await checkSteps(engineData(101, 8, 13), 70, 0, 2, {}, 0.05, "gpu");
