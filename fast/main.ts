@@ -1,7 +1,7 @@
 /**
  * `deno task fast`: the fast trainer's command line (see shared/train.ts).
  *
- * Ctrl-C (SIGINT) while the MLP trains asks the trainer to stop after the
+ * Ctrl-C (SIGINT) while the MLP or the CNN trains asks the trainer to stop after the
  * running chunk of steps: the last checkpoint stays as it is, one line says
  * where it is, and the exit code is 130. A second Ctrl-C exits at once. The
  * listener lives only as long as the training.
@@ -13,9 +13,8 @@ import type { TrainConfig } from "../shared/cli.ts";
 import { trainerMain } from "../shared/train.ts";
 import { trainFast } from "./train.ts";
 
-/** Trains with `config`, turning Ctrl-C into an abort of the MLP's epoch loop. */
+/** Trains with `config`, turning Ctrl-C into an abort of the epoch loop (MLP or CNN). */
 async function trainWithCtrlC(config: TrainConfig) {
-  if (config.model === "cnn") return trainFast(config); // the CNN has no stop yet: Ctrl-C ends it
   const ctrlC = new AbortController();
   const onSigint = () => {
     if (ctrlC.signal.aborted) Deno.exit(130);

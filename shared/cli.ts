@@ -120,10 +120,11 @@ const FAST_HELP = `
   --shuffle          a new seeded order of the training images every epoch (seed + epoch)
   --save FILE        write a checkpoint (safetensors: weights, optimiser state, epoch) at the
                      end of every epoch; \`deno task predict --model FILE\` reads it
-  --load FILE        start from the weights saved in FILE (MLP only)
+  --load FILE        start from the weights saved in FILE (of the same --model; shape checked)
   --resume           continue from the checkpoint at --save FILE; --epochs counts the total
                      (the file's model, optimizer, batch size, seed, shuffle and data size must match)
-  --plot FILE.svg    chart of loss and test accuracy per epoch (tests after every epoch)`;
+  --plot FILE.svg    chart of loss and test accuracy per epoch (tests after every epoch);
+                     for the CNN also its first layer's filters as small images`;
 
 const FAST_NOTES = `
 Ctrl-C stops after the running chunk of steps and exits 130; the last checkpoint stays as it was.
@@ -222,12 +223,6 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
   }
   if (values.resume && values.load !== undefined) {
     throw new UsageError("--resume and --load cannot be combined (--resume reads --save FILE)");
-  }
-  if (model === "cnn") {
-    const flag = ["save", "load", "resume", "plot"].find((f) =>
-      values[f as keyof typeof values] !== undefined
-    );
-    if (flag) throw new UsageError(`--${flag} works with --model mlp only (not yet for the CNN)`);
   }
   const fastOnly = name === "fast"
     ? {

@@ -3,7 +3,7 @@
  * adapter with a few hundred synthetic 28×28 digits: checkpoints (`--save`,
  * `--resume` to the same weights, `--load`), the confusion matrix, the
  * `--plot` chart with conv1's filters, a loss that is no longer finite,
- * Ctrl-C (an aborted signal, in process), and
+ * Ctrl-C (an aborted signal in process, and a real SIGINT to `fast/main.ts`), and
  * `deno task predict` on a saved CNN. Oracles: the CPU reference of
  * shared/cnn.ts and the files themselves.
  *
@@ -362,5 +362,93 @@ Deno.test("deno task predict classifies with a saved CNN as the CPU reference do
       [...cnnPredict(params, floats(data.testImages, 12), 12)],
     );
     assert.ok(results.every((r) => Math.abs(r.probabilities.reduce((a, b) => a + b) - 1) < 1e-9));
+  });
+});
+/** Writes `data` as the four MNIST IDX files into `dir`. */
+async function writeIdxDir(dir: string, data: MnistData) {
+  const nTrain = data.trainLabels.length, nTest = data.testLabels.length;
+  await Deno.writeFile(
+    `${dir}/train-images-idx3-ubyte`,
+    encodeIdx([nTrain, 28, 28], data.trainImages),
+  );
+  await Deno.writeFile(`${dir}/train-labels-idx1-ubyte`, encodeIdx([nTrain], data.trainLabels));
+  await Deno.writeFile(
+    `${dir}/t10k-images-idx3-ubyte`,
+    encodeIdx([nTest, 28, 28], data.testImages),
+  );
+  await Deno.writeFile(`${dir}/t10k-labels-idx1-ubyte`, encodeIdx([nTest], data.testLabels));
+}
+
+Deno.test("cnn: a real SIGINT to fast/main.ts --model cnn exits 130 with the checkpoint line; --resume finishes", async () => {
+  await withDir("cnn-sigint-", async (dir) => {
+    await writeIdxDir(dir, mnistLike(200, 20, 8));
+    const file = `${dir}/c.safetensors`;
+    const flags = [
+      "--model",
+      "cnn",
+      "--data",
+      dir,
+      "--batch-size",
+      "8",
+      "--lr",
+      "0.02",
+      "--optimizer",
+      "momentum",
+      "--shuffle",
+      "--save",
+      file,
+    ];
+    const main = new URL("../fast/main.ts", import.meta.url).pathname;
+    const deno = (args: string[]) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "--allow-read", "--allow-write", "--allow-env", main, ...args],
+        stdout: "piped",
+        stderr: "piped",
+      });
+    const child = deno([...flags, "--epochs", "100000"]).spawn();
+    let stderr = "";
+    const decoder = new TextDecoder();
+    const reader = child.stderr.getReader();
+    let sent = false;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stderr += decoder.decode(value, { stream: true });
+      if (!sent && stderr.includes("[epoch 1 done]")) {
+        child.kill("SIGINT");
+        sent = true;
+      }
+    }
+    const status = await child.status;
+    await child.stdout.cancel();
+    assert.ok(sent, stderr);
+    assert.equal(status.code, 130, stderr);
+    const m = stderr.match(
+      /interrupted during epoch (\d+); checkpoint at (.+) holds epoch (\d+); continue with --resume/,
+    );
+    assert.ok(m, stderr);
+    const epoch = Number(m[1]);
+    assert.equal(m[2], file);
+    assert.equal(Number(m[3]), epoch - 1);
+    assert.ok(!/^\s+at /m.test(stderr), "no stack trace");
+    assert.equal(decodeCnnCheckpoint(await Deno.readFile(file), file).epoch, epoch - 1);
+    for (const entry of Deno.readDirSync(dir)) {
+      assert.ok(!entry.name.endsWith(".tmp"), `no partial file left: ${entry.name}`);
+    }
+    // --resume to epoch E + 1 = the same weights as an uninterrupted run.
+    const total = epoch + 1;
+    const resumed = await deno([...flags, "--epochs", String(total), "--resume"]).output();
+    const resumedErr = new TextDecoder().decode(resumed.stderr);
+    assert.equal(resumed.code, 0, resumedErr);
+    assert.ok(resumedErr.includes(`[epoch ${total} done]`), resumedErr);
+    const whole = `${dir}/whole.safetensors`;
+    const again = await deno([...flags.slice(0, -1), whole, "--epochs", String(total)]).output();
+    assert.equal(again.code, 0, new TextDecoder().decode(again.stderr));
+    const a = decodeCnn(await Deno.readFile(file), file).params;
+    const b = decodeCnn(await Deno.readFile(whole), whole).params;
+    for (let l = 0; l < 3; l++) {
+      assert.deepEqual(a.weights[l], b.weights[l], `W${l + 1}`);
+      assert.deepEqual(a.biases[l], b.biases[l], `b${l + 1}`);
+    }
   });
 });
