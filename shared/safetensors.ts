@@ -176,6 +176,11 @@ export function decodeMlp(
   expectSizes?: readonly number[],
 ): { params: MlpParams; metadata: Record<string, string> } {
   const { tensors, metadata } = decodeSafetensors(bytes, name);
+  if (metadata.format === "webgpu-mnist-cnn") {
+    throw new UserError(
+      `${name}: holds a CNN (saved with --model cnn), not an MLP; add --model cnn`,
+    );
+  }
   const sizes = (metadata.sizes ?? "").split(",").map(Number);
   if (sizes.length < 2 || !sizes.every((s) => Number.isSafeInteger(s) && s > 0)) {
     throw new UserError(`${name}: not a saved MLP (metadata 'sizes' is missing or bad)`);

@@ -64,6 +64,8 @@ Deno.test("bad files get a one-line error naming the file", () => {
       return true;
     });
   }
+  const cnn = encodeSafetensors(new Map(), { format: "webgpu-mnist-cnn" });
+  assert.throws(() => decodeMlp(cnn, "c.safetensors"), /c\.safetensors: holds a CNN .*--model cnn/);
   const other = encodeMlp(initParams(1, [4, 3, 2]));
   assert.throws(() => decodeMlp(other, "small.safetensors", [784, 512, 128, 10]), /4→3→2/);
 });
