@@ -5,9 +5,10 @@
  * gradients 512×128 and 784×512), at batch 500 (`BENCH_BATCH` to change).
  *
  * Each iteration submits `reps` dispatches of the variant in one command
- * buffer and waits once, so the ~11 ms readback of Deno's device polling is
- * shared by enough work to be small; the GFLOP/s table printed at the end
- * subtracts it (measured alone, 0 reps) and uses the median iteration.
+ * buffer and waits once (the same `reps` for every variant of a shape, so
+ * Deno.bench's comparisons hold), so the ~11 ms readback of Deno's device
+ * polling is shared by enough work to be small; the GFLOP/s table printed at
+ * the end subtracts it (measured alone, 0 reps) and uses the median iteration.
  *
  * @module
  */
@@ -41,15 +42,22 @@ const rows: { slot: string; variant: string; ms: number; gflops: number }[] = []
 for (const slot of SLOTS) {
   const shape = trainer.shapes[slot];
   const flop = 2 * shapeMultiplyAdds(shape, batch);
-  for (const v of VARIANTS.filter((v) => variantFits(v, shape, trainer.maxRows, maxTex))) {
-    // Enough repeats for ~30 ms of work, from one probe (the slow variants run once).
-    const once = Math.max(0.05, (await trainer.timeVariant(slot, v, batch, 1)) - overhead);
-    const reps = Math.min(64, Math.max(1, Math.ceil(30 / once)));
+  const variants = VARIANTS.filter((v) => variantFits(v, shape, trainer.maxRows, maxTex));
+  // One probe each (also the warm-up); then every variant of this shape repeats its dispatch
+  // the same number of times per iteration — enough for ~30 ms of the fastest one's work — so
+  // Deno.bench's times and "x faster" lines compare like with like.
+  const once = new Map<string, number>();
+  for (const v of variants) {
+    once.set(v.name, Math.max(0.05, (await trainer.timeVariant(slot, v, batch, 1)) - overhead));
+  }
+  const fastest = Math.min(...once.values());
+  const reps = Math.min(64, Math.max(1, Math.ceil(30 / fastest)));
+  for (const v of variants) {
     const times: number[] = [];
     Deno.bench({
-      name: `${slot} ${v.name}`,
+      name: `${slot} ${v.name} ×${reps}`,
       group: slot,
-      n: once > 300 ? 2 : 6,
+      n: once.get(v.name)! * reps > 300 ? 2 : 6,
       warmup: 1,
       async fn() {
         const ms = await trainer.timeVariant(slot, v, batch, reps);
