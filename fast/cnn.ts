@@ -60,14 +60,16 @@ import { EpochInterrupted } from "./engine.ts";
 import {
   checkSameSettings,
   checkWritable,
+  fastSummary,
   firstBadLoss,
   interruptedError,
   nonFiniteLossError,
   parseHistory,
   readModelFile,
   writeFileAtomicOrFail,
+  writePlot,
 } from "./run.ts";
-import { type EpochPoint, filtersSvg, formatConfusion, lossAccuracySvg } from "../shared/report.ts";
+import { type EpochPoint, filtersSvg, formatConfusion } from "../shared/report.ts";
 import type { Tensor } from "../shared/safetensors.ts";
 import { shuffledIndices } from "../shared/rng.ts";
 import { epochProgress, type EpochResult, type TrainSummary } from "../shared/summary.ts";
@@ -1204,32 +1206,22 @@ export async function trainCnn(
       const title = `CNN, ${optimizer.optimizer}, lr ${config.lr}, batch ${config.batchSize}` +
         `${shuffle ? ", shuffled" : ""}: ${nTrain} training / ${nTest} test images`;
       const filters = filtersSvg((await engine.readParams()).weights[0], s.kernel, s.c1);
-      await writeFileAtomicOrFail(
-        config.plot,
-        new TextEncoder().encode(lossAccuracySvg(history, title, filters)),
-        "--plot",
-      );
+      await writePlot(config.plot, history, title, filters);
       log(`chart written to ${config.plot}`);
     }
-    return {
-      trainer: "fast",
-      adapter: gpu.description,
-      data: { source: data.source, train: nTrain, test: nTest },
-      config: {
-        epochs: config.epochs,
-        batchSize: config.batchSize,
-        lr: config.lr,
-        seed: config.seed,
-        ...(optimizer.optimizer !== "sgd" ? { optimizer: optimizer.optimizer } : {}),
-        ...(shuffle ? { shuffle } : {}),
-      },
+    return fastSummary({
+      gpu,
+      data,
+      nTrain,
+      nTest,
+      config,
+      optimizer,
+      shuffle,
       epochs,
       test,
-      ...(checkpoint && config.save
-        ? { resumed: { file: config.save, epoch: checkpoint.epoch } }
-        : {}),
-      ...(profile ? { profile } : {}),
-    };
+      resumedEpoch: checkpoint?.epoch,
+      profile,
+    });
   } finally {
     profiler.destroy();
     engine.destroy();

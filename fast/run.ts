@@ -9,8 +9,15 @@
  */
 
 import { dirname, resolve } from "node:path";
+import type { TrainConfig } from "../shared/cli.ts";
 import { UserError } from "../shared/errors.ts";
 import { writeFileAtomic } from "../shared/fsutil.ts";
+import type { Gpu } from "../shared/gpu.ts";
+import type { MnistData } from "../shared/mnist.ts";
+import type { OptimizerOptions } from "../shared/optim.ts";
+import type { ProfileReport } from "../shared/profiler.ts";
+import { type EpochPoint, lossAccuracySvg, type SvgStrip } from "../shared/report.ts";
+import type { EpochResult, TrainSummary } from "../shared/summary.ts";
 
 /** Throws a one-line `UserError` when `file` may not be written (permission, missing directory). */
 export function checkWritable(flag: string, file: string): void {
@@ -143,4 +150,57 @@ export function parseHistory<T>(json: string | undefined): T[] {
   } catch {
     return [];
   }
+}
+
+/** Writes the `--plot` chart (loss and accuracy per epoch, and any `extra` SVG below it). */
+export async function writePlot(
+  file: string,
+  history: EpochPoint[],
+  title: string,
+  extra?: SvgStrip,
+): Promise<void> {
+  await writeFileAtomicOrFail(
+    file,
+    new TextEncoder().encode(lossAccuracySvg(history, title, extra)),
+    "--plot",
+  );
+}
+
+/** What a finished fast run reports, for `fastSummary`. */
+export interface FastRunResult {
+  gpu: Gpu;
+  data: MnistData;
+  nTrain: number;
+  nTest: number;
+  config: TrainConfig;
+  optimizer: OptimizerOptions;
+  shuffle: boolean;
+  epochs: EpochResult[];
+  test: TrainSummary["test"];
+  /** The checkpoint a `--resume` continued from. */
+  resumedEpoch?: number;
+  profile?: ProfileReport;
+}
+
+/** The `TrainSummary` of a fast run (MLP or CNN); optimiser and shuffle only when not the defaults. */
+export function fastSummary(r: FastRunResult): TrainSummary {
+  return {
+    trainer: "fast",
+    adapter: r.gpu.description,
+    data: { source: r.data.source, train: r.nTrain, test: r.nTest },
+    config: {
+      epochs: r.config.epochs,
+      batchSize: r.config.batchSize,
+      lr: r.config.lr,
+      seed: r.config.seed,
+      ...(r.optimizer.optimizer !== "sgd" ? { optimizer: r.optimizer.optimizer } : {}),
+      ...(r.shuffle ? { shuffle: r.shuffle } : {}),
+    },
+    epochs: r.epochs,
+    test: r.test,
+    ...(r.resumedEpoch !== undefined && r.config.save
+      ? { resumed: { file: r.config.save, epoch: r.resumedEpoch } }
+      : {}),
+    ...(r.profile ? { profile: r.profile } : {}),
+  };
 }

@@ -21,7 +21,7 @@ import { type Gpu, gpuChecked } from "../shared/gpu.ts";
 import { LAYER_SIZES, type MlpParams } from "../shared/model.ts";
 import { OPTIMIZER_DEFAULTS, type OptimizerOptions } from "../shared/optim.ts";
 import { formatProfile, GpuProfiler, type ProfileReport } from "../shared/profiler.ts";
-import { type EpochPoint, formatConfusion, lossAccuracySvg } from "../shared/report.ts";
+import { type EpochPoint, formatConfusion } from "../shared/report.ts";
 import { shuffledIndices } from "../shared/rng.ts";
 import {
   decodeMlp,
@@ -37,12 +37,14 @@ import {
   type BadLoss,
   checkSameSettings,
   checkWritable,
+  fastSummary,
   firstBadLoss,
   interruptedError,
   nonFiniteLossError,
   parseHistory,
   readModelFile,
   writeFileAtomicOrFail,
+  writePlot,
 } from "./run.ts";
 import {
   createFastTrainer,
@@ -488,32 +490,22 @@ export async function trainFast(
     if (config.plot) {
       const title = `MLP, ${optimizer.optimizer}, lr ${config.lr}, batch ${batchSize}` +
         `${shuffle ? ", shuffled" : ""}: ${nTrain} training / ${nTest} test images`;
-      await writeFileAtomicOrFail(
-        config.plot,
-        new TextEncoder().encode(lossAccuracySvg(history, title)),
-        "--plot",
-      );
+      await writePlot(config.plot, history, title);
       log(`chart written to ${config.plot}`);
     }
-    return {
-      trainer: "fast",
-      adapter: gpu.description,
-      data: { source: data.source, train: nTrain, test: nTest },
-      config: {
-        epochs: config.epochs,
-        batchSize: config.batchSize,
-        lr: config.lr,
-        seed: config.seed,
-        ...(optimizer.optimizer !== "sgd" ? { optimizer: optimizer.optimizer } : {}),
-        ...(shuffle ? { shuffle } : {}),
-      },
+    return fastSummary({
+      gpu,
+      data,
+      nTrain,
+      nTest,
+      config,
+      optimizer,
+      shuffle,
       epochs,
       test,
-      ...(checkpoint && config.save
-        ? { resumed: { file: config.save, epoch: checkpoint.epoch } }
-        : {}),
-      ...(profile ? { profile } : {}),
-    };
+      resumedEpoch: checkpoint?.epoch,
+      profile,
+    });
   } finally {
     trainer.destroy();
     profiler.destroy();
