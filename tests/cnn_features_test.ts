@@ -11,6 +11,7 @@
  */
 
 import assert from "node:assert/strict";
+import { fastMain, interruptAfterFirstEpoch } from "./interrupt.ts";
 import { CnnEngine, decodeCnnCheckpoint } from "../fast/cnn.ts";
 import { EpochInterrupted } from "../fast/engine.ts";
 import { predictFiles } from "../fast/predict.ts";
@@ -398,51 +399,20 @@ Deno.test("cnn: a real SIGINT to fast/main.ts --model cnn exits 130 with the che
       "--save",
       file,
     ];
-    const main = new URL("../fast/main.ts", import.meta.url).pathname;
-    const deno = (args: string[]) =>
-      new Deno.Command(Deno.execPath(), {
-        args: ["run", "--allow-read", "--allow-write", "--allow-env", main, ...args],
-        stdout: "piped",
-        stderr: "piped",
-      });
-    const child = deno([...flags, "--epochs", "100000"]).spawn();
-    let stderr = "";
-    const decoder = new TextDecoder();
-    const reader = child.stderr.getReader();
-    let sent = false;
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      stderr += decoder.decode(value, { stream: true });
-      if (!sent && stderr.includes("[epoch 1 done]")) {
-        child.kill("SIGINT");
-        sent = true;
-      }
-    }
-    const status = await child.status;
-    await child.stdout.cancel();
-    assert.ok(sent, stderr);
-    assert.equal(status.code, 130, stderr);
-    const m = stderr.match(
-      /interrupted during epoch (\d+); checkpoint at (.+) holds epoch (\d+); continue with --resume/,
-    );
-    assert.ok(m, stderr);
-    const epoch = Number(m[1]);
-    assert.equal(m[2], file);
-    assert.equal(Number(m[3]), epoch - 1);
-    assert.ok(!/^\s+at /m.test(stderr), "no stack trace");
+    const { epoch } = await interruptAfterFirstEpoch(flags, file);
     assert.equal(decodeCnnCheckpoint(await Deno.readFile(file), file).epoch, epoch - 1);
     for (const entry of Deno.readDirSync(dir)) {
       assert.ok(!entry.name.endsWith(".tmp"), `no partial file left: ${entry.name}`);
     }
     // --resume to epoch E + 1 = the same weights as an uninterrupted run.
     const total = epoch + 1;
-    const resumed = await deno([...flags, "--epochs", String(total), "--resume"]).output();
+    const resumed = await fastMain([...flags, "--epochs", String(total), "--resume"]).output();
     const resumedErr = new TextDecoder().decode(resumed.stderr);
     assert.equal(resumed.code, 0, resumedErr);
     assert.ok(resumedErr.includes(`[epoch ${total} done]`), resumedErr);
     const whole = `${dir}/whole.safetensors`;
-    const again = await deno([...flags.slice(0, -1), whole, "--epochs", String(total)]).output();
+    const again = await fastMain([...flags.slice(0, -1), whole, "--epochs", String(total)])
+      .output();
     assert.equal(again.code, 0, new TextDecoder().decode(again.stderr));
     const a = decodeCnn(await Deno.readFile(file), file).params;
     const b = decodeCnn(await Deno.readFile(whole), whole).params;

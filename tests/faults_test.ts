@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { fastMain, interruptAfterFirstEpoch } from "./interrupt.ts";
 import type { TrainConfig } from "../shared/cli.ts";
 import { UsageError, UserError } from "../shared/errors.ts";
 import { gpuChecked, openGpu } from "../shared/gpu.ts";
@@ -137,40 +138,7 @@ Deno.test("faults: Ctrl-C stops after the running chunk, keeps the last epoch's 
       "--save",
       file,
     ];
-    const main = new URL("../fast/main.ts", import.meta.url).pathname;
-    const deno = (args: string[]) =>
-      new Deno.Command(Deno.execPath(), {
-        args: ["run", "--allow-read", "--allow-write", "--allow-env", main, ...args],
-        stdout: "piped",
-        stderr: "piped",
-      });
-    const child = deno([...flags, "--epochs", "100000"]).spawn();
-    // Send SIGINT once the first epoch line is on stderr.
-    let stderr = "";
-    const decoder = new TextDecoder();
-    const reader = child.stderr.getReader();
-    let sent = false;
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      stderr += decoder.decode(value, { stream: true });
-      if (!sent && stderr.includes("[epoch 1 done]")) {
-        child.kill("SIGINT");
-        sent = true;
-      }
-    }
-    const status = await child.status;
-    await child.stdout.cancel();
-    assert.ok(sent, stderr);
-    assert.equal(status.code, 130, stderr);
-    const m = stderr.match(
-      /interrupted during epoch (\d+); checkpoint at (.+) holds epoch (\d+); continue with --resume/,
-    );
-    assert.ok(m, stderr);
-    const epoch = Number(m[1]);
-    assert.equal(m[2], file);
-    assert.equal(Number(m[3]), epoch - 1);
-    assert.ok(!/^\s+at /m.test(stderr), "no stack trace");
+    const { epoch } = await interruptAfterFirstEpoch(flags, file);
     const saved = decodeMlp(await Deno.readFile(file), file).metadata;
     assert.equal(saved.epoch, String(epoch - 1), "the checkpoint holds the last completed epoch");
     for (const entry of Deno.readDirSync(dir)) {
@@ -179,7 +147,7 @@ Deno.test("faults: Ctrl-C stops after the running chunk, keeps the last epoch's 
 
     // --resume to epoch E + 1 = the same weights as an uninterrupted run.
     const total = epoch + 1;
-    const resumed = await deno([...flags, "--epochs", String(total), "--resume"]).output();
+    const resumed = await fastMain([...flags, "--epochs", String(total), "--resume"]).output();
     const resumedErr = new TextDecoder().decode(resumed.stderr);
     assert.equal(resumed.code, 0, resumedErr);
     assert.ok(resumedErr.includes(`[epoch ${total} done]`), resumedErr);
