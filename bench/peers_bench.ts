@@ -10,12 +10,20 @@
  * a minute; that lands in the warm-up too. Each measured iteration trains
  * one more epoch from where the last left off.
  *
+ * Our fast trainer's engine trains the same epoch in the same group, as the
+ * baseline, so `deno bench` prints how many times faster it is than each
+ * (its epoch is `runEpoch`: the steps and the one loss readback; the tuner's
+ * cached or default plan).
+ *
  * Run: deno bench --allow-read --allow-write=data --allow-env bench/peers_bench.ts
  *
  * @module
  */
 
+import { openGpu } from "../shared/gpu.ts";
 import { loadMnist } from "../shared/mnist.ts";
+import { initParams } from "../shared/model.ts";
+import { createFastTrainer } from "../fast/engine.ts";
 import { createPeer, type PeerBackend, type PeerSession } from "./peers.ts";
 
 const trainLimit = Number(Deno.env.get("PEERS_TRAIN_LIMIT") ?? "") || 1000;
@@ -31,11 +39,35 @@ async function sessionFor(backend: PeerBackend): Promise<PeerSession> {
   return session;
 }
 
+const gpu = await openGpu();
+const nTrain = Math.min(trainLimit, data.trainLabels.length);
+const ours = await createFastTrainer(gpu, initParams(1337), {
+  trainImages: data.trainImages,
+  trainLabels: data.trainLabels,
+  testImages: data.testImages,
+  testLabels: data.testLabels,
+  nTrain,
+  nTest: data.testLabels.length,
+}, { batchSize: 500, lr: 0.01 });
+
+Deno.bench({
+  name: `ours: fast epoch (${nTrain} images, batch 500)`,
+  group: "tfjs epoch",
+  baseline: true,
+  n: 5,
+  warmup: 1,
+  async fn(b) {
+    b.start();
+    const sum = await ours.runEpoch();
+    b.end();
+    if (!Number.isFinite(sum)) throw new Error(`fast: loss sum ${sum}`);
+  },
+});
+
 for (const backend of ["webgpu", "wasm"] as const) {
   Deno.bench({
     name: `tfjs-${backend} epoch (${trainLimit} images, batch 500)`,
     group: "tfjs epoch",
-    baseline: backend === "webgpu",
     n: 3,
     warmup: 1,
     async fn(b) {
