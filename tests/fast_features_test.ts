@@ -29,7 +29,7 @@ import {
   optimizerStep,
 } from "../shared/optim.ts";
 import { confusionMatrix } from "../shared/report.ts";
-import { mulberry32, shuffledIndices } from "../shared/rng.ts";
+import { shuffledIndices } from "../shared/rng.ts";
 import { decodeMlp, decodeSafetensors, encodeMlp } from "../shared/safetensors.ts";
 import { encodeIdx } from "../shared/idx.ts";
 import { createFastTrainer, type EngineData, packedLayout } from "../fast/engine.ts";
@@ -37,29 +37,9 @@ import { predictFiles } from "../fast/predict.ts";
 import { trainFast } from "../fast/train.ts";
 import { trainCnn } from "../fast/cnn.ts";
 
+import { engineData } from "./fixtures.ts";
+
 const gpu = await openGpu({ onError: (m) => console.error(`GPU error in test: ${m}`) });
-
-/** `n` synthetic digits: random bytes with many zeros (like MNIST), labels 0–9. */
-function synthetic(n: number, seed: number): { images: Uint8Array; labels: Uint8Array } {
-  const rand = mulberry32(seed);
-  const images = new Uint8Array(n * 784);
-  for (let i = 0; i < images.length; i++) images[i] = rand() < 0.6 ? 0 : Math.floor(rand() * 256);
-  const labels = new Uint8Array(n);
-  for (let i = 0; i < n; i++) labels[i] = Math.floor(rand() * 10);
-  return { images, labels };
-}
-
-function engineData(nTrain: number, nTest: number, seed = 7): EngineData {
-  const tr = synthetic(nTrain, seed), te = synthetic(nTest, seed + 1);
-  return {
-    trainImages: tr.images,
-    trainLabels: tr.labels,
-    testImages: te.images,
-    testLabels: te.labels,
-    nTrain,
-    nTest,
-  };
-}
 
 /** Learnable synthetic digits: label = which tenth of the image is bright. */
 function mnistLike(nTrain: number, nTest: number, seed = 21): MnistData {

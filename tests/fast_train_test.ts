@@ -21,7 +21,7 @@ import {
   trainStep,
 } from "../shared/model.ts";
 import type { MnistData } from "../shared/mnist.ts";
-import { mulberry32 } from "../shared/rng.ts";
+
 import {
   newOptimizerState,
   OPTIMIZER_DEFAULTS,
@@ -33,29 +33,9 @@ import { VARIANTS } from "../fast/matmul.ts";
 import { trainFast } from "../fast/train.ts";
 import { trainSlow } from "../slow/train.ts";
 
+import { engineData } from "./fixtures.ts";
+
 const gpu = await openGpu({ onError: (m) => console.error(`GPU error in test: ${m}`) });
-
-/** `n` synthetic digits: random bytes with many zeros (like MNIST), labels 0–9. */
-function synthetic(n: number, seed: number): { images: Uint8Array; labels: Uint8Array } {
-  const rand = mulberry32(seed);
-  const images = new Uint8Array(n * 784);
-  for (let i = 0; i < images.length; i++) images[i] = rand() < 0.6 ? 0 : Math.floor(rand() * 256);
-  const labels = new Uint8Array(n);
-  for (let i = 0; i < n; i++) labels[i] = Math.floor(rand() * 10);
-  return { images, labels };
-}
-
-function engineData(nTrain: number, nTest: number, seed = 7): EngineData {
-  const tr = synthetic(nTrain, seed), te = synthetic(nTest, seed + 1);
-  return {
-    trainImages: tr.images,
-    trainLabels: tr.labels,
-    testImages: te.images,
-    testLabels: te.labels,
-    nTrain,
-    nTest,
-  };
-}
 
 /** Max over all parameters of |a − b| / (|b| + floor). */
 function maxRelDiff(a: MlpParams, b: MlpParams, floor = 1e-3): number {
