@@ -11,6 +11,7 @@
  */
 
 import assert from "node:assert/strict";
+import { brightBandDigits } from "./fixtures.ts";
 import { fastMain, interruptAfterFirstEpoch } from "./interrupt.ts";
 import { CnnEngine, decodeCnnCheckpoint } from "../fast/cnn.ts";
 import { EpochInterrupted } from "../fast/engine.ts";
@@ -33,41 +34,10 @@ import { initParams } from "../shared/model.ts";
 import type { MnistData } from "../shared/mnist.ts";
 import { OPTIMIZER_DEFAULTS } from "../shared/optim.ts";
 import { confusionMatrix, filtersSvg } from "../shared/report.ts";
-import { mulberry32 } from "../shared/rng.ts";
 
 const gpuErrors: string[] = [];
 const gpu = await openGpu({ onError: (m) => gpuErrors.push(m) });
 const quiet = () => {};
-
-/** Learnable synthetic digits: random sparse bytes, label = which tenth of the image is bright. */
-function mnistLike(nTrain: number, nTest: number, seed = 3): MnistData {
-  const rand = mulberry32(seed);
-  const make = (n: number) => {
-    const images = new Uint8Array(n * 784);
-    const labels = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      const y = Math.floor(rand() * 10);
-      labels[i] = y;
-      for (let p = 0; p < 784; p++) {
-        images[i * 784 + p] = p >= y * 78 && p < y * 78 + 78
-          ? 255
-          : rand() < 0.7
-          ? 0
-          : Math.floor(rand() * 256);
-      }
-    }
-    return { images, labels };
-  };
-  const tr = make(nTrain), te = make(nTest);
-  return {
-    source: "sample",
-    origin: "synthetic",
-    trainImages: tr.images,
-    trainLabels: tr.labels,
-    testImages: te.images,
-    testLabels: te.labels,
-  };
-}
 
 function cnnConfig(over: Partial<TrainConfig>): TrainConfig {
   return {
@@ -101,7 +71,7 @@ async function withDir(prefix: string, body: (dir: string) => Promise<void>) {
 
 Deno.test("cnn --save: the checkpoint's tensors, layout and optimiser state; --resume = one run, bitwise", async () => {
   await withDir("cnn-resume-", async (dir) => {
-    const data = mnistLike(100, 30);
+    const data = brightBandDigits(100, 30);
     const flags = { optimizer: "adam" as const, lr: 0.002, shuffle: true, batchSize: 32 };
     const whole = `${dir}/whole.safetensors`, split = `${dir}/split.safetensors`;
     const one = await trainFast(cnnConfig({ ...flags, epochs: 3, save: whole }), {
@@ -173,7 +143,7 @@ Deno.test("cnn --save: the checkpoint's tensors, layout and optimiser state; --r
 
 Deno.test("cnn --resume: another batch size, an MLP file, or no file are one line each", async () => {
   await withDir("cnn-refuse-", async (dir) => {
-    const data = mnistLike(64, 10);
+    const data = brightBandDigits(64, 10);
     const file = `${dir}/c.safetensors`;
     await trainFast(cnnConfig({ optimizer: "momentum", save: file }), { gpu, data, log: quiet });
     const m = decodeCnnCheckpoint(await Deno.readFile(file), file);
@@ -210,7 +180,7 @@ Deno.test("cnn --resume: another batch size, an MLP file, or no file are one lin
 
 Deno.test("cnn --load starts from the file's weights (= the same weights passed in code)", async () => {
   await withDir("cnn-load-", async (dir) => {
-    const data = mnistLike(64, 10, 4);
+    const data = brightBandDigits(64, 10, 4);
     const start = initCnnParams(99);
     const file = `${dir}/start.safetensors`;
     await Deno.writeFile(file, encodeCnn(start));
@@ -234,7 +204,7 @@ Deno.test("cnn --load starts from the file's weights (= the same weights passed 
 
 Deno.test("cnn: the confusion matrix on stderr and in the summary equals the CPU's predictions", async () => {
   await withDir("cnn-confusion-", async (dir) => {
-    const data = mnistLike(96, 40, 6);
+    const data = brightBandDigits(96, 40, 6);
     const file = `${dir}/c.safetensors`;
     const lines: string[] = [];
     const s = await trainFast(cnnConfig({ epochs: 2, lr: 0.1, save: file }), {
@@ -259,7 +229,7 @@ Deno.test("cnn: the confusion matrix on stderr and in the summary equals the CPU
 
 Deno.test("cnn --plot: loss, accuracy per epoch and conv1's 16 filters; filtersSvg's greys", async () => {
   await withDir("cnn-plot-", async (dir) => {
-    const data = mnistLike(64, 20, 7);
+    const data = brightBandDigits(64, 20, 7);
     const plot = `${dir}/cnn.svg`, save = `${dir}/c.safetensors`;
     await trainFast(cnnConfig({ epochs: 2, plot, save }), { gpu, data, log: quiet });
     const svg = await Deno.readTextFile(plot);
@@ -282,7 +252,7 @@ Deno.test("cnn: a loss that is no longer finite names the epoch and step; the ch
   // The CNN's loss kernel is stable (log-sum-exp): a diverging run's loss stays finite, only
   // huge, up to lr ≈ 1e8 here; at 1e20 the weights overflow f32 and the loss becomes NaN.
   await withDir("cnn-nan-", async (dir) => {
-    const data = mnistLike(128, 10);
+    const data = brightBandDigits(128, 10);
     const file = `${dir}/c.safetensors`;
     await trainFast(cnnConfig({ save: file }), { gpu, data, log: quiet });
     const before = await Deno.readFile(file);
@@ -311,7 +281,7 @@ Deno.test("cnn: a loss that is no longer finite names the epoch and step; the ch
 
 Deno.test("cnn: an aborted signal stops the epoch after the submitted steps (exit 130, checkpoint kept)", async () => {
   // The engine: stop() is asked before each submit of 16 steps; true on the second.
-  const data = mnistLike(96, 8);
+  const data = brightBandDigits(96, 8);
   const engine = new CnnEngine(gpu.device, {
     params: initCnnParams(2),
     batchSize: 4,
@@ -351,7 +321,7 @@ Deno.test("cnn: an aborted signal stops the epoch after the submitted steps (exi
 
 Deno.test("deno task predict classifies with a saved CNN as the CPU reference does", async () => {
   await withDir("cnn-predict-", async (dir) => {
-    const data = mnistLike(10, 12, 9);
+    const data = brightBandDigits(10, 12, 9);
     const params = initCnnParams(11);
     const model = `${dir}/cnn.safetensors`;
     await Deno.writeFile(model, encodeCnn(params));
@@ -382,7 +352,7 @@ async function writeIdxDir(dir: string, data: MnistData) {
 
 Deno.test("cnn: a real SIGINT to fast/main.ts --model cnn exits 130 with the checkpoint line; --resume finishes", async () => {
   await withDir("cnn-sigint-", async (dir) => {
-    await writeIdxDir(dir, mnistLike(200, 20, 8));
+    await writeIdxDir(dir, brightBandDigits(200, 20, 8));
     const file = `${dir}/c.safetensors`;
     const flags = [
       "--model",

@@ -12,7 +12,6 @@ import assert from "node:assert/strict";
 import type { TrainConfig } from "../shared/cli.ts";
 import { UserError } from "../shared/errors.ts";
 import { openGpu } from "../shared/gpu.ts";
-import type { MnistData } from "../shared/mnist.ts";
 import {
   batchRanges,
   cloneParams,
@@ -37,33 +36,9 @@ import { predictFiles } from "../fast/predict.ts";
 import { trainFast } from "../fast/train.ts";
 import { trainCnn } from "../fast/cnn.ts";
 
-import { engineData } from "./fixtures.ts";
+import { engineData, learnableDigits } from "./fixtures.ts";
 
 const gpu = await openGpu({ onError: (m) => console.error(`GPU error in test: ${m}`) });
-
-/** Learnable synthetic digits: label = which tenth of the image is bright. */
-function mnistLike(nTrain: number, nTest: number, seed = 21): MnistData {
-  const d = engineData(nTrain, nTest, seed);
-  for (
-    const [images, labels, n] of [
-      [d.trainImages, d.trainLabels, nTrain],
-      [d.testImages, d.testLabels, nTest],
-    ] as const
-  ) {
-    for (let i = 0; i < n; i++) {
-      const y = labels[i];
-      for (let p = y * 78; p < y * 78 + 78; p++) images[i * 784 + p] = 255;
-    }
-  }
-  return {
-    source: "sample",
-    origin: "synthetic",
-    trainImages: d.trainImages,
-    trainLabels: d.trainLabels,
-    testImages: d.testImages,
-    testLabels: d.testLabels,
-  };
-}
 
 /** Max over all parameters of |a − b| / (|b| + floor). */
 function maxRelDiff(a: MlpParams, b: MlpParams, floor = 1e-3): number {
@@ -268,7 +243,7 @@ const quiet = () => {};
 Deno.test("fast --save/--resume: 3 epochs in one go = 2 epochs + resume for 1 (Adam, shuffled)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "fast-resume-" });
   try {
-    const data = mnistLike(200, 50); // batches of 64: 64, 64, 64, 8
+    const data = learnableDigits(200, 50); // batches of 64: 64, 64, 64, 8
     const common = { optimizer: "adam" as const, lr: 0.002, shuffle: true };
     const whole = `${dir}/whole.safetensors`, parts = `${dir}/parts.safetensors`;
     const one = await trainFast(configOf({ ...common, epochs: 3, save: whole }), {
@@ -334,7 +309,7 @@ Deno.test("fast --save/--resume: 3 epochs in one go = 2 epochs + resume for 1 (A
 Deno.test("fast --save with momentum: the velocity is saved; predict reads the file", async () => {
   const dir = await Deno.makeTempDir({ prefix: "fast-save-" });
   try {
-    const data = mnistLike(128, 60);
+    const data = learnableDigits(128, 60);
     const file = `${dir}/m.safetensors`;
     const summary = await trainFast(
       configOf({ epochs: 2, optimizer: "momentum", save: file }),
@@ -368,7 +343,7 @@ Deno.test("fast --save with momentum: the velocity is saved; predict reads the f
 Deno.test("fast --load starts from the saved weights; a wrong shape is one line", async () => {
   const dir = await Deno.makeTempDir({ prefix: "fast-load-" });
   try {
-    const data = mnistLike(100, 20);
+    const data = learnableDigits(100, 20);
     const file = `${dir}/w.safetensors`;
     await Deno.writeFile(file, encodeMlp(initParams(99)));
     const loaded = await trainFast(configOf({ epochs: 1, load: file }), {
@@ -408,7 +383,7 @@ Deno.test("fast --load starts from the saved weights; a wrong shape is one line"
 Deno.test("fast --plot: an SVG with loss and test accuracy for every epoch", async () => {
   const dir = await Deno.makeTempDir({ prefix: "fast-plot-" });
   try {
-    const data = mnistLike(128, 40);
+    const data = learnableDigits(128, 40);
     const file = `${dir}/chart.svg`;
     const lines: string[] = [];
     const summary = await trainFast(configOf({ epochs: 3, plot: file }), {
@@ -432,7 +407,7 @@ Deno.test("fast --plot: an SVG with loss and test accuracy for every epoch", asy
 });
 
 Deno.test("fast --model cnn: trainFast hands the optimiser and shuffle flags to trainCnn", async () => {
-  const data = mnistLike(96, 32);
+  const data = learnableDigits(96, 32);
   const config = configOf({
     model: "cnn",
     epochs: 1,

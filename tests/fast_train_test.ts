@@ -20,7 +20,6 @@ import {
   predict,
   trainStep,
 } from "../shared/model.ts";
-import type { MnistData } from "../shared/mnist.ts";
 
 import {
   newOptimizerState,
@@ -33,7 +32,7 @@ import { VARIANTS } from "../fast/matmul.ts";
 import { trainFast } from "../fast/train.ts";
 import { trainSlow } from "../slow/train.ts";
 
-import { engineData } from "./fixtures.ts";
+import { engineData, learnableDigits } from "./fixtures.ts";
 
 const gpu = await openGpu({ onError: (m) => console.error(`GPU error in test: ${m}`) });
 
@@ -214,32 +213,8 @@ Deno.test("fast: test accuracy on the GPU equals the CPU reference's predictions
   }
 });
 
-function mnistLike(nTrain: number, nTest: number): MnistData {
-  const d = engineData(nTrain, nTest, 21);
-  // Make the labels learnable: label = which tenth of the image is brightest.
-  for (
-    const [images, labels, n] of [
-      [d.trainImages, d.trainLabels, nTrain],
-      [d.testImages, d.testLabels, nTest],
-    ] as const
-  ) {
-    for (let i = 0; i < n; i++) {
-      const y = labels[i];
-      for (let p = y * 78; p < y * 78 + 78; p++) images[i * 784 + p] = 255;
-    }
-  }
-  return {
-    source: "sample",
-    origin: "synthetic",
-    trainImages: d.trainImages,
-    trainLabels: d.trainLabels,
-    testImages: d.testImages,
-    testLabels: d.testLabels,
-  };
-}
-
 Deno.test("fast: trainFast epochs match a CPU-reference training loop", async () => {
-  const data = mnistLike(250, 100);
+  const data = learnableDigits(250, 100);
   const config = {
     epochs: 2,
     batchSize: 64,
@@ -322,7 +297,7 @@ Deno.test("fast: tuning picks a fitting variant per slot, caches it, and reuses 
   const dir = await Deno.makeTempDir({ prefix: "fast-tune-" });
   try {
     const cachePath = `${dir}/tune-cache.json`;
-    const data = mnistLike(64, 16);
+    const data = learnableDigits(64, 16);
     const config: TrainConfig = {
       epochs: 1,
       batchSize: 32,

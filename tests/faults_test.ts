@@ -8,49 +8,19 @@
  */
 
 import assert from "node:assert/strict";
+import { brightBandDigits } from "./fixtures.ts";
 import { fastMain, interruptAfterFirstEpoch } from "./interrupt.ts";
 import type { TrainConfig } from "../shared/cli.ts";
 import { UsageError, UserError } from "../shared/errors.ts";
 import { gpuChecked, openGpu } from "../shared/gpu.ts";
 import { encodeIdx } from "../shared/idx.ts";
 import { loadMnist, type MnistData } from "../shared/mnist.ts";
-import { mulberry32 } from "../shared/rng.ts";
 import { decodeMlp } from "../shared/safetensors.ts";
 import { trainFast } from "../fast/train.ts";
 
 const gpuErrors: string[] = [];
 const gpu = await openGpu({ onError: (m) => gpuErrors.push(m) });
 const quiet = () => {};
-
-/** Learnable synthetic digits: random sparse bytes, label = which tenth of the image is bright. */
-function mnistLike(nTrain: number, nTest: number, seed = 3): MnistData {
-  const rand = mulberry32(seed);
-  const make = (n: number) => {
-    const images = new Uint8Array(n * 784);
-    const labels = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      const y = Math.floor(rand() * 10);
-      labels[i] = y;
-      for (let p = 0; p < 784; p++) {
-        images[i * 784 + p] = p >= y * 78 && p < y * 78 + 78
-          ? 255
-          : rand() < 0.7
-          ? 0
-          : Math.floor(rand() * 256);
-      }
-    }
-    return { images, labels };
-  };
-  const tr = make(nTrain), te = make(nTest);
-  return {
-    source: "sample",
-    origin: "synthetic",
-    trainImages: tr.images,
-    trainLabels: tr.labels,
-    testImages: te.images,
-    testLabels: te.labels,
-  };
-}
 
 function configOf(over: Partial<TrainConfig>): TrainConfig {
   return {
@@ -70,7 +40,7 @@ const oneLine = (e: unknown) => e instanceof UserError && !e.message.includes("\
 Deno.test("faults: a loss that is no longer finite names the epoch and step; the checkpoint stays", async () => {
   const dir = await Deno.makeTempDir({ prefix: "faults-nan-" });
   try {
-    const data = mnistLike(200, 20);
+    const data = brightBandDigits(200, 20);
     const file = `${dir}/ckpt.safetensors`;
     await trainFast(configOf({ epochs: 1, save: file }), { gpu, data, log: quiet });
     const before = await Deno.readFile(file);
@@ -122,7 +92,7 @@ async function writeIdxDir(dir: string, data: MnistData) {
 Deno.test("faults: Ctrl-C stops after the running chunk, keeps the last epoch's checkpoint, exits 130; --resume finishes", async () => {
   const dir = await Deno.makeTempDir({ prefix: "faults-sigint-" });
   try {
-    await writeIdxDir(dir, mnistLike(300, 60, 8));
+    await writeIdxDir(dir, brightBandDigits(300, 60, 8));
     const file = `${dir}/ckpt.safetensors`;
     const flags = [
       "--data",
@@ -223,7 +193,7 @@ Deno.test("faults: gpuChecked turns an out-of-range buffer into one line naming 
 });
 
 Deno.test("faults: --batch-size equal to the training set trains; one more is exit 2", async () => {
-  const data = mnistLike(96, 10);
+  const data = brightBandDigits(96, 10);
   const s = await trainFast(configOf({ batchSize: 96, trainLimit: 96 }), {
     gpu,
     data,

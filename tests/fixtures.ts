@@ -1,6 +1,7 @@
-/** Test data made in code: synthetic digits for the fast trainer's engine. */
+/** Test data made in code: synthetic digits for the trainers and the fast trainer's engine. */
 
 import type { EngineData } from "../fast/engine.ts";
+import type { MnistData } from "../shared/mnist.ts";
 import { mulberry32 } from "../shared/rng.ts";
 
 /** `n` synthetic digits: random bytes with many zeros (like MNIST), labels 0–9. */
@@ -23,5 +24,65 @@ export function engineData(nTrain: number, nTest: number, seed = 7): EngineData 
     testLabels: te.labels,
     nTrain,
     nTest,
+  };
+}
+
+/**
+ * Learnable digits for whole training runs: `engineData`'s random bytes with
+ * the label's tenth of the image (78 pixels) set bright.
+ */
+export function learnableDigits(nTrain: number, nTest: number, seed = 21): MnistData {
+  const d = engineData(nTrain, nTest, seed);
+  for (
+    const [images, labels, n] of [
+      [d.trainImages, d.trainLabels, nTrain],
+      [d.testImages, d.testLabels, nTest],
+    ] as const
+  ) {
+    for (let i = 0; i < n; i++) {
+      const y = labels[i];
+      for (let p = y * 78; p < y * 78 + 78; p++) images[i * 784 + p] = 255;
+    }
+  }
+  return {
+    source: "sample",
+    origin: "synthetic",
+    trainImages: d.trainImages,
+    trainLabels: d.trainLabels,
+    testImages: d.testImages,
+    testLabels: d.testLabels,
+  };
+}
+
+/**
+ * Learnable digits drawn pixel by pixel from one stream: the label's tenth of
+ * the image bright, the rest sparse random bytes.
+ */
+export function brightBandDigits(nTrain: number, nTest: number, seed = 3): MnistData {
+  const rand = mulberry32(seed);
+  const make = (n: number) => {
+    const images = new Uint8Array(n * 784);
+    const labels = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const y = Math.floor(rand() * 10);
+      labels[i] = y;
+      for (let p = 0; p < 784; p++) {
+        images[i * 784 + p] = p >= y * 78 && p < y * 78 + 78
+          ? 255
+          : rand() < 0.7
+          ? 0
+          : Math.floor(rand() * 256);
+      }
+    }
+    return { images, labels };
+  };
+  const tr = make(nTrain), te = make(nTest);
+  return {
+    source: "sample",
+    origin: "synthetic",
+    trainImages: tr.images,
+    trainLabels: tr.labels,
+    testImages: te.images,
+    testLabels: te.labels,
   };
 }
