@@ -67,6 +67,7 @@ export const VARIANTS: readonly MatmulVariant[] = [
   variant("texture", 8, 8),
   variant("texture", 16, 8),
   variant("texture", 16, 16),
+  variant("texture", 32, 16),
 ];
 
 /** The variant called `name`; throws for an unknown name. */
@@ -114,6 +115,8 @@ export function variantFits(
   const [b0, b1] = v.block;
   if (shape.k % 4 !== 0 || shape.n % 4 !== 0 || b1 % 4 !== 0) return false;
   if (shape.op === "weightGrad" && b0 % 4 !== 0) return false;
+  // The forward kernel takes 16 values of k per trip (image bytes: one vec4u).
+  if (shape.op === "forward" && shape.k % 16 !== 0) return false;
   if (shape.op === "inputGrad" && shape.n > maxTextureRows) return false;
   if (shape.op === "forward" && shape.k > maxTextureRows) return false;
   return maxRows <= maxTextureRows;
@@ -165,13 +168,107 @@ export function specialize(src: string, constants: Record<string, number | boole
   return out;
 }
 
-/** The WGSL of variant `v` for `shape`, specialised. */
+/**
+ * The value of a WGSL integer expression made of `u32` literals, names in
+ * `consts`, `+ - * / %` and parentheses; `undefined` for anything else.
+ */
+export function evalConstInt(
+  expr: string,
+  consts: ReadonlyMap<string, number>,
+): number | undefined {
+  const tokens = expr.match(/\d+u?|\w+|[-+*/%()]|\S/g) ?? [];
+  let at = 0;
+  const atom = (): number | undefined => {
+    const t = tokens[at++];
+    if (t === undefined) return undefined;
+    if (t === "(") {
+      const v = sum();
+      return tokens[at++] === ")" ? v : undefined;
+    }
+    if (/^\d+u?$/.test(t)) return parseInt(t);
+    return consts.get(t);
+  };
+  const product = (): number | undefined => {
+    let v = atom();
+    while (v !== undefined && ["*", "/", "%"].includes(tokens[at])) {
+      const op = tokens[at++], r = atom();
+      if (r === undefined || (op !== "*" && r === 0)) return undefined;
+      v = op === "*" ? v * r : op === "/" ? Math.floor(v / r) : v % r;
+    }
+    return v;
+  };
+  const sum = (): number | undefined => {
+    let v = product();
+    while (v !== undefined && (tokens[at] === "+" || tokens[at] === "-")) {
+      const op = tokens[at++], r = product();
+      if (r === undefined) return undefined;
+      v = op === "+" ? v + r : v - r;
+    }
+    return v;
+  };
+  const v = sum();
+  return at === tokens.length ? v : undefined;
+}
+
+/**
+ * `src` with every loop that follows a `// unroll` line written out: the
+ * loop must read `for (var X = 0u; X < B; X++) {`, B a literal (`4u`) or the
+ * name of a `const B = …;` line whose value is an integer expression of
+ * literals and earlier such consts (`RI / 4u`; so: after `specialize`); each copy of the
+ * body is wrapped in braces with X replaced by its value. Nested marked loops
+ * are expanded too. The result computes the same as `src`, in the same order;
+ * it exists because llvmpipe keeps arrays indexed by a loop counter in memory,
+ * while with constant indices they become registers. Throws on a marker
+ * without such a loop, so a kernel cannot silently stay rolled.
+ */
+export function unrollLoops(src: string): string {
+  const consts = new Map<string, number>();
+  for (const m of src.matchAll(/^const (\w+) = ([^;]+);/gm)) {
+    const value = evalConstInt(m[2], consts);
+    if (value !== undefined) consts.set(m[1], value);
+  }
+  const marker = /^([ \t]*)\/\/ unroll\n/m;
+  const loop = /^[ \t]*for \(var (\w+) = 0u; \1 < (\w+); \1\+\+\) \{\n/;
+  let out = src;
+  for (let m = marker.exec(out); m; m = marker.exec(out)) {
+    const headAt = m.index + m[0].length;
+    const head = loop.exec(out.slice(headAt));
+    const bound = head && (/^\d+u$/.test(head[2]) ? parseInt(head[2]) : consts.get(head[2]));
+    if (!head || bound === undefined || bound === null) {
+      const line = out.slice(headAt, out.indexOf("\n", headAt));
+      throw new Error(
+        `'// unroll' must precede 'for (var i = 0u; i < LITERAL_OR_CONST; i++) {', not '${line.trim()}'`,
+      );
+    }
+    const bodyAt = headAt + head[0].length;
+    let depth = 1, end = bodyAt;
+    for (; depth > 0 && end < out.length; end++) {
+      if (out[end] === "{") depth++;
+      else if (out[end] === "}") depth--;
+    }
+    if (depth > 0) throw new Error(`unbalanced braces after '// unroll'`);
+    const body = out.slice(bodyAt, end - 1).replace(/[ \t]*$/, "");
+    const counter = new RegExp(`\\b${head[1]}\\b`, "g");
+    const indent = m[1];
+    let copies = "";
+    for (let n = 0; n < bound; n++) {
+      copies += `${indent}{\n${body.replace(counter, `${n}u`)}${indent}}\n`;
+    }
+    const after = out[end] === "\n" ? end + 1 : end;
+    out = out.slice(0, m.index) + copies + out.slice(after);
+  }
+  return out;
+}
+
+/** The WGSL of variant `v` for `shape`, specialised, with its marked loops unrolled. */
 export function variantSource(
   shape: MatmulShape,
   v: MatmulVariant,
   opts: KernelOptions = {},
 ): string {
-  return specialize(kernelSource(kernelName(shape.op, v)), kernelConstants(shape, v, opts));
+  return unrollLoops(
+    specialize(kernelSource(kernelName(shape.op, v)), kernelConstants(shape, v, opts)),
+  );
 }
 
 /** Workgroups to dispatch `[x, y]` for `rows` batch rows. */
@@ -187,10 +284,11 @@ export function dispatchSize(
       ? [ceil(shape.n, 16), ceil(shape.k, 16)]
       : [ceil(shape.n, 16), ceil(rows, 16)];
   }
-  // registers and texture: 8 × 8 invocations per workgroup, one block each
-  return shape.op === "weightGrad"
-    ? [ceil(shape.n, b1 * 8), ceil(shape.k, b0 * 8)]
-    : [ceil(shape.n, b1 * 8), ceil(rows, b0 * 8)];
+  // registers and texture: 8 × 8 invocations per workgroup (texture weightGrad: 8 × 2), one block each
+  if (shape.op === "weightGrad") {
+    return [ceil(shape.n, b1 * 8), ceil(shape.k, b0 * (v.family === "texture" ? 2 : 8))];
+  }
+  return [ceil(shape.n, b1 * 8), ceil(rows, b0 * 8)];
 }
 
 /** Multiply-adds of one dispatch of `shape` on `rows` rows. */
@@ -214,9 +312,17 @@ export function defaultVariant(
   return variantByName(software ? "registers-16x16" : "registers-4x4");
 }
 
+/**
+ * Version of the kernels for the tuning cache: raise it when a kernel's speed
+ * changes, so that choices timed on the old kernels are not reused (version
+ * 2: 16 values of k per trip and unrolled loops in the texture kernels).
+ */
+export const KERNELS_VERSION = 2;
+
 /** A string naming `shape` at `rows` rows, for the tuning cache. */
 export function shapeKey(shape: MatmulShape, rows: number): string {
-  return `${shape.op} K${shape.k} N${shape.n} rows${rows}${shape.aBytes ? " bytes" : ""}`;
+  const bytes = shape.aBytes ? " bytes" : "";
+  return `${shape.op} K${shape.k} N${shape.n} rows${rows}${bytes} v${KERNELS_VERSION}`;
 }
 
 /** Median of a non-empty list. */

@@ -1,13 +1,17 @@
 // matmulBiasReluTexture: out[r, n] = max(0, Σ_k A[r, k] · W[k, n] + b[n])
-//   A: [rows, K] — when A_BYTES the packed image bytes (4 pixels per u32) ÷ 255
-//      from a storage buffer, else an rgba32float texture [rows][K/4]
+//   A: [rows, K] — when A_BYTES the packed image bytes ÷ 255 from a storage
+//      buffer (16 pixels per vec4u), else an rgba32float texture [rows][K/4]
 //   W: rgba32float texture [K][N/4] (a copy of the weight buffer), b: [N],
 //   out: [rows, N] (as vec4s)
 // The forward line of a hidden layer, a = relu(x·W + b). Each invocation
-// computes an RM × 4·NV block in registers. Operands are read with
-// textureLoad: on CPU adapters (llvmpipe) a texel fetch costs several times
-// less than a bounds-checked storage-buffer load, and one fetch brings 4 floats.
-// Needs K and N multiples of 4.
+// computes an RM × 4·NV block in registers, 16 values of k per trip of its
+// main loop: the sums stay in registers (`s`) for all 16 and are written back
+// once. W is read with textureLoad: on CPU adapters (llvmpipe) a texel fetch
+// costs several times less than a bounds-checked storage-buffer load, and one
+// fetch brings 4 floats. Loops marked `// unroll` are expanded by the host
+// (`unrollLoops` in fast/matmul.ts): llvmpipe keeps arrays indexed by loop
+// counters in memory, so rolled, this kernel runs ~20x slower there.
+// Needs K a multiple of 16 and N a multiple of 4.
 
 struct Step {
   start: u32,
@@ -22,22 +26,19 @@ const RM = 16u;
 const NV = 4u; // vec4 columns per invocation (RN = 4·NV)
 const A_BYTES = true;
 
+const K16 = K / 16u; // trips of the main loop
+
 @group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<storage, read> aWords: array<u32>;
+@group(0) @binding(1) var<storage, read> aVec: array<vec4u>;
 @group(0) @binding(2) var aTex: texture_2d<f32>;
 @group(0) @binding(4) var wTex: texture_2d<f32>;
 @group(0) @binding(5) var<storage, read> bias: array<vec4f>;
 @group(0) @binding(6) var<storage, read_write> outAct: array<vec4f>;
 
-// A[row, 4·k4 .. 4·k4+3] ÷ A_SCALE: for bytes the pixel values 0..255 as they
-// are; the ÷ 255 is applied once to the sums (a divide per pixel and row
-// would cost ~10% of the kernel on a CPU adapter).
-fn loadA4(row: u32, k4: u32) -> vec4f {
-  if (A_BYTES) {
-    let word = aWords[(step.start + row) * (K / 4u) + k4];
-    return vec4f(vec4u(word, word >> 8u, word >> 16u, word >> 24u) & vec4u(0xffu));
-  }
-  return textureLoad(aTex, vec2u(k4, row), 0);
+// 4 pixel bytes of a u32 as floats 0..255. The ÷ 255 is applied once to the
+// sums (a divide per pixel and row would cost ~10% of the kernel on a CPU adapter).
+fn unpackBytes(word: u32) -> vec4f {
+  return vec4f((vec4u(word) >> vec4u(0u, 8u, 16u, 24u)) & vec4u(0xffu));
 }
 
 const A_SCALE = select(1.0, 1.0 / 255.0, A_BYTES);
@@ -50,30 +51,52 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     return;
   }
   var acc: array<array<vec4f, NV>, RM>;
-  for (var k4 = 0u; k4 < K / 4u; k4++) {
-    var av: array<vec4f, RM>;
-    for (var i = 0u; i < RM; i++) {
-      av[i] = loadA4(min(row0 + i, step.count - 1u), k4);
-    }
-    for (var j = 0u; j < NV; j++) {
-      let c = min(c0 + j, N / 4u - 1u);
-      let w0 = textureLoad(wTex, vec2u(c, 4u * k4), 0);
-      let w1 = textureLoad(wTex, vec2u(c, 4u * k4 + 1u), 0);
-      let w2 = textureLoad(wTex, vec2u(c, 4u * k4 + 2u), 0);
-      let w3 = textureLoad(wTex, vec2u(c, 4u * k4 + 3u), 0);
+  for (var k16 = 0u; k16 < K16; k16++) {
+    // Bytes: the 16 pixels of each row for this trip, unpacked 4 at a time below
+    // (unpacking them all here would hold 4 times as many registers).
+    var words: array<vec4u, RM>;
+    if (A_BYTES) {
+      // unroll
       for (var i = 0u; i < RM; i++) {
-        var s = acc[i][j];
-        s = fma(vec4f(av[i].x), w0, s);
-        s = fma(vec4f(av[i].y), w1, s);
-        s = fma(vec4f(av[i].z), w2, s);
-        s = fma(vec4f(av[i].w), w3, s);
-        acc[i][j] = s;
+        words[i] = aVec[(step.start + min(row0 + i, step.count - 1u)) * K16 + k16];
       }
     }
+    var s = acc;
+    // unroll
+    for (var t = 0u; t < 4u; t++) {
+      let k4 = 4u * k16 + t; // A[·, 4·k4 .. 4·k4+3]
+      var a: array<vec4f, RM>;
+      // unroll
+      for (var i = 0u; i < RM; i++) {
+        if (A_BYTES) {
+          a[i] = unpackBytes(words[i][t]);
+        } else {
+          a[i] = textureLoad(aTex, vec2u(k4, min(row0 + i, step.count - 1u)), 0);
+        }
+      }
+      // unroll
+      for (var j = 0u; j < NV; j++) {
+        let c = min(c0 + j, N / 4u - 1u);
+        let w0 = textureLoad(wTex, vec2u(c, 4u * k4), 0);
+        let w1 = textureLoad(wTex, vec2u(c, 4u * k4 + 1u), 0);
+        let w2 = textureLoad(wTex, vec2u(c, 4u * k4 + 2u), 0);
+        let w3 = textureLoad(wTex, vec2u(c, 4u * k4 + 3u), 0);
+        // unroll
+        for (var i = 0u; i < RM; i++) {
+          s[i][j] = fma(vec4f(a[i].x), w0, s[i][j]);
+          s[i][j] = fma(vec4f(a[i].y), w1, s[i][j]);
+          s[i][j] = fma(vec4f(a[i].z), w2, s[i][j]);
+          s[i][j] = fma(vec4f(a[i].w), w3, s[i][j]);
+        }
+      }
+    }
+    acc = s; // the sums stayed in registers for 16 values of k
   }
+  // unroll
   for (var i = 0u; i < RM; i++) {
-    let row = row0 + i;
+    // unroll
     for (var j = 0u; j < NV; j++) {
+      let row = row0 + i;
       let c = c0 + j;
       if (row < step.count && c < N / 4u) {
         outAct[row * (N / 4u) + c] = max(fma(acc[i][j], vec4f(A_SCALE), bias[c]), vec4f(0.0));

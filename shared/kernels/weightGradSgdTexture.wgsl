@@ -7,7 +7,12 @@
 // with the SGD update folded in (UPDATE_IN_PLACE; otherwise ∂W, ∂b are stored).
 // Outer-product accumulation over the batch: per row r an invocation fetches
 // RI values of A and 4·JV of G, 4 per texel, and does RI·4·JV multiply-adds
-// into its block of W held in registers. Needs K, N, RI multiples of 4.
+// into its block of W held in registers. Image bytes are read 16 pixels (one
+// vec4u) at a time when K and RI allow it (A_VEC), else 4 (one u32). Loops
+// marked `// unroll` are expanded by the host (`unrollLoops` in
+// fast/matmul.ts): llvmpipe keeps arrays indexed by loop counters in memory.
+// Needs K, N, RI multiples of 4. Workgroups of 8 × 2 (on llvmpipe 8 × 8 ran
+// ~20% slower: fewer, longer workgroups balance worse over the cores).
 
 struct Step {
   start: u32,
@@ -25,8 +30,12 @@ const A_BYTES = true;
 // for an optimiser step (momentumStep.wgsl, adamStep.wgsl) after the backward pass.
 const UPDATE_IN_PLACE = true;
 
+const RI4 = RI / 4u; // A values per row in groups of 4
+// Bytes read as vec4u (16 pixels): needs 16-byte aligned rows and blocks.
+const A_VEC = A_BYTES && K % 16u == 0u && RI % 16u == 0u;
+
 @group(0) @binding(0) var<uniform> step: Step;
-@group(0) @binding(1) var<storage, read> aWords: array<u32>;
+@group(0) @binding(1) var<storage, read> aVec: array<vec4u>;
 @group(0) @binding(2) var aTex: texture_2d<f32>;
 @group(0) @binding(4) var gTex: texture_2d<f32>;
 @group(0) @binding(5) var<storage, read_write> w: array<vec4f>;
@@ -37,15 +46,16 @@ const UPDATE_IN_PLACE = true;
 // would cost ~10% of the kernel on a CPU adapter).
 fn loadA4(row: u32, k4: u32) -> vec4f {
   if (A_BYTES) {
-    let word = aWords[(step.start + row) * (K / 4u) + k4];
-    return vec4f(vec4u(word, word >> 8u, word >> 16u, word >> 24u) & vec4u(0xffu));
+    let at = (step.start + row) * (K / 4u) + k4; // u32 word of the packed bytes
+    let word = aVec[at / 4u][at % 4u];
+    return vec4f((vec4u(word) >> vec4u(0u, 8u, 16u, 24u)) & vec4u(0xffu));
   }
   return textureLoad(aTex, vec2u(k4, row), 0);
 }
 
 const A_SCALE = select(1.0, 1.0 / 255.0, A_BYTES);
 
-@compute @workgroup_size(8, 8)
+@compute @workgroup_size(8, 2)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let i0 = gid.y * RI;
   let c0 = gid.x * JV;
@@ -55,22 +65,34 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   var acc: array<array<vec4f, JV>, RI>;
   var gsum: array<vec4f, JV>;
   for (var r = 0u; r < step.count; r++) {
-    var gv: array<vec4f, JV>;
+    var g: array<vec4f, JV>;
+    // unroll
     for (var j = 0u; j < JV; j++) {
-      gv[j] = textureLoad(gTex, vec2u(min(c0 + j, N / 4u - 1u), r), 0);
-      gsum[j] += gv[j];
+      g[j] = textureLoad(gTex, vec2u(min(c0 + j, N / 4u - 1u), r), 0);
+      gsum[j] += g[j];
     }
-    for (var t = 0u; t < RI / 4u; t++) {
-      let a = loadA4(r, min(i0 / 4u + t, K / 4u - 1u));
+    // unroll
+    for (var t = 0u; t < RI4; t++) {
+      var a: vec4f;
+      if (A_VEC) {
+        // The 16-pixel group holding k = i0 + 4t .. +3 (clamped past the last row of W).
+        let v = aVec[(step.start + r) * (K / 16u) + min(i0 / 16u + t / 4u, K / 16u - 1u)];
+        a = vec4f((vec4u(v[t % 4u]) >> vec4u(0u, 8u, 16u, 24u)) & vec4u(0xffu));
+      } else {
+        a = loadA4(r, min(i0 / 4u + t, K / 4u - 1u));
+      }
+      // unroll
       for (var j = 0u; j < JV; j++) {
-        acc[4u * t][j] = fma(vec4f(a.x), gv[j], acc[4u * t][j]);
-        acc[4u * t + 1u][j] = fma(vec4f(a.y), gv[j], acc[4u * t + 1u][j]);
-        acc[4u * t + 2u][j] = fma(vec4f(a.z), gv[j], acc[4u * t + 2u][j]);
-        acc[4u * t + 3u][j] = fma(vec4f(a.w), gv[j], acc[4u * t + 3u][j]);
+        acc[4u * t][j] = fma(vec4f(a.x), g[j], acc[4u * t][j]);
+        acc[4u * t + 1u][j] = fma(vec4f(a.y), g[j], acc[4u * t + 1u][j]);
+        acc[4u * t + 2u][j] = fma(vec4f(a.z), g[j], acc[4u * t + 2u][j]);
+        acc[4u * t + 3u][j] = fma(vec4f(a.w), g[j], acc[4u * t + 3u][j]);
       }
     }
   }
+  // unroll
   for (var i = 0u; i < RI; i++) {
+    // unroll
     for (var j = 0u; j < JV; j++) {
       if (i0 + i < K && c0 + j < N / 4u) {
         let at = (i0 + i) * (N / 4u) + c0 + j;
@@ -83,6 +105,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     }
   }
   if (i0 == 0u) {
+    // unroll
     for (var j = 0u; j < JV; j++) {
       if (c0 + j < N / 4u) {
         if (UPDATE_IN_PLACE) {
