@@ -397,10 +397,32 @@ export async function trainFast(
   });
   try {
     if (checkpoint) trainer.writeOptimizerState(checkpoint.optimizerState);
+    if (missing.length > 0) {
+      log(
+        `timing the matmul variants for ${missing.join(", ")} on this adapter (remembered ` +
+          `afterwards; compiling them can take a minute or two on a CPU adapter)`,
+      );
+    }
     const tuned = await gpuChecked(
       gpu.device,
       `timing the matmul variants at ${smaller}`,
-      () => tuneSlots(gpu, trainer, missing, batchSize, cachePath),
+      async () => {
+        const results = await tuneSlots(gpu, trainer, missing, batchSize, cachePath);
+        // Run each chosen kernel that tuning did not run once (an lr-0 step entry:
+        // the weights are untouched), so that a CPU adapter's compile on first use
+        // (seconds for the unrolled texture kernels, on a machine that has not
+        // compiled them before) is start-up time rather than part of epoch 1.
+        for (const slot of SLOTS) {
+          if (!results[slot]) {
+            await trainer.timeVariant(
+              slot,
+              trainer.plan[slot],
+              Math.min(TUNE_SCREEN_ROWS, batchSize),
+            );
+          }
+        }
+        return results;
+      },
     );
     profiling = profiler.enabled;
     const how = (s: Slot) => {

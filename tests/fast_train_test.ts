@@ -121,7 +121,10 @@ Deno.test("fast: a batch of one image", async () => {
   await checkSteps(engineData(3, 2), 1, 0, 3);
 });
 
-for (const v of VARIANTS) {
+// texture-32x16 is left out here: its kernels are the texture family's at another block size,
+// checked on awkward shapes in fast_kernels_test.ts, and llvmpipe takes ~1.5 minutes to compile
+// them at the model's shapes on a machine that has not before (CI's case).
+for (const v of VARIANTS.filter((v) => v.name !== "texture-32x16")) {
   Deno.test(`fast: steps with every slot on ${v.name} equal the CPU reference`, async () => {
     const plan = Object.fromEntries(SLOTS.map((s) => [s, v.name]));
     // 37 images in batches of 13: 13, 13, 11 — no tile size divides these
