@@ -106,10 +106,10 @@ export interface FastTrainerOptions {
   shuffle?: boolean;
   /**
    * How the small output-layer kernels are shaped (default: `"cpu"` on CPU
-   * adapters, `"gpu"` on GPUs). `"cpu"`: the output layer + softmax one row
-   * per invocation (`softmaxCrossEntropyGrad`), layer 3's input and weight
-   * gradients as `registers-4x4` dispatches. `"gpu"`: the output layer with
-   * 16 invocations per row and layer 3's input gradient fused in
+   * adapters, `"gpu"` on GPUs). Both fuse layer 3's input gradient into the
+   * output layer's kernel. `"cpu"`: one row per invocation, W3 read from a
+   * uniform copy (`softmaxCrossEntropyGrad`), layer 3's weight gradient as a
+   * `registers-4x4` dispatch. `"gpu"`: 16 invocations per row
    * (`softmaxCrossEntropyGradRows`), layer 3's weight gradient split over
    * chunks of rows, then summed in order (`weightGradSgdSplit` +
    * `weightGradSgdSplitSum`).
@@ -252,13 +252,10 @@ export function slotShapes(sizes: readonly number[]): Record<Slot, MatmulShape> 
   };
 }
 
-/** The small layer-3 shapes (registers-4x4 on CPU adapters, tiled-16 on GPUs). */
-function smallShapes(sizes: number[]): { inputGrad3: MatmulShape; weightGrad3: MatmulShape } {
+/** The small layer-3 weight-gradient shape (registers-4x4 on CPU adapters; GPUs split it). */
+function smallShapes(sizes: number[]): { weightGrad3: MatmulShape } {
   const [, , n2, n3] = sizes;
-  return {
-    inputGrad3: { op: "inputGrad", k: n3, n: n2, aBytes: false },
-    weightGrad3: { op: "weightGrad", k: n2, n: n3, aBytes: false },
-  };
+  return { weightGrad3: { op: "weightGrad", k: n2, n: n3, aBytes: false } };
 }
 
 /**
@@ -310,8 +307,7 @@ export async function createFastTrainer(
   // weight gradient to ~100 invocations looping over the batch (0.8 ms a
   // step on an H200, more than all the big matmuls); tiles use 1280 but
   // still loop over the whole batch in 8 workgroups (37 µs a step), so GPUs
-  // split that reduction over chunks of rows and fuse its input gradient
-  // into the output layer's kernel (see `smallKernels`).
+  // split that reduction over chunks of rows (see `smallKernels`).
   const gpuSmall = (opts.smallKernels ?? (gpu.software ? "cpu" : "gpu")) === "gpu";
   const smallVariant = variantByName("registers-4x4");
 
@@ -496,7 +492,7 @@ export async function createFastTrainer(
   const needW2Tex = () => usesTex("forward2") || usesTex("inputGrad2");
 
   // ---- layouts, pipelines, bind groups -----------------------------------
-  type Kind = "uniform" | "optimUniform" | "read" | "rw" | "tex";
+  type Kind = "uniform" | "optimUniform" | "ubo" | "read" | "rw" | "tex";
   const layout = (label: string, kinds: Kind[]): GPUBindGroupLayout =>
     device.createBindGroupLayout({
       label,
@@ -511,6 +507,8 @@ export async function createFastTrainer(
               minBindingSize: kind === "uniform" ? STEP_SIZE : OPTIMIZER_UNIFORM_BYTES,
             },
           }
+          : kind === "ubo"
+          ? { buffer: { type: "uniform" } }
           : kind === "tex"
           ? { texture: { sampleType: "unfilterable-float" } }
           : { buffer: { type: kind === "read" ? "read-only-storage" : "storage" } }),
@@ -529,16 +527,16 @@ export async function createFastTrainer(
     ]),
     // weightGrad: step, A words, A texture, G, G texture, W, bias
     weightGrad: layout("weightGrad layout", ["uniform", "read", "tex", "read", "tex", "rw", "rw"]),
-    // head: step, act, W, b, labels, losses, ∂z (and ∂act, GPU-shaped kernel only)
+    // head: step, act, W (CPU-shaped kernel: a uniform copy), b, labels, losses, ∂z, ∂act
     head: layout(`${headKernel} layout`, [
       "uniform",
       "read",
-      "read",
+      gpuSmall ? "read" : "ubo",
       "read",
       "read",
       "rw",
       "rw",
-      ...(gpuSmall ? ["rw" as const] : []),
+      "rw",
     ]),
     // split layer-3 weight gradient: step, A, G, partial sums, W, bias
     splitGrad: layout("weightGradSgdSplit layout", ["uniform", "read", "read", "rw", "rw", "rw"]),
@@ -591,10 +589,7 @@ export async function createFastTrainer(
       if (variantFits(v, shapes[slot], maxRows, maxTextureRows)) want(slot, shapes[slot], v);
     }
   }
-  if (!gpuSmall) {
-    want("inputGrad3", small.inputGrad3, smallVariant);
-    want("weightGrad3", small.weightGrad3, smallVariant);
-  }
+  if (!gpuSmall) want("weightGrad3", small.weightGrad3, smallVariant);
   const headConsts = { K: n2, C: n3 };
   const splitConsts = { K: n2, N: n3, CHUNK: SPLIT_CHUNK };
   const optimizerKernel = optimizer.optimizer === "adam" ? "adamStep" : "momentumStep";
@@ -670,6 +665,12 @@ export async function createFastTrainer(
       })),
     });
   const [w1, w2, w3] = weights;
+  // The CPU-shaped head kernel reads W3 from a uniform copy, refreshed after each update of W3.
+  const w3Copy = gpuSmall ? undefined : buffer(
+    `W3 uniform copy [${n2}][${n3}]`,
+    Math.ceil((n2 * n3) / 4) * 16,
+    GPUBufferUsage.UNIFORM | CD,
+  );
   const [b1, b2, b3] = biases;
   const [gw1, gw2, gw3] = wgW;
   const [gb1, gb2, gb3] = wgB;
@@ -704,20 +705,11 @@ export async function createFastTrainer(
     head: bindGroup("head bind group", layouts.head, [
       steps,
       a2,
-      w3,
+      w3Copy ?? w3,
       b3,
       trainYOrdered,
       losses,
       dz3,
-      ...(gpuSmall ? [dz2] : []),
-    ]),
-    inputGrad3: bindGroup("inputGrad3 bind group", layouts.product, [
-      steps,
-      dz3,
-      dummyTex,
-      w3,
-      dummyTex,
-      a2,
       dz2,
     ]),
     weightGrad3: bindGroup("weightGrad3 bind group", layouts.weightGrad, [
@@ -854,6 +846,10 @@ export async function createFastTrainer(
       dispatchSize(shape, v, rows),
       2 * shapeMultiplyAdds(shape, rows),
     );
+  /** Refreshes the uniform copy of W3 (CPU-shaped head kernel only) after W3 changed. */
+  const copyW3 = (rec: Recorder) => {
+    if (w3Copy) outsidePass(rec).copyBufferToBuffer(w3.buffer, w3.offset, w3Copy, 0, n2 * n3 * 4);
+  };
   const copyToTexture = (
     rec: Recorder,
     src: GPUBuffer | Range,
@@ -880,6 +876,7 @@ export async function createFastTrainer(
     const rec = record("initial weight textures");
     copyToTexture(rec, w1, w1Tex, n1, n0);
     copyToTexture(rec, w2, w2Tex, n2, n1);
+    copyW3(rec);
     submit(rec);
   }
 
@@ -889,6 +886,7 @@ export async function createFastTrainer(
     dispatchSlot(rec, "forward1", shapes.forward1, plan.forward1, groups.forward1, index, rows);
     if (needA1Tex()) copyToTexture(rec, a1, a1Tex, n1, rows);
     dispatchSlot(rec, "forward2", shapes.forward2, plan.forward2, groups.forward2, index, rows);
+    // The output layer, loss, ∂z3 and layer 3's input gradient ∂z2 (from W3 before its update).
     dispatch(
       rec,
       headKernel,
@@ -896,21 +894,8 @@ export async function createFastTrainer(
       groups.head,
       index,
       [Math.ceil(rows / (gpuSmall ? HEAD_ROWS_PER_GROUP : 64)), 1],
-      2 * rows * n2 * n3,
+      4 * rows * n2 * n3,
     );
-    // Layer 3 backward: ∂z2 with W3 before W3's update (GPU-shaped: in the
-    // head kernel), then the update.
-    if (!gpuSmall) {
-      dispatchSlot(
-        rec,
-        "inputGrad3",
-        small.inputGrad3,
-        smallVariant,
-        groups.inputGrad3,
-        index,
-        rows,
-      );
-    }
     if (splitPipeline && splitSumPipeline && groups.weightGrad3Split) {
       // Partial sums over chunks of SPLIT_CHUNK rows, then their sum in order.
       const outputs = Math.ceil(splitWidth / 64);
@@ -942,6 +927,7 @@ export async function createFastTrainer(
         index,
         rows,
       );
+      if (!separateUpdate) copyW3(rec);
     }
     if (needDz2Tex()) copyToTexture(rec, dz2, dz2Tex, n2, rows);
     // Layer 2 backward: ∂z1 with W2 (and its texture) before W2's update.
@@ -987,6 +973,7 @@ export async function createFastTrainer(
         totalFloats * (optimizer.optimizer === "adam" ? 12 : 4),
       );
       if (needW2Tex()) copyToTexture(rec, w2, w2Tex, n2, n1);
+      copyW3(rec);
     }
     if (needW1Tex()) copyToTexture(rec, w1, w1Tex, n1, n0);
   };

@@ -43,13 +43,14 @@ import {
 const gpu = await openGpu({ onError: (m) => console.error(`GPU error in test: ${m}`) });
 const { device } = gpu;
 
-type Kind = "uniform" | "read" | "rw" | "tex";
+// uniform: the Step entry (dynamic offset); ubo: a plain uniform buffer.
+type Kind = "uniform" | "ubo" | "read" | "rw" | "tex";
 type Resource = Float32Array | Uint32Array | { texture: Float32Array; width: number } | "step";
 
 const LAYOUTS: Record<string, Kind[]> = {
   product: ["uniform", "read", "tex", "read", "tex", "read", "rw"],
   weightGrad: ["uniform", "read", "tex", "read", "tex", "rw", "rw"],
-  head: ["uniform", "read", "read", "read", "read", "rw", "rw"],
+  head: ["uniform", "read", "ubo", "read", "read", "rw", "rw", "rw"],
   headRows: ["uniform", "read", "read", "read", "read", "rw", "rw", "rw"],
   count: ["uniform", "read", "read", "read", "read", "rw"],
   sum: ["uniform", "read", "rw"],
@@ -74,6 +75,8 @@ function compiled(label: string, code: string, layoutName: keyof typeof LAYOUTS)
         visibility: GPUShaderStage.COMPUTE,
         ...(kind === "uniform"
           ? { buffer: { type: "uniform", hasDynamicOffset: true } }
+          : kind === "ubo"
+          ? { buffer: { type: "uniform" } }
           : kind === "tex"
           ? { texture: { sampleType: "unfilterable-float" } }
           : { buffer: { type: kind === "read" ? "read-only-storage" : "storage" } }),
@@ -130,10 +133,13 @@ async function runKernel(
   const entries: GPUBindGroupEntry[] = resources.map((r, binding) => {
     if (r === "step") return { binding, resource: { buffer: stepBuf, size: 16 } };
     if (r instanceof Float32Array || r instanceof Uint32Array) {
+      const ubo = kinds[binding] === "ubo";
       const buf = device.createBuffer({
         label: `${label} binding ${binding}`,
-        size: Math.max(16, r.byteLength),
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+        // A uniform array of vec4s is read whole: round it up to 16 bytes.
+        size: ubo ? Math.ceil(r.byteLength / 16) * 16 : Math.max(16, r.byteLength),
+        usage: (ubo ? GPUBufferUsage.UNIFORM : GPUBufferUsage.STORAGE) |
+          GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
       });
       device.queue.writeBuffer(buf, 0, r.slice());
       if (kinds[binding] === "rw") rwBuffers.set(binding, buf);
@@ -358,7 +364,16 @@ Deno.test("fast kernels: softmax + cross-entropy + gradient, fused with the outp
       `head K${k} rows${rows}`,
       specialize(kernelSource("softmaxCrossEntropyGrad"), { K: k, C: c }),
       "head",
-      ["step", act, w, b, labels, losses, new Float32Array(rows * c).fill(NaN)],
+      [
+        "step",
+        act,
+        w,
+        b,
+        labels,
+        losses,
+        new Float32Array(rows * c).fill(NaN),
+        new Float32Array(rows * k + 8).fill(NaN),
+      ],
       { start, count: rows, lr: 0 },
       [Math.ceil(rows / 64), 1],
     );
@@ -367,6 +382,10 @@ Deno.test("fast kernels: softmax + cross-entropy + gradient, fused with the outp
     assert.equal(gotLoss[start - 1] ?? -1, -1, "loss slots before the batch untouched");
     assert.equal(gotLoss[start + rows], -1, "loss slots after the batch untouched");
     assertClose(new Float32Array(out.get(6)!), wantDz, "dz");
+    // ∂act = (∂z · Wᵀ) ⊙ (act > 0), W: [k, c]; act has zeros (ReLU of ±).
+    const gotDact = new Float32Array(out.get(7)!);
+    assertClose(gotDact, reluBackward(matmulTransB(wantDz, w, rows, c, k), act), "dact");
+    assert.ok(gotDact.subarray(rows * k).every(Number.isNaN), "dact past the batch untouched");
   }
 });
 
