@@ -9,9 +9,9 @@
  * compiles the pipelines in parallel and makes the bind groups. Nothing is
  * allocated while training.
  *
- * One training step is eight dispatches (see `encodeStep`; on GPUs layer
- * 3's input gradient joins the output layer's kernel and its weight
- * gradient is split in two): two fused forward
+ * One training step is seven dispatches (see `encodeStep`; layer 3's
+ * input gradient is computed by the output layer's kernel, and on GPUs
+ * layer 3's weight gradient is split in two): two fused forward
  * layers, the fused output layer + softmax + cross-entropy + gradient, and
  * the backward pass with the ReLU masks inside the input-gradient matmuls
  * and SGD folded into the weight-gradient matmuls. Each layer's input
