@@ -50,6 +50,7 @@ import {
   type MatmulVariant,
   shapeMultiplyAdds,
   specialize,
+  unrollLoops,
   variantByName,
   variantFits,
   VARIANTS,
@@ -108,8 +109,8 @@ export interface FastTrainerOptions {
    * How the small output-layer kernels are shaped (default: `"cpu"` on CPU
    * adapters, `"gpu"` on GPUs). Both fuse layer 3's input gradient into the
    * output layer's kernel. `"cpu"`: one row per invocation, W3 read from a
-   * uniform copy (`softmaxCrossEntropyGrad`), layer 3's weight gradient as a
-   * `registers-4x4` dispatch. `"gpu"`: 16 invocations per row
+   * uniform copy (`softmaxCrossEntropyGrad`), layer 3's weight gradient one
+   * row of W3 per invocation (`weightGradSgdRow`). `"gpu"`: 16 invocations per row
    * (`softmaxCrossEntropyGradRows`), layer 3's weight gradient split over
    * chunks of rows, then summed in order (`weightGradSgdSplit` +
    * `weightGradSgdSplitSum`).
@@ -252,7 +253,7 @@ export function slotShapes(sizes: readonly number[]): Record<Slot, MatmulShape> 
   };
 }
 
-/** The small layer-3 weight-gradient shape (registers-4x4 on CPU adapters; GPUs split it). */
+/** The small layer-3 weight-gradient shape (for its multiply-add count). */
 function smallShapes(sizes: number[]): { weightGrad3: MatmulShape } {
   const [, , n2, n3] = sizes;
   return { weightGrad3: { op: "weightGrad", k: n2, n: n3, aBytes: false } };
@@ -307,9 +308,9 @@ export async function createFastTrainer(
   // weight gradient to ~100 invocations looping over the batch (0.8 ms a
   // step on an H200, more than all the big matmuls); tiles use 1280 but
   // still loop over the whole batch in 8 workgroups (37 µs a step), so GPUs
-  // split that reduction over chunks of rows (see `smallKernels`).
+  // split that reduction over chunks of rows; CPU adapters give each of the
+  // 128 rows of W3 to one invocation (see `smallKernels`).
   const gpuSmall = (opts.smallKernels ?? (gpu.software ? "cpu" : "gpu")) === "gpu";
-  const smallVariant = variantByName("registers-4x4");
 
   const plan = {} as Plan;
   for (const slot of SLOTS) {
@@ -589,7 +590,6 @@ export async function createFastTrainer(
       if (variantFits(v, shapes[slot], maxRows, maxTextureRows)) want(slot, shapes[slot], v);
     }
   }
-  if (!gpuSmall) want("weightGrad3", small.weightGrad3, smallVariant);
   const headConsts = { K: n2, C: n3 };
   const splitConsts = { K: n2, N: n3, CHUNK: SPLIT_CHUNK };
   const optimizerKernel = optimizer.optimizer === "adam" ? "adamStep" : "momentumStep";
@@ -608,6 +608,17 @@ export async function createFastTrainer(
       : undefined,
     opts.shuffle ? compile("gatherRows images", gatherSource(n0 / 4), layouts.gather) : undefined,
     opts.shuffle ? compile("gatherRows labels", gatherSource(1), layouts.gather) : undefined,
+    gpuSmall ? undefined : compile(
+      "weightGrad3 row",
+      unrollLoops(
+        specialize(kernelSource("weightGradSgdRow"), {
+          K: n2,
+          N: n3,
+          UPDATE_IN_PLACE: !separateUpdate,
+        }),
+      ),
+      layouts.weightGrad,
+    ),
     gpuSmall
       ? compile(
         "weightGrad3 split",
@@ -633,6 +644,7 @@ export async function createFastTrainer(
     optimPipeline,
     gatherX,
     gatherY,
+    rowGradPipeline,
     splitPipeline,
     splitSumPipeline,
   ] = fixed;
@@ -918,14 +930,14 @@ export async function createFastTrainer(
         splitWidth * Math.ceil(rows / SPLIT_CHUNK),
       );
     } else {
-      dispatchSlot(
+      dispatch(
         rec,
-        "weightGrad3",
-        small.weightGrad3,
-        smallVariant,
+        "weightGrad3 row",
+        rowGradPipeline!,
         groups.weightGrad3,
         index,
-        rows,
+        [Math.ceil(n2 / 64), 1],
+        2 * shapeMultiplyAdds(small.weightGrad3, rows),
       );
       if (!separateUpdate) copyW3(rec);
     }

@@ -470,6 +470,52 @@ Deno.test("fast kernels: split-K weight gradient (chunks, then their sum) equals
   }
 });
 
+Deno.test("fast kernels: weightGradSgdRow (one row of W per invocation) equals the CPU", async () => {
+  // K not a multiple of the 64 invocations of a workgroup; the last partial batch (rows 13).
+  for (const [k, n] of [[12, 10], [7, 3], [130, 10]]) {
+    for (const rows of [1, 13, 70]) {
+      for (const inPlace of [true, false]) {
+        const lr = 0.5;
+        const a = randoms(rows * k, 41, 0.3);
+        const g = randoms(rows * n, 42);
+        const w = randoms(k * n, 43);
+        const b = randoms(n, 44);
+        const gw = matmulTransA(a, g, rows, k, n);
+        const gb = columnSums(g, rows, n);
+        const what = `row K${k} N${n} rows${rows}${inPlace ? "" : " (store)"}`;
+        const source = specialize(kernelSource("weightGradSgdRow"), {
+          K: k,
+          N: n,
+          UPDATE_IN_PLACE: inPlace,
+        });
+        const out = await runKernel(
+          what,
+          unrollLoops(source),
+          "weightGrad",
+          [
+            "step",
+            a,
+            { texture: new Float32Array(0), width: 1 },
+            g,
+            {
+              texture: new Float32Array(0),
+              width: 1,
+            },
+            w,
+            b,
+          ],
+          { start: 0, count: rows, lr },
+          [Math.ceil(k / 64), 1],
+        );
+        const wantW = inPlace ? w.map((x, i) => x - lr * gw[i]) : gw;
+        const wantB = inPlace ? b.map((x, i) => x - lr * gb[i]) : gb;
+        assertClose(new Float32Array(out.get(5)!), wantW, `${what} W`);
+        assertClose(new Float32Array(out.get(6)!), wantB, `${what} b`);
+      }
+    }
+  }
+});
+
 Deno.test("fast kernels: countCorrect counts (label, argmax) pairs like the CPU", async () => {
   const k = 16, c = 10, rows = 150, start = 4;
   const act = new Float32Array(relu(randoms((start + rows) * k, 14)));
