@@ -49,6 +49,7 @@ import {
   type MatmulShape,
   type MatmulVariant,
   shapeMultiplyAdds,
+  skipsZeroRows,
   specialize,
   unrollLoops,
   variantByName,
@@ -116,6 +117,12 @@ export interface FastTrainerOptions {
    * `weightGradSgdSplitSum`).
    */
   smallKernels?: "cpu" | "gpu";
+  /**
+   * Texture variants of layer 1's weight gradient skip, per block of pixels,
+   * the rows whose pixels there are all zero (`nonzeroRows.wgsl`; default
+   * true). Same sums bit for bit; `false` loops over every row.
+   */
+  skipZeroRows?: boolean;
 }
 
 /** Thrown by `runEpoch` when its `stop` callback asked to stop. */
@@ -173,8 +180,14 @@ const SPLIT_CHUNK = 32;
 /** Rows per workgroup of `softmaxCrossEntropyGradRows.wgsl` (its `ROWS`). */
 const HEAD_ROWS_PER_GROUP = 4;
 
-/** Rows the tuner screens every variant on (or the batch size, if smaller). */
-export const TUNE_SCREEN_ROWS = 16;
+/**
+ * Rows the tuner screens every variant on (or the batch size, if smaller):
+ * the largest block of rows a variant computes (texture-32x16), so that no
+ * variant is timed on rows it computes for nothing (on 16 rows, texture-32x16
+ * did twice its share of work and was at times screened out on llvmpipe,
+ * where it is the fastest on 500).
+ */
+export const TUNE_SCREEN_ROWS = 32;
 
 /** The fast trainer on one device; see the module doc. */
 export interface FastTrainer {
@@ -526,8 +539,18 @@ export async function createFastTrainer(
       "read",
       "rw",
     ]),
-    // weightGrad: step, A words, A texture, G, G texture, W, bias
-    weightGrad: layout("weightGrad layout", ["uniform", "read", "tex", "read", "tex", "rw", "rw"]),
+    // weightGrad: step, A words, A texture, G, G texture, W, bias, row lists (nonzeroRows)
+    weightGrad: layout("weightGrad layout", [
+      "uniform",
+      "read",
+      "tex",
+      "read",
+      "tex",
+      "rw",
+      "rw",
+      "read",
+    ]),
+    nonzeroRows: layout("nonzeroRows layout", ["uniform", "read", "rw"]),
     // head: step, act, W (CPU-shaped kernel: a uniform copy), b, labels, losses, ∂z, ∂act
     head: layout(`${headKernel} layout`, [
       "uniform",
@@ -569,17 +592,33 @@ export async function createFastTrainer(
       },
     });
   const opLayout = (s: MatmulShape) => s.op === "weightGrad" ? layouts.weightGrad : layouts.product;
-  const kernelOptions = { updateInPlace: !separateUpdate };
+  const kernelOptions = {
+    updateInPlace: !separateUpdate,
+    zeroRowLists: opts.skipZeroRows === false ? undefined : maxRows,
+  };
 
   // Pipelines per slot and variant: the plan's, plus any asked for (tuning).
   const variantPipelines = new Map<string, Promise<GPUComputePipeline>>();
   const pipelineKey = (slot: string, v: MatmulVariant) => `${slot}/${v.name}`;
+  // nonzeroRows per block size, for the variants that skip zero rows.
+  const nonzeroKey = (block: number) => `nonzeroRows/${block}`;
   const want = (slot: string, shape: MatmulShape, v: MatmulVariant) => {
     const key = pipelineKey(slot, v);
     if (!variantPipelines.has(key)) {
       variantPipelines.set(
         key,
         compile(`${slot} ${v.name}`, variantSource(shape, v, kernelOptions), opLayout(shape)),
+      );
+    }
+    const block = v.block[0];
+    if (skipsZeroRows(shape, v, kernelOptions) && !variantPipelines.has(nonzeroKey(block))) {
+      variantPipelines.set(
+        nonzeroKey(block),
+        compile(
+          `nonzeroRows ${block}`,
+          specialize(kernelSource("nonzeroRows"), { K: shape.k, BLOCK: block, MAX_ROWS: maxRows }),
+          layouts.nonzeroRows,
+        ),
       );
     }
   };
@@ -677,6 +716,13 @@ export async function createFastTrainer(
       })),
     });
   const [w1, w2, w3] = weights;
+  // Per block of 16 or more pixels, a count and up to maxRows rows (nonzeroRows.wgsl).
+  const rowLists = buffer(
+    `layer-1 rows with nonzero pixels [${Math.ceil(n0 / 16)}][1 + ${maxRows}]`,
+    Math.ceil(n0 / 16) * (maxRows + 1) * 4,
+    S,
+  );
+  const dummyStorage = buffer("unused storage slot", 16, S);
   // The CPU-shaped head kernel reads W3 from a uniform copy, refreshed after each update of W3.
   const w3Copy = gpuSmall ? undefined : buffer(
     `W3 uniform copy [${n2}][${n3}]`,
@@ -732,6 +778,7 @@ export async function createFastTrainer(
       dummyTex,
       gw3,
       gb3,
+      dummyStorage,
     ]),
     inputGrad2: bindGroup("inputGrad2 bind group", layouts.product, [
       steps,
@@ -750,6 +797,7 @@ export async function createFastTrainer(
       dz2Tex,
       gw2,
       gb2,
+      dummyStorage,
     ]),
     weightGrad1: bindGroup("weightGrad1 bind group", layouts.weightGrad, [
       steps,
@@ -759,6 +807,12 @@ export async function createFastTrainer(
       dz1Tex,
       gw1,
       gb1,
+      rowLists,
+    ]),
+    nonzeroRows: bindGroup("nonzeroRows bind group", layouts.nonzeroRows, [
+      steps,
+      trainXOrdered,
+      rowLists,
     ]),
     weightGrad3Split: splitPartials
       ? bindGroup("weightGrad3 split bind group", layouts.splitGrad, [
@@ -848,7 +902,18 @@ export async function createFastTrainer(
     group: GPUBindGroup,
     stepIndex: number,
     rows: number,
-  ) =>
+  ) => {
+    if (skipsZeroRows(shape, v, kernelOptions)) {
+      // The lists of rows with a nonzero pixel in each block of the weight gradient's rows.
+      const block = v.block[0];
+      const lists = compiled.get(nonzeroKey(block));
+      if (!lists) throw new Error(`no pipeline compiled for nonzeroRows ${block}`);
+      const blocks = Math.ceil(shape.k / block);
+      dispatch(rec, "nonzeroRows", lists, groups.nonzeroRows, stepIndex, [
+        Math.ceil(blocks / 8),
+        1,
+      ], 0);
+    }
     dispatch(
       rec,
       `${slot} ${v.name}`,
@@ -858,6 +923,7 @@ export async function createFastTrainer(
       dispatchSize(shape, v, rows),
       2 * shapeMultiplyAdds(shape, rows),
     );
+  };
   /** Refreshes the uniform copy of W3 (CPU-shaped head kernel only) after W3 changed. */
   const copyW3 = (rec: Recorder) => {
     if (w3Copy) outsidePass(rec).copyBufferToBuffer(w3.buffer, w3.offset, w3Copy, 0, n2 * n3 * 4);

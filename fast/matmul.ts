@@ -129,6 +129,23 @@ export interface KernelOptions {
    * store the gradients for a separate optimiser step (`false`).
    */
   updateInPlace?: boolean;
+  /**
+   * `weightGrad` on image bytes, texture family: loop over the per-block
+   * lists of rows with a nonzero pixel that `nonzeroRows.wgsl` writes, for
+   * batches of up to this many rows (see `skipsZeroRows`). Unset: every row.
+   */
+  zeroRowLists?: number;
+}
+
+/**
+ * Whether `v` on `shape`, given `opts`, skips the rows whose pixels in its
+ * block are all zero (and so needs `nonzeroRows` run before it, with
+ * `BLOCK` = its block rows): texture weight gradients of image bytes whose
+ * K and block rows are multiples of 16.
+ */
+export function skipsZeroRows(shape: MatmulShape, v: MatmulVariant, opts: KernelOptions): boolean {
+  return opts.zeroRowLists !== undefined && v.family === "texture" &&
+    shape.op === "weightGrad" && shape.aBytes && shape.k % 16 === 0 && v.block[0] % 16 === 0;
 }
 
 /** The `const` values a variant's kernel file is compiled with for `shape`. */
@@ -147,7 +164,11 @@ export function kernelConstants(
   } else if (v.family === "texture") {
     if (shape.op === "forward") Object.assign(c, { RM: b0, NV: b1 / 4 });
     else if (shape.op === "inputGrad") Object.assign(c, { RM: b0, RN: b1 });
-    else Object.assign(c, { RI: b0, JV: b1 / 4 });
+    else {
+      const skip = skipsZeroRows(shape, v, opts);
+      Object.assign(c, { RI: b0, JV: b1 / 4, SKIP_ZERO_ROWS: skip });
+      if (skip) c.MAX_ROWS = opts.zeroRowLists!;
+    }
   }
   return c;
 }
@@ -315,9 +336,10 @@ export function defaultVariant(
 /**
  * Version of the kernels for the tuning cache: raise it when a kernel's speed
  * changes, so that choices timed on the old kernels are not reused (version
- * 2: 16 values of k per trip and unrolled loops in the texture kernels).
+ * 2: 16 values of k per trip and unrolled loops in the texture kernels;
+ * 3: the texture weight gradient of image bytes skips all-zero rows).
  */
-export const KERNELS_VERSION = 2;
+export const KERNELS_VERSION = 3;
 
 /** A string naming `shape` at `rows` rows, for the tuning cache. */
 export function shapeKey(shape: MatmulShape, rows: number): string {

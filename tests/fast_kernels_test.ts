@@ -49,7 +49,8 @@ type Resource = Float32Array | Uint32Array | { texture: Float32Array; width: num
 
 const LAYOUTS: Record<string, Kind[]> = {
   product: ["uniform", "read", "tex", "read", "tex", "read", "rw"],
-  weightGrad: ["uniform", "read", "tex", "read", "tex", "rw", "rw"],
+  weightGrad: ["uniform", "read", "tex", "read", "tex", "rw", "rw", "read"],
+  nonzeroRows: ["uniform", "read", "rw"],
   head: ["uniform", "read", "ubo", "read", "read", "rw", "rw", "rw"],
   headRows: ["uniform", "read", "read", "read", "read", "rw", "rw", "rw"],
   count: ["uniform", "read", "read", "read", "read", "rw"],
@@ -101,7 +102,8 @@ function compiled(label: string, code: string, layoutName: keyof typeof LAYOUTS)
 /**
  * Runs `code` once with the bindings in `resources` (by binding number),
  * the uniform `Step {start, count, lr}` at a dynamic offset of 256, and
- * returns the contents of every read-write buffer afterwards. With lists of
+ * returns the contents of every read-write buffer afterwards. Bindings past
+ * the end of `resources` get a small zeroed buffer. With lists of
  * codes and workgroup counts, runs each kernel in turn on the same bindings,
  * in one compute pass (as the engine does).
  */
@@ -130,7 +132,8 @@ async function runKernel(
   });
   device.queue.writeBuffer(stepBuf, 0, stepData);
   const rwBuffers = new Map<number, GPUBuffer>();
-  const entries: GPUBindGroupEntry[] = resources.map((r, binding) => {
+  const all = kinds.map((_, binding) => resources[binding] ?? new Uint32Array(4));
+  const entries: GPUBindGroupEntry[] = all.map((r, binding) => {
     if (r === "step") return { binding, resource: { buffer: stepBuf, size: 16 } };
     if (r instanceof Float32Array || r instanceof Uint32Array) {
       const ubo = kinds[binding] === "ubo";
@@ -344,6 +347,142 @@ for (const v of VARIANTS) {
       assertClose(new Float32Array(out.get(5)!), wantW, `${label(v, c)} W`);
       assertClose(new Float32Array(out.get(6)!), wantB, `${label(v, c)} b`);
     }
+  });
+}
+
+/**
+ * Image bytes where about half of the 16-pixel groups of each row are all
+ * zero (as the background of a digit is), the rest random as `randomBytes`.
+ */
+function sparseBytes(n: number, k: number, seed: number): Uint8Array {
+  const rand = mulberry32(seed);
+  const out = randomBytes(n * k, seed + 1);
+  for (let r = 0; r < n; r++) {
+    for (let g = 0; g < k; g += 16) if (rand() < 0.5) out.fill(0, r * k + g, r * k + g + 16);
+  }
+  return out;
+}
+
+/**
+ * CPU reference of nonzeroRows.wgsl: for each block of `block` pixels, the
+ * rows `r < count` of the images from `start` with a nonzero pixel there
+ * (block 0: every row), as `[count, rows…]` at strides of `1 + maxRows`.
+ */
+function nonzeroRowLists(
+  bytes: Uint8Array,
+  start: number,
+  count: number,
+  k: number,
+  block: number,
+  maxRows: number,
+): Uint32Array {
+  const blocks = Math.ceil(k / block);
+  const out = new Uint32Array(blocks * (1 + maxRows));
+  for (let b = 0; b < blocks; b++) {
+    let n = 0;
+    for (let r = 0; r < count; r++) {
+      const at = (start + r) * k;
+      const row = bytes.subarray(at + b * block, at + Math.min((b + 1) * block, k));
+      if (b === 0 || row.some((x) => x !== 0)) out[b * (1 + maxRows) + 1 + n++] = r;
+    }
+    out[b * (1 + maxRows)] = n;
+  }
+  return out;
+}
+
+Deno.test("fast kernels: nonzeroRows lists the rows with a nonzero pixel per block", async () => {
+  const maxRows = 40;
+  for (const k of [48, 784]) {
+    for (const block of [16, 32]) {
+      for (const [rows, start] of [[13, 3], [1, 0], [37, 2]]) {
+        const bytes = sparseBytes(start + rows + 1, k, 51);
+        const what = `nonzeroRows K${k} block${block} rows${rows}`;
+        const out = await runKernel(
+          what,
+          specialize(kernelSource("nonzeroRows"), { K: k, BLOCK: block, MAX_ROWS: maxRows }),
+          "nonzeroRows",
+          ["step", new Uint32Array(bytes.buffer), new Uint32Array(Math.ceil(k / 16) * 41)],
+          { start, count: rows, lr: 0 },
+          [Math.ceil(Math.ceil(k / block) / 8), 1],
+        );
+        const got = new Uint32Array(out.get(2)!);
+        const want = nonzeroRowLists(bytes, start, rows, k, block, maxRows);
+        let skipped = 0;
+        for (let b = 0; b < Math.ceil(k / block); b++) {
+          const at = b * (1 + maxRows);
+          const n = want[at];
+          skipped += rows - n;
+          assert.deepEqual(
+            [...got.subarray(at, at + 1 + n)],
+            [...want.subarray(at, at + 1 + n)],
+            `${what} block ${b}`,
+          );
+        }
+        if (rows > 1) assert.ok(skipped > 0, `${what}: the data should have rows to skip`);
+      }
+    }
+  }
+});
+
+for (const v of VARIANTS.filter((v) => v.family === "texture" && v.block[0] % 16 === 0)) {
+  Deno.test(`fast kernels: weight gradient skipping zero rows, ${v.name}`, async () => {
+    // K = 48 is 3 groups of 16 pixels: with 32-row blocks the second block is partial.
+    const maxRows = 40;
+    for (const k of [48, 64]) {
+      for (const [rows, start] of [[13, 3], [1, 0], [37, 2]]) {
+        const n = 20;
+        const shape: MatmulShape = { op: "weightGrad", k, n, aBytes: true };
+        const lr = 0.5;
+        const bytes = sparseBytes(start + rows + 1, k, 61);
+        const a = Float32Array.from(bytes.subarray(start * k, (start + rows) * k), (x) => x / 255);
+        const g = randoms(rows * n, 62);
+        const w = randoms(k * n, 63);
+        const b = randoms(n, 64);
+        const gw = matmulTransA(a, g, rows, k, n);
+        const gb = columnSums(g, rows, n);
+        const what = `${v.name} skipping zero rows K${k} rows${rows}`;
+        const out = await runKernel(
+          what,
+          variantSource(shape, v, { zeroRowLists: maxRows }),
+          "weightGrad",
+          [
+            "step",
+            new Uint32Array(bytes.buffer),
+            { texture: new Float32Array(0), width: 1 },
+            g,
+            { texture: g, width: n / 4 },
+            w,
+            b,
+            nonzeroRowLists(bytes, start, rows, k, v.block[0], maxRows),
+          ],
+          { start, count: rows, lr },
+          dispatchSize(shape, v, rows),
+        );
+        assertClose(new Float32Array(out.get(5)!), w.map((x, i) => x - lr * gw[i]), `${what} W`);
+        assertClose(new Float32Array(out.get(6)!), b.map((x, i) => x - lr * gb[i]), `${what} b`);
+      }
+    }
+    // Empty lists: the kernel takes its rows from them, so nothing changes.
+    const shape: MatmulShape = { op: "weightGrad", k: 48, n: 20, aBytes: true };
+    const w = randoms(48 * 20, 65);
+    const out = await runKernel(
+      `${v.name} empty row lists`,
+      variantSource(shape, v, { zeroRowLists: maxRows }),
+      "weightGrad",
+      [
+        "step",
+        new Uint32Array(sparseBytes(8, 48, 66).buffer),
+        { texture: new Float32Array(0), width: 1 },
+        randoms(8 * 20, 67),
+        { texture: randoms(8 * 20, 67), width: 5 },
+        w,
+        randoms(20, 68),
+        new Uint32Array(3 * (1 + maxRows)),
+      ],
+      { start: 0, count: 8, lr: 0.5 },
+      dispatchSize(shape, v, 8),
+    );
+    assert.deepEqual(new Float32Array(out.get(5)!), w);
   });
 }
 

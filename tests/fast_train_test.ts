@@ -132,6 +132,39 @@ for (const v of VARIANTS.filter((v) => v.name !== "texture-32x16")) {
   });
 }
 
+Deno.test("fast: skipping all-zero pixel blocks in layer 1's weight gradient changes no bit", async () => {
+  // Digit-like images: the top and bottom 5 pixel rows blank (as MNIST's border), so about a
+  // third of the (image, block) pairs of layer 1's weight gradient have nothing to add.
+  const data = engineData(45, 4, 13);
+  for (let i = 0; i < data.nTrain; i++) {
+    data.trainImages.fill(0, i * 784, i * 784 + 140);
+    data.trainImages.fill(0, i * 784 + 644, (i + 1) * 784);
+  }
+  const plan = Object.fromEntries(SLOTS.map((s) => [s, "texture-16x16"]));
+  const params = initParams(1337);
+  const cpu = cloneParams(params);
+  cpuSteps(cpu, data, 16, 0.05, 0, 3);
+  const got: MlpParams[] = [];
+  for (const skipZeroRows of [true, false]) {
+    const trainer = await createFastTrainer(gpu, params, data, {
+      batchSize: 16,
+      lr: 0.05,
+      plan,
+      skipZeroRows,
+    });
+    try {
+      trainer.runSteps(0, 3);
+      got.push(await trainer.readParams());
+    } finally {
+      trainer.destroy();
+    }
+  }
+  const rel = maxRelDiff(got[0], cpu);
+  assert.ok(rel < 1e-4, `params differ from the CPU reference by ${rel} (relative)`);
+  assert.deepEqual(got[0].weights, got[1].weights);
+  assert.deepEqual(got[0].biases, got[1].biases);
+});
+
 Deno.test("fast: GPU-shaped output layer (16 lanes a row, ∂z2 fused, split-K ∂W3) equals the CPU", async () => {
   // What GPUs run by default, forced on this CPU adapter: batches of 70 are
   // three chunks of the split (32, 32, 6); then a partial batch and a batch of one.

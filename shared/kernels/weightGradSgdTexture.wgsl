@@ -16,6 +16,9 @@
 // the cores). Needs K, N, RI multiples of 4. The image buffer is bound as
 // vec4u: its size must be a multiple of 16 bytes (the engine's are: 784 bytes
 // an image).
+// SKIP_ZERO_ROWS (bytes only, needs A_VEC): the rows come from the lists of
+// nonzeroRows.wgsl, which leave out the rows whose pixels in this block of
+// RI = BLOCK values of k are all zero (their terms are exact zeros).
 
 struct Step {
   start: u32,
@@ -32,6 +35,8 @@ const A_BYTES = true;
 // false: w and bias are gradient buffers; ∂W and ∂b are written as they are,
 // for an optimiser step (momentumStep.wgsl, adamStep.wgsl) after the backward pass.
 const UPDATE_IN_PLACE = true;
+const SKIP_ZERO_ROWS = false;
+const MAX_ROWS = 500u; // rows per list (SKIP_ZERO_ROWS)
 
 const RI4 = RI / 4u; // A values per row in groups of 4
 // Bytes read as vec4u (16 pixels): needs 16-byte aligned rows and blocks.
@@ -43,6 +48,7 @@ const A_VEC = A_BYTES && K % 16u == 0u && RI % 16u == 0u;
 @group(0) @binding(4) var gTex: texture_2d<f32>;
 @group(0) @binding(5) var<storage, read_write> w: array<vec4f>;
 @group(0) @binding(6) var<storage, read_write> bias: array<vec4f>;
+@group(0) @binding(7) var<storage, read> rowList: array<u32>;
 
 // A[row, 4·k4 .. 4·k4+3] ÷ A_SCALE: for bytes the pixel values 0..255 as they
 // are; the ÷ 255 is applied once to the sums (a divide per pixel and row
@@ -67,7 +73,17 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   }
   var acc: array<array<vec4f, JV>, RI>;
   var gsum: array<vec4f, JV>;
-  for (var r = 0u; r < step.count; r++) {
+  // This block's list: a count, then the rows (block 0 lists every row, for ∂b).
+  let listAt = gid.y * (MAX_ROWS + 1u);
+  var rows = step.count;
+  if (SKIP_ZERO_ROWS) {
+    rows = rowList[listAt];
+  }
+  for (var n = 0u; n < rows; n++) {
+    var r = n;
+    if (SKIP_ZERO_ROWS) {
+      r = rowList[listAt + 1u + n];
+    }
     var g: array<vec4f, JV>;
     // unroll
     for (var j = 0u; j < JV; j++) {

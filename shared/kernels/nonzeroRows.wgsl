@@ -1,0 +1,54 @@
+// nonzeroRows: for each block b of BLOCK pixels (k in b·BLOCK .. b·BLOCK + BLOCK − 1),
+//   the rows of the batch that have a pixel there that is not zero:
+//   list[b] = count n, then the rows r < step.count (in increasing order) with
+//             x[start + r, k] ≠ 0 for some k of the block; block 0 lists every row.
+//   x: packed image bytes (16 pixels per vec4u), list: [blocks][1 + MAX_ROWS]
+// Most of an MNIST image is background: in about 30% of (image, 32-pixel
+// block) pairs every pixel is zero, and those rows add nothing to that block
+// of the layer-1 weight gradient, ∂W1[k, n] = Σ_r x[r, k] · ∂z1[r, n]. The
+// texture weight-gradient kernel (weightGradSgdTexture.wgsl, SKIP_ZERO_ROWS)
+// loops over these lists instead of all rows. Skipped terms are exact zeros
+// and the rows keep their order, so the sums are bit for bit those of the
+// full loop. Block 0 keeps every row because its invocations also sum ∂b1
+// over the batch. One invocation per block, scanning the batch in order.
+// Needs K and BLOCK multiples of 16.
+
+struct Step {
+  start: u32,
+  count: u32,
+  lr: f32,
+  _pad: u32,
+}
+
+const K = 784u;
+const BLOCK = 32u;
+const MAX_ROWS = 500u;
+
+const K16 = K / 16u; // vec4u (16 pixels) per image
+const BLOCKS = (K + BLOCK - 1u) / BLOCK;
+
+@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(1) var<storage, read> x: array<vec4u>;
+@group(0) @binding(2) var<storage, read_write> list: array<u32>;
+
+@compute @workgroup_size(8)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let b = gid.x;
+  if (b >= BLOCKS) {
+    return;
+  }
+  let at = b * (MAX_ROWS + 1u);
+  var n = 0u;
+  for (var r = 0u; r < step.count; r++) {
+    var nonzero = b == 0u;
+    for (var t = 0u; t < BLOCK / 16u; t++) {
+      // The last block may hold fewer than BLOCK pixels: its extra groups re-read its last one.
+      let v = x[(step.start + r) * K16 + min(b * (BLOCK / 16u) + t, K16 - 1u)];
+      nonzero = nonzero || any(v != vec4u(0u));
+    }
+    // Written whatever the test; only kept (n advances) for a row with a pixel.
+    list[at + 1u + n] = r;
+    n += select(0u, 1u, nonzero);
+  }
+  list[at] = n;
+}
