@@ -49,6 +49,7 @@ import {
   type MatmulShape,
   type MatmulVariant,
   shapeMultiplyAdds,
+  skipsZeroGroups,
   skipsZeroRows,
   specialize,
   unrollLoops,
@@ -118,11 +119,13 @@ export interface FastTrainerOptions {
    */
   smallKernels?: "cpu" | "gpu";
   /**
-   * Texture variants of layer 1's weight gradient skip, per block of pixels,
-   * the rows whose pixels there are all zero (`nonzeroRows.wgsl`; default
-   * true). Same sums bit for bit; `false` loops over every row.
+   * Texture variants of layer 1 leave out work on all-zero pixels (default
+   * true): the weight gradient, per block of pixels, the rows whose pixels
+   * there are all zero (`nonzeroRows.wgsl`); the forward kernel, per block
+   * of rows, the groups of 16 pixels that are zero in all of them
+   * (`nonzeroGroups.wgsl`). Same sums bit for bit; `false` does all the work.
    */
-  skipZeroRows?: boolean;
+  skipZeros?: boolean;
 }
 
 /** Thrown by `runEpoch` when its `stop` callback asked to stop. */
@@ -529,7 +532,8 @@ export async function createFastTrainer(
       })) as GPUBindGroupLayoutEntry[],
     });
   const layouts = {
-    // forward and inputGrad: step, A/G words, A/G texture, W, W texture, bias/act, out
+    // forward and inputGrad: step, A/G words, A/G texture, W, W texture, bias/act, out,
+    // lists of groups of pixels (nonzeroGroups)
     product: layout("forward/inputGrad layout", [
       "uniform",
       "read",
@@ -538,6 +542,7 @@ export async function createFastTrainer(
       "tex",
       "read",
       "rw",
+      "read",
     ]),
     // weightGrad: step, A words, A texture, G, G texture, W, bias, row lists (nonzeroRows)
     weightGrad: layout("weightGrad layout", [
@@ -550,7 +555,8 @@ export async function createFastTrainer(
       "rw",
       "read",
     ]),
-    nonzeroRows: layout("nonzeroRows layout", ["uniform", "read", "rw"]),
+    // nonzeroRows and nonzeroGroups: step, image bytes, lists
+    nonzero: layout("nonzeroRows/nonzeroGroups layout", ["uniform", "read", "rw"]),
     // head: step, act, W (CPU-shaped kernel: a uniform copy), b, labels, losses, ∂z, ∂act
     head: layout(`${headKernel} layout`, [
       "uniform",
@@ -594,14 +600,19 @@ export async function createFastTrainer(
   const opLayout = (s: MatmulShape) => s.op === "weightGrad" ? layouts.weightGrad : layouts.product;
   const kernelOptions = {
     updateInPlace: !separateUpdate,
-    zeroRowLists: opts.skipZeroRows === false ? undefined : maxRows,
+    zeroLists: opts.skipZeros === false ? undefined : { maxRows },
   };
 
   // Pipelines per slot and variant: the plan's, plus any asked for (tuning).
   const variantPipelines = new Map<string, Promise<GPUComputePipeline>>();
   const pipelineKey = (slot: string, v: MatmulVariant) => `${slot}/${v.name}`;
-  // nonzeroRows per block size, for the variants that skip zero rows.
-  const nonzeroKey = (block: number) => `nonzeroRows/${block}`;
+  // nonzeroRows/nonzeroGroups per block size, for the variants that skip zeros.
+  const listKernel = (shape: MatmulShape, v: MatmulVariant) =>
+    skipsZeroRows(shape, v, kernelOptions)
+      ? `nonzeroRows ${v.block[0]}`
+      : skipsZeroGroups(shape, v, kernelOptions)
+      ? `nonzeroGroups ${v.block[0]}`
+      : undefined;
   const want = (slot: string, shape: MatmulShape, v: MatmulVariant) => {
     const key = pipelineKey(slot, v);
     if (!variantPipelines.has(key)) {
@@ -610,15 +621,15 @@ export async function createFastTrainer(
         compile(`${slot} ${v.name}`, variantSource(shape, v, kernelOptions), opLayout(shape)),
       );
     }
-    const block = v.block[0];
-    if (skipsZeroRows(shape, v, kernelOptions) && !variantPipelines.has(nonzeroKey(block))) {
+    const lists = listKernel(shape, v);
+    if (lists && !variantPipelines.has(lists)) {
+      const consts: Record<string, number> = skipsZeroRows(shape, v, kernelOptions)
+        ? { K: shape.k, BLOCK: v.block[0], MAX_ROWS: maxRows }
+        : { K: shape.k, ROWS: v.block[0] };
+      const name = lists.split(" ")[0];
       variantPipelines.set(
-        nonzeroKey(block),
-        compile(
-          `nonzeroRows ${block}`,
-          specialize(kernelSource("nonzeroRows"), { K: shape.k, BLOCK: block, MAX_ROWS: maxRows }),
-          layouts.nonzeroRows,
-        ),
+        lists,
+        compile(lists, specialize(kernelSource(name), consts), layouts.nonzero),
       );
     }
   };
@@ -722,6 +733,12 @@ export async function createFastTrainer(
     Math.ceil(n0 / 16) * (maxRows + 1) * 4,
     S,
   );
+  // Per block of 8 or more rows, a count and up to n0/16 groups (nonzeroGroups.wgsl).
+  const groupLists = buffer(
+    `layer-1 groups of 16 pixels not all zero [${Math.ceil(maxRows / 8)}][1 + ${n0 / 16}]`,
+    Math.ceil(maxRows / 8) * (1 + Math.floor(n0 / 16)) * 4,
+    S,
+  );
   const dummyStorage = buffer("unused storage slot", 16, S);
   // The CPU-shaped head kernel reads W3 from a uniform copy, refreshed after each update of W3.
   const w3Copy = gpuSmall ? undefined : buffer(
@@ -741,6 +758,7 @@ export async function createFastTrainer(
       w1Tex,
       b1,
       a1,
+      groupLists,
     ]),
     forward1Test: bindGroup("forward1 test bind group", layouts.product, [
       steps,
@@ -750,6 +768,7 @@ export async function createFastTrainer(
       w1Tex,
       b1,
       a1,
+      groupLists,
     ]),
     forward2: bindGroup("forward2 bind group", layouts.product, [
       steps,
@@ -759,6 +778,7 @@ export async function createFastTrainer(
       w2Tex,
       b2,
       a2,
+      dummyStorage,
     ]),
     head: bindGroup("head bind group", layouts.head, [
       steps,
@@ -788,6 +808,7 @@ export async function createFastTrainer(
       w2Tex,
       a1,
       dz1,
+      dummyStorage,
     ]),
     weightGrad2: bindGroup("weightGrad2 bind group", layouts.weightGrad, [
       steps,
@@ -809,10 +830,20 @@ export async function createFastTrainer(
       gb1,
       rowLists,
     ]),
-    nonzeroRows: bindGroup("nonzeroRows bind group", layouts.nonzeroRows, [
+    nonzeroRows: bindGroup("nonzeroRows bind group", layouts.nonzero, [
       steps,
       trainXOrdered,
       rowLists,
+    ]),
+    nonzeroGroups: bindGroup("nonzeroGroups bind group", layouts.nonzero, [
+      steps,
+      trainXOrdered,
+      groupLists,
+    ]),
+    nonzeroGroupsTest: bindGroup("nonzeroGroups test bind group", layouts.nonzero, [
+      steps,
+      testX,
+      groupLists,
     ]),
     weightGrad3Split: splitPartials
       ? bindGroup("weightGrad3 split bind group", layouts.splitGrad, [
@@ -902,17 +933,22 @@ export async function createFastTrainer(
     group: GPUBindGroup,
     stepIndex: number,
     rows: number,
+    test = false,
   ) => {
-    if (skipsZeroRows(shape, v, kernelOptions)) {
-      // The lists of rows with a nonzero pixel in each block of the weight gradient's rows.
-      const block = v.block[0];
-      const lists = compiled.get(nonzeroKey(block));
-      if (!lists) throw new Error(`no pipeline compiled for nonzeroRows ${block}`);
-      const blocks = Math.ceil(shape.k / block);
-      dispatch(rec, "nonzeroRows", lists, groups.nonzeroRows, stepIndex, [
-        Math.ceil(blocks / 8),
-        1,
-      ], 0);
+    const lists = listKernel(shape, v);
+    if (lists) {
+      // Where the pixels are not all zero: rows per block of k (weight gradient), groups of 16
+      // pixels per block of rows (forward), for the kernel that follows.
+      const pipeline = compiled.get(lists);
+      if (!pipeline) throw new Error(`no pipeline compiled for ${lists}`);
+      const [kernel, group, blocks] = skipsZeroRows(shape, v, kernelOptions)
+        ? ["nonzeroRows", groups.nonzeroRows, Math.ceil(shape.k / v.block[0])]
+        : [
+          "nonzeroGroups",
+          test ? groups.nonzeroGroupsTest : groups.nonzeroGroups,
+          Math.ceil(rows / v.block[0]),
+        ];
+      dispatch(rec, kernel, pipeline, group, stepIndex, [Math.ceil(blocks / 8), 1], 0);
     }
     dispatch(
       rec,
@@ -1156,6 +1192,7 @@ export async function createFastTrainer(
           groups.forward1Test,
           stepIndex,
           rows,
+          true,
         );
         if (usesTex("forward2")) copyToTexture(rec, a1, a1Tex, n1, rows);
         dispatchSlot(

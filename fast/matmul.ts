@@ -130,11 +130,12 @@ export interface KernelOptions {
    */
   updateInPlace?: boolean;
   /**
-   * `weightGrad` on image bytes, texture family: loop over the per-block
-   * lists of rows with a nonzero pixel that `nonzeroRows.wgsl` writes, for
-   * batches of up to this many rows (see `skipsZeroRows`). Unset: every row.
+   * Texture variants on image bytes: leave out the work on pixels that are
+   * all zero, going by the lists that `nonzeroRows.wgsl` (weight gradient:
+   * lists of up to `maxRows` rows) and `nonzeroGroups.wgsl` (forward) write
+   * just before (see `skipsZeroRows`, `skipsZeroGroups`). Unset: no lists.
    */
-  zeroRowLists?: number;
+  zeroLists?: { maxRows: number };
 }
 
 /**
@@ -144,8 +145,23 @@ export interface KernelOptions {
  * K and block rows are multiples of 16.
  */
 export function skipsZeroRows(shape: MatmulShape, v: MatmulVariant, opts: KernelOptions): boolean {
-  return opts.zeroRowLists !== undefined && v.family === "texture" &&
+  return opts.zeroLists !== undefined && v.family === "texture" &&
     shape.op === "weightGrad" && shape.aBytes && shape.k % 16 === 0 && v.block[0] % 16 === 0;
+}
+
+/**
+ * Whether `v` on `shape`, given `opts`, skips the groups of 16 pixels that
+ * are zero in every row of its block (and so needs `nonzeroGroups` run
+ * before it, with `ROWS` = its block rows): texture forward kernels of
+ * image bytes.
+ */
+export function skipsZeroGroups(
+  shape: MatmulShape,
+  v: MatmulVariant,
+  opts: KernelOptions,
+): boolean {
+  return opts.zeroLists !== undefined && v.family === "texture" && shape.op === "forward" &&
+    shape.aBytes && shape.k % 16 === 0;
 }
 
 /** The `const` values a variant's kernel file is compiled with for `shape`. */
@@ -162,12 +178,13 @@ export function kernelConstants(
     if (shape.op === "weightGrad") Object.assign(c, { RI: b0, RJ: b1 });
     else Object.assign(c, { RM: b0, RN: b1 });
   } else if (v.family === "texture") {
-    if (shape.op === "forward") Object.assign(c, { RM: b0, NV: b1 / 4 });
-    else if (shape.op === "inputGrad") Object.assign(c, { RM: b0, RN: b1 });
+    if (shape.op === "forward") {
+      Object.assign(c, { RM: b0, NV: b1 / 4, SKIP_ZERO_GROUPS: skipsZeroGroups(shape, v, opts) });
+    } else if (shape.op === "inputGrad") Object.assign(c, { RM: b0, RN: b1 });
     else {
       const skip = skipsZeroRows(shape, v, opts);
       Object.assign(c, { RI: b0, JV: b1 / 4, SKIP_ZERO_ROWS: skip });
-      if (skip) c.MAX_ROWS = opts.zeroRowLists!;
+      if (skip) c.MAX_ROWS = opts.zeroLists!.maxRows;
     }
   }
   return c;
@@ -337,9 +354,10 @@ export function defaultVariant(
  * Version of the kernels for the tuning cache: raise it when a kernel's speed
  * changes, so that choices timed on the old kernels are not reused (version
  * 2: 16 values of k per trip and unrolled loops in the texture kernels;
- * 3: the texture weight gradient of image bytes skips all-zero rows).
+ * 3: the texture weight gradient of image bytes skips all-zero rows; 4: the
+ * texture forward kernel of image bytes skips all-zero groups of pixels).
  */
-export const KERNELS_VERSION = 3;
+export const KERNELS_VERSION = 4;
 
 /** A string naming `shape` at `rows` rows, for the tuning cache. */
 export function shapeKey(shape: MatmulShape, rows: number): string {

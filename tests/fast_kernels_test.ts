@@ -48,9 +48,9 @@ type Kind = "uniform" | "ubo" | "read" | "rw" | "tex";
 type Resource = Float32Array | Uint32Array | { texture: Float32Array; width: number } | "step";
 
 const LAYOUTS: Record<string, Kind[]> = {
-  product: ["uniform", "read", "tex", "read", "tex", "read", "rw"],
+  product: ["uniform", "read", "tex", "read", "tex", "read", "rw", "read"],
   weightGrad: ["uniform", "read", "tex", "read", "tex", "rw", "rw", "read"],
-  nonzeroRows: ["uniform", "read", "rw"],
+  nonzero: ["uniform", "read", "rw"],
   head: ["uniform", "read", "ubo", "read", "read", "rw", "rw", "rw"],
   headRows: ["uniform", "read", "read", "read", "read", "rw", "rw", "rw"],
   count: ["uniform", "read", "read", "read", "read", "rw"],
@@ -400,7 +400,7 @@ Deno.test("fast kernels: nonzeroRows lists the rows with a nonzero pixel per blo
         const out = await runKernel(
           what,
           specialize(kernelSource("nonzeroRows"), { K: k, BLOCK: block, MAX_ROWS: maxRows }),
-          "nonzeroRows",
+          "nonzero",
           ["step", new Uint32Array(bytes.buffer), new Uint32Array(Math.ceil(k / 16) * 41)],
           { start, count: rows, lr: 0 },
           [Math.ceil(Math.ceil(k / block) / 8), 1],
@@ -424,6 +424,130 @@ Deno.test("fast kernels: nonzeroRows lists the rows with a nonzero pixel per blo
   }
 });
 
+/**
+ * CPU reference of nonzeroGroups.wgsl: for each block of `rowsPerBlock` rows
+ * of the images from `start` (up to `count` rows), the groups of 16 pixels
+ * where one of its rows has a nonzero pixel, as `[count, groups…]` at
+ * strides of `1 + k / 16`.
+ */
+function nonzeroGroupLists(
+  bytes: Uint8Array,
+  start: number,
+  count: number,
+  k: number,
+  rowsPerBlock: number,
+): Uint32Array {
+  const blocks = Math.ceil(count / rowsPerBlock), stride = 1 + k / 16;
+  const out = new Uint32Array(Math.max(1, blocks) * stride);
+  for (let b = 0; b < blocks; b++) {
+    let n = 0;
+    for (let g = 0; g < k / 16; g++) {
+      let nonzero = false;
+      for (let r = b * rowsPerBlock; r < Math.min((b + 1) * rowsPerBlock, count); r++) {
+        const at = (start + r) * k + 16 * g;
+        if (bytes.subarray(at, at + 16).some((x) => x !== 0)) nonzero = true;
+      }
+      if (nonzero) out[b * stride + 1 + n++] = g;
+    }
+    out[b * stride] = n;
+  }
+  return out;
+}
+
+Deno.test("fast kernels: nonzeroGroups lists the groups of 16 pixels not all zero per row block", async () => {
+  for (const k of [48, 784]) {
+    for (const rowsPerBlock of [8, 16, 32]) {
+      for (const [rows, start] of [[13, 3], [1, 0], [70, 2]]) {
+        // Mostly blank images, so that whole groups are blank in every row of a block.
+        const bytes = sparseBytes(start + rows + 1, k, 71);
+        for (let i = 0; i < bytes.length; i++) if ((i % k) % 64 >= 16) bytes[i] = 0;
+        const what = `nonzeroGroups K${k} rows/block ${rowsPerBlock} rows${rows}`;
+        const blocks = Math.ceil(rows / rowsPerBlock);
+        const out = await runKernel(
+          what,
+          specialize(kernelSource("nonzeroGroups"), { K: k, ROWS: rowsPerBlock }),
+          "nonzero",
+          ["step", new Uint32Array(bytes.buffer), new Uint32Array(blocks * (1 + k / 16))],
+          { start, count: rows, lr: 0 },
+          [Math.ceil(blocks / 8), 1],
+        );
+        const got = new Uint32Array(out.get(2)!);
+        const want = nonzeroGroupLists(bytes, start, rows, k, rowsPerBlock);
+        for (let b = 0; b < blocks; b++) {
+          const at = b * (1 + k / 16);
+          assert.ok(want[at] < k / 16, `${what}: the data should have groups to skip`);
+          assert.deepEqual(
+            [...got.subarray(at, at + 1 + want[at])],
+            [...want.subarray(at, at + 1 + want[at])],
+            `${what} block ${b}`,
+          );
+        }
+      }
+    }
+  }
+});
+
+for (const v of VARIANTS.filter((v) => v.family === "texture")) {
+  Deno.test(`fast kernels: forward skipping all-zero groups of pixels, ${v.name}`, async () => {
+    // K = 48: 3 trips of 16 pixels, the middle one blank (one K only: each is a compile).
+    for (const k of [48]) {
+      for (const [rows, start] of [[13, 3], [1, 0], [37, 2]]) {
+        const n = 20;
+        const shape: MatmulShape = { op: "forward", k, n, aBytes: true };
+        const bytes = sparseBytes(start + rows + 1, k, 81);
+        for (let i = 0; i < bytes.length; i++) if ((i % k) % 32 >= 16) bytes[i] = 0;
+        const a = Float32Array.from(bytes.subarray(start * k, (start + rows) * k), (x) => x / 255);
+        const w = randoms(k * n, 82);
+        const b = randoms(n, 83);
+        const want = relu(addBias(matmul(a, w, rows, k, n), b));
+        const lists = nonzeroGroupLists(bytes, start, rows, k, v.block[0]);
+        const what = `${v.name} skipping zero groups K${k} rows${rows}`;
+        const out = await runKernel(
+          what,
+          variantSource(shape, v, { zeroLists: { maxRows: 64 } }),
+          "product",
+          [
+            "step",
+            new Uint32Array(bytes.buffer),
+            { texture: new Float32Array(0), width: 1 },
+            w,
+            { texture: w, width: n / 4 },
+            b,
+            new Float32Array(rows * n).fill(NaN),
+            lists,
+          ],
+          { start, count: rows, lr: 0 },
+          dispatchSize(shape, v, rows),
+        );
+        assertClose(new Float32Array(out.get(6)!), want, what);
+        // Empty lists: the kernel takes its groups from them, so only the bias is left.
+        const bare = await runKernel(
+          `${what} (empty lists)`,
+          variantSource(shape, v, { zeroLists: { maxRows: 64 } }),
+          "product",
+          [
+            "step",
+            new Uint32Array(bytes.buffer),
+            { texture: new Float32Array(0), width: 1 },
+            w,
+            { texture: w, width: n / 4 },
+            b,
+            new Float32Array(rows * n).fill(NaN),
+            new Uint32Array(lists.length),
+          ],
+          { start, count: rows, lr: 0 },
+          dispatchSize(shape, v, rows),
+        );
+        assertClose(
+          new Float32Array(bare.get(6)!),
+          relu(addBias(new Float64Array(rows * n), b)),
+          `${what} (empty lists)`,
+        );
+      }
+    }
+  });
+}
+
 for (const v of VARIANTS.filter((v) => v.family === "texture" && v.block[0] % 16 === 0)) {
   Deno.test(`fast kernels: weight gradient skipping zero rows, ${v.name}`, async () => {
     // K = 48 is 3 groups of 16 pixels: with 32-row blocks the second block is partial.
@@ -443,7 +567,7 @@ for (const v of VARIANTS.filter((v) => v.family === "texture" && v.block[0] % 16
         const what = `${v.name} skipping zero rows K${k} rows${rows}`;
         const out = await runKernel(
           what,
-          variantSource(shape, v, { zeroRowLists: maxRows }),
+          variantSource(shape, v, { zeroLists: { maxRows } }),
           "weightGrad",
           [
             "step",
@@ -467,7 +591,7 @@ for (const v of VARIANTS.filter((v) => v.family === "texture" && v.block[0] % 16
     const w = randoms(48 * 20, 65);
     const out = await runKernel(
       `${v.name} empty row lists`,
-      variantSource(shape, v, { zeroRowLists: maxRows }),
+      variantSource(shape, v, { zeroLists: { maxRows } }),
       "weightGrad",
       [
         "step",

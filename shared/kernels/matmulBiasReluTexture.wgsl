@@ -15,6 +15,9 @@
 // Needs K a multiple of 16 and N a multiple of 4.
 // The image buffer is bound as vec4u: its size must be a multiple of 16 bytes
 // (the engine's are: 784 bytes an image).
+// SKIP_ZERO_GROUPS (bytes only): the trips come from the lists of
+// nonzeroGroups.wgsl, which leave out the groups of 16 pixels that are zero
+// in every row of this block of RM rows (their terms are exact zeros).
 
 struct Step {
   start: u32,
@@ -28,6 +31,7 @@ const N = 512u;
 const RM = 16u;
 const NV = 4u; // vec4 columns per invocation (RN = 4·NV)
 const A_BYTES = true;
+const SKIP_ZERO_GROUPS = false;
 
 const K16 = K / 16u; // trips of the main loop
 
@@ -37,6 +41,7 @@ const K16 = K / 16u; // trips of the main loop
 @group(0) @binding(4) var wTex: texture_2d<f32>;
 @group(0) @binding(5) var<storage, read> bias: array<vec4f>;
 @group(0) @binding(6) var<storage, read_write> outAct: array<vec4f>;
+@group(0) @binding(7) var<storage, read> groupList: array<u32>;
 
 // 4 pixel bytes of a u32 as floats 0..255. The ÷ 255 is applied once to the
 // sums (a divide per pixel and row would cost ~10% of the kernel on a CPU adapter).
@@ -54,7 +59,17 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     return;
   }
   var acc: array<array<vec4f, NV>, RM>;
-  for (var k16 = 0u; k16 < K16; k16++) {
+  // This block's list: a count, then the groups of 16 pixels to go through.
+  let listAt = gid.y * (K16 + 1u);
+  var trips = K16;
+  if (SKIP_ZERO_GROUPS) {
+    trips = groupList[listAt];
+  }
+  for (var trip = 0u; trip < trips; trip++) {
+    var k16 = trip;
+    if (SKIP_ZERO_GROUPS) {
+      k16 = groupList[listAt + 1u + trip];
+    }
     // Bytes: the 16 pixels of each row for this trip, unpacked 4 at a time below
     // (unpacking them all here would hold 4 times as many registers).
     var words: array<vec4u, RM>;
