@@ -727,10 +727,10 @@ export async function createFastTrainer(
       })),
     });
   const [w1, w2, w3] = weights;
-  // Per block of 16 or more pixels, a count and up to maxRows rows (nonzeroRows.wgsl).
+  // Per block of 4 or more pixels, a count and up to maxRows rows (nonzeroRows.wgsl).
   const rowLists = buffer(
-    `layer-1 rows with nonzero pixels [${Math.ceil(n0 / 16)}][1 + ${maxRows}]`,
-    Math.ceil(n0 / 16) * (maxRows + 1) * 4,
+    `layer-1 rows with nonzero pixels [${Math.ceil(n0 / 4)}][1 + ${maxRows}]`,
+    Math.ceil(n0 / 4) * (maxRows + 1) * 4,
     S,
   );
   // Per block of 8 or more rows, a count and up to n0/16 groups (nonzeroGroups.wgsl).

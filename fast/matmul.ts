@@ -141,12 +141,12 @@ export interface KernelOptions {
 /**
  * Whether `v` on `shape`, given `opts`, skips the rows whose pixels in its
  * block are all zero (and so needs `nonzeroRows` run before it, with
- * `BLOCK` = its block rows): texture weight gradients of image bytes whose
- * K and block rows are multiples of 16.
+ * `BLOCK` = its block rows): texture weight gradients of image bytes (K and
+ * block rows are multiples of 4 for every texture variant that fits).
  */
 export function skipsZeroRows(shape: MatmulShape, v: MatmulVariant, opts: KernelOptions): boolean {
   return opts.zeroLists !== undefined && v.family === "texture" &&
-    shape.op === "weightGrad" && shape.aBytes && shape.k % 16 === 0 && v.block[0] % 16 === 0;
+    shape.op === "weightGrad" && shape.aBytes && shape.k % 4 === 0 && v.block[0] % 4 === 0;
 }
 
 /**

@@ -16,7 +16,7 @@
 // the cores). Needs K, N, RI multiples of 4. The image buffer is bound as
 // vec4u: its size must be a multiple of 16 bytes (the engine's are: 784 bytes
 // an image).
-// SKIP_ZERO_ROWS (bytes only, needs A_VEC): the rows come from the lists of
+// SKIP_ZERO_ROWS (bytes only): the rows come from the lists of
 // nonzeroRows.wgsl, which leave out the rows whose pixels in this block of
 // RI = BLOCK values of k are all zero (their terms are exact zeros).
 
