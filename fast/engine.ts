@@ -646,7 +646,11 @@ export async function createFastTrainer(
   const gatherSource = (words: number) =>
     specialize(kernelSource("gatherRows"), { ROWS: nTrain, WORDS: words });
   const fixed = await Promise.all([
-    compile(headKernel, specialize(kernelSource(headKernel), headConsts), layouts.head),
+    compile(
+      headKernel,
+      unrollLoops(specialize(kernelSource(headKernel), headConsts)),
+      layouts.head,
+    ),
     compile("countCorrect", specialize(kernelSource("countCorrect"), headConsts), layouts.count),
     compile("sumLosses", kernelSource("sumLosses"), layouts.sum),
     separateUpdate

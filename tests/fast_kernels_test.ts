@@ -625,7 +625,7 @@ Deno.test("fast kernels: softmax + cross-entropy + gradient, fused with the outp
     const losses = new Float32Array(start + rows + 3).fill(-1);
     const out = await runKernel(
       `head K${k} rows${rows}`,
-      specialize(kernelSource("softmaxCrossEntropyGrad"), { K: k, C: c }),
+      unrollLoops(specialize(kernelSource("softmaxCrossEntropyGrad"), { K: k, C: c })),
       "head",
       [
         "step",

@@ -14,7 +14,10 @@
 // copy of the weights, made after each update), since every invocation reads
 // all of it in the same order, and on llvmpipe that is a cheap uniform load
 // where a storage-buffer load is a dear per-lane one (a stand-alone test of the
-// logits loop: 0.30 against 0.78–1.0 ms for 500 rows).
+// logits loop: 0.30 against 0.78–1.0 ms for 500 rows). Loops over the C
+// classes are marked `// unroll` for the host to write out (`unrollLoops` in
+// fast/matmul.ts), and the label's entry is picked by a select, not an index:
+// llvmpipe keeps an array indexed by a variable in memory.
 
 struct Step {
   start: u32,
@@ -48,35 +51,46 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     return;
   }
   var logits: array<f32, C>;
+  // unroll
   for (var c = 0u; c < C; c++) {
     logits[c] = bias[c];
   }
   for (var k = 0u; k < K; k++) {
     let a = act[r * K + k];
+    // unroll
     for (var c = 0u; c < C; c++) {
       logits[c] = fma(a, wAt(k, c), logits[c]);
     }
   }
   var m = logits[0];
-  for (var c = 1u; c < C; c++) {
+  // unroll
+  for (var c = 0u; c < C; c++) {
     m = max(m, logits[c]);
   }
   var sum = 0.0;
+  // unroll
   for (var c = 0u; c < C; c++) {
     logits[c] = exp(logits[c] - m);
     sum += logits[c];
   }
   let y = labels[step.start + r];
-  losses[step.start + r] = log(sum) - log(logits[y]);
+  var py = 0.0; // exp(logit_y − m), picked without indexing by y (see above)
+  // unroll
+  for (var c = 0u; c < C; c++) {
+    py = select(py, logits[c], c == y);
+  }
+  losses[step.start + r] = log(sum) - log(py);
   let scale = 1.0 / (sum * f32(step.count));
   let invCount = 1.0 / f32(step.count);
   var g: array<f32, C>;
+  // unroll
   for (var c = 0u; c < C; c++) {
     g[c] = logits[c] * scale - select(0.0, invCount, c == y);
     dz[r * C + c] = g[c];
   }
   for (var k = 0u; k < K; k++) {
     var s = 0.0;
+    // unroll
     for (var c = 0u; c < C; c++) {
       s = fma(g[c], wAt(k, c), s);
     }
