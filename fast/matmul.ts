@@ -322,11 +322,11 @@ export function dispatchSize(
       ? [ceil(shape.n, 16), ceil(shape.k, 16)]
       : [ceil(shape.n, 16), ceil(rows, 16)];
   }
-  // registers and texture: 8 × 8 invocations per workgroup (texture weightGrad: 8 × 2), one block each
-  if (shape.op === "weightGrad") {
-    return [ceil(shape.n, b1 * 8), ceil(shape.k, b0 * (v.family === "texture" ? 2 : 8))];
-  }
-  return [ceil(shape.n, b1 * 8), ceil(rows, b0 * 8)];
+  // registers: 8 × 8 invocations per workgroup, texture: 8 × 2 (more, smaller workgroups balance
+  // better over the cores of a CPU adapter), one block each
+  const height = v.family === "texture" ? 2 : 8;
+  if (shape.op === "weightGrad") return [ceil(shape.n, b1 * 8), ceil(shape.k, b0 * height)];
+  return [ceil(shape.n, b1 * 8), ceil(rows, b0 * height)];
 }
 
 /** Multiply-adds of one dispatch of `shape` on `rows` rows. */
@@ -355,9 +355,10 @@ export function defaultVariant(
  * changes, so that choices timed on the old kernels are not reused (version
  * 2: 16 values of k per trip and unrolled loops in the texture kernels;
  * 3: the texture weight gradient of image bytes skips all-zero rows; 4: the
- * texture forward kernel of image bytes skips all-zero groups of pixels).
+ * texture forward kernel of image bytes skips all-zero groups of pixels; 5:
+ * texture forward and input-gradient kernels in workgroups of 8 × 2).
  */
-export const KERNELS_VERSION = 4;
+export const KERNELS_VERSION = 5;
 
 /** A string naming `shape` at `rows` rows, for the tuning cache. */
 export function shapeKey(shape: MatmulShape, rows: number): string {

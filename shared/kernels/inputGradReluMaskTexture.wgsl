@@ -6,6 +6,8 @@
 //   ∂a = ∂z_next · Wᵀ, ∂z = ∂a where a > 0. W is read before its update.
 // Both operands are read along rows of length K, 4 at a time, with
 // textureLoad; each invocation computes an RM × RN block (RN a multiple of 4).
+// Workgroups of 8 × 2, as the other texture kernels (more, smaller workgroups
+// balance better over the cores of a CPU adapter).
 // Needs K and N multiples of 4.
 
 struct Step {
@@ -26,7 +28,7 @@ const RN = 16u;
 @group(0) @binding(5) var<storage, read> act: array<vec4f>;
 @group(0) @binding(6) var<storage, read_write> dz: array<vec4f>;
 
-@compute @workgroup_size(8, 8)
+@compute @workgroup_size(8, 2)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let row0 = gid.y * RM;
   let col0 = gid.x * RN;
