@@ -502,44 +502,31 @@ for (const v of VARIANTS.filter((v) => v.family === "texture")) {
         const want = relu(addBias(matmul(a, w, rows, k, n), b));
         const lists = nonzeroGroupLists(bytes, start, rows, k, v.block[0]);
         const what = `${v.name} skipping zero groups K${k} rows${rows}`;
-        const out = await runKernel(
-          what,
-          variantSource(shape, v, { zeroLists: { maxRows: 64 } }),
-          "product",
-          [
-            "step",
-            new Uint32Array(bytes.buffer),
-            { texture: new Float32Array(0), width: 1 },
-            w,
-            { texture: w, width: n / 4 },
-            b,
-            new Float32Array(rows * n).fill(NaN),
-            lists,
-          ],
-          { start, count: rows, lr: 0 },
-          dispatchSize(shape, v, rows),
-        );
-        assertClose(new Float32Array(out.get(6)!), want, what);
+        // The forward pass with `groupLists` at binding 7; returns the activations.
+        const forward = async (label: string, groupLists: Uint32Array) =>
+          new Float32Array(
+            (await runKernel(
+              label,
+              variantSource(shape, v, { zeroLists: { maxRows: 64 } }),
+              "product",
+              [
+                "step",
+                new Uint32Array(bytes.buffer),
+                { texture: new Float32Array(0), width: 1 },
+                w,
+                { texture: w, width: n / 4 },
+                b,
+                new Float32Array(rows * n).fill(NaN),
+                groupLists,
+              ],
+              { start, count: rows, lr: 0 },
+              dispatchSize(shape, v, rows),
+            )).get(6)!,
+          );
+        assertClose(await forward(what, lists), want, what);
         // Empty lists: the kernel takes its groups from them, so only the bias is left.
-        const bare = await runKernel(
-          `${what} (empty lists)`,
-          variantSource(shape, v, { zeroLists: { maxRows: 64 } }),
-          "product",
-          [
-            "step",
-            new Uint32Array(bytes.buffer),
-            { texture: new Float32Array(0), width: 1 },
-            w,
-            { texture: w, width: n / 4 },
-            b,
-            new Float32Array(rows * n).fill(NaN),
-            new Uint32Array(lists.length),
-          ],
-          { start, count: rows, lr: 0 },
-          dispatchSize(shape, v, rows),
-        );
         assertClose(
-          new Float32Array(bare.get(6)!),
+          await forward(`${what} (empty lists)`, new Uint32Array(lists.length)),
           relu(addBias(new Float64Array(rows * n), b)),
           `${what} (empty lists)`,
         );
