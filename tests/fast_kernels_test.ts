@@ -401,7 +401,11 @@ Deno.test("fast kernels: nonzeroRows lists the rows with a nonzero pixel per blo
           what,
           specialize(kernelSource("nonzeroRows"), { K: k, BLOCK: block, MAX_ROWS: maxRows }),
           "nonzero",
-          ["step", new Uint32Array(bytes.buffer), new Uint32Array(Math.ceil(k / 4) * 41)],
+          [
+            "step",
+            new Uint32Array(bytes.buffer),
+            new Uint32Array(Math.ceil(k / block) * (1 + maxRows)),
+          ],
           { start, count: rows, lr: 0 },
           [Math.ceil(Math.ceil(k / block) / 8), 1],
         );
