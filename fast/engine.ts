@@ -52,6 +52,7 @@ import {
   skipsZeroGroups,
   skipsZeroRows,
   specialize,
+  tileWidth,
   unrollLoops,
   variantByName,
   variantFits,
@@ -126,6 +127,18 @@ export interface FastTrainerOptions {
    * (`nonzeroGroups.wgsl`). Same sums bit for bit; `false` does all the work.
    */
   skipZeros?: boolean;
+  /**
+   * With `skipZeros`: the layer-1 weight gradient's blocks of pixels are 4 × 4
+   * tiles of the (square) images rather than runs of a row (default true; see
+   * `tileWidth` in fast/matmul.ts). Same sums bit for bit either way.
+   */
+  imageTiles?: boolean;
+}
+
+/** The side of a square image of `pixels` pixels, or undefined when it is not one. */
+function imageWidth(pixels: number): number | undefined {
+  const side = Math.round(Math.sqrt(pixels));
+  return side * side === pixels ? side : undefined;
 }
 
 /** Thrown by `runEpoch` when its `stop` callback asked to stop. */
@@ -600,7 +613,9 @@ export async function createFastTrainer(
   const opLayout = (s: MatmulShape) => s.op === "weightGrad" ? layouts.weightGrad : layouts.product;
   const kernelOptions = {
     updateInPlace: !separateUpdate,
-    zeroLists: opts.skipZeros === false ? undefined : { maxRows },
+    zeroLists: opts.skipZeros === false
+      ? undefined
+      : { maxRows, imageWidth: opts.imageTiles === false ? undefined : imageWidth(n0) },
   };
 
   // Pipelines per slot and variant: the plan's, plus any asked for (tuning).
@@ -624,7 +639,12 @@ export async function createFastTrainer(
     const lists = listKernel(shape, v);
     if (lists && !variantPipelines.has(lists)) {
       const consts: Record<string, number> = skipsZeroRows(shape, v, kernelOptions)
-        ? { K: shape.k, BLOCK: v.block[0], MAX_ROWS: maxRows }
+        ? {
+          K: shape.k,
+          BLOCK: v.block[0],
+          MAX_ROWS: maxRows,
+          IMAGE_WIDTH: tileWidth(shape, v, kernelOptions),
+        }
         : { K: shape.k, ROWS: v.block[0] };
       const name = lists.split(" ")[0];
       variantPipelines.set(

@@ -32,6 +32,7 @@ import {
   pickFastest,
   readTuneCache,
   specialize,
+  tileWidth,
   unrollLoops,
   variantByName,
   variantFits,
@@ -364,9 +365,37 @@ function sparseBytes(n: number, k: number, seed: number): Uint8Array {
 }
 
 /**
- * CPU reference of nonzeroRows.wgsl: for each block of `block` pixels, the
- * rows `r < count` of the images from `start` with a nonzero pixel there
- * (block 0: every row), as `[count, rows…]` at strides of `1 + maxRows`.
+ * The pixels of images `width` wide in tile order (as `tileWord` in
+ * weightGradSgdTexture.wgsl): 4 × 4 tiles along the rows of tiles, each tile
+ * row by row. `order[p]` is the pixel at tile-order position p.
+ */
+function tileOrder(k: number, width: number): number[] {
+  const order: number[] = [];
+  for (let ty = 0; ty < k / width / 4; ty++) {
+    for (let tx = 0; tx < width / 4; tx++) {
+      for (let y = 0; y < 4; y++) {
+        for (let x = 0; x < 4; x++) order.push((4 * ty + y) * width + 4 * tx + x);
+      }
+    }
+  }
+  return order;
+}
+
+/** Sets to zero, in each image of `k` pixels, about half of its tiles of 16 in `order`. */
+function blankTiles(bytes: Uint8Array, k: number, order: number[], seed: number): void {
+  const rand = mulberry32(seed);
+  for (let at = 0; at < bytes.length; at += k) {
+    for (let t = 0; t < k; t += 16) {
+      if (rand() < 0.5) order.slice(t, t + 16).forEach((p) => bytes[at + p] = 0);
+    }
+  }
+}
+
+/**
+ * CPU reference of nonzeroRows.wgsl: for each block of `block` pixels (taken
+ * in `order`, default consecutive), the rows `r < count` of the images from
+ * `start` with a nonzero pixel there (block 0: every row), as `[count, rows…]`
+ * at strides of `1 + maxRows`.
  */
 function nonzeroRowLists(
   bytes: Uint8Array,
@@ -375,15 +404,17 @@ function nonzeroRowLists(
   k: number,
   block: number,
   maxRows: number,
+  order: number[] = [...Array(k).keys()],
 ): Uint32Array {
   const blocks = Math.ceil(k / block);
   const out = new Uint32Array(blocks * (1 + maxRows));
   for (let b = 0; b < blocks; b++) {
     let n = 0;
     for (let r = 0; r < count; r++) {
-      const at = (start + r) * k;
-      const row = bytes.subarray(at + b * block, at + Math.min((b + 1) * block, k));
-      if (b === 0 || row.some((x) => x !== 0)) out[b * (1 + maxRows) + 1 + n++] = r;
+      const pixels = order.slice(b * block, Math.min((b + 1) * block, k));
+      if (b === 0 || pixels.some((p) => bytes[(start + r) * k + p] !== 0)) {
+        out[b * (1 + maxRows) + 1 + n++] = r;
+      }
     }
     out[b * (1 + maxRows)] = n;
   }
@@ -392,14 +423,18 @@ function nonzeroRowLists(
 
 Deno.test("fast kernels: nonzeroRows lists the rows with a nonzero pixel per block", async () => {
   const maxRows = 40;
-  for (const k of [48, 784]) {
+  // Image widths: 0 for runs of consecutive pixels, else 4 × 4 tiles (K = 48: 3 tiles in a row).
+  for (const [k, width] of [[48, 0], [784, 0], [48, 12], [784, 28]]) {
     for (const block of [4, 8, 16, 32]) {
       for (const [rows, start] of [[13, 3], [1, 0], [37, 2]]) {
         const bytes = sparseBytes(start + rows + 1, k, 51);
-        const what = `nonzeroRows K${k} block${block} rows${rows}`;
+        const order = width ? tileOrder(k, width) : undefined;
+        if (order) blankTiles(bytes, k, order, 52);
+        const what = `nonzeroRows K${k} width${width} block${block} rows${rows}`;
+        const consts = { K: k, BLOCK: block, MAX_ROWS: maxRows, IMAGE_WIDTH: width };
         const out = await runKernel(
           what,
-          specialize(kernelSource("nonzeroRows"), { K: k, BLOCK: block, MAX_ROWS: maxRows }),
+          specialize(kernelSource("nonzeroRows"), consts),
           "nonzero",
           [
             "step",
@@ -410,7 +445,7 @@ Deno.test("fast kernels: nonzeroRows lists the rows with a nonzero pixel per blo
           [Math.ceil(Math.ceil(k / block) / 8), 1],
         );
         const got = new Uint32Array(out.get(2)!);
-        const want = nonzeroRowLists(bytes, start, rows, k, block, maxRows);
+        const want = nonzeroRowLists(bytes, start, rows, k, block, maxRows, order);
         let skipped = 0;
         for (let b = 0; b < Math.ceil(k / block); b++) {
           const at = b * (1 + maxRows);
@@ -541,24 +576,29 @@ for (const v of VARIANTS.filter((v) => v.family === "texture")) {
 
 for (const v of VARIANTS.filter((v) => v.family === "texture")) {
   Deno.test(`fast kernels: weight gradient skipping zero rows, ${v.name}`, async () => {
-    // K = 48 is 3 groups of 16 pixels: with 32-row blocks the second block is partial.
+    // K = 48 is 3 groups of 16 pixels: with 32-row blocks the second block is
+    // partial. K = 64 is taken as 8 × 8 images in 4 × 4 tiles (imageWidth 8).
     const maxRows = 40;
-    for (const k of [48, 64]) {
+    for (const [k, imageWidth] of [[48, undefined], [64, 8]] as [number, number | undefined][]) {
       for (const [rows, start] of [[13, 3], [1, 0], [37, 2]]) {
         const n = 20;
         const shape: MatmulShape = { op: "weightGrad", k, n, aBytes: true };
         const lr = 0.5;
         const bytes = sparseBytes(start + rows + 1, k, 61);
+        const order = imageWidth ? tileOrder(k, imageWidth) : undefined;
+        if (order) blankTiles(bytes, k, order, 69);
         const a = Float32Array.from(bytes.subarray(start * k, (start + rows) * k), (x) => x / 255);
         const g = randoms(rows * n, 62);
         const w = randoms(k * n, 63);
         const b = randoms(n, 64);
         const gw = matmulTransA(a, g, rows, k, n);
         const gb = columnSums(g, rows, n);
-        const what = `${v.name} skipping zero rows K${k} rows${rows}`;
+        const what = `${v.name} skipping zero rows K${k} width ${imageWidth} rows${rows}`;
+        const opts = { zeroLists: { maxRows, imageWidth } };
+        assert.equal(tileWidth(shape, v, opts), imageWidth ?? 0, what);
         const out = await runKernel(
           what,
-          variantSource(shape, v, { zeroLists: { maxRows } }),
+          variantSource(shape, v, opts),
           "weightGrad",
           [
             "step",
@@ -568,7 +608,7 @@ for (const v of VARIANTS.filter((v) => v.family === "texture")) {
             { texture: g, width: n / 4 },
             w,
             b,
-            nonzeroRowLists(bytes, start, rows, k, v.block[0], maxRows),
+            nonzeroRowLists(bytes, start, rows, k, v.block[0], maxRows, order),
           ],
           { start, count: rows, lr },
           dispatchSize(shape, v, rows),

@@ -11,6 +11,8 @@
 // and the rows keep their order, so the sums are bit for bit those of the
 // full loop. Block 0 keeps every row because its invocations also sum ∂b1
 // over the batch. One invocation per block, scanning the batch in order.
+// With IMAGE_WIDTH the blocks are 4 × 4 tiles of the image in tile order
+// (tileWord), as the weight-gradient kernel takes them.
 // Needs K and BLOCK multiples of 4.
 
 struct Step {
@@ -23,16 +25,26 @@ struct Step {
 const K = 784u;
 const BLOCK = 32u;
 const MAX_ROWS = 500u;
+// > 0: blocks of 4 × 4 tiles of an image IMAGE_WIDTH wide (weightGradSgdTexture.wgsl).
+const IMAGE_WIDTH = 0u;
 
 const K4 = K / 4u; // u32 words (4 pixels) per image
 const K16 = K / 16u; // whole vec4u (16 pixels) per image
 // Whole vec4u where blocks and images allow it (one load for 16 pixels), else words.
-const VEC = K % 16u == 0u && BLOCK % 16u == 0u;
+const TILED = IMAGE_WIDTH > 0u;
+const VEC = !TILED && K % 16u == 0u && BLOCK % 16u == 0u;
 const BLOCKS = (K + BLOCK - 1u) / BLOCK;
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> x: array<vec4u>;
 @group(0) @binding(2) var<storage, read_write> list: array<u32>;
+
+// The u32 word holding tile-order pixels 4·q .. 4·q + 3 (as in weightGradSgdTexture.wgsl).
+fn tileWord(q: u32) -> u32 {
+  let tilesPerRow = max(IMAGE_WIDTH / 4u, 1u);
+  let tile = q / 4u;
+  return ((tile / tilesPerRow) * 4u + q % 4u) * tilesPerRow + tile % tilesPerRow;
+}
 
 @compute @workgroup_size(8)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -52,7 +64,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       }
     } else {
       for (var t = 0u; t < BLOCK / 4u; t++) {
-        let w = (step.start + r) * K4 + min(b * (BLOCK / 4u) + t, K4 - 1u);
+        let q = min(b * (BLOCK / 4u) + t, K4 - 1u);
+        let w = (step.start + r) * K4 + select(q, tileWord(q), TILED);
         nonzero = nonzero || x[w / 4u][w % 4u] != 0u;
       }
     }
