@@ -133,6 +133,57 @@ export interface FastTrainerOptions {
    * `tileWidth` in fast/matmul.ts). Same sums bit for bit either way.
    */
   imageTiles?: boolean;
+  /**
+   * With `skipZeros`: the layer-1 forward kernel takes each batch's rows in
+   * blocks of rows whose digits start and end in the same groups of 16 pixels
+   * (`rowOrderByInk`), so that more groups are blank in all of them (default
+   * true). Rows are independent in the forward pass: same sums bit for bit.
+   */
+  sortRows?: boolean;
+}
+
+/** `step.rowOrder` of a uniform entry without a row order (nonzeroGroups.wgsl). */
+const NO_ORDER = 0xffffffff;
+
+/**
+ * Where each image's ink is, as a sort key: 64 × (its first group of 16
+ * pixels with a nonzero pixel) + its last one (0 for a blank image).
+ */
+export function inkKeys(images: Uint8Array, count: number, pixels: number): Uint32Array {
+  const keys = new Uint32Array(count);
+  const groups = Math.ceil(pixels / 16);
+  for (let r = 0; r < count; r++) {
+    const row = images.subarray(r * pixels, (r + 1) * pixels);
+    let first = -1, last = -1;
+    for (let g = 0; g < groups; g++) {
+      if (row.subarray(16 * g, 16 * g + 16).some((x) => x !== 0)) {
+        if (first < 0) first = g;
+        last = g;
+      }
+    }
+    keys[r] = first < 0 ? 0 : 64 * first + last;
+  }
+  return keys;
+}
+
+/**
+ * For each range `[start, count]` of positions, the positions' order by the
+ * ink key of the image there (`keyAt(position)`; ties keep their order), as
+ * offsets from `start`: `out[start + i]` is the i-th position of the range.
+ */
+export function rowOrderByInk(
+  ranges: [number, number][],
+  total: number,
+  keyAt: (position: number) => number,
+): Uint32Array<ArrayBuffer> {
+  const out = new Uint32Array(total);
+  for (const [start, count] of ranges) {
+    const offsets = Array.from({ length: count }, (_, i) => i);
+    const keys = offsets.map((i) => keyAt(start + i));
+    offsets.sort((a, b) => keys[a] - keys[b] || a - b);
+    out.set(offsets, start);
+  }
+  return out;
 }
 
 /** The side of a square image of `pixels` pixels, or undefined when it is not one. */
@@ -447,24 +498,52 @@ export async function createFastTrainer(
     ? buffer("train labels in epoch order (u32)", trainY.size, S)
     : trainY;
 
+  // Row orders for layer 1's forward pass (nonzeroGroups.wgsl): each batch's
+  // positions by where their digit's ink is, then each test chunk's. With
+  // --shuffle the training part is rewritten for each epoch's order.
+  const sortRows = opts.skipZeros !== false && opts.sortRows !== false;
+  const trainKeys = sortRows ? inkKeys(data.trainImages, nTrain, n0) : new Uint32Array(0);
+  const rowOrder = buffer(
+    `layer-1 row order [${nTrain} + ${nTest}]`,
+    (nTrain + nTest + 1) * 4,
+    S | CD,
+  );
+  if (sortRows) {
+    const testKeys = inkKeys(data.testImages, nTest, n0);
+    device.queue.writeBuffer(rowOrder, 0, rowOrderByInk(batches, nTrain, (p) => trainKeys[p]));
+    device.queue.writeBuffer(
+      rowOrder,
+      nTrain * 4,
+      rowOrderByInk(evalChunks, nTest, (p) => testKeys[p]),
+    );
+  }
+
   // Uniform entries: train batches, test chunks, the epoch sum, then tuning
   // steps (lr 0, so timing a weight-gradient variant leaves the weights be).
+  // Each is {start, count, lr, rowOrder}: where its row order starts, or NO_ORDER.
   const tuneRows = [...new Set([Math.min(TUNE_SCREEN_ROWS, batchSize), batchSize])];
-  const stepEntries: [number, number, number][] = [
-    ...batches.map(([s, c]) => [s, c, lr] as [number, number, number]),
-    ...evalChunks.map(([s, c]) => [s, c, 0] as [number, number, number]),
-    [0, nTrain, 0],
-    ...tuneRows.map((c) => [0, c, 0] as [number, number, number]),
+  const ordered = (at: number) => sortRows ? at : NO_ORDER;
+  const stepEntries: [number, number, number, number][] = [
+    ...batches.map(([s, c]) => [s, c, lr, ordered(s)] as [number, number, number, number]),
+    ...evalChunks.map(([s, c]) =>
+      [s, c, 0, ordered(nTrain + s)] as [number, number, number, number]
+    ),
+    [0, nTrain, 0, NO_ORDER],
+    // A full batch is timed in batch 0's order (the first batch is a full one).
+    ...tuneRows.map((c) =>
+      [0, c, 0, c === batches[0][1] ? ordered(0) : NO_ORDER] as [number, number, number, number]
+    ),
   ];
   const stepData = new ArrayBuffer(stepEntries.length * STEP_STRIDE);
-  stepEntries.forEach(([s, c, r], i) => {
+  stepEntries.forEach(([s, c, r, o], i) => {
     const u = new Uint32Array(stepData, i * STEP_STRIDE, 4);
     u[0] = s;
     u[1] = c;
     new Float32Array(stepData, i * STEP_STRIDE, 4)[2] = r;
+    u[3] = o;
   });
   const steps = buffer(
-    "steps {start, count, lr} (256-byte strides)",
+    "steps {start, count, lr, rowOrder} (256-byte strides)",
     stepData.byteLength,
     GPUBufferUsage.UNIFORM | CD,
   );
@@ -568,8 +647,8 @@ export async function createFastTrainer(
       "rw",
       "read",
     ]),
-    // nonzeroRows and nonzeroGroups: step, image bytes, lists
-    nonzero: layout("nonzeroRows/nonzeroGroups layout", ["uniform", "read", "rw"]),
+    // nonzeroRows and nonzeroGroups: step, image bytes, lists, row order
+    nonzero: layout("nonzeroRows/nonzeroGroups layout", ["uniform", "read", "rw", "read"]),
     // head: step, act, W (CPU-shaped kernel: a uniform copy), b, labels, losses, ∂z, ∂act
     head: layout(`${headKernel} layout`, [
       "uniform",
@@ -757,10 +836,14 @@ export async function createFastTrainer(
     Math.ceil(n0 / 4) * (maxRows + 1) * 4,
     S,
   );
-  // Per block of 8 or more rows, a count and up to n0/16 groups (nonzeroGroups.wgsl).
+  // Per block of R rows (8, 16 or 32), a count, up to n0/16 groups and the
+  // block's R rows (nonzeroGroups.wgsl).
+  const groupListWords = Math.max(
+    ...[8, 16, 32].map((r) => Math.ceil(maxRows / r) * (1 + Math.floor(n0 / 16) + r)),
+  );
   const groupLists = buffer(
-    `layer-1 groups of 16 pixels not all zero [${Math.ceil(maxRows / 8)}][1 + ${n0 / 16}]`,
-    Math.ceil(maxRows / 8) * (1 + Math.floor(n0 / 16)) * 4,
+    `layer-1 groups of 16 pixels not all zero, rows [${groupListWords}]`,
+    groupListWords * 4,
     S,
   );
   const dummyStorage = buffer("unused storage slot", 16, S);
@@ -858,16 +941,19 @@ export async function createFastTrainer(
       steps,
       trainXOrdered,
       rowLists,
+      rowOrder,
     ]),
     nonzeroGroups: bindGroup("nonzeroGroups bind group", layouts.nonzero, [
       steps,
       trainXOrdered,
       groupLists,
+      rowOrder,
     ]),
     nonzeroGroupsTest: bindGroup("nonzeroGroups test bind group", layouts.nonzero, [
       steps,
       testX,
       groupLists,
+      rowOrder,
     ]),
     weightGrad3Split: splitPartials
       ? bindGroup("weightGrad3 split bind group", layouts.splitGrad, [
@@ -1284,6 +1370,10 @@ export async function createFastTrainer(
         throw new RangeError(`an order of ${permutation.length} images for ${nTrain}`);
       }
       device.queue.writeBuffer(order, 0, permutation.slice());
+      if (sortRows) {
+        const rows = rowOrderByInk(batches, nTrain, (p) => trainKeys[permutation[p]]);
+        device.queue.writeBuffer(rowOrder, 0, rows);
+      }
       const rec = record("gather the epoch's order");
       dispatch(
         rec,

@@ -377,9 +377,10 @@ export function defaultVariant(
  * 3: the texture weight gradient of image bytes skips all-zero rows; 4: the
  * texture forward kernel of image bytes skips all-zero groups of pixels; 5:
  * texture forward and input-gradient kernels in workgroups of 8 × 2; 6: the
- * layer-1 weight gradient takes its pixels in 4 × 4 tiles of the image).
+ * layer-1 weight gradient takes its pixels in 4 × 4 tiles of the image; 7:
+ * the layer-1 forward kernel takes its rows from the lists, ordered by ink).
  */
-export const KERNELS_VERSION = 6;
+export const KERNELS_VERSION = 7;
 
 /** A string naming `shape` at `rows` rows, for the tuning cache. */
 export function shapeKey(shape: MatmulShape, rows: number): string {

@@ -51,7 +51,7 @@ type Resource = Float32Array | Uint32Array | { texture: Float32Array; width: num
 const LAYOUTS: Record<string, Kind[]> = {
   product: ["uniform", "read", "tex", "read", "tex", "read", "rw", "read"],
   weightGrad: ["uniform", "read", "tex", "read", "tex", "rw", "rw", "read"],
-  nonzero: ["uniform", "read", "rw"],
+  nonzero: ["uniform", "read", "rw", "read"],
   head: ["uniform", "read", "ubo", "read", "read", "rw", "rw", "rw"],
   headRows: ["uniform", "read", "read", "read", "read", "rw", "rw", "rw"],
   count: ["uniform", "read", "read", "read", "read", "rw"],
@@ -102,7 +102,8 @@ function compiled(label: string, code: string, layoutName: keyof typeof LAYOUTS)
 
 /**
  * Runs `code` once with the bindings in `resources` (by binding number),
- * the uniform `Step {start, count, lr}` at a dynamic offset of 256, and
+ * the uniform `Step {start, count, lr, rowOrder}` (rowOrder default
+ * 0xffffffff: none) at a dynamic offset of 256, and
  * returns the contents of every read-write buffer afterwards. Bindings past
  * the end of `resources` get a small zeroed buffer. With lists of
  * codes and workgroup counts, runs each kernel in turn on the same bindings,
@@ -113,7 +114,7 @@ async function runKernel(
   code: string | string[],
   layoutName: keyof typeof LAYOUTS,
   resources: Resource[],
-  step: { start: number; count: number; lr: number },
+  step: { start: number; count: number; lr: number; rowOrder?: number },
   workgroups: [number, number] | [number, number][],
 ): Promise<Map<number, ArrayBuffer>> {
   const kinds = LAYOUTS[layoutName];
@@ -126,6 +127,7 @@ async function runKernel(
   const stepData = new ArrayBuffer(512);
   new Uint32Array(stepData, 256, 2).set([step.start, step.count]);
   new Float32Array(stepData, 264, 1)[0] = step.lr;
+  new Uint32Array(stepData, 268, 1)[0] = step.rowOrder ?? 0xffffffff;
   const stepBuf = device.createBuffer({
     label: `${label} step`,
     size: 512,
@@ -464,10 +466,12 @@ Deno.test("fast kernels: nonzeroRows lists the rows with a nonzero pixel per blo
 });
 
 /**
- * CPU reference of nonzeroGroups.wgsl: for each block of `rowsPerBlock` rows
- * of the images from `start` (up to `count` rows), the groups of 16 pixels
- * where one of its rows has a nonzero pixel, as `[count, groups…]` at
- * strides of `1 + k / 16`.
+ * CPU reference of nonzeroGroups.wgsl: for each block of `rowsPerBlock`
+ * positions of a batch of `count` images from `start`, taking its rows in
+ * `order` (batch rows by position; default the positions themselves), the
+ * groups of 16 pixels where one of its rows has a nonzero pixel, then the
+ * block's rows (the last one repeated past the batch's end), as
+ * `[count, groups…, rows…]` at strides of `1 + k / 16 + rowsPerBlock`.
  */
 function nonzeroGroupLists(
   bytes: Uint8Array,
@@ -475,51 +479,97 @@ function nonzeroGroupLists(
   count: number,
   k: number,
   rowsPerBlock: number,
+  order: number[] = [...Array(count).keys()],
 ): Uint32Array {
-  const blocks = Math.ceil(count / rowsPerBlock), stride = 1 + k / 16;
+  const blocks = Math.ceil(count / rowsPerBlock), stride = 1 + k / 16 + rowsPerBlock;
   const out = new Uint32Array(Math.max(1, blocks) * stride);
   for (let b = 0; b < blocks; b++) {
+    const rows = Array.from(
+      { length: rowsPerBlock },
+      (_, i) => order[Math.min(b * rowsPerBlock + i, count - 1)],
+    );
     let n = 0;
     for (let g = 0; g < k / 16; g++) {
       let nonzero = false;
-      for (let r = b * rowsPerBlock; r < Math.min((b + 1) * rowsPerBlock, count); r++) {
+      for (const r of rows) {
         const at = (start + r) * k + 16 * g;
         if (bytes.subarray(at, at + 16).some((x) => x !== 0)) nonzero = true;
       }
       if (nonzero) out[b * stride + 1 + n++] = g;
     }
     out[b * stride] = n;
+    out.set(rows, b * stride + 1 + k / 16);
   }
   return out;
+}
+
+/**
+ * Images of `k` pixels with ink in one of 3 bands of groups of 16 pixels
+ * (row r in band r mod 3; others blank), random bytes there. In their
+ * order few groups are blank in every row of a block; ordered by band
+ * (`bandOrder`) most are.
+ */
+function bandedBytes(n: number, k: number, seed: number): Uint8Array {
+  const out = randomBytes(n * k, seed);
+  const band = Math.ceil(k / 16 / 3);
+  for (let r = 0; r < n; r++) {
+    for (let g = 0; g < k / 16; g++) {
+      if (Math.floor(g / band) !== r % 3) out.fill(0, r * k + 16 * g, r * k + 16 * g + 16);
+    }
+  }
+  return out;
+}
+
+/** The rows `start .. start + count − 1` of `bandedBytes` by band, as batch rows. */
+function bandOrder(start: number, count: number): number[] {
+  const rows = [...Array(count).keys()];
+  return rows.sort((a, b) => (start + a) % 3 - (start + b) % 3 || a - b);
 }
 
 Deno.test("fast kernels: nonzeroGroups lists the groups of 16 pixels not all zero per row block", async () => {
   for (const k of [48, 784]) {
     for (const rowsPerBlock of [8, 16, 32]) {
       for (const [rows, start] of [[13, 3], [1, 0], [70, 2]]) {
-        // Mostly blank images, so that whole groups are blank in every row of a block.
-        const bytes = sparseBytes(start + rows + 1, k, 71);
-        for (let i = 0; i < bytes.length; i++) if ((i % k) % 64 >= 16) bytes[i] = 0;
-        const what = `nonzeroGroups K${k} rows/block ${rowsPerBlock} rows${rows}`;
-        const blocks = Math.ceil(rows / rowsPerBlock);
-        const out = await runKernel(
-          what,
-          specialize(kernelSource("nonzeroGroups"), { K: k, ROWS: rowsPerBlock }),
-          "nonzero",
-          ["step", new Uint32Array(bytes.buffer), new Uint32Array(blocks * (1 + k / 16))],
-          { start, count: rows, lr: 0 },
-          [Math.ceil(blocks / 8), 1],
-        );
-        const got = new Uint32Array(out.get(2)!);
-        const want = nonzeroGroupLists(bytes, start, rows, k, rowsPerBlock);
-        for (let b = 0; b < blocks; b++) {
-          const at = b * (1 + k / 16);
-          assert.ok(want[at] < k / 16, `${what}: the data should have groups to skip`);
-          assert.deepEqual(
-            [...got.subarray(at, at + 1 + want[at])],
-            [...want.subarray(at, at + 1 + want[at])],
-            `${what} block ${b}`,
+        for (const ordered of [false, true]) {
+          const bytes = bandedBytes(start + rows + 1, k, 71);
+          const what = `nonzeroGroups K${k} rows/block ${rowsPerBlock} rows${rows}` +
+            (ordered ? " in an order" : "");
+          const blocks = Math.ceil(rows / rowsPerBlock);
+          const stride = 1 + k / 16 + rowsPerBlock;
+          // The order table holds other entries first: the step says where this batch's begins.
+          const order = ordered ? bandOrder(start, rows) : undefined;
+          const out = await runKernel(
+            what,
+            specialize(kernelSource("nonzeroGroups"), { K: k, ROWS: rowsPerBlock }),
+            "nonzero",
+            [
+              "step",
+              new Uint32Array(bytes.buffer),
+              new Uint32Array(blocks * stride),
+              new Uint32Array([7, 7, 7, ...(order ?? [])]),
+            ],
+            { start, count: rows, lr: 0, rowOrder: ordered ? 3 : undefined },
+            [Math.ceil(blocks / 8), 1],
           );
+          const got = new Uint32Array(out.get(2)!);
+          const want = nonzeroGroupLists(bytes, start, rows, k, rowsPerBlock, order);
+          let skipped = 0;
+          for (let b = 0; b < blocks; b++) {
+            const at = b * stride;
+            skipped += k / 16 - want[at];
+            for (const [from, to] of [[at, at + 1 + want[at]], [at + 1 + k / 16, at + stride]]) {
+              assert.deepEqual(
+                [...got.subarray(from, to)],
+                [...want.subarray(from, to)],
+                `${what} block ${b}`,
+              );
+            }
+          }
+          // In their order a block's rows have ink in every band; by band, a block
+          // within two thirds of the batch leaves one blank.
+          if (ordered && (rows === 1 || rowsPerBlock < 2 * rows / 3)) {
+            assert.ok(skipped > 0, `${what}: the data should have groups to skip`);
+          }
         }
       }
     }
@@ -539,36 +589,44 @@ for (const v of VARIANTS.filter((v) => v.family === "texture")) {
         const w = randoms(k * n, 82);
         const b = randoms(n, 83);
         const want = relu(addBias(matmul(a, w, rows, k, n), b));
-        const lists = nonzeroGroupLists(bytes, start, rows, k, v.block[0]);
-        const what = `${v.name} skipping zero groups K${k} rows${rows}`;
-        // The forward pass with `groupLists` at binding 7; returns the activations.
-        const forward = async (label: string, groupLists: Uint32Array) =>
-          new Float32Array(
-            (await runKernel(
-              label,
-              variantSource(shape, v, { zeroLists: { maxRows: 64 } }),
-              "product",
-              [
-                "step",
-                new Uint32Array(bytes.buffer),
-                { texture: new Float32Array(0), width: 1 },
-                w,
-                { texture: w, width: n / 4 },
-                b,
-                new Float32Array(rows * n).fill(NaN),
-                groupLists,
-              ],
-              { start, count: rows, lr: 0 },
-              dispatchSize(shape, v, rows),
-            )).get(6)!,
+        // Rows in their order, then in another (each block's rows come from its list).
+        for (const order of [undefined, bandOrder(start, rows)]) {
+          const lists = nonzeroGroupLists(bytes, start, rows, k, v.block[0], order);
+          const what = `${v.name} skipping zero groups K${k} rows${rows}${
+            order ? " in an order" : ""
+          }`;
+          // The forward pass with `groupLists` at binding 7; returns the activations.
+          const forward = async (label: string, groupLists: Uint32Array) =>
+            new Float32Array(
+              (await runKernel(
+                label,
+                variantSource(shape, v, { zeroLists: { maxRows: 64 } }),
+                "product",
+                [
+                  "step",
+                  new Uint32Array(bytes.buffer),
+                  { texture: new Float32Array(0), width: 1 },
+                  w,
+                  { texture: w, width: n / 4 },
+                  b,
+                  new Float32Array(rows * n).fill(NaN),
+                  groupLists,
+                ],
+                { start, count: rows, lr: 0 },
+                dispatchSize(shape, v, rows),
+              )).get(6)!,
+            );
+          assertClose(await forward(what, lists), want, what);
+          // Empty lists (no groups, same rows): the kernel takes its groups from them,
+          // so only the bias is left.
+          const empty = lists.slice();
+          for (let at = 0; at < empty.length; at += 1 + k / 16 + v.block[0]) empty[at] = 0;
+          assertClose(
+            await forward(`${what} (empty lists)`, empty),
+            relu(addBias(new Float64Array(rows * n), b)),
+            `${what} (empty lists)`,
           );
-        assertClose(await forward(what, lists), want, what);
-        // Empty lists: the kernel takes its groups from them, so only the bias is left.
-        assertClose(
-          await forward(`${what} (empty lists)`, new Uint32Array(lists.length)),
-          relu(addBias(new Float64Array(rows * n), b)),
-          `${what} (empty lists)`,
-        );
+        }
       }
     }
   });

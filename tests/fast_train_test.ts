@@ -27,10 +27,19 @@ import {
   type OptimizerOptions,
   optimizerStep,
 } from "../shared/optim.ts";
-import { createFastTrainer, type EngineData, type Slot, SLOTS } from "../fast/engine.ts";
+import {
+  createFastTrainer,
+  type EngineData,
+  type FastTrainerOptions,
+  inkKeys,
+  rowOrderByInk,
+  type Slot,
+  SLOTS,
+} from "../fast/engine.ts";
 import { VARIANTS } from "../fast/matmul.ts";
 import { trainFast } from "../fast/train.ts";
 import { trainSlow } from "../slow/train.ts";
+import { shuffledIndices } from "../shared/rng.ts";
 
 import { engineData, learnableDigits } from "./fixtures.ts";
 
@@ -132,31 +141,53 @@ for (const v of VARIANTS.filter((v) => v.name !== "texture-32x16")) {
   });
 }
 
+Deno.test("fast: rows ordered by where their ink is, per batch, ties in order", () => {
+  // Images of 32 pixels (2 groups of 16): ink in group 1 only, in both, in group 0 only, none.
+  const images = new Uint8Array(5 * 32);
+  images[0 * 32 + 20] = 1; // groups 1..1: key 65
+  images[1 * 32 + 3] = images[1 * 32 + 31] = 9; // 0..1: key 1
+  images[2 * 32 + 15] = 4; // 0..0: key 0
+  images[4 * 32 + 0] = 2; // 0..0: key 0 (image 3 is blank: 0)
+  const keys = inkKeys(images, 5, 32);
+  assert.deepEqual([...keys], [65, 1, 0, 0, 0]);
+  // Batches [0, 3) and [3, 2): offsets from each batch's start.
+  assert.deepEqual([...rowOrderByInk([[0, 3], [3, 2]], 5, (p) => keys[p])], [2, 1, 0, 0, 1]);
+  assert.deepEqual([...rowOrderByInk([[0, 5]], 5, (p) => keys[4 - p])], [0, 1, 2, 3, 4]);
+});
+
 Deno.test("fast: skipping all-zero pixels in layer 1 (forward, weight gradient) changes no bit", async () => {
-  // Digit-like images: the top and bottom 5 pixel rows blank (as MNIST's border), so about a
-  // third of the (image, block) pairs of layer 1's weight gradient have nothing to add, and
-  // the forward kernel's first and last groups of 16 pixels are blank in every row.
-  const data = engineData(45, 20, 13);
-  for (let i = 0; i < data.nTest; i++) {
-    data.testImages.fill(0, i * 784, i * 784 + 140);
-    data.testImages.fill(0, i * 784 + 644, (i + 1) * 784);
-  }
-  for (let i = 0; i < data.nTrain; i++) {
-    data.trainImages.fill(0, i * 784, i * 784 + 140);
-    data.trainImages.fill(0, i * 784 + 644, (i + 1) * 784);
-  }
+  // Digit-like images: ink in a band of 8 pixel rows, higher or lower by image (i mod 3),
+  // the rest blank as MNIST's border: many (image, tile) pairs of layer 1's weight gradient
+  // have nothing to add, and ordering a batch's rows by their ink (sortRows) leaves more
+  // groups of 16 pixels blank in every row of a block of the forward kernel. Batches of 40
+  // are blocks of 16, 16 and 8 rows.
+  const data = engineData(95, 20, 13);
+  const band = (images: Uint8Array, n: number) => {
+    for (let i = 0; i < n; i++) {
+      const top = 5 + 5 * (i % 3);
+      images.fill(0, i * 784, i * 784 + 28 * top);
+      images.fill(0, i * 784 + 28 * (top + 8), (i + 1) * 784);
+    }
+  };
+  band(data.trainImages, data.nTrain);
+  band(data.testImages, data.nTest);
   const plan = Object.fromEntries(SLOTS.map((s) => [s, "texture-16x16"]));
   const params = initParams(1337);
   const cpu = cloneParams(params);
-  cpuSteps(cpu, data, 16, 0.05, 0, 3);
+  cpuSteps(cpu, data, 40, 0.05, 0, 3);
+  const runs: [string, Partial<FastTrainerOptions>][] = [
+    ["skipping, rows sorted, tiles", {}],
+    ["skipping, rows in order, runs of pixels", { sortRows: false, imageTiles: false }],
+    ["no skipping", { skipZeros: false }],
+  ];
   const got: MlpParams[] = [];
   const confusions: unknown[] = [];
-  for (const skipZeros of [true, false]) {
+  for (const [, opts] of runs) {
     const trainer = await createFastTrainer(gpu, params, data, {
-      batchSize: 16,
+      batchSize: 40,
       lr: 0.05,
       plan,
-      skipZeros,
+      ...opts,
     });
     try {
       trainer.runSteps(0, 3);
@@ -168,9 +199,33 @@ Deno.test("fast: skipping all-zero pixels in layer 1 (forward, weight gradient) 
   }
   const rel = maxRelDiff(got[0], cpu);
   assert.ok(rel < 1e-4, `params differ from the CPU reference by ${rel} (relative)`);
-  assert.deepEqual(got[0].weights, got[1].weights);
-  assert.deepEqual(got[0].biases, got[1].biases);
-  assert.deepEqual(confusions[0], confusions[1]);
+  for (let i = 1; i < runs.length; i++) {
+    assert.deepEqual(got[0].weights, got[i].weights, `${runs[0][0]} vs ${runs[i][0]}: W`);
+    assert.deepEqual(got[0].biases, got[i].biases, `${runs[0][0]} vs ${runs[i][0]}: b`);
+    assert.deepEqual(confusions[0], confusions[i], `${runs[0][0]} vs ${runs[i][0]}: test`);
+  }
+  // Shuffled: the rows are ordered again for each epoch's order (setOrder).
+  const shuffled: MlpParams[] = [];
+  for (const skipZeros of [true, false]) {
+    const trainer = await createFastTrainer(gpu, params, data, {
+      batchSize: 40,
+      lr: 0.05,
+      plan,
+      skipZeros,
+      shuffle: true,
+    });
+    try {
+      for (let e = 1; e <= 2; e++) {
+        trainer.setOrder(shuffledIndices(data.nTrain, 20 + e));
+        trainer.runSteps(0, 3);
+      }
+      shuffled.push(await trainer.readParams());
+    } finally {
+      trainer.destroy();
+    }
+  }
+  assert.deepEqual(shuffled[0].weights, shuffled[1].weights, "shuffled: W");
+  assert.deepEqual(shuffled[0].biases, shuffled[1].biases, "shuffled: b");
 });
 
 Deno.test("fast: GPU-shaped output layer (16 lanes a row, ∂z2 fused, split-K ∂W3) equals the CPU", async () => {

@@ -17,9 +17,10 @@
 // Needs K a multiple of 16 and N a multiple of 4.
 // The image buffer is bound as vec4u: its size must be a multiple of 16 bytes
 // (the engine's are: 784 bytes an image).
-// SKIP_ZERO_GROUPS (bytes only): the trips come from the lists of
-// nonzeroGroups.wgsl, which leave out the groups of 16 pixels that are zero
-// in every row of this block of RM rows (their terms are exact zeros).
+// SKIP_ZERO_GROUPS (bytes only): the block's RM rows and its trips come from
+// the lists of nonzeroGroups.wgsl: rows grouped by the shape of their digit
+// (not necessarily consecutive), and the groups of 16 pixels that are not
+// zero in every one of them (the terms left out are exact zeros).
 
 struct Step {
   start: u32,
@@ -61,11 +62,20 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     return;
   }
   var acc: array<array<vec4f, NV>, RM>;
-  // This block's list: a count, then the groups of 16 pixels to go through.
-  let listAt = gid.y * (K16 + 1u);
+  // This block's list: a count, the groups of 16 pixels to go through, its rows.
+  let listAt = gid.y * (1u + K16 + RM);
   var trips = K16;
+  var rowOf: array<u32, RM>; // the batch row of each of the block's rows
+  // unroll
+  for (var i = 0u; i < RM; i++) {
+    rowOf[i] = min(row0 + i, step.count - 1u);
+  }
   if (SKIP_ZERO_GROUPS) {
     trips = groupList[listAt];
+    // unroll
+    for (var i = 0u; i < RM; i++) {
+      rowOf[i] = groupList[listAt + 1u + K16 + i];
+    }
   }
   for (var trip = 0u; trip < trips; trip++) {
     var k16 = trip;
@@ -78,7 +88,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     if (A_BYTES) {
       // unroll
       for (var i = 0u; i < RM; i++) {
-        words[i] = aVec[(step.start + min(row0 + i, step.count - 1u)) * K16 + k16];
+        words[i] = aVec[(step.start + rowOf[i]) * K16 + k16];
       }
     }
     var s = acc;
@@ -91,7 +101,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
         if (A_BYTES) {
           a[i] = unpackBytes(words[i][t]);
         } else {
-          a[i] = textureLoad(aTex, vec2u(k4, min(row0 + i, step.count - 1u)), 0);
+          a[i] = textureLoad(aTex, vec2u(k4, rowOf[i]), 0);
         }
       }
       // unroll
@@ -116,10 +126,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   for (var i = 0u; i < RM; i++) {
     // unroll
     for (var j = 0u; j < NV; j++) {
-      let row = row0 + i;
       let c = c0 + j;
-      if (row < step.count && c < N / 4u) {
-        outAct[row * (N / 4u) + c] = max(fma(acc[i][j], vec4f(A_SCALE), bias[c]), vec4f(0.0));
+      if (row0 + i < step.count && c < N / 4u) {
+        outAct[rowOf[i] * (N / 4u) + c] = max(fma(acc[i][j], vec4f(A_SCALE), bias[c]), vec4f(0.0));
       }
     }
   }
