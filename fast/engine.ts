@@ -146,8 +146,9 @@ export interface FastTrainerOptions {
 const NO_ORDER = 0xffffffff;
 
 /**
- * Where each image's ink is, as a sort key: 64 × (its first group of 16
- * pixels with a nonzero pixel) + its last one (0 for a blank image).
+ * Where each image's ink is, as a sort key: G × (its first group of 16
+ * pixels with a nonzero pixel) + its last one, G the groups in an image
+ * (0 for a blank image).
  */
 export function inkKeys(images: Uint8Array, count: number, pixels: number): Uint32Array {
   const keys = new Uint32Array(count);
@@ -161,7 +162,7 @@ export function inkKeys(images: Uint8Array, count: number, pixels: number): Uint
         last = g;
       }
     }
-    keys[r] = first < 0 ? 0 : 64 * first + last;
+    keys[r] = first < 0 ? 0 : groups * first + last;
   }
   return keys;
 }
@@ -178,10 +179,12 @@ export function rowOrderByInk(
 ): Uint32Array<ArrayBuffer> {
   const out = new Uint32Array(total);
   for (const [start, count] of ranges) {
-    const offsets = Array.from({ length: count }, (_, i) => i);
-    const keys = offsets.map((i) => keyAt(start + i));
-    offsets.sort((a, b) => keys[a] - keys[b] || a - b);
-    out.set(offsets, start);
+    // key · count + offset: one number per position, sorted numerically (a typed
+    // array's sort), gives the order by key with ties by offset.
+    const sorted = new Float64Array(count);
+    for (let i = 0; i < count; i++) sorted[i] = keyAt(start + i) * count + i;
+    sorted.sort();
+    for (let i = 0; i < count; i++) out[start + i] = sorted[i] % count;
   }
   return out;
 }

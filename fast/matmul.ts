@@ -133,7 +133,7 @@ export interface KernelOptions {
    * Texture variants on image bytes: leave out the work on pixels that are
    * all zero, going by the lists that `nonzeroRows.wgsl` (weight gradient:
    * lists of up to `maxRows` rows) and `nonzeroGroups.wgsl` (forward) write
-   * just before (see `skipsZeroRows`, `skipsZeroGroups`). Unset: no lists.
+   * just before (see `skipsZeroRows`, `skipsZeroGroups`).
    * With `imageWidth`, the weight gradient's blocks of pixels are 4 × 4 tiles
    * of images that wide (`tileWidth`). Unset: no lists.
    */
