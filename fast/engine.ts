@@ -839,10 +839,12 @@ export async function createFastTrainer(
     Math.ceil(n0 / 4) * (maxRows + 1) * 4,
     S,
   );
-  // Per block of R rows (8, 16 or 32), a count, up to n0/16 groups and the
-  // block's R rows (nonzeroGroups.wgsl).
+  // Per block of R rows (a texture variant's block rows), a count, up to n0/16
+  // groups and the block's R rows (nonzeroGroups.wgsl).
   const groupListWords = Math.max(
-    ...[8, 16, 32].map((r) => Math.ceil(maxRows / r) * (1 + Math.floor(n0 / 16) + r)),
+    ...VARIANTS.filter((v) => v.family === "texture").map((v) =>
+      Math.ceil(maxRows / v.block[0]) * (1 + Math.floor(n0 / 16) + v.block[0])
+    ),
   );
   const groupLists = buffer(
     `layer-1 groups of 16 pixels not all zero, rows [${groupListWords}]`,
