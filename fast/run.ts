@@ -193,6 +193,7 @@ export function fastSummary(r: FastRunResult): TrainSummary {
       batchSize: r.config.batchSize,
       lr: r.config.lr,
       seed: r.config.seed,
+      ...(r.config.model === "cnn" ? {} : { init: r.config.init ?? "original" }),
       ...(r.optimizer.optimizer !== "sgd" ? { optimizer: r.optimizer.optimizer } : {}),
       ...(r.shuffle ? { shuffle: r.shuffle } : {}),
     },

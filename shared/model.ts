@@ -29,8 +29,58 @@ export interface MlpParams {
   biases: Float32Array[];
 }
 
+/** The ways the MLP's weights can start (`--init`). */
+export const INITS = ["original", "kaiming"] as const;
+/** `original`: the original program's formula (the default); `kaiming`: He-uniform from `--seed`. */
+export type InitName = typeof INITS[number];
+
 /**
- * The initial parameters for `seed`: each `W[in][out]` uniform in
+ * The initial parameters `init` gives: `originalParams` or `initParams(seed)`.
+ * Only `kaiming` uses the seed.
+ */
+export function initialParams(
+  init: InitName,
+  seed: number,
+  sizes: readonly number[] = LAYER_SIZES,
+): MlpParams {
+  return init === "original" ? originalParams(sizes) : initParams(seed, sizes);
+}
+
+/** One step of the original program's linear congruential generator, modulo 2^32. */
+function lcg(x: number): number {
+  return (Math.imul(x, 1664525) + 1013904223) >>> 0;
+}
+
+/**
+ * The original program's initial weights (the run its README publishes).
+ * For a layer `W[in][out]` stored row-major, entry `i` (0 ≤ i < in·out) is
+ *
+ *     h = lcg(lcg(i XOR 1234)),   r = (h & 0xFFFFFF) / 2^24   (r in [0, 1))
+ *     W[i] = (2r − 1) · sqrt(6 / (in + out))                  (Glorot-uniform)
+ *
+ * every operation in float32, as the original computes it; the same `i`
+ * sequence restarts at 0 in every layer. Biases start at 0. No seed.
+ */
+export function originalParams(sizes: readonly number[] = LAYER_SIZES): MlpParams {
+  const f = Math.fround;
+  const weights: Float32Array[] = [];
+  const biases: Float32Array[] = [];
+  for (let l = 0; l + 1 < sizes.length; l++) {
+    const fanIn = sizes[l], fanOut = sizes[l + 1];
+    const limit = f(Math.sqrt(f(6 / (fanIn + fanOut))));
+    const w = new Float32Array(fanIn * fanOut);
+    for (let i = 0; i < w.length; i++) {
+      const r = (lcg(lcg((i ^ 1234) >>> 0)) & 0xffffff) / 16777216; // exact in float32
+      w[i] = f(f(2 * r - 1) * limit);
+    }
+    weights.push(w);
+    biases.push(new Float32Array(fanOut));
+  }
+  return { sizes: [...sizes], weights, biases };
+}
+
+/**
+ * The `kaiming` initial parameters for `seed`: each `W[in][out]` uniform in
  * ±sqrt(6 / fan_in) (He-uniform), drawn layer by layer in row-major order
  * from one `mulberry32(seed)` stream; biases zero. Same numbers everywhere.
  */

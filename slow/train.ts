@@ -515,6 +515,7 @@ export async function trainSlow(
         batchSize: config.batchSize,
         lr: config.lr,
         seed: config.seed,
+        init: config.init ?? "original",
       },
       epochs,
       test,

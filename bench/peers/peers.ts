@@ -40,17 +40,17 @@ import * as tf from "@tensorflow/tfjs";
 import * as tfWasm from "@tensorflow/tfjs-backend-wasm";
 import "@tensorflow/tfjs-backend-webgpu";
 import { parseArgs } from "node:util";
-import { runMain, UsageError } from "../shared/errors.ts";
+import { runMain, UsageError } from "../../shared/errors.ts";
 import {
   batchRanges,
   initParams,
   type MlpParams,
   PIXELS,
   pixelsToFloats,
-} from "../shared/model.ts";
-import { loadMnist, type MnistData } from "../shared/mnist.ts";
-import type { EpochResult } from "../shared/summary.ts";
-import { referenceEpochLoss } from "./reference.ts";
+} from "../../shared/model.ts";
+import { loadMnist, type MnistData } from "../../shared/mnist.ts";
+import type { EpochResult } from "../../shared/summary.ts";
+import { referenceEpochLoss } from "../reference.ts";
 
 /** The tfjs backends we compare against. */
 export type PeerBackend = "webgpu" | "wasm" | "cpu";
@@ -79,7 +79,7 @@ export interface PeerRun {
   backend: PeerBackend;
   /** Backend details: the WebGPU adapter, or the wasm build (SIMD, threads). */
   details: string;
-  data: { source: "mnist" | "sample"; train: number };
+  data: { source: string; train: number };
   config: { epochs: number; batchSize: number; lr: number; seed: number };
   /** Untimed preparation: backend start, uploads, warm-up (ms). */
   setupMs: number;
@@ -148,7 +148,7 @@ export interface PeerSession {
   batchSize: number;
   lr: number;
   seed: number;
-  source: "mnist" | "sample";
+  source: string;
   /** Untimed preparation: backend start, uploads, warm-up (ms). */
   setupMs: number;
   /** Trains one more epoch: its mean loss (read back once) and wall time. */
