@@ -27,6 +27,7 @@ import { kernelSource, openGpu } from "../shared/gpu.ts";
 import { matmul, matmulTransA, matmulTransB } from "../shared/model.ts";
 import { formatProfile, GpuProfiler } from "../shared/profiler.ts";
 import { mulberry32 } from "../shared/rng.ts";
+import { envNumber, envString } from "./env.ts";
 
 /** The three matmul shapes of training, named as in shared/model.ts. */
 export type MatmulOp = "matmul" | "matmulTransA" | "matmulTransB";
@@ -131,7 +132,7 @@ export function standardSetup(tile: [number, number] = [8, 8]): MatmulVariant["s
   };
 }
 
-const envBatch = Number(Deno.env.get("BENCH_BATCH") ?? "") || undefined;
+const envBatch = envNumber("BENCH_BATCH", 0) || undefined;
 
 /** The variants timed; add a line to time another. */
 export const VARIANTS: MatmulVariant[] = [
@@ -297,5 +298,5 @@ globalThis.addEventListener("unload", () => {
         .join("  "),
     );
   }
-  if (Deno.env.get("BENCH_PROFILE")) console.log(formatProfile(report));
+  if (envString("BENCH_PROFILE")) console.log(formatProfile(report));
 });

@@ -18,8 +18,9 @@ import { loadMnist } from "../shared/mnist.ts";
 import { initParams } from "../shared/model.ts";
 import { createFastTrainer, SLOTS } from "../fast/engine.ts";
 import { median, shapeMultiplyAdds, variantFits, VARIANTS } from "../fast/matmul.ts";
+import { envNumber } from "./env.ts";
 
-const batch = Number(Deno.env.get("BENCH_BATCH") ?? "") || 500;
+const batch = envNumber("BENCH_BATCH", 500);
 const mnist = await loadMnist({ trainLimit: batch, testLimit: 16, announce: false });
 const gpu = await openGpu();
 const trainer = await createFastTrainer(gpu, initParams(1337), {

@@ -11,6 +11,7 @@
  */
 
 import { UserError } from "./errors.ts";
+import { KERNEL_SOURCES } from "./kernel_sources.ts";
 
 /** An open WebGPU device and what we know of its adapter. */
 export interface Gpu {
@@ -88,14 +89,11 @@ export async function openGpu(opts: OpenGpuOptions = {}): Promise<Gpu> {
   return { adapter, device, description, timestamps, software };
 }
 
-const kernelCache = new Map<string, string>();
-
-/** The WGSL source of `shared/kernels/<name>.wgsl`. */
+/** The WGSL source of `shared/kernels/<name>.wgsl` (see shared/kernel_sources.ts). */
 export function kernelSource(name: string): string {
-  let src = kernelCache.get(name);
+  const src = KERNEL_SOURCES[name];
   if (src === undefined) {
-    src = Deno.readTextFileSync(new URL(`./kernels/${name}.wgsl`, import.meta.url));
-    kernelCache.set(name, src);
+    throw new Error(`no kernel shared/kernels/${name}.wgsl in shared/kernel_sources.ts`);
   }
   return src;
 }

@@ -16,6 +16,8 @@ Deno.test("defaults are the original program's", () => {
   assert.equal(c.batchSize, 500);
   assert.equal(c.lr, 0.01);
   assert.equal(c.seed, 1337);
+  assert.equal(c.init, "original");
+  assert.equal((parseTrainArgs([], "slow") as TrainConfig).init, "original");
   assert.equal(c.json, false);
   assert.equal(c.trainLimit, undefined);
 });
@@ -32,6 +34,8 @@ Deno.test("every flag is read", () => {
       "0.5",
       "--seed",
       "0",
+      "--init",
+      "kaiming",
       "--train-limit",
       "100",
       "--test-limit",
@@ -48,6 +52,7 @@ Deno.test("every flag is read", () => {
     batchSize: 64,
     lr: 0.5,
     seed: 0,
+    init: "kaiming",
     trainLimit: 100,
     testLimit: 50,
     json: true,
@@ -124,6 +129,8 @@ Deno.test("fast-only flags: one-line exit-2 errors for bad values and bad combin
     [["--resume"], /--resume.*--save/],
     [["--save", "a", "--resume", "--load", "b"], /--resume and --load/],
     [["--save", ""], /--save/],
+    [["--init", "xavier"], /--init must be original or kaiming, got 'xavier'/],
+    [["--model", "cnn", "--init", "original"], /--init .*the CNN has its own/],
   ];
   for (const [args, re] of bad) {
     assert.throws(() => parseTrainArgs(args, "fast"), (e: unknown) => {

@@ -7,10 +7,12 @@ import assert from "node:assert/strict";
 import {
   batchRanges,
   cloneParams,
+  initialParams,
   initParams,
   LAYER_SIZES,
   lossAndGradients,
   type MlpParams,
+  originalParams,
   pixelsToFloats,
   predict,
   stepMultiplyAdds,
@@ -28,6 +30,31 @@ function randomBatch(batch: number, inputs: number, seed: number) {
 function meanLoss(p: MlpParams, x: ArrayLike<number>, labels: Uint8Array): number {
   return lossAndGradients(p, x, labels).loss;
 }
+
+Deno.test("originalParams: the original program's weights, entry for entry", () => {
+  // Computed independently of this code (the issue's figures, from the original's formula).
+  const p = originalParams();
+  const [w1, w2, w3] = p.weights;
+  assert.deepEqual([w1.length, w2.length, w3.length], [784 * 512, 512 * 128, 128 * 10]);
+  const want: [Float32Array, number, number][] = [
+    [w1, 0, 0.0674097836],
+    [w1, 1, -0.0387124754],
+    [w1, 2, 0.0074887630],
+    [w1, 401407, 0.0618076548],
+    [w2, 0, 0.0959258005],
+    [w2, 1, -0.0550888143],
+    [w3, 0, 0.2065788656],
+    [w3, 1279, -0.1165582016],
+  ];
+  for (const [w, i, v] of want) {
+    assert.ok(Math.abs(w[i] - v) <= 5e-11, `entry ${i}: ${w[i].toFixed(10)}, want ${v}`);
+  }
+  for (const b of p.biases) assert.ok(b.every((x) => x === 0));
+  // Bounded by the Glorot limit sqrt(6 / (in + out)), and no seed: always the same.
+  assert.ok(w1.every((x) => Math.abs(x) <= Math.sqrt(6 / (784 + 512))));
+  assert.deepEqual(initialParams("original", 1), initialParams("original", 2));
+  assert.deepEqual(initialParams("kaiming", 5), initParams(5));
+});
 
 Deno.test("initParams: same seed same numbers, bounded by sqrt(6/fan_in), zero biases", () => {
   const a = initParams(1337), b = initParams(1337), c = initParams(1338);
