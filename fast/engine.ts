@@ -53,6 +53,7 @@ import {
   skipsZeroRows,
   specialize,
   tileWidth,
+  tuneCandidates,
   unrollLoops,
   variantByName,
   variantFits,
@@ -738,7 +739,7 @@ export async function createFastTrainer(
   for (const slot of SLOTS) {
     want(slot, shapes[slot], plan[slot]);
     if (!opts.tuneSlots?.includes(slot)) continue;
-    for (const v of VARIANTS) {
+    for (const v of tuneCandidates(gpu.software)) {
       if (variantFits(v, shapes[slot], maxRows, maxTextureRows)) want(slot, shapes[slot], v);
     }
   }

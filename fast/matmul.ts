@@ -70,6 +70,16 @@ export const VARIANTS: readonly MatmulVariant[] = [
   variant("texture", 32, 16),
 ];
 
+/**
+ * The variants the tuner tries on an adapter. On a CPU adapter (llvmpipe,
+ * SwiftShader) only the texture family: a texel fetch is cheap there, the
+ * other families never won a tuning run on llvmpipe (bench/RESULTS.md), and
+ * compiling them costs most of a cold first start. On a GPU, every variant.
+ */
+export function tuneCandidates(software: boolean): readonly MatmulVariant[] {
+  return software ? VARIANTS.filter((v) => v.family === "texture") : VARIANTS;
+}
+
 /** The variant called `name`; throws for an unknown name. */
 export function variantByName(name: string): MatmulVariant {
   const v = VARIANTS.find((v) => v.name === name);

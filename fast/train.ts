@@ -63,6 +63,7 @@ import {
   pickFastest,
   readTuneCache,
   shapeKey,
+  tuneCandidates,
   type TuneResult,
   variantFits,
   VARIANTS,
@@ -115,13 +116,15 @@ export async function tuneSlots(
   slots: readonly Slot[],
   batchSize: number,
   cachePath: string | null,
+  log: (line: string) => void = () => {},
 ): Promise<Partial<Record<Slot, TuneResult>>> {
   const maxTex = gpu.device.limits.maxTextureDimension2D;
   const results: Partial<Record<Slot, TuneResult>> = {};
-  for (const slot of slots) {
-    const candidates = VARIANTS.filter((v) =>
+  for (const [i, slot] of slots.entries()) {
+    const candidates = tuneCandidates(gpu.software).filter((v) =>
       variantFits(v, trainer.shapes[slot], trainer.maxRows, maxTex)
     );
+    const t0 = performance.now();
     const result = await pickFastest(
       candidates,
       (v, rows, reps) => trainer.timeVariant(slot, v, rows, reps),
@@ -130,6 +133,10 @@ export async function tuneSlots(
     );
     trainer.setVariant(slot, result.best);
     results[slot] = result;
+    log(
+      `  tuned ${slot} (${i + 1}/${slots.length}): ${result.best.name} of ${candidates.length} ` +
+        `variants (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+    );
   }
   if (cachePath && slots.length > 0) {
     const cache = readTuneCache(cachePath);
@@ -371,6 +378,12 @@ export async function trainFast(
   const profiler = new GpuProfiler(gpu, { enabled: config.profile });
   let profiling = false; // not while tuning: from the first epoch on
   const smaller = `--batch-size ${batchSize} (a smaller --batch-size needs less GPU memory)`;
+  if (missing.length > 0) {
+    log(
+      `compiling and timing the matmul variants for ${missing.join(", ")} on this adapter ` +
+        `(once: remembered afterwards; up to a minute on a CPU adapter)`,
+    );
+  }
   // When set-up fails, what was made is freed before the error goes on.
   let made: FastTrainer | undefined;
   const trainer = await gpuChecked(
@@ -397,17 +410,11 @@ export async function trainFast(
   });
   try {
     if (checkpoint) trainer.writeOptimizerState(checkpoint.optimizerState);
-    if (missing.length > 0) {
-      log(
-        `timing the matmul variants for ${missing.join(", ")} on this adapter (remembered ` +
-          `afterwards; compiling them can take a minute or two on a CPU adapter)`,
-      );
-    }
     const tuned = await gpuChecked(
       gpu.device,
       `timing the matmul variants at ${smaller}`,
       async () => {
-        const results = await tuneSlots(gpu, trainer, missing, batchSize, cachePath);
+        const results = await tuneSlots(gpu, trainer, missing, batchSize, cachePath, log);
         // Run each chosen kernel that tuning did not run once (an lr-0 step entry:
         // the weights are untouched), so that a CPU adapter's compile on first use
         // (seconds for the unrolled texture kernels, on a machine that has not
