@@ -72,9 +72,10 @@ export const VARIANTS: readonly MatmulVariant[] = [
 
 /**
  * The variants the tuner tries on an adapter. On a CPU adapter (llvmpipe,
- * SwiftShader) only the texture family: a texel fetch is cheap there, the
- * other families never won a tuning run on llvmpipe (bench/RESULTS.md), and
- * compiling them costs most of a cold first start. On a GPU, every variant.
+ * SwiftShader; timed only with `--tune`) only the texture family: a texel
+ * fetch is cheap there, the other families never won a tuning run on
+ * llvmpipe (bench/RESULTS.md), and compiling them is slow. On a GPU, every
+ * variant.
  */
 export function tuneCandidates(software: boolean): readonly MatmulVariant[] {
   return software ? VARIANTS.filter((v) => v.family === "texture") : VARIANTS;
@@ -365,9 +366,13 @@ export function shapeMultiplyAdds(shape: MatmulShape, rows: number): number {
 }
 
 /**
- * The variant used without tuning: textures on CPU adapters (a texel fetch is
- * much cheaper than a storage-buffer load there), workgroup tiles on GPUs;
- * registers where the shape does not suit textures.
+ * The variant used without timing. On a CPU adapter (a texel fetch is much
+ * cheaper than a storage-buffer load there): `texture-32x16`, except
+ * `texture-16x16` for layer 1's weight gradient, the tuner's usual picks on
+ * llvmpipe (bench/RESULTS.md); timing the variants there costs minutes of
+ * compiling on a cold machine for a few per cent, so a CPU adapter is timed
+ * only with `--tune`. On a GPU: workgroup tiles. Registers where the shape
+ * does not suit either.
  */
 export function defaultVariant(
   shape: MatmulShape,
@@ -375,8 +380,15 @@ export function defaultVariant(
   maxRows: number,
   maxTextureRows: number,
 ): MatmulVariant {
-  const want = software ? variantByName("texture-16x16") : variantByName("tiled-16");
-  if (variantFits(want, shape, maxRows, maxTextureRows)) return want;
+  const prior = !software
+    ? ["tiled-16"]
+    : shape.op === "weightGrad" && shape.aBytes
+    ? ["texture-16x16"]
+    : ["texture-32x16", "texture-16x16"];
+  for (const name of prior) {
+    const want = variantByName(name);
+    if (variantFits(want, shape, maxRows, maxTextureRows)) return want;
+  }
   return variantByName(software ? "registers-16x16" : "registers-4x4");
 }
 

@@ -372,9 +372,13 @@ export async function trainFast(
   const cachePath = opts.tuneCachePath === undefined ? TUNE_CACHE_PATH : opts.tuneCachePath;
   const { batchSize } = config;
   const maxRows = fastTrainerRows(batchSize, nTest);
-  const { known, missing } = config.noTune
+  // Timing the variants: on GPUs, or with --tune; a cached choice is used in either case.
+  const timing = config.tune || !gpu.software;
+  const cached = config.noTune
     ? { known: {}, missing: [] }
     : cachedPlan(gpu, slotShapes(run.params.sizes), batchSize, maxRows, cachePath);
+  const { known } = cached;
+  const missing = timing ? cached.missing : [];
   const profiler = new GpuProfiler(gpu, { enabled: config.profile });
   let profiling = false; // not while tuning: from the first epoch on
   const smaller = `--batch-size ${batchSize} (a smaller --batch-size needs less GPU memory)`;
@@ -433,7 +437,7 @@ export async function trainFast(
     );
     profiling = profiler.enabled;
     const how = (s: Slot) => {
-      if (config.noTune) return "default";
+      if (config.noTune || (!timing && !known[s])) return "default";
       const t = tuned[s];
       if (!t) return "cached";
       const ms = t.ms[trainer.plan[s].name];

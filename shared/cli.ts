@@ -35,6 +35,8 @@ export interface TrainConfig {
   profile: boolean;
   /** Fast trainer: skip timing matmul variants; use the adapter-type default. */
   noTune: boolean;
+  /** Fast trainer: time the matmul variants on a CPU adapter too (default: only on GPUs). */
+  tune?: boolean;
   // Fast trainer only; all optional, so configs built by hand stay valid.
   /** The network (default "mlp"). */
   model?: "mlp" | "cnn";
@@ -63,6 +65,7 @@ export interface TrainConfig {
 /** Flags only the fast trainer has. */
 export const FAST_ONLY_FLAGS: readonly string[] = [
   "no-tune",
+  "tune",
   "model",
   "optimizer",
   "momentum",
@@ -124,7 +127,9 @@ ${name === "fast" ? FAST_NOTES : SLOW_NOTES}`;
 }
 
 const FAST_HELP = `
-  --no-tune          skip timing the matmul variants at start-up; use the defaults
+  --no-tune          skip timing the matmul variants at start-up; use the adapter-type defaults
+  --tune             time them on a CPU adapter too (by default only a GPU is timed: on a CPU
+                     adapter compiling every variant takes minutes on a cold machine)
   --model mlp|cnn    the network: the MLP above (default), or the LeNet-style CNN of fast/cnn.ts
   --optimizer NAME   sgd (default), momentum or adam (PyTorch's updates)
   --momentum X       μ of momentum (default ${OPTIMIZER_DEFAULTS.momentum})
@@ -184,6 +189,7 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
         json: { type: "boolean" },
         profile: { type: "boolean" },
         "no-tune": { type: "boolean" },
+        tune: { type: "boolean" },
         model: { type: "string" },
         optimizer: { type: "string" },
         momentum: { type: "string" },
@@ -247,6 +253,9 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
       throw new UsageError(`--${f} needs a file name`);
     }
   }
+  if (values.tune && values["no-tune"]) {
+    throw new UsageError("--tune and --no-tune cannot be combined");
+  }
   if (values.resume && values.save === undefined) {
     throw new UsageError("--resume continues from the checkpoint at --save FILE: give --save");
   }
@@ -255,6 +264,7 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
   }
   const fastOnly = name === "fast"
     ? {
+      tune: values.tune ?? false,
       model: model as "mlp" | "cnn",
       optimizer: optimizer as OptimizerName,
       momentum: fraction("momentum", values.momentum, OPTIMIZER_DEFAULTS.momentum, true),

@@ -58,6 +58,7 @@ Deno.test("every flag is read", () => {
     json: true,
     profile: true,
     noTune: true,
+    tune: false,
     model: "mlp",
     optimizer: "sgd",
     momentum: 0.9,
@@ -129,6 +130,7 @@ Deno.test("fast-only flags: one-line exit-2 errors for bad values and bad combin
     [["--resume"], /--resume.*--save/],
     [["--save", "a", "--resume", "--load", "b"], /--resume and --load/],
     [["--save", ""], /--save/],
+    [["--tune", "--no-tune"], /--tune and --no-tune cannot be combined/],
     [["--init", "xavier"], /--init must be original or kaiming, got 'xavier'/],
     [["--model", "cnn", "--init", "original"], /--init .*the CNN has its own/],
   ];

@@ -405,6 +405,7 @@ Deno.test("fast: tuning picks a fitting variant per slot, caches it, and reuses 
       json: false,
       profile: false,
       noTune: false,
+      tune: true, // llvmpipe is timed only when asked
     };
     const lines: string[] = [];
     const first = await trainFast(config, {
@@ -433,6 +434,19 @@ Deno.test("fast: tuning picks a fitting variant per slot, caches it, and reuses 
     assert.ok(
       Math.abs(first.epochs[0].loss - second.epochs[0].loss) <= 1e-5 * first.epochs[0].loss,
     );
+    // Without --tune a CPU adapter is not timed: the CPU plan, said to be the default.
+    lines.length = 0;
+    await trainFast({ ...config, tune: false }, {
+      gpu,
+      data,
+      log: (l) => lines.push(l),
+      tuneCachePath: `${dir}/other.json`,
+    });
+    assert.ok(gpu.software);
+    const plain = lines.find((l) => l.startsWith("matmul variants:")) ?? "";
+    assert.equal(plain.match(/\(default\)/g)?.length, SLOTS.length, plain);
+    assert.ok(!lines.some((l) => l.startsWith("compiling and timing")));
+    await assert.rejects(() => Deno.stat(`${dir}/other.json`), Deno.errors.NotFound);
     // A cache that cannot be written is no error.
     await Deno.chmod(dir, 0o500);
     await trainFast(config, { gpu, data, log: () => {}, tuneCachePath: `${dir}/sub/cache.json` });
