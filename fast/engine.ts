@@ -53,6 +53,7 @@ import {
   skipsZeroRows,
   specialize,
   tileWidth,
+  tuneCandidates,
   unrollLoops,
   variantByName,
   variantFits,
@@ -93,7 +94,10 @@ export interface FastTrainerOptions {
   lr: number;
   /** Variants per slot; missing slots get `defaultVariant`. */
   plan?: Partial<Record<Slot, string>>;
-  /** Also compile every variant that fits these slots, for `timeVariant` and `setVariant`. */
+  /**
+   * Also compile every variant the tuner may time in these slots (`tuneCandidates`), for
+   * `timeVariant` and `setVariant`.
+   */
   tuneSlots?: readonly Slot[];
   /** Steps per command buffer (default: 32). */
   stepsPerSubmit?: number;
@@ -738,8 +742,8 @@ export async function createFastTrainer(
   for (const slot of SLOTS) {
     want(slot, shapes[slot], plan[slot]);
     if (!opts.tuneSlots?.includes(slot)) continue;
-    for (const v of VARIANTS) {
-      if (variantFits(v, shapes[slot], maxRows, maxTextureRows)) want(slot, shapes[slot], v);
+    for (const v of tuneCandidates(shapes[slot], gpu.software, maxRows, maxTextureRows)) {
+      want(slot, shapes[slot], v);
     }
   }
   const headConsts = { K: n2, C: n3 };

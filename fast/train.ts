@@ -63,6 +63,7 @@ import {
   pickFastest,
   readTuneCache,
   shapeKey,
+  tuneCandidates,
   type TuneResult,
   variantFits,
   VARIANTS,
@@ -119,9 +120,7 @@ export async function tuneSlots(
   const maxTex = gpu.device.limits.maxTextureDimension2D;
   const results: Partial<Record<Slot, TuneResult>> = {};
   for (const slot of slots) {
-    const candidates = VARIANTS.filter((v) =>
-      variantFits(v, trainer.shapes[slot], trainer.maxRows, maxTex)
-    );
+    const candidates = tuneCandidates(trainer.shapes[slot], gpu.software, trainer.maxRows, maxTex);
     const result = await pickFastest(
       candidates,
       (v, rows, reps) => trainer.timeVariant(slot, v, rows, reps),
