@@ -113,6 +113,12 @@ export interface FastTrainerOptions {
   /** Allocate what `setOrder` needs (a shuffled copy of the training set). */
   shuffle?: boolean;
   /**
+   * Allocate what overlapping epochs needs: two copies of the per-image
+   * losses, so that `SubmittedEpoch.readLosses` of an epoch still answers
+   * after the next epoch was submitted (see `submitEpoch`).
+   */
+  overlapEpochs?: boolean;
+  /**
    * How the small output-layer kernels are shaped (default: `"cpu"` on CPU
    * adapters, `"gpu"` on GPUs). Both fuse layer 3's input gradient into the
    * output layer's kernel. `"cpu"`: one row per invocation, W3 read from a
@@ -292,6 +298,19 @@ export interface FastTrainer {
    */
   runEpoch(onProgress?: (stepsDone: number) => void, stop?: () => boolean): Promise<number>;
   /**
+   * Submits a whole epoch as `runEpoch` does (same `onProgress`, `stop` and
+   * `EpochInterrupted`), the loss sum and its copy into a readback buffer
+   * riding in the epoch's last command buffer, and resolves once it is all
+   * submitted, without waiting for the sum: the next epoch may be submitted
+   * while this one's readback is pending (the readback buffers alternate
+   * between epochs; the one of epoch e is reused by epoch e + 2, which
+   * waits for its readback first).
+   */
+  submitEpoch(
+    onProgress?: (stepsDone: number) => void,
+    stop?: () => boolean,
+  ): Promise<SubmittedEpoch>;
+  /**
    * Per-image losses at positions `start..start+count-1` of the epoch's order
    * (the images themselves without shuffling), from the last steps that saw them.
    */
@@ -326,6 +345,19 @@ export interface FastTrainer {
   timeVariant(slot: Slot, v: MatmulVariant, rows: number, reps?: number): Promise<number>;
   /** Frees the GPU objects (the device stays open). */
   destroy(): void;
+}
+
+/** An epoch that `submitEpoch` submitted. */
+export interface SubmittedEpoch {
+  /** The sum over the epoch's images of −log p_y, once the GPU has run the epoch. */
+  loss: Promise<number>;
+  /**
+   * Per-image losses of this epoch at positions `start..start+count-1`. With
+   * the `overlapEpochs` option, from a copy made at the epoch's end: valid
+   * until epoch e + 2 is submitted; without it, from the live per-image
+   * losses: valid until the next epoch is submitted.
+   */
+  readLosses(start: number, count: number): Promise<Float32Array>;
 }
 
 /** The matmul shape of each tunable slot for layer sizes `sizes`. */
@@ -490,7 +522,18 @@ export async function createFastTrainer(
     )
     : undefined;
   const confusion = buffer(`test confusion counts [${n3}, ${n3}]`, n3 * n3 * 4, S | CS | CD);
-  const lossStaging = buffer("epoch loss readback", 4, GPUBufferUsage.MAP_READ | CD);
+  const lossStaging = buffer("tuning readback", 4, GPUBufferUsage.MAP_READ | CD);
+  // Epoch e's loss sum is read back through epochStaging[e % 2] (and with overlapEpochs its
+  // per-image losses copied into lossCopies[e % 2]), so that epoch e + 1 can be submitted while
+  // epoch e's readback is pending.
+  const epochStaging = [0, 1].map((i) =>
+    buffer(`epoch loss readback ${i}`, 4, GPUBufferUsage.MAP_READ | CD)
+  );
+  const lossCopies = opts.overlapEpochs
+    ? [0, 1].map((i) =>
+      buffer(`per-image losses of an epoch, copy ${i} [${nTrain}]`, nTrain * 4, CS | CD)
+    )
+    : undefined;
   const confusionStaging = buffer(
     "test confusion readback",
     n3 * n3 * 4,
@@ -1212,16 +1255,22 @@ export async function createFastTrainer(
   };
 
   const stepsPerSubmit = opts.stepsPerSubmit ?? 32;
-  const runSteps = (first: number, count: number) => {
+  /**
+   * Encodes steps `first .. first+count-1` into one command buffer, then
+   * `tail` (if any) into the same one, and submits it.
+   */
+  const submitSteps = (first: number, count: number, tail?: (rec: Recorder) => void) => {
     if (first < 0 || count < 0 || first + count > batches.length) {
       throw new RangeError(`steps ${first}..${first + count - 1} outside 0..${batches.length - 1}`);
     }
     ensureOptimTable(first);
-    const rec = record(`steps ${first}..${first + count - 1}`);
+    const rec = record(`steps ${first}..${first + count - 1}${tail ? " and the loss sum" : ""}`);
     for (let i = first; i < first + count; i++) encodeStep(rec, i);
+    tail?.(rec);
     submit(rec);
     stepsTaken += count;
   };
+  const runSteps = (first: number, count: number) => submitSteps(first, count);
 
   const readStaging = async (staging: GPUBuffer): Promise<ArrayBuffer> => {
     await staging.mapAsync(GPUMapMode.READ);
@@ -1229,6 +1278,23 @@ export async function createFastTrainer(
     staging.unmap();
     return out;
   };
+  /** Floats `start..start+count-1` of `b` (per-image losses), read back (outside training). */
+  const readRange = async (b: GPUBuffer, start: number, count: number): Promise<Float32Array> => {
+    const enc = device.createCommandEncoder({ label: `${b.label} readback` });
+    const staging = device.createBuffer({
+      label: `${b.label} readback`,
+      size: Math.max(4, count * 4),
+      usage: GPUBufferUsage.MAP_READ | CD,
+    });
+    enc.copyBufferToBuffer(b, start * 4, staging, 0, count * 4);
+    device.queue.submit([enc.finish()]);
+    const out = new Float32Array(await readStaging(staging));
+    staging.destroy();
+    return out;
+  };
+  // Epochs submitted, and the pending readback of each epoch readback buffer.
+  let epochsSubmitted = 0;
+  const pendingReadbacks: (Promise<number> | undefined)[] = [undefined, undefined];
   /** A packed buffer read back and cut into its tensors W1, b1, W2, b2, W3, b3. */
   const readPacked = async (b: GPUBuffer): Promise<Float32Array[]> => {
     const staging = device.createBuffer({
@@ -1251,6 +1317,21 @@ export async function createFastTrainer(
     shapes,
     runSteps,
     async runEpoch(onProgress, stop) {
+      return await (await trainer.submitEpoch(onProgress, stop)).loss;
+    },
+    async submitEpoch(onProgress, stop) {
+      const slot = epochsSubmitted % 2;
+      // The readback buffer's last epoch (e − 2) must be read and unmapped before it is reused.
+      await pendingReadbacks[slot]?.catch(() => {});
+      const staging = epochStaging[slot];
+      const copy = lossCopies?.[slot];
+      // The epoch's loss sum (and the copy of its per-image losses) after its last step.
+      const tail = (rec: Recorder) => {
+        dispatch(rec, "sumLosses", sumPipeline, groups.sum, sumStep, [1, 1], nTrain);
+        const enc = outsidePass(rec);
+        enc.copyBufferToBuffer(lossTotal, 0, staging, 0, 4);
+        if (copy) enc.copyBufferToBuffer(losses, 0, copy, 0, nTrain * 4);
+      };
       let previous: Promise<void> | undefined; // the chunk before the last one submitted
       // A short first chunk starts the GPU after encoding a few steps, not 32;
       // the next chunk is encoded while it runs. (With a progress line every
@@ -1258,7 +1339,7 @@ export async function createFastTrainer(
       const firstChunk = onProgress ? stepsPerSubmit : Math.min(stepsPerSubmit, FIRST_CHUNK_STEPS);
       for (let first = 0, count = 0; first < batches.length; first += count) {
         count = Math.min(first === 0 ? firstChunk : stepsPerSubmit, batches.length - first);
-        runSteps(first, count);
+        submitSteps(first, count, first + count === batches.length ? tail : undefined);
         await opts.afterSubmit?.();
         if (onProgress) {
           await device.queue.onSubmittedWorkDone();
@@ -1276,24 +1357,18 @@ export async function createFastTrainer(
           }
         }
       }
-      const rec = record("epoch loss sum");
-      dispatch(rec, "sumLosses", sumPipeline, groups.sum, sumStep, [1, 1], nTrain);
-      outsidePass(rec).copyBufferToBuffer(lossTotal, 0, lossStaging, 0, 4);
-      submit(rec);
-      return new Float32Array(await readStaging(lossStaging))[0];
+      epochsSubmitted++;
+      const loss = readStaging(staging).then((b) => new Float32Array(b)[0]);
+      loss.catch(() => {}); // a readback nobody awaits (the run stopped) is no unhandled rejection
+      pendingReadbacks[slot] = loss;
+      return {
+        loss,
+        readLosses: (start, count) =>
+          copy ? readRange(copy, start, count) : readRange(losses, start, count),
+      };
     },
-    async readLosses(start, count) {
-      const enc = device.createCommandEncoder({ label: "losses readback" });
-      const staging = device.createBuffer({
-        label: "losses readback",
-        size: Math.max(4, count * 4),
-        usage: GPUBufferUsage.MAP_READ | CD,
-      });
-      enc.copyBufferToBuffer(losses, start * 4, staging, 0, count * 4);
-      device.queue.submit([enc.finish()]);
-      const out = new Float32Array(await readStaging(staging));
-      staging.destroy();
-      return out;
+    readLosses(start, count) {
+      return readRange(losses, start, count);
     },
     async evaluate() {
       return (await trainer.evaluateConfusion()).correct;

@@ -34,7 +34,6 @@ import { epochProgress, type EpochResult, type TrainSummary } from "../shared/su
 import { formatEpoch, formatTest, prepareRun, type TrainOptions } from "../shared/train.ts";
 import { trainCnn } from "./cnn.ts";
 import {
-  type BadLoss,
   checkSameSettings,
   checkWritable,
   fastSummary,
@@ -56,6 +55,7 @@ import {
   type Slot,
   SLOTS,
   slotShapes,
+  type SubmittedEpoch,
   TUNE_SCREEN_ROWS,
 } from "./engine.ts";
 import {
@@ -297,15 +297,6 @@ export function checkResumable(c: Checkpoint, file: string, s: CheckpointSetting
   ]);
 }
 
-/** The 1-based step holding the first per-image loss of the epoch that is not finite, if any. */
-async function firstBadStep(
-  trainer: FastTrainer,
-  nTrain: number,
-  batchSize: number,
-): Promise<BadLoss | undefined> {
-  return firstBadLoss(await trainer.readLosses(0, nTrain), batchSize);
-}
-
 /**
  * Trains the MLP on the GPU the fast way and returns the summary. Logs one
  * line per epoch and the test accuracy (and a confusion matrix), like the
@@ -370,6 +361,10 @@ export async function trainFast(
   const profiler = new GpuProfiler(gpu, { enabled: config.profile });
   let profiling = false; // not while tuning: from the first epoch on
   const smaller = `--batch-size ${batchSize} (a smaller --batch-size needs less GPU memory)`;
+  const tty = Deno.stderr.isTerminal();
+  // Epochs overlap (see the epoch loop) unless something needs each one finished before the
+  // next starts: the progress line, checkpoints, the chart's per-epoch accuracy, the profile.
+  const overlap = !tty && !config.save && !config.plot && !config.profile;
   // When set-up fails, what was made is freed before the error goes on.
   let made: FastTrainer | undefined;
   const trainer = await gpuChecked(
@@ -383,6 +378,7 @@ export async function trainFast(
         tuneSlots: missing,
         optimizer,
         shuffle,
+        overlapEpochs: overlap,
         // The profile covers the training epochs only (as TrainSummary.profile says).
         passTimestamps: profiler.enabled
           ? (k, flops) => profiling ? profiler.passTimestamps(k, flops) : undefined
@@ -437,33 +433,21 @@ export async function trainFast(
     const epochs: EpochResult[] = [];
     const history: EpochPoint[] = checkpoint ? [...checkpoint.history] : [];
     let trainMs = 0;
-    const tty = Deno.stderr.isTerminal();
     const firstEpoch = (checkpoint?.epoch ?? 0) + 1;
     if (checkpoint && firstEpoch > config.epochs) {
       log(`${config.save} already holds ${checkpoint.epoch} epochs; nothing left to train`);
     }
     const stop = opts.signal ? () => opts.signal!.aborted : undefined;
-    for (let epoch = firstEpoch; epoch <= config.epochs; epoch++) {
-      const interrupted = () => interruptedError(epoch, config.save);
-      if (opts.signal?.aborted) throw interrupted();
-      const progress = epochProgress(epoch, trainer.batches.length);
-      const t0 = performance.now();
-      let total: number;
-      try {
-        total = await gpuChecked(gpu.device, `training epoch ${epoch}`, () => {
-          if (shuffle) trainer.setOrder(shuffledIndices(nTrain, config.seed + epoch));
-          return trainer.runEpoch(tty ? (done) => progress.tick(done) : undefined, stop);
-        });
-      } catch (err) {
-        progress.clear();
-        if (err instanceof EpochInterrupted) throw interrupted();
-        throw err;
-      }
-      const ms = performance.now() - t0;
-      progress.clear();
+    /** Logs a finished epoch after checking its loss; charts and saves it when asked. */
+    const finish = async (
+      epoch: number,
+      total: number,
+      ms: number,
+      losses: (start: number, count: number) => Promise<Float32Array>,
+    ) => {
       trainMs += ms;
       if (!Number.isFinite(total)) {
-        const bad = await firstBadStep(trainer, nTrain, batchSize);
+        const bad = firstBadLoss(await losses(0, nTrain), batchSize);
         throw nonFiniteLossError(
           total,
           epoch,
@@ -487,6 +471,64 @@ export async function trainFast(
         const [p, state] = [await trainer.readParams(), await trainer.readOptimizerState()];
         await writeCheckpoint(config.save, encodeCheckpoint(p, state, epoch, history, settings));
       }
+    };
+    if (overlap) {
+      // Epoch e + 1 is submitted before epoch e's loss is read back, so the readback (a device
+      // poll) overlaps work. An epoch's time is its share of the wall clock: from the end of
+      // the previous epoch's readback (or its own start, if later) to the end of its own.
+      let pending: { epoch: number; started: number; submitted: SubmittedEpoch } | undefined;
+      let lastReady = 0;
+      const settle = async () => {
+        if (!pending) return;
+        const { epoch, started, submitted } = pending;
+        pending = undefined;
+        const total = await submitted.loss;
+        const ready = performance.now();
+        const ms = ready - Math.max(started, lastReady);
+        lastReady = ready;
+        await finish(epoch, total, ms, submitted.readLosses);
+      };
+      for (let epoch = firstEpoch; epoch <= config.epochs; epoch++) {
+        if (opts.signal?.aborted) {
+          await settle();
+          throw interruptedError(epoch, config.save);
+        }
+        const started = performance.now();
+        let submitted: SubmittedEpoch;
+        try {
+          submitted = await gpuChecked(gpu.device, `training epoch ${epoch}`, () => {
+            if (shuffle) trainer.setOrder(shuffledIndices(nTrain, config.seed + epoch));
+            return trainer.submitEpoch(undefined, stop);
+          });
+        } catch (err) {
+          await settle(); // the epoch before ran whole: its line first
+          if (err instanceof EpochInterrupted) throw interruptedError(epoch, config.save);
+          throw err;
+        }
+        await settle();
+        pending = { epoch, started, submitted };
+      }
+      await settle();
+    }
+    for (let epoch = firstEpoch; epoch <= config.epochs && !overlap; epoch++) {
+      const interrupted = () => interruptedError(epoch, config.save);
+      if (opts.signal?.aborted) throw interrupted();
+      const progress = epochProgress(epoch, trainer.batches.length);
+      const t0 = performance.now();
+      let total: number;
+      try {
+        total = await gpuChecked(gpu.device, `training epoch ${epoch}`, () => {
+          if (shuffle) trainer.setOrder(shuffledIndices(nTrain, config.seed + epoch));
+          return trainer.runEpoch(tty ? (done) => progress.tick(done) : undefined, stop);
+        });
+      } catch (err) {
+        progress.clear();
+        if (err instanceof EpochInterrupted) throw interrupted();
+        throw err;
+      }
+      const ms = performance.now() - t0;
+      progress.clear();
+      await finish(epoch, total, ms, (s, c) => trainer.readLosses(s, c));
     }
     let profile: ProfileReport | undefined;
     if (profiling) {

@@ -41,7 +41,7 @@ import { trainFast } from "../fast/train.ts";
 import { trainSlow } from "../slow/train.ts";
 import { shuffledIndices } from "../shared/rng.ts";
 
-import { engineData, learnableDigits } from "./fixtures.ts";
+import { brightBandDigits, engineData, learnableDigits } from "./fixtures.ts";
 
 const gpu = await openGpu({ onError: (m) => console.error(`GPU error in test: ${m}`) });
 
@@ -440,6 +440,56 @@ Deno.test("fast: tuning picks a fitting variant per slot, caches it, and reuses 
     await trainFast(config, { gpu, data, log: () => {}, tuneCachePath: `${dir}/sub/cache.json` });
   } finally {
     await Deno.chmod(dir, 0o700);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fast: overlapped epochs (next submitted before the loss is read) log the same losses", async () => {
+  // Without --save, --plot or a terminal the epochs overlap; with --plot they do not.
+  const data = brightBandDigits(230, 20);
+  const config: TrainConfig = {
+    epochs: 3,
+    batchSize: 40,
+    lr: 0.05,
+    seed: 5,
+    json: false,
+    profile: false,
+    noTune: true,
+  };
+  const dir = await Deno.makeTempDir({ prefix: "fast-overlap-" });
+  try {
+    const run = async (over: Partial<TrainConfig>) => {
+      const lines: string[] = [];
+      const summary = await trainFast({ ...config, ...over }, {
+        gpu,
+        data,
+        log: (l) => lines.push(l),
+        tuneCachePath: null,
+      });
+      return { summary, lines: lines.filter((l) => l.startsWith("[epoch ")) };
+    };
+    const overlapped = await run({});
+    const serial = await run({ plot: `${dir}/chart.svg` });
+    assert.equal(overlapped.lines.length, 3);
+    assert.deepEqual(
+      overlapped.summary.epochs.map((e) => e.loss),
+      serial.summary.epochs.map((e) => e.loss),
+    );
+    assert.ok(overlapped.summary.epochs.every((e) => e.ms > 0));
+    // A loss that is no longer finite in epoch 1 is found while epoch 2 is already submitted:
+    // the step named comes from epoch 1's copy of the per-image losses, as without overlap.
+    const message = async (over: Partial<TrainConfig>) => {
+      try {
+        await run({ lr: 100, ...over });
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return "no error";
+    };
+    const got = await message({});
+    assert.match(got, /in epoch 1 at step \d+ of 6/);
+    assert.equal(got, await message({ plot: `${dir}/chart.svg` }));
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
