@@ -113,9 +113,9 @@ export interface FastTrainerOptions {
   /** Allocate what `setOrder` needs (a shuffled copy of the training set). */
   shuffle?: boolean;
   /**
-   * Allocate what overlapping epochs needs: two copies of the per-image
-   * losses, so that `SubmittedEpoch.readLosses` of an epoch still answers
-   * after the next epoch was submitted (see `submitEpoch`).
+   * Allocate what overlapping epochs needs (`encodeEpoch`): copies of the
+   * per-image losses, so that `SubmittedEpoch.readLosses` of an epoch still
+   * answers after the next two epochs were submitted.
    */
   overlapEpochs?: boolean;
   /**
@@ -255,6 +255,12 @@ const STEP_STRIDE = 256; // minUniformBufferOffsetAlignment is at most 256
 const STEP_SIZE = 16; // struct Step { start, count, lr, _pad }
 /** Steps in an epoch's first command buffer (without a progress line). */
 const FIRST_CHUNK_STEPS = 8;
+/**
+ * Epoch readback buffers (and, with `overlapEpochs`, copies of the per-image
+ * losses) in rotation: up to two epochs may be submitted while an earlier
+ * one's loss is still being read.
+ */
+export const EPOCH_READBACKS = 3;
 /** Rows per chunk of the split layer-3 weight gradient (`weightGradSgdSplit.wgsl`). */
 const SPLIT_CHUNK = 32;
 /** Rows per workgroup of `softmaxCrossEntropyGradRows.wgsl` (its `ROWS`). */
@@ -298,18 +304,16 @@ export interface FastTrainer {
    */
   runEpoch(onProgress?: (stepsDone: number) => void, stop?: () => boolean): Promise<number>;
   /**
-   * Submits a whole epoch as `runEpoch` does (same `onProgress`, `stop` and
-   * `EpochInterrupted`), the loss sum and its copy into a readback buffer
-   * riding in the epoch's last command buffer, and resolves once it is all
-   * submitted, without waiting for the sum: the next epoch may be submitted
-   * while this one's readback is pending (the readback buffers alternate
-   * between epochs; the one of epoch e is reused by epoch e + 2, which
-   * waits for its readback first).
+   * Encodes a whole epoch into one command buffer (its steps, then the loss
+   * sum and its copy into a readback buffer, and with `overlapEpochs` a copy
+   * of the per-image losses) without submitting it, so that it can be
+   * encoded while the previous epoch runs. Submit with `submit()`; start the
+   * loss readback with `readLoss()` of the result, after the next epoch is
+   * encoded. The readback buffers rotate among `EPOCH_READBACKS` epochs:
+   * epoch e's loss must have been read (settled) before epoch e + 3 is
+   * submitted.
    */
-  submitEpoch(
-    onProgress?: (stepsDone: number) => void,
-    stop?: () => boolean,
-  ): Promise<SubmittedEpoch>;
+  encodeEpoch(): EncodedEpoch;
   /**
    * Per-image losses at positions `start..start+count-1` of the epoch's order
    * (the images themselves without shuffling), from the last steps that saw them.
@@ -347,14 +351,27 @@ export interface FastTrainer {
   destroy(): void;
 }
 
-/** An epoch that `submitEpoch` submitted. */
+/** An epoch that `encodeEpoch` encoded. */
+export interface EncodedEpoch {
+  /** Submits the epoch's command buffer. */
+  submit(): SubmittedEpoch;
+}
+
+/** An epoch that `EncodedEpoch.submit` submitted. */
 export interface SubmittedEpoch {
-  /** The sum over the epoch's images of −log p_y, once the GPU has run the epoch. */
-  loss: Promise<number>;
+  /**
+   * Starts the loss readback (once; later calls return the same promise)
+   * and gives the sum over the epoch's images of −log p_y. In Deno the
+   * `mapAsync` under it returns only once the GPU has run everything
+   * submitted (a blocking device poll), then resolves ~10 ms later (its
+   * polling sleep): call it after submitting the next epoch's work, or
+   * just before, as `trainFast` does.
+   */
+  readLoss(): Promise<number>;
   /**
    * Per-image losses of this epoch at positions `start..start+count-1`. With
    * the `overlapEpochs` option, from a copy made at the epoch's end: valid
-   * until epoch e + 2 is submitted; without it, from the live per-image
+   * until epoch e + 3 is submitted; without it, from the live per-image
    * losses: valid until the next epoch is submitted.
    */
   readLosses(start: number, count: number): Promise<Float32Array>;
@@ -523,14 +540,15 @@ export async function createFastTrainer(
     : undefined;
   const confusion = buffer(`test confusion counts [${n3}, ${n3}]`, n3 * n3 * 4, S | CS | CD);
   const lossStaging = buffer("tuning readback", 4, GPUBufferUsage.MAP_READ | CD);
-  // Epoch e's loss sum is read back through epochStaging[e % 2] (and with overlapEpochs its
-  // per-image losses copied into lossCopies[e % 2]), so that epoch e + 1 can be submitted while
-  // epoch e's readback is pending.
-  const epochStaging = [0, 1].map((i) =>
+  // Epoch e's loss sum is read back through epochStaging[e % EPOCH_READBACKS] (and with
+  // overlapEpochs its per-image losses copied into lossCopies[e % EPOCH_READBACKS]), so that
+  // later epochs can be submitted while epoch e's readback is pending.
+  const epochSlots = [...Array(EPOCH_READBACKS).keys()];
+  const epochStaging = epochSlots.map((i) =>
     buffer(`epoch loss readback ${i}`, 4, GPUBufferUsage.MAP_READ | CD)
   );
   const lossCopies = opts.overlapEpochs
-    ? [0, 1].map((i) =>
+    ? epochSlots.map((i) =>
       buffer(`per-image losses of an epoch, copy ${i} [${nTrain}]`, nTrain * 4, CS | CD)
     )
     : undefined;
@@ -1292,9 +1310,32 @@ export async function createFastTrainer(
     staging.destroy();
     return out;
   };
-  // Epochs submitted, and the pending readback of each epoch readback buffer.
-  let epochsSubmitted = 0;
-  const pendingReadbacks: (Promise<number> | undefined)[] = [undefined, undefined];
+  // Epochs begun; epoch e reads its loss back through epochStaging[e % EPOCH_READBACKS].
+  let epochsBegun = 0;
+  const epochSlot = () => epochsBegun++ % EPOCH_READBACKS;
+  /** The loss sum (and with overlapEpochs the per-image losses) copied out after an epoch. */
+  const encodeEpochEnd = (rec: Recorder, slot: number) => {
+    dispatch(rec, "sumLosses", sumPipeline, groups.sum, sumStep, [1, 1], nTrain);
+    const enc = outsidePass(rec);
+    enc.copyBufferToBuffer(lossTotal, 0, epochStaging[slot], 0, 4);
+    const copy = lossCopies?.[slot];
+    if (copy) enc.copyBufferToBuffer(losses, 0, copy, 0, nTrain * 4);
+  };
+  /** The readbacks of an epoch that ended with `encodeEpochEnd(rec, slot)` and was submitted. */
+  const submitted = (slot: number): SubmittedEpoch => {
+    let loss: Promise<number> | undefined;
+    const copy = lossCopies?.[slot];
+    return {
+      readLoss: () => {
+        if (!loss) {
+          loss = readStaging(epochStaging[slot]).then((b) => new Float32Array(b)[0]);
+          loss.catch(() => {}); // a readback nobody awaits (the run failed) is no unhandled error
+        }
+        return loss;
+      },
+      readLosses: (start, count) => readRange(copy ?? losses, start, count),
+    };
+  };
   /** A packed buffer read back and cut into its tensors W1, b1, W2, b2, W3, b3. */
   const readPacked = async (b: GPUBuffer): Promise<Float32Array[]> => {
     const staging = device.createBuffer({
@@ -1317,21 +1358,7 @@ export async function createFastTrainer(
     shapes,
     runSteps,
     async runEpoch(onProgress, stop) {
-      return await (await trainer.submitEpoch(onProgress, stop)).loss;
-    },
-    async submitEpoch(onProgress, stop) {
-      const slot = epochsSubmitted % 2;
-      // The readback buffer's last epoch (e − 2) must be read and unmapped before it is reused.
-      await pendingReadbacks[slot]?.catch(() => {});
-      const staging = epochStaging[slot];
-      const copy = lossCopies?.[slot];
-      // The epoch's loss sum (and the copy of its per-image losses) after its last step.
-      const tail = (rec: Recorder) => {
-        dispatch(rec, "sumLosses", sumPipeline, groups.sum, sumStep, [1, 1], nTrain);
-        const enc = outsidePass(rec);
-        enc.copyBufferToBuffer(lossTotal, 0, staging, 0, 4);
-        if (copy) enc.copyBufferToBuffer(losses, 0, copy, 0, nTrain * 4);
-      };
+      const slot = epochSlot();
       let previous: Promise<void> | undefined; // the chunk before the last one submitted
       // A short first chunk starts the GPU after encoding a few steps, not 32;
       // the next chunk is encoded while it runs. (With a progress line every
@@ -1339,7 +1366,9 @@ export async function createFastTrainer(
       const firstChunk = onProgress ? stepsPerSubmit : Math.min(stepsPerSubmit, FIRST_CHUNK_STEPS);
       for (let first = 0, count = 0; first < batches.length; first += count) {
         count = Math.min(first === 0 ? firstChunk : stepsPerSubmit, batches.length - first);
-        submitSteps(first, count, first + count === batches.length ? tail : undefined);
+        const last = first + count === batches.length;
+        // The loss sum rides in the epoch's last command buffer.
+        submitSteps(first, count, last ? (rec) => encodeEpochEnd(rec, slot) : undefined);
         await opts.afterSubmit?.();
         if (onProgress) {
           await device.queue.onSubmittedWorkDone();
@@ -1357,14 +1386,21 @@ export async function createFastTrainer(
           }
         }
       }
-      epochsSubmitted++;
-      const loss = readStaging(staging).then((b) => new Float32Array(b)[0]);
-      loss.catch(() => {}); // a readback nobody awaits (the run stopped) is no unhandled rejection
-      pendingReadbacks[slot] = loss;
+      return await submitted(slot).readLoss();
+    },
+    encodeEpoch() {
+      const slot = epochSlot();
+      ensureOptimTable(0);
+      const rec = record(`epoch: steps 0..${batches.length - 1} and the loss sum`);
+      for (let i = 0; i < batches.length; i++) encodeStep(rec, i);
+      encodeEpochEnd(rec, slot);
+      const commands = outsidePass(rec).finish();
       return {
-        loss,
-        readLosses: (start, count) =>
-          copy ? readRange(copy, start, count) : readRange(losses, start, count),
+        submit() {
+          device.queue.submit([commands]);
+          stepsTaken += batches.length;
+          return submitted(slot);
+        },
       };
     },
     readLosses(start, count) {

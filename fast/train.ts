@@ -49,6 +49,7 @@ import {
   createFastTrainer,
   type EngineData,
   type EngineOptimizerState,
+  EPOCH_READBACKS,
   EpochInterrupted,
   type FastTrainer,
   fastTrainerRows,
@@ -152,6 +153,13 @@ export interface FastOptions extends TrainOptions {
    * with exit code 130 says where the last checkpoint is.
    */
   signal?: AbortSignal;
+  /**
+   * Whether epochs may overlap: each one encoded whole while the one before
+   * runs and its loss read back while the next runs; Ctrl-C then stops
+   * between epochs (default: on GPUs, not on CPU adapters). Never with a
+   * progress line, `--save`, `--plot` or `--profile`.
+   */
+  overlapEpochs?: boolean;
 }
 
 /** The optimiser settings of `config`, with shared/optim.ts's defaults. */
@@ -362,9 +370,12 @@ export async function trainFast(
   let profiling = false; // not while tuning: from the first epoch on
   const smaller = `--batch-size ${batchSize} (a smaller --batch-size needs less GPU memory)`;
   const tty = Deno.stderr.isTerminal();
-  // Epochs overlap (see the epoch loop) unless something needs each one finished before the
-  // next starts: the progress line, checkpoints, the chart's per-epoch accuracy, the profile.
-  const overlap = !tty && !config.save && !config.plot && !config.profile;
+  // Epochs overlap on GPUs (see the epoch loop) unless something needs each one finished
+  // before the next starts: the progress line, checkpoints, the chart's per-epoch accuracy, the
+  // profile. (CPU adapters run a submit to its end before returning: nothing to overlap there,
+  // and Ctrl-C stops within the epoch.)
+  const overlap = (opts.overlapEpochs ?? !gpu.software) && !tty && !config.save &&
+    !config.plot && !config.profile;
   // When set-up fails, what was made is freed before the error goes on.
   let made: FastTrainer | undefined;
   const trainer = await gpuChecked(
@@ -473,42 +484,58 @@ export async function trainFast(
       }
     };
     if (overlap) {
-      // Epoch e + 1 is submitted before epoch e's loss is read back, so the readback (a device
-      // poll) overlaps work. An epoch's time is its share of the wall clock: from the end of
-      // the previous epoch's readback (or its own start, if later) to the end of its own.
-      let pending: { epoch: number; started: number; submitted: SubmittedEpoch } | undefined;
-      let lastReady = 0;
-      const settle = async () => {
-        if (!pending) return;
-        const { epoch, started, submitted } = pending;
-        pending = undefined;
-        const total = await submitted.loss;
-        const ready = performance.now();
-        const ms = ready - Math.max(started, lastReady);
-        lastReady = ready;
-        await finish(epoch, total, ms, submitted.readLosses);
+      // Each epoch is one command buffer, encoded while the one before runs on the GPU, and
+      // submitted as soon as that one is done: in Deno, starting its loss readback (mapAsync)
+      // returns only then (a blocking device poll), and the readback resolves ~10 ms later
+      // (the poll loop's sleep) while the next epoch runs. Lines and checks follow up to two
+      // epochs behind. An epoch's time runs from the end of the one before (for the first,
+      // from here) to the end of its own.
+      type Running = {
+        epoch: number;
+        submitted: SubmittedEpoch;
+        loss?: Promise<number>;
+        ms: number;
+      };
+      const running: Running[] = []; // submitted, oldest first
+      let lastEnd = performance.now();
+      const end = (r: Running) => {
+        if (r.loss) return;
+        r.loss = r.submitted.readLoss();
+        const now = performance.now();
+        r.ms = now - lastEnd;
+        lastEnd = now;
+      };
+      const settleOldest = async () => {
+        const r = running.shift()!;
+        end(r);
+        await finish(r.epoch, await r.loss!, r.ms, r.submitted.readLosses);
+      };
+      const settleAll = async () => {
+        while (running.length > 0) await settleOldest();
       };
       for (let epoch = firstEpoch; epoch <= config.epochs; epoch++) {
         if (opts.signal?.aborted) {
-          await settle();
+          await settleAll();
           throw interruptedError(epoch, config.save);
         }
-        const started = performance.now();
         let submitted: SubmittedEpoch;
         try {
           submitted = await gpuChecked(gpu.device, `training epoch ${epoch}`, () => {
             if (shuffle) trainer.setOrder(shuffledIndices(nTrain, config.seed + epoch));
-            return trainer.submitEpoch(undefined, stop);
+            const encoded = trainer.encodeEpoch();
+            const previous = running.at(-1);
+            if (previous) end(previous);
+            return encoded.submit();
           });
         } catch (err) {
-          await settle(); // the epoch before ran whole: its line first
-          if (err instanceof EpochInterrupted) throw interruptedError(epoch, config.save);
+          await settleAll();
           throw err;
         }
-        await settle();
-        pending = { epoch, started, submitted };
+        running.push({ epoch, submitted, ms: 0 });
+        // Epoch e − 2's readback is done with before epoch e + 1 reuses its buffers.
+        if (running.length >= EPOCH_READBACKS) await settleOldest();
       }
-      await settle();
+      await settleAll();
     }
     for (let epoch = firstEpoch; epoch <= config.epochs && !overlap; epoch++) {
       const interrupted = () => interruptedError(epoch, config.save);

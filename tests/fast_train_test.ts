@@ -445,7 +445,7 @@ Deno.test("fast: tuning picks a fitting variant per slot, caches it, and reuses 
 });
 
 Deno.test("fast: overlapped epochs (next submitted before the loss is read) log the same losses", async () => {
-  // Without --save, --plot or a terminal the epochs overlap; with --plot they do not.
+  // Without --save, --plot or a terminal the epochs overlap when asked; with --plot they do not.
   const data = brightBandDigits(230, 20);
   const config: TrainConfig = {
     epochs: 3,
@@ -465,6 +465,7 @@ Deno.test("fast: overlapped epochs (next submitted before the loss is read) log 
         data,
         log: (l) => lines.push(l),
         tuneCachePath: null,
+        overlapEpochs: true, // the default on GPUs only
       });
       return { summary, lines: lines.filter((l) => l.startsWith("[epoch ")) };
     };
@@ -476,8 +477,8 @@ Deno.test("fast: overlapped epochs (next submitted before the loss is read) log 
       serial.summary.epochs.map((e) => e.loss),
     );
     assert.ok(overlapped.summary.epochs.every((e) => e.ms > 0));
-    // A loss that is no longer finite in epoch 1 is found while epoch 2 is already submitted:
-    // the step named comes from epoch 1's copy of the per-image losses, as without overlap.
+    // A loss that is no longer finite in epoch 1 is found while epochs 2 and 3 are already
+    // submitted: the step named comes from epoch 1's copy of the per-image losses, as without.
     const message = async (over: Partial<TrainConfig>) => {
       try {
         await run({ lr: 100, ...over });
