@@ -477,6 +477,16 @@ Deno.test("fast: overlapped epochs (next submitted before the loss is read) log 
       serial.summary.epochs.map((e) => e.loss),
     );
     assert.ok(overlapped.summary.epochs.every((e) => e.ms > 0));
+    // Shuffled: each epoch's order is written while the epoch before may still run.
+    const shuffled = await run({ shuffle: true });
+    assert.deepEqual(
+      shuffled.summary.epochs.map((e) => e.loss),
+      (await run({ shuffle: true, plot: `${dir}/chart.svg` })).summary.epochs.map((e) => e.loss),
+    );
+    assert.notDeepEqual(
+      shuffled.summary.epochs.map((e) => e.loss),
+      overlapped.summary.epochs.map((e) => e.loss),
+    );
     // A loss that is no longer finite in epoch 1 is found while epochs 2 and 3 are already
     // submitted: the step named comes from epoch 1's copy of the per-image losses, as without.
     const message = async (over: Partial<TrainConfig>) => {
