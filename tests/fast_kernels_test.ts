@@ -362,10 +362,10 @@ for (const v of VARIANTS) {
       const gb = columnSums(g, c.rows, n);
       const wantW = w.map((x, i) => x - lr * gw[i]);
       const wantB = b.map((x, i) => x - lr * gb[i]);
-      const run = (v: MatmulVariant) =>
+      const run = (v: MatmulVariant, updateInPlace = true) =>
         runKernel(
           label(v, c),
-          variantSource(c.shape, v),
+          variantSource(c.shape, v, { updateInPlace }),
           "weightGrad",
           [
             "step",
@@ -382,7 +382,11 @@ for (const v of VARIANTS) {
       const out = await run(v);
       assertClose(new Float32Array(out.get(5)!), wantW, `${label(v, c)} W`);
       assertClose(new Float32Array(out.get(6)!), wantB, `${label(v, c)} b`);
-      if (v.family === "blocked") sameBits(out, await run(TILED), [5, 6], label(v, c));
+      if (v.family === "blocked") {
+        // The sums themselves (gradients stored, not applied: how a compiler contracts the
+        // update w − lr·∂w is not the summation order this checks).
+        sameBits(await run(v, false), await run(TILED, false), [5, 6], label(v, c));
+      }
     }
   });
 }
