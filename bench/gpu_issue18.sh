@@ -9,7 +9,8 @@
 #   FAST_FLAGS  extra flags for `deno task fast` (default: --init original, main's flag for the
 #             original program's weights, which bench/torch_mlp.py uses; empty: the default init)
 #
-# Steps, each with a time limit, none stopping the others:
+# Steps, each with a time limit (565 s in all, under one device call's 600), none stopping the
+# others:
 #   1. the fast kernel and trainer tests on this GPU (the blocked family against the CPU
 #      reference and bit for bit against tiled-16; overlapped epochs against the serial loop);
 #   2. fast/measure.ts: GFLOP/s of every variant on every shape, tuner candidates included;
@@ -43,13 +44,13 @@ date -u
 nvidia-smi -L 2>/dev/null || true
 "$DENO" --version | head -1
 rm -f data/tune-cache.json
-step tests 240 "$DENO" test --allow-read --allow-write --allow-net=127.0.0.1 --allow-env \
+step tests 180 "$DENO" test --allow-read --allow-write --allow-net=127.0.0.1 --allow-env \
   --allow-run tests/fast_kernels_test.ts tests/fast_train_test.ts
-step measure 150 "$DENO" run --allow-read --allow-env fast/measure.ts --data "$DATA" --epochs 3
+step measure 90 "$DENO" run --allow-read --allow-env fast/measure.ts --data "$DATA" --epochs 3
 rm -f data/tune-cache.json
-step fast-tuned 120 "${FAST[@]}"
-step fast-cached 90 "${FAST[@]}"
-step fast-no-tune 90 "${FAST[@]}" --no-tune
-step torch-eager 120 "$PY" bench/torch_mlp.py "$DATA" --mode eager
-step torch-graphs 120 "$PY" bench/torch_mlp.py "$DATA" --mode graphs
+step fast-tuned 75 "${FAST[@]}"
+step fast-cached 50 "${FAST[@]}"
+step fast-no-tune 50 "${FAST[@]}" --no-tune
+step torch-eager 60 "$PY" bench/torch_mlp.py "$DATA" --mode eager
+step torch-graphs 60 "$PY" bench/torch_mlp.py "$DATA" --mode graphs
 date -u
