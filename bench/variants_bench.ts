@@ -17,7 +17,7 @@ import { openGpu } from "../shared/gpu.ts";
 import { loadMnist } from "../shared/mnist.ts";
 import { initParams } from "../shared/model.ts";
 import { createFastTrainer, SLOTS } from "../fast/engine.ts";
-import { median, shapeMultiplyAdds, variantFits, VARIANTS } from "../fast/matmul.ts";
+import { median, shapeMultiplyAdds, tuneCandidates, VARIANTS } from "../fast/matmul.ts";
 import { envNumber } from "./env.ts";
 
 const batch = envNumber("BENCH_BATCH", 500);
@@ -43,7 +43,7 @@ const rows: { slot: string; variant: string; ms: number; gflops: number }[] = []
 for (const slot of SLOTS) {
   const shape = trainer.shapes[slot];
   const flop = 2 * shapeMultiplyAdds(shape, batch);
-  const variants = VARIANTS.filter((v) => variantFits(v, shape, trainer.maxRows, maxTex));
+  const variants = tuneCandidates(shape, gpu.software, trainer.maxRows, maxTex);
   // One probe each (also the warm-up); then every variant of this shape repeats its dispatch
   // the same number of times per iteration — enough for ~30 ms of the fastest one's work — so
   // Deno.bench's times and "x faster" lines compare like with like.

@@ -94,7 +94,10 @@ export interface FastTrainerOptions {
   lr: number;
   /** Variants per slot; missing slots get `defaultVariant`. */
   plan?: Partial<Record<Slot, string>>;
-  /** Also compile every variant that fits these slots, for `timeVariant` and `setVariant`. */
+  /**
+   * Also compile every variant the tuner may time in these slots (`tuneCandidates`), for
+   * `timeVariant` and `setVariant`.
+   */
   tuneSlots?: readonly Slot[];
   /** Steps per command buffer (default: 32). */
   stepsPerSubmit?: number;
@@ -109,6 +112,12 @@ export interface FastTrainerOptions {
   optimizer?: OptimizerOptions;
   /** Allocate what `setOrder` needs (a shuffled copy of the training set). */
   shuffle?: boolean;
+  /**
+   * Allocate what overlapping epochs needs (`encodeEpoch`): copies of the
+   * per-image losses, so that `SubmittedEpoch.readLosses` of an epoch still
+   * answers after the next two epochs were submitted.
+   */
+  overlapEpochs?: boolean;
   /**
    * How the small output-layer kernels are shaped (default: `"cpu"` on CPU
    * adapters, `"gpu"` on GPUs). Both fuse layer 3's input gradient into the
@@ -246,6 +255,12 @@ const STEP_STRIDE = 256; // minUniformBufferOffsetAlignment is at most 256
 const STEP_SIZE = 16; // struct Step { start, count, lr, _pad }
 /** Steps in an epoch's first command buffer (without a progress line). */
 const FIRST_CHUNK_STEPS = 8;
+/**
+ * Epoch readback buffers (and, with `overlapEpochs`, copies of the per-image
+ * losses) in rotation: up to two epochs may be submitted while an earlier
+ * one's loss is still being read.
+ */
+export const EPOCH_READBACKS = 3;
 /** Rows per chunk of the split layer-3 weight gradient (`weightGradSgdSplit.wgsl`). */
 const SPLIT_CHUNK = 32;
 /** Rows per workgroup of `softmaxCrossEntropyGradRows.wgsl` (its `ROWS`). */
@@ -289,6 +304,17 @@ export interface FastTrainer {
    */
   runEpoch(onProgress?: (stepsDone: number) => void, stop?: () => boolean): Promise<number>;
   /**
+   * Encodes a whole epoch into one command buffer (its steps, then the loss
+   * sum and its copy into a readback buffer, and with `overlapEpochs` a copy
+   * of the per-image losses) without submitting it, so that it can be
+   * encoded while the previous epoch runs. Submit with `submit()`; start the
+   * loss readback with `readLoss()` of the result, after the next epoch is
+   * encoded. The readback buffers rotate among `EPOCH_READBACKS` epochs:
+   * epoch e's loss must have been read (settled) before epoch e + 3 is
+   * submitted.
+   */
+  encodeEpoch(): EncodedEpoch;
+  /**
    * Per-image losses at positions `start..start+count-1` of the epoch's order
    * (the images themselves without shuffling), from the last steps that saw them.
    */
@@ -323,6 +349,32 @@ export interface FastTrainer {
   timeVariant(slot: Slot, v: MatmulVariant, rows: number, reps?: number): Promise<number>;
   /** Frees the GPU objects (the device stays open). */
   destroy(): void;
+}
+
+/** An epoch that `encodeEpoch` encoded. */
+export interface EncodedEpoch {
+  /** Submits the epoch's command buffer. */
+  submit(): SubmittedEpoch;
+}
+
+/** An epoch that `EncodedEpoch.submit` submitted. */
+export interface SubmittedEpoch {
+  /**
+   * Starts the loss readback (once; later calls return the same promise)
+   * and gives the sum over the epoch's images of −log p_y. In Deno the
+   * `mapAsync` under it returns only once the GPU has run everything
+   * submitted (a blocking device poll), then resolves ~10 ms later (its
+   * polling sleep): call it after submitting the next epoch's work, or
+   * just before, as `trainFast` does.
+   */
+  readLoss(): Promise<number>;
+  /**
+   * Per-image losses of this epoch at positions `start..start+count-1`. With
+   * the `overlapEpochs` option, from a copy made at the epoch's end: valid
+   * until epoch e + 3 is submitted; without it, from the live per-image
+   * losses: valid until the next epoch is submitted.
+   */
+  readLosses(start: number, count: number): Promise<Float32Array>;
 }
 
 /** The matmul shape of each tunable slot for layer sizes `sizes`. */
@@ -487,7 +539,19 @@ export async function createFastTrainer(
     )
     : undefined;
   const confusion = buffer(`test confusion counts [${n3}, ${n3}]`, n3 * n3 * 4, S | CS | CD);
-  const lossStaging = buffer("epoch loss readback", 4, GPUBufferUsage.MAP_READ | CD);
+  const lossStaging = buffer("tuning readback", 4, GPUBufferUsage.MAP_READ | CD);
+  // Epoch e's loss sum is read back through epochStaging[e % EPOCH_READBACKS] (and with
+  // overlapEpochs its per-image losses copied into lossCopies[e % EPOCH_READBACKS]), so that
+  // later epochs can be submitted while epoch e's readback is pending.
+  const epochSlots = [...Array(EPOCH_READBACKS).keys()];
+  const epochStaging = epochSlots.map((i) =>
+    buffer(`epoch loss readback ${i}`, 4, GPUBufferUsage.MAP_READ | CD)
+  );
+  const lossCopies = opts.overlapEpochs
+    ? epochSlots.map((i) =>
+      buffer(`per-image losses of an epoch, copy ${i} [${nTrain}]`, nTrain * 4, CS | CD)
+    )
+    : undefined;
   const confusionStaging = buffer(
     "test confusion readback",
     n3 * n3 * 4,
@@ -739,8 +803,8 @@ export async function createFastTrainer(
   for (const slot of SLOTS) {
     want(slot, shapes[slot], plan[slot]);
     if (!opts.tuneSlots?.includes(slot)) continue;
-    for (const v of tuneCandidates(gpu.software)) {
-      if (variantFits(v, shapes[slot], maxRows, maxTextureRows)) want(slot, shapes[slot], v);
+    for (const v of tuneCandidates(shapes[slot], gpu.software, maxRows, maxTextureRows)) {
+      want(slot, shapes[slot], v);
     }
   }
   const headConsts = { K: n2, C: n3 };
@@ -1209,22 +1273,68 @@ export async function createFastTrainer(
   };
 
   const stepsPerSubmit = opts.stepsPerSubmit ?? 32;
-  const runSteps = (first: number, count: number) => {
+  /**
+   * Encodes steps `first .. first+count-1` into one command buffer, then
+   * `tail` (if any) into the same one, and submits it.
+   */
+  const submitSteps = (first: number, count: number, tail?: (rec: Recorder) => void) => {
     if (first < 0 || count < 0 || first + count > batches.length) {
       throw new RangeError(`steps ${first}..${first + count - 1} outside 0..${batches.length - 1}`);
     }
     ensureOptimTable(first);
-    const rec = record(`steps ${first}..${first + count - 1}`);
+    const rec = record(`steps ${first}..${first + count - 1}${tail ? " and the loss sum" : ""}`);
     for (let i = first; i < first + count; i++) encodeStep(rec, i);
+    tail?.(rec);
     submit(rec);
     stepsTaken += count;
   };
+  const runSteps = (first: number, count: number) => submitSteps(first, count);
 
   const readStaging = async (staging: GPUBuffer): Promise<ArrayBuffer> => {
     await staging.mapAsync(GPUMapMode.READ);
     const out = staging.getMappedRange().slice(0);
     staging.unmap();
     return out;
+  };
+  /** Floats `start..start+count-1` of `b` (per-image losses), read back (outside training). */
+  const readRange = async (b: GPUBuffer, start: number, count: number): Promise<Float32Array> => {
+    const enc = device.createCommandEncoder({ label: `${b.label} readback` });
+    const staging = device.createBuffer({
+      label: `${b.label} readback`,
+      size: Math.max(4, count * 4),
+      usage: GPUBufferUsage.MAP_READ | CD,
+    });
+    enc.copyBufferToBuffer(b, start * 4, staging, 0, count * 4);
+    device.queue.submit([enc.finish()]);
+    const out = new Float32Array(await readStaging(staging));
+    staging.destroy();
+    return out;
+  };
+  // Epochs begun; epoch e reads its loss back through epochStaging[e % EPOCH_READBACKS].
+  let epochsBegun = 0;
+  const epochSlot = () => epochsBegun++ % EPOCH_READBACKS;
+  /** The loss sum (and with overlapEpochs the per-image losses) copied out after an epoch. */
+  const encodeEpochEnd = (rec: Recorder, slot: number) => {
+    dispatch(rec, "sumLosses", sumPipeline, groups.sum, sumStep, [1, 1], nTrain);
+    const enc = outsidePass(rec);
+    enc.copyBufferToBuffer(lossTotal, 0, epochStaging[slot], 0, 4);
+    const copy = lossCopies?.[slot];
+    if (copy) enc.copyBufferToBuffer(losses, 0, copy, 0, nTrain * 4);
+  };
+  /** The readbacks of an epoch that ended with `encodeEpochEnd(rec, slot)` and was submitted. */
+  const submitted = (slot: number): SubmittedEpoch => {
+    let loss: Promise<number> | undefined;
+    const copy = lossCopies?.[slot];
+    return {
+      readLoss: () => {
+        if (!loss) {
+          loss = readStaging(epochStaging[slot]).then((b) => new Float32Array(b)[0]);
+          loss.catch(() => {}); // a readback nobody awaits (the run failed) is no unhandled error
+        }
+        return loss;
+      },
+      readLosses: (start, count) => readRange(copy ?? losses, start, count),
+    };
   };
   /** A packed buffer read back and cut into its tensors W1, b1, W2, b2, W3, b3. */
   const readPacked = async (b: GPUBuffer): Promise<Float32Array[]> => {
@@ -1248,6 +1358,7 @@ export async function createFastTrainer(
     shapes,
     runSteps,
     async runEpoch(onProgress, stop) {
+      const slot = epochSlot();
       let previous: Promise<void> | undefined; // the chunk before the last one submitted
       // A short first chunk starts the GPU after encoding a few steps, not 32;
       // the next chunk is encoded while it runs. (With a progress line every
@@ -1255,7 +1366,9 @@ export async function createFastTrainer(
       const firstChunk = onProgress ? stepsPerSubmit : Math.min(stepsPerSubmit, FIRST_CHUNK_STEPS);
       for (let first = 0, count = 0; first < batches.length; first += count) {
         count = Math.min(first === 0 ? firstChunk : stepsPerSubmit, batches.length - first);
-        runSteps(first, count);
+        const last = first + count === batches.length;
+        // The loss sum rides in the epoch's last command buffer.
+        submitSteps(first, count, last ? (rec) => encodeEpochEnd(rec, slot) : undefined);
         await opts.afterSubmit?.();
         if (onProgress) {
           await device.queue.onSubmittedWorkDone();
@@ -1273,24 +1386,25 @@ export async function createFastTrainer(
           }
         }
       }
-      const rec = record("epoch loss sum");
-      dispatch(rec, "sumLosses", sumPipeline, groups.sum, sumStep, [1, 1], nTrain);
-      outsidePass(rec).copyBufferToBuffer(lossTotal, 0, lossStaging, 0, 4);
-      submit(rec);
-      return new Float32Array(await readStaging(lossStaging))[0];
+      return await submitted(slot).readLoss();
     },
-    async readLosses(start, count) {
-      const enc = device.createCommandEncoder({ label: "losses readback" });
-      const staging = device.createBuffer({
-        label: "losses readback",
-        size: Math.max(4, count * 4),
-        usage: GPUBufferUsage.MAP_READ | CD,
-      });
-      enc.copyBufferToBuffer(losses, start * 4, staging, 0, count * 4);
-      device.queue.submit([enc.finish()]);
-      const out = new Float32Array(await readStaging(staging));
-      staging.destroy();
-      return out;
+    encodeEpoch() {
+      const slot = epochSlot();
+      ensureOptimTable(0);
+      const rec = record(`epoch: steps 0..${batches.length - 1} and the loss sum`);
+      for (let i = 0; i < batches.length; i++) encodeStep(rec, i);
+      encodeEpochEnd(rec, slot);
+      const commands = outsidePass(rec).finish();
+      return {
+        submit() {
+          device.queue.submit([commands]);
+          stepsTaken += batches.length;
+          return submitted(slot);
+        },
+      };
+    },
+    readLosses(start, count) {
+      return readRange(losses, start, count);
     },
     async evaluate() {
       return (await trainer.evaluateConfusion()).correct;

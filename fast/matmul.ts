@@ -13,10 +13,14 @@
  *   (`weightGradSgd*.wgsl`); with `updateInPlace: false` the kernel stores
  *   the gradients `Aᵀ·G` and `Σ G` instead, for a separate optimiser step.
  *
- * Each comes in three families: `registers` (register-blocked, operands from
- * storage buffers), `tiled` (16 × 16 workgroup-memory tiles, what real GPUs
- * like) and `texture` (register-blocked, operands fetched from rgba32float
- * textures, which wins on CPU adapters such as llvmpipe). A kernel file holds
+ * Each comes in four families: `registers` (register-blocked, operands from
+ * storage buffers), `tiled` (16 × 16 workgroup-memory tiles, one output per
+ * invocation), `blocked` (for discrete GPUs: tiles of up to 64 × 64 outputs
+ * per workgroup, a 4 × 4 block per invocation, operands staged through
+ * workgroup memory and read as vec4) and `texture` (register-blocked,
+ * operands fetched from rgba32float textures, which wins on CPU adapters such
+ * as llvmpipe). The tuner leaves `blocked` out on CPU adapters
+ * (`tuneCandidates`). A kernel file holds
  * `const` declarations with default values (K, N, block sizes, A_BYTES) that
  * `specialize` rewrites before compiling, so each file stays plain WGSL.
  *
@@ -29,7 +33,7 @@ import { kernelSource } from "../shared/gpu.ts";
 export type MatmulOp = "forward" | "inputGrad" | "weightGrad";
 
 /** How a variant gets its operands. */
-export type MatmulFamily = "registers" | "tiled" | "texture";
+export type MatmulFamily = "registers" | "tiled" | "blocked" | "texture";
 
 /** One use of a fused matmul kernel in the model. */
 export interface MatmulShape {
@@ -50,6 +54,8 @@ export interface MatmulVariant {
   /**
    * Block per invocation: `[rows, columns]` of the output for forward and
    * inputGrad, `[rows of W, columns of W]` for weightGrad. 16 × 16 for tiled.
+   * For blocked: the tile of outputs per workgroup (same axes), multiples
+   * of 4, each invocation computing 4 × 4 of it.
    */
   block: [number, number];
 }
@@ -64,22 +70,14 @@ export const VARIANTS: readonly MatmulVariant[] = [
   variant("registers", 8, 8),
   variant("registers", 16, 16),
   { name: "tiled-16", family: "tiled", block: [16, 16] },
+  variant("blocked", 64, 64),
+  variant("blocked", 32, 64),
+  variant("blocked", 32, 32),
   variant("texture", 8, 8),
   variant("texture", 16, 8),
   variant("texture", 16, 16),
   variant("texture", 32, 16),
 ];
-
-/**
- * The variants the tuner tries on an adapter. On a CPU adapter (llvmpipe,
- * SwiftShader; timed only with `--tune`) only the texture family: a texel
- * fetch is cheap there, the other families never won a tuning run on
- * llvmpipe (bench/RESULTS.md), and compiling them is slow. On a GPU, every
- * variant.
- */
-export function tuneCandidates(software: boolean): readonly MatmulVariant[] {
-  return software ? VARIANTS.filter((v) => v.family === "texture") : VARIANTS;
-}
 
 /** The variant called `name`; throws for an unknown name. */
 export function variantByName(name: string): MatmulVariant {
@@ -92,16 +90,19 @@ const KERNEL_FILES: Record<MatmulOp, Record<MatmulFamily, string>> = {
   forward: {
     registers: "matmulBiasRelu",
     tiled: "matmulBiasReluTiled",
+    blocked: "matmulBiasReluBlocked",
     texture: "matmulBiasReluTexture",
   },
   inputGrad: {
     registers: "inputGradReluMask",
     tiled: "inputGradReluMaskTiled",
+    blocked: "inputGradReluMaskBlocked",
     texture: "inputGradReluMaskTexture",
   },
   weightGrad: {
     registers: "weightGradSgd",
     tiled: "weightGradSgdTiled",
+    blocked: "weightGradSgdBlocked",
     texture: "weightGradSgdTexture",
   },
 };
@@ -122,6 +123,8 @@ export function variantFits(
   maxRows: number,
   maxTextureRows: number,
 ): boolean {
+  // Blocked kernels read and write K- and N-wide rows as vec4.
+  if (v.family === "blocked") return shape.k % 4 === 0 && shape.n % 4 === 0;
   if (v.family !== "texture") return true;
   const [b0, b1] = v.block;
   if (shape.k % 4 !== 0 || shape.n % 4 !== 0 || b1 % 4 !== 0) return false;
@@ -131,6 +134,25 @@ export function variantFits(
   if (shape.op === "inputGrad" && shape.n > maxTextureRows) return false;
   if (shape.op === "forward" && shape.k > maxTextureRows) return false;
   return maxRows <= maxTextureRows;
+}
+
+/**
+ * The variants the tuner times for `shape` on an adapter: those that fit.
+ * On a CPU adapter (`software`: llvmpipe, SwiftShader; timed only with
+ * `--tune`) only the texture family: a texel fetch is cheap there, workgroup
+ * barriers and workgroup memory are slow, the other families never won a
+ * tuning run on llvmpipe (bench/RESULTS.md), and compiling them costs most of
+ * a cold start. On a GPU, every family.
+ */
+export function tuneCandidates(
+  shape: MatmulShape,
+  software: boolean,
+  maxRows: number,
+  maxTextureRows: number,
+): MatmulVariant[] {
+  return VARIANTS.filter((v) =>
+    variantFits(v, shape, maxRows, maxTextureRows) && (!software || v.family === "texture")
+  );
 }
 
 /** How a weight-gradient kernel is compiled. */
@@ -200,7 +222,10 @@ export function kernelConstants(
   const c: Record<string, number | boolean> = { K: shape.k, N: shape.n };
   if (shape.op !== "inputGrad") c.A_BYTES = shape.aBytes;
   if (shape.op === "weightGrad") c.UPDATE_IN_PLACE = opts.updateInPlace ?? true;
-  if (v.family === "registers") {
+  if (v.family === "blocked") {
+    // Workgroups of WX × WY invocations, 4 × 4 outputs each.
+    Object.assign(c, { WX: b1 / 4, WY: b0 / 4 });
+  } else if (v.family === "registers") {
     if (shape.op === "weightGrad") Object.assign(c, { RI: b0, RJ: b1 });
     else Object.assign(c, { RM: b0, RN: b1 });
   } else if (v.family === "texture") {
@@ -353,6 +378,12 @@ export function dispatchSize(
       ? [ceil(shape.n, 16), ceil(shape.k, 16)]
       : [ceil(shape.n, 16), ceil(rows, 16)];
   }
+  if (v.family === "blocked") {
+    // One tile of b0 × b1 outputs (rows × n, or k × n) per workgroup.
+    return shape.op === "weightGrad"
+      ? [ceil(shape.n, b1), ceil(shape.k, b0)]
+      : [ceil(shape.n, b1), ceil(rows, b0)];
+  }
   // registers: 8 × 8 invocations per workgroup, texture: 8 × 2 (more, smaller workgroups balance
   // better over the cores of a CPU adapter), one block each
   const height = v.family === "texture" ? 2 : 8;
@@ -400,9 +431,10 @@ export function defaultVariant(
  * texture forward kernel of image bytes skips all-zero groups of pixels; 5:
  * texture forward and input-gradient kernels in workgroups of 8 × 2; 6: the
  * layer-1 weight gradient takes its pixels in 4 × 4 tiles of the image; 7:
- * the layer-1 forward kernel takes its rows from the lists, ordered by ink).
+ * the layer-1 forward kernel takes its rows from the lists, ordered by ink;
+ * 8: the blocked family, new candidates on GPUs).
  */
-export const KERNELS_VERSION = 7;
+export const KERNELS_VERSION = 8;
 
 /** A string naming `shape` at `rows` rows, for the tuning cache. */
 export function shapeKey(shape: MatmulShape, rows: number): string {

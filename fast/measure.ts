@@ -20,7 +20,7 @@ import { openGpu } from "../shared/gpu.ts";
 import { loadMnist } from "../shared/mnist.ts";
 import { batchRanges, initParams, stepMultiplyAdds } from "../shared/model.ts";
 import { createFastTrainer, type EngineData, type Slot, SLOTS } from "./engine.ts";
-import { median, shapeMultiplyAdds, variantFits, VARIANTS } from "./matmul.ts";
+import { median, shapeMultiplyAdds, tuneCandidates, VARIANTS } from "./matmul.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -73,7 +73,7 @@ for (const slot of SLOTS) {
   const shape = tuner.shapes[slot];
   const flop = 2 * shapeMultiplyAdds(shape, batchSize);
   variantRates[slot] = {};
-  for (const v of VARIANTS.filter((v) => variantFits(v, shape, tuner.maxRows, maxTex))) {
+  for (const v of tuneCandidates(shape, gpu.software, tuner.maxRows, maxTex)) {
     const once = (await tuner.timeVariant(slot, v, batchSize, 1)) - overhead; // and warm-up
     const runs = once > 500 ? 1 : 5;
     // Repeat a dispatch within one submit until the work is ~20 ms or more, so

@@ -34,7 +34,6 @@ import { epochProgress, type EpochResult, type TrainSummary } from "../shared/su
 import { formatEpoch, formatTest, prepareRun, type TrainOptions } from "../shared/train.ts";
 import { trainCnn } from "./cnn.ts";
 import {
-  type BadLoss,
   checkSameSettings,
   checkWritable,
   fastSummary,
@@ -50,12 +49,14 @@ import {
   createFastTrainer,
   type EngineData,
   type EngineOptimizerState,
+  EPOCH_READBACKS,
   EpochInterrupted,
   type FastTrainer,
   fastTrainerRows,
   type Slot,
   SLOTS,
   slotShapes,
+  type SubmittedEpoch,
   TUNE_SCREEN_ROWS,
 } from "./engine.ts";
 import {
@@ -121,9 +122,7 @@ export async function tuneSlots(
   const maxTex = gpu.device.limits.maxTextureDimension2D;
   const results: Partial<Record<Slot, TuneResult>> = {};
   for (const [i, slot] of slots.entries()) {
-    const candidates = tuneCandidates(gpu.software).filter((v) =>
-      variantFits(v, trainer.shapes[slot], trainer.maxRows, maxTex)
-    );
+    const candidates = tuneCandidates(trainer.shapes[slot], gpu.software, trainer.maxRows, maxTex);
     const t0 = performance.now();
     const result = await pickFastest(
       candidates,
@@ -160,6 +159,13 @@ export interface FastOptions extends TrainOptions {
    * with exit code 130 says where the last checkpoint is.
    */
   signal?: AbortSignal;
+  /**
+   * Whether epochs may overlap: each one encoded whole while the one before
+   * runs and its loss read back while the next runs; Ctrl-C then stops
+   * between epochs (default: on GPUs, not on CPU adapters). Never with a
+   * progress line, `--save`, `--plot` or `--profile`.
+   */
+  overlapEpochs?: boolean;
 }
 
 /** The optimiser settings of `config`, with shared/optim.ts's defaults. */
@@ -305,15 +311,6 @@ export function checkResumable(c: Checkpoint, file: string, s: CheckpointSetting
   ]);
 }
 
-/** The 1-based step holding the first per-image loss of the epoch that is not finite, if any. */
-async function firstBadStep(
-  trainer: FastTrainer,
-  nTrain: number,
-  batchSize: number,
-): Promise<BadLoss | undefined> {
-  return firstBadLoss(await trainer.readLosses(0, nTrain), batchSize);
-}
-
 /**
  * Trains the MLP on the GPU the fast way and returns the summary. Logs one
  * line per epoch and the test accuracy (and a confusion matrix), like the
@@ -388,6 +385,13 @@ export async function trainFast(
         `(once: remembered afterwards; up to a minute on a CPU adapter)`,
     );
   }
+  const tty = Deno.stderr.isTerminal();
+  // Epochs overlap on GPUs (see the epoch loop) unless something needs each one finished
+  // before the next starts: the progress line, checkpoints, the chart's per-epoch accuracy, the
+  // profile. (CPU adapters run a submit to its end before returning: nothing to overlap there,
+  // and Ctrl-C stops within the epoch.)
+  const overlap = (opts.overlapEpochs ?? !gpu.software) && !tty && !config.save &&
+    !config.plot && !config.profile;
   // When set-up fails, what was made is freed before the error goes on.
   let made: FastTrainer | undefined;
   const trainer = await gpuChecked(
@@ -401,6 +405,7 @@ export async function trainFast(
         tuneSlots: missing,
         optimizer,
         shuffle,
+        overlapEpochs: overlap,
         // The profile covers the training epochs only (as TrainSummary.profile says).
         passTimestamps: profiler.enabled
           ? (k, flops) => profiling ? profiler.passTimestamps(k, flops) : undefined
@@ -449,33 +454,21 @@ export async function trainFast(
     const epochs: EpochResult[] = [];
     const history: EpochPoint[] = checkpoint ? [...checkpoint.history] : [];
     let trainMs = 0;
-    const tty = Deno.stderr.isTerminal();
     const firstEpoch = (checkpoint?.epoch ?? 0) + 1;
     if (checkpoint && firstEpoch > config.epochs) {
       log(`${config.save} already holds ${checkpoint.epoch} epochs; nothing left to train`);
     }
     const stop = opts.signal ? () => opts.signal!.aborted : undefined;
-    for (let epoch = firstEpoch; epoch <= config.epochs; epoch++) {
-      const interrupted = () => interruptedError(epoch, config.save);
-      if (opts.signal?.aborted) throw interrupted();
-      const progress = epochProgress(epoch, trainer.batches.length);
-      const t0 = performance.now();
-      let total: number;
-      try {
-        total = await gpuChecked(gpu.device, `training epoch ${epoch}`, () => {
-          if (shuffle) trainer.setOrder(shuffledIndices(nTrain, config.seed + epoch));
-          return trainer.runEpoch(tty ? (done) => progress.tick(done) : undefined, stop);
-        });
-      } catch (err) {
-        progress.clear();
-        if (err instanceof EpochInterrupted) throw interrupted();
-        throw err;
-      }
-      const ms = performance.now() - t0;
-      progress.clear();
+    /** Logs a finished epoch after checking its loss; charts and saves it when asked. */
+    const finish = async (
+      epoch: number,
+      total: number,
+      ms: number,
+      losses: (start: number, count: number) => Promise<Float32Array>,
+    ) => {
       trainMs += ms;
       if (!Number.isFinite(total)) {
-        const bad = await firstBadStep(trainer, nTrain, batchSize);
+        const bad = firstBadLoss(await losses(0, nTrain), batchSize);
         throw nonFiniteLossError(
           total,
           epoch,
@@ -499,6 +492,80 @@ export async function trainFast(
         const [p, state] = [await trainer.readParams(), await trainer.readOptimizerState()];
         await writeCheckpoint(config.save, encodeCheckpoint(p, state, epoch, history, settings));
       }
+    };
+    if (overlap) {
+      // Each epoch is one command buffer, encoded while the one before runs on the GPU, and
+      // submitted as soon as that one is done: in Deno, starting its loss readback (mapAsync)
+      // returns only then (a blocking device poll), and the readback resolves ~10 ms later
+      // (the poll loop's sleep) while the next epoch runs. Lines and checks follow up to two
+      // epochs behind. An epoch's time runs from the end of the one before (for the first,
+      // from here) to the end of its own.
+      type Running = {
+        epoch: number;
+        submitted: SubmittedEpoch;
+        loss?: Promise<number>;
+        ms: number;
+      };
+      const running: Running[] = []; // submitted, oldest first
+      let lastEnd = performance.now();
+      const end = (r: Running) => {
+        if (r.loss) return;
+        r.loss = r.submitted.readLoss();
+        const now = performance.now();
+        r.ms = now - lastEnd;
+        lastEnd = now;
+      };
+      const settleOldest = async () => {
+        const r = running.shift()!;
+        end(r);
+        await finish(r.epoch, await r.loss!, r.ms, r.submitted.readLosses);
+      };
+      const settleAll = async () => {
+        while (running.length > 0) await settleOldest();
+      };
+      for (let epoch = firstEpoch; epoch <= config.epochs; epoch++) {
+        if (opts.signal?.aborted) {
+          await settleAll();
+          throw interruptedError(epoch, config.save);
+        }
+        let submitted: SubmittedEpoch;
+        try {
+          submitted = await gpuChecked(gpu.device, `training epoch ${epoch}`, () => {
+            if (shuffle) trainer.setOrder(shuffledIndices(nTrain, config.seed + epoch));
+            const encoded = trainer.encodeEpoch();
+            const previous = running.at(-1);
+            if (previous) end(previous);
+            return encoded.submit();
+          });
+        } catch (err) {
+          await settleAll();
+          throw err;
+        }
+        running.push({ epoch, submitted, ms: 0 });
+        // Epoch e − 2's readback is done with before epoch e + 1 reuses its buffers.
+        if (running.length >= EPOCH_READBACKS) await settleOldest();
+      }
+      await settleAll();
+    }
+    for (let epoch = firstEpoch; epoch <= config.epochs && !overlap; epoch++) {
+      const interrupted = () => interruptedError(epoch, config.save);
+      if (opts.signal?.aborted) throw interrupted();
+      const progress = epochProgress(epoch, trainer.batches.length);
+      const t0 = performance.now();
+      let total: number;
+      try {
+        total = await gpuChecked(gpu.device, `training epoch ${epoch}`, () => {
+          if (shuffle) trainer.setOrder(shuffledIndices(nTrain, config.seed + epoch));
+          return trainer.runEpoch(tty ? (done) => progress.tick(done) : undefined, stop);
+        });
+      } catch (err) {
+        progress.clear();
+        if (err instanceof EpochInterrupted) throw interrupted();
+        throw err;
+      }
+      const ms = performance.now() - t0;
+      progress.clear();
+      await finish(epoch, total, ms, (s, c) => trainer.readLosses(s, c));
     }
     let profile: ProfileReport | undefined;
     if (profiling) {

@@ -34,12 +34,16 @@ import gatherRows from "./kernels/gatherRows.wgsl" with { type: "text" };
 import im2col from "./kernels/im2col.wgsl" with { type: "text" };
 import im2colVec4 from "./kernels/im2colVec4.wgsl" with { type: "text" };
 import inputGradReluMask from "./kernels/inputGradReluMask.wgsl" with { type: "text" };
+import inputGradReluMaskBlocked from "./kernels/inputGradReluMaskBlocked.wgsl" with {
+  type: "text",
+};
 import inputGradReluMaskTexture from "./kernels/inputGradReluMaskTexture.wgsl" with {
   type: "text",
 };
 import inputGradReluMaskTiled from "./kernels/inputGradReluMaskTiled.wgsl" with { type: "text" };
 import matmul from "./kernels/matmul.wgsl" with { type: "text" };
 import matmulBiasRelu from "./kernels/matmulBiasRelu.wgsl" with { type: "text" };
+import matmulBiasReluBlocked from "./kernels/matmulBiasReluBlocked.wgsl" with { type: "text" };
 import matmulBiasReluTexture from "./kernels/matmulBiasReluTexture.wgsl" with { type: "text" };
 import matmulBiasReluTiled from "./kernels/matmulBiasReluTiled.wgsl" with { type: "text" };
 import matmulTransA from "./kernels/matmulTransA.wgsl" with { type: "text" };
@@ -64,6 +68,7 @@ import softmaxCrossEntropyGradRows from "./kernels/softmaxCrossEntropyGradRows.w
 };
 import sumLosses from "./kernels/sumLosses.wgsl" with { type: "text" };
 import weightGradSgd from "./kernels/weightGradSgd.wgsl" with { type: "text" };
+import weightGradSgdBlocked from "./kernels/weightGradSgdBlocked.wgsl" with { type: "text" };
 import weightGradSgdRow from "./kernels/weightGradSgdRow.wgsl" with { type: "text" };
 import weightGradSgdSplit from "./kernels/weightGradSgdSplit.wgsl" with { type: "text" };
 import weightGradSgdSplitSum from "./kernels/weightGradSgdSplitSum.wgsl" with { type: "text" };
@@ -96,10 +101,12 @@ export const KERNEL_SOURCES: Readonly<Record<string, string>> = {
   im2col,
   im2colVec4,
   inputGradReluMask,
+  inputGradReluMaskBlocked,
   inputGradReluMaskTexture,
   inputGradReluMaskTiled,
   matmul,
   matmulBiasRelu,
+  matmulBiasReluBlocked,
   matmulBiasReluTexture,
   matmulBiasReluTiled,
   matmulTransA,
@@ -120,6 +127,7 @@ export const KERNEL_SOURCES: Readonly<Record<string, string>> = {
   softmaxCrossEntropyGradRows,
   sumLosses,
   weightGradSgd,
+  weightGradSgdBlocked,
   weightGradSgdRow,
   weightGradSgdSplit,
   weightGradSgdSplitSum,

@@ -33,6 +33,7 @@ import {
   readTuneCache,
   specialize,
   tileWidth,
+  tuneCandidates,
   unrollLoops,
   variantByName,
   variantFits,
@@ -264,63 +265,93 @@ function operandA(c: Case, seed: number) {
   return { floats, words: new Uint32Array(floats.buffer.slice(0)), texture: floats };
 }
 
+/** The variant whose outputs the blocked family must match bit for bit. */
+const TILED = variantByName("tiled-16");
+
+/**
+ * Blocked variants: only the shape whose K is no multiple of the 16 values
+ * staged per step and whose N no multiple of a tile (K 20, N 36; rows 1, 13,
+ * 37: a partial and more than one row tile) — llvmpipe compiles each case.
+ */
+const few = (v: MatmulVariant, c: Case) => v.family !== "blocked" || c.shape.k === 20;
+
+/** The read-write buffers `bindings` of two runs hold the same bits. */
+function sameBits(
+  got: Map<number, ArrayBuffer>,
+  want: Map<number, ArrayBuffer>,
+  bindings: number[],
+  what: string,
+) {
+  for (const b of bindings) {
+    const [x, y] = [new Uint32Array(got.get(b)!), new Uint32Array(want.get(b)!)];
+    const at = x.findIndex((bits, i) => bits !== y[i]);
+    assert.ok(at < 0, `${what}, binding ${b}: [${at}] is ${x[at]}, tiled-16 gives ${y[at]}`);
+  }
+}
+
 for (const v of VARIANTS) {
   Deno.test(`fast kernels: forward (matmul + bias + ReLU), ${v.name}`, async () => {
-    for (const c of cases("forward", true).filter((c) => fits(v, c))) {
+    for (const c of cases("forward", true).filter((c) => fits(v, c) && few(v, c))) {
       const { k, n } = c.shape;
       const a = operandA(c, 1);
       const w = randoms(k * n, 2);
       const b = randoms(n, 3);
       const want = relu(addBias(matmul(a.floats, w, c.rows, k, n), b));
-      const out = await runKernel(
-        label(v, c),
-        variantSource(c.shape, v),
-        "product",
-        [
-          "step",
-          a.words,
-          { texture: a.texture, width: k / 4 },
-          w,
-          { texture: w, width: n / 4 },
-          b,
-          new Float32Array(c.rows * n).fill(NaN),
-        ],
-        { start: c.start, count: c.rows, lr: 0 },
-        dispatchSize(c.shape, v, c.rows),
-      );
+      const run = (v: MatmulVariant) =>
+        runKernel(
+          label(v, c),
+          variantSource(c.shape, v),
+          "product",
+          [
+            "step",
+            a.words,
+            { texture: a.texture, width: k / 4 },
+            w,
+            { texture: w, width: n / 4 },
+            b,
+            new Float32Array(c.rows * n).fill(NaN),
+          ],
+          { start: c.start, count: c.rows, lr: 0 },
+          dispatchSize(c.shape, v, c.rows),
+        );
+      const out = await run(v);
       assertClose(new Float32Array(out.get(6)!), want, label(v, c));
+      if (v.family === "blocked") sameBits(out, await run(TILED), [6], label(v, c));
     }
   });
 
   Deno.test(`fast kernels: input gradient with ReLU mask, ${v.name}`, async () => {
-    for (const c of cases("inputGrad", false).filter((c) => fits(v, c))) {
+    for (const c of cases("inputGrad", false).filter((c) => fits(v, c) && few(v, c))) {
       const { k, n } = c.shape;
       const g = randoms(c.rows * k, 4);
       const w = randoms(n * k, 5); // the next layer's W: [in = n, out = k]
       const act = relu(randoms(c.rows * n, 6)); // half of it zero
       const want = reluBackward(matmulTransB(g, w, c.rows, k, n), act);
-      const out = await runKernel(
-        label(v, c),
-        variantSource(c.shape, v),
-        "product",
-        [
-          "step",
-          g,
-          { texture: g, width: k / 4 },
-          w,
-          { texture: w, width: k / 4 },
-          new Float32Array(act),
-          new Float32Array(c.rows * n).fill(NaN),
-        ],
-        { start: 0, count: c.rows, lr: 0 },
-        dispatchSize(c.shape, v, c.rows),
-      );
+      const run = (v: MatmulVariant) =>
+        runKernel(
+          label(v, c),
+          variantSource(c.shape, v),
+          "product",
+          [
+            "step",
+            g,
+            { texture: g, width: k / 4 },
+            w,
+            { texture: w, width: k / 4 },
+            new Float32Array(act),
+            new Float32Array(c.rows * n).fill(NaN),
+          ],
+          { start: 0, count: c.rows, lr: 0 },
+          dispatchSize(c.shape, v, c.rows),
+        );
+      const out = await run(v);
       assertClose(new Float32Array(out.get(6)!), want, label(v, c));
+      if (v.family === "blocked") sameBits(out, await run(TILED), [6], label(v, c));
     }
   });
 
   Deno.test(`fast kernels: weight gradient + SGD update, ${v.name}`, async () => {
-    for (const c of cases("weightGrad", true).filter((c) => fits(v, c))) {
+    for (const c of cases("weightGrad", true).filter((c) => fits(v, c) && few(v, c))) {
       const { k, n } = c.shape;
       const lr = 0.5;
       const a = operandA(c, 7);
@@ -331,27 +362,135 @@ for (const v of VARIANTS) {
       const gb = columnSums(g, c.rows, n);
       const wantW = w.map((x, i) => x - lr * gw[i]);
       const wantB = b.map((x, i) => x - lr * gb[i]);
-      const out = await runKernel(
-        label(v, c),
-        variantSource(c.shape, v),
-        "weightGrad",
-        [
-          "step",
-          a.words,
-          { texture: a.texture, width: k / 4 },
-          g,
-          { texture: g, width: n / 4 },
-          w,
-          b,
-        ],
-        { start: c.start, count: c.rows, lr },
-        dispatchSize(c.shape, v, c.rows),
-      );
+      const run = (v: MatmulVariant, updateInPlace = true) =>
+        runKernel(
+          label(v, c),
+          variantSource(c.shape, v, { updateInPlace }),
+          "weightGrad",
+          [
+            "step",
+            a.words,
+            { texture: a.texture, width: k / 4 },
+            g,
+            { texture: g, width: n / 4 },
+            w,
+            b,
+          ],
+          { start: c.start, count: c.rows, lr },
+          dispatchSize(c.shape, v, c.rows),
+        );
+      const out = await run(v);
       assertClose(new Float32Array(out.get(5)!), wantW, `${label(v, c)} W`);
       assertClose(new Float32Array(out.get(6)!), wantB, `${label(v, c)} b`);
+      if (v.family === "blocked") {
+        // The sums themselves (gradients stored, not applied: how a compiler contracts the
+        // update w − lr·∂w is not the summation order this checks).
+        sameBits(await run(v, false), await run(TILED, false), [5, 6], label(v, c));
+      }
     }
   });
 }
+
+Deno.test("fast kernels: blocked-64x64 at the model's shapes, batch 500", async () => {
+  // Layer 1 (784 → 512, image bytes), layer 2 (512 → 128): forward, input gradient and weight
+  // gradient as the engine uses them, 500 rows (7 full row tiles of 64 and a partial one).
+  const v = variantByName("blocked-64x64");
+  const rows = 500;
+  const forwards: Case[] = [
+    { shape: { op: "forward", k: 784, n: 512, aBytes: true }, rows, start: 3 },
+    { shape: { op: "forward", k: 512, n: 128, aBytes: false }, rows, start: 0 },
+  ];
+  for (const c of forwards) {
+    const { k, n } = c.shape;
+    const a = operandA(c, 21);
+    const w = randoms(k * n, 22).map((x) => x * 0.1);
+    const b = randoms(n, 23);
+    const want = relu(addBias(matmul(a.floats, w, rows, k, n), b));
+    const out = await runKernel(
+      label(v, c),
+      variantSource(c.shape, v),
+      "product",
+      [
+        "step",
+        a.words,
+        { texture: new Float32Array(0), width: 1 },
+        w,
+        {
+          texture: new Float32Array(0),
+          width: 1,
+        },
+        b,
+        new Float32Array(rows * n).fill(NaN),
+      ],
+      { start: c.start, count: rows, lr: 0 },
+      dispatchSize(c.shape, v, rows),
+    );
+    assertClose(new Float32Array(out.get(6)!), want, label(v, c), 1e-4);
+  }
+  {
+    const c: Case = { shape: { op: "inputGrad", k: 128, n: 512, aBytes: false }, rows, start: 0 };
+    const { k, n } = c.shape;
+    const g = randoms(rows * k, 24);
+    const w = randoms(n * k, 25);
+    const act = relu(randoms(rows * n, 26));
+    const want = reluBackward(matmulTransB(g, w, rows, k, n), act);
+    const out = await runKernel(
+      label(v, c),
+      variantSource(c.shape, v),
+      "product",
+      [
+        "step",
+        g,
+        { texture: new Float32Array(0), width: 1 },
+        w,
+        {
+          texture: new Float32Array(0),
+          width: 1,
+        },
+        new Float32Array(act),
+        new Float32Array(rows * n).fill(NaN),
+      ],
+      { start: 0, count: rows, lr: 0 },
+      dispatchSize(c.shape, v, rows),
+    );
+    assertClose(new Float32Array(out.get(6)!), want, label(v, c), 1e-4);
+  }
+  const weightGrads: Case[] = [
+    { shape: { op: "weightGrad", k: 784, n: 512, aBytes: true }, rows, start: 3 },
+    { shape: { op: "weightGrad", k: 512, n: 128, aBytes: false }, rows, start: 0 },
+  ];
+  for (const c of weightGrads) {
+    const { k, n } = c.shape;
+    const lr = 0.01;
+    const a = operandA(c, 27);
+    const g = randoms(rows * n, 28).map((x) => x / rows);
+    const w = randoms(k * n, 29);
+    const b = randoms(n, 30);
+    const gw = matmulTransA(a.floats, g, rows, k, n);
+    const gb = columnSums(g, rows, n);
+    const out = await runKernel(
+      label(v, c),
+      variantSource(c.shape, v),
+      "weightGrad",
+      [
+        "step",
+        a.words,
+        { texture: new Float32Array(0), width: 1 },
+        g,
+        {
+          texture: new Float32Array(0),
+          width: 1,
+        },
+        w,
+        b,
+      ],
+      { start: c.start, count: rows, lr },
+      dispatchSize(c.shape, v, rows),
+    );
+    assertClose(new Float32Array(out.get(5)!), w.map((x, i) => x - lr * gw[i]), label(v, c));
+    assertClose(new Float32Array(out.get(6)!), b.map((x, i) => x - lr * gb[i]), label(v, c));
+  }
+});
 
 /**
  * Image bytes where about half of the 16-pixel groups of each row are all
@@ -976,7 +1115,7 @@ Deno.test("fast matmul: textures only where shapes and rows fit; defaults by ada
   assert.ok(variantFits(tex, fwd, 500, 8192));
   assert.ok(!variantFits(tex, fwd, 9000, 8192), "activation textures higher than the limit");
   assert.ok(!variantFits(tex, { ...fwd, k: 19 }, 500, 8192), "K not a multiple of 4");
-  for (const v of VARIANTS.filter((v) => v.family !== "texture")) {
+  for (const v of VARIANTS.filter((v) => v.family === "registers" || v.family === "tiled")) {
     assert.ok(variantFits(v, { ...fwd, k: 19, n: 23 }, 60000, 8192));
   }
   assert.equal(defaultVariant(fwd, true, 500, 8192).name, "texture-32x16");
@@ -986,6 +1125,31 @@ Deno.test("fast matmul: textures only where shapes and rows fit; defaults by ada
   assert.equal(defaultVariant(wg1, true, 500, 8192).name, "texture-16x16");
 });
 
+Deno.test("fast matmul: the tuner tries the blocked family on GPUs only, where K and N fit; textures only on CPUs", () => {
+  const fwd: MatmulShape = { op: "forward", k: 784, n: 512, aBytes: true };
+  const names = (software: boolean, shape = fwd) =>
+    tuneCandidates(shape, software, 500, 8192).map((v) => v.name);
+  const blocked = ["blocked-64x64", "blocked-32x64", "blocked-32x32"];
+  for (const name of blocked) {
+    assert.ok(names(false).includes(name), `${name} on a GPU`);
+    assert.ok(!names(true).includes(name), `${name} left out on a CPU adapter`);
+    assert.ok(!names(false, { ...fwd, n: 510 }).includes(name), `${name}: N not a multiple of 4`);
+  }
+  // On a CPU adapter (timed only with --tune) the texture variants that fit, nothing else.
+  assert.deepEqual(
+    names(true),
+    VARIANTS.filter((v) => v.family === "texture" && variantFits(v, fwd, 500, 8192)).map((v) =>
+      v.name
+    ),
+  );
+  const wg = variantByName("blocked-32x64");
+  assert.deepEqual(dispatchSize({ op: "weightGrad", k: 784, n: 512, aBytes: true }, wg, 500), [
+    8,
+    25,
+  ]);
+  assert.deepEqual(dispatchSize(fwd, wg, 500), [8, 16]);
+});
+
 Deno.test("fast matmul: pickFastest screens, then keeps the fastest finalist", async () => {
   // A made-up adapter: ms per dispatch per row for each variant, 10 ms readback.
   const perRow: Record<string, number> = {
@@ -993,6 +1157,9 @@ Deno.test("fast matmul: pickFastest screens, then keeps the fastest finalist", a
     "registers-8x8": 0.2,
     "registers-16x16": 0.1,
     "tiled-16": 5,
+    "blocked-64x64": 6,
+    "blocked-32x64": 6,
+    "blocked-32x32": 6,
     "texture-8x8": 0.05,
     "texture-16x8": 0.04,
     "texture-16x16": 0.03,
