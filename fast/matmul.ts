@@ -398,12 +398,12 @@ export function shapeMultiplyAdds(shape: MatmulShape, rows: number): number {
 
 /**
  * The variant used without timing. On a CPU adapter (a texel fetch is much
- * cheaper than a storage-buffer load there): `texture-32x16`, except
- * `texture-16x16` for layer 1's weight gradient, the tuner's usual picks on
- * llvmpipe (bench/RESULTS.md); timing the variants there costs minutes of
- * compiling on a cold machine for a few per cent, so a CPU adapter is timed
- * only with `--tune`. On a GPU: workgroup tiles. Registers where the shape
- * does not suit either.
+ * cheaper than a storage-buffer load there): `texture-16x16`. Its epochs are
+ * as fast as the tuner's picks on llvmpipe, within the noise, and it compiles
+ * in a fraction of the time of `texture-32x16` (a cold first start took 43 s
+ * to epoch 1 with it, 320 s with `texture-32x16` in four slots, 290 s with
+ * the tuner: bench/RESULTS.md), so a CPU adapter is timed only with `--tune`.
+ * On a GPU: workgroup tiles. Registers where the shape does not suit either.
  */
 export function defaultVariant(
   shape: MatmulShape,
@@ -411,15 +411,8 @@ export function defaultVariant(
   maxRows: number,
   maxTextureRows: number,
 ): MatmulVariant {
-  const prior = !software
-    ? ["tiled-16"]
-    : shape.op === "weightGrad" && shape.aBytes
-    ? ["texture-16x16"]
-    : ["texture-32x16", "texture-16x16"];
-  for (const name of prior) {
-    const want = variantByName(name);
-    if (variantFits(want, shape, maxRows, maxTextureRows)) return want;
-  }
+  const want = software ? variantByName("texture-16x16") : variantByName("tiled-16");
+  if (variantFits(want, shape, maxRows, maxTextureRows)) return want;
   return variantByName(software ? "registers-16x16" : "registers-4x4");
 }
 

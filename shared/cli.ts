@@ -129,7 +129,8 @@ ${name === "fast" ? FAST_NOTES : SLOW_NOTES}`;
 const FAST_HELP = `
   --no-tune          skip timing the matmul variants at start-up; use the adapter-type defaults
   --tune             time them on a CPU adapter too (by default only a GPU is timed: on a CPU
-                     adapter compiling every variant takes minutes on a cold machine)
+                     adapter compiling every variant takes minutes on a cold machine, and the
+                     default, texture-16x16, is as fast as the tuner's picks there)
   --model mlp|cnn    the network: the MLP above (default), or the LeNet-style CNN of fast/cnn.ts
   --optimizer NAME   sgd (default), momentum or adam (PyTorch's updates)
   --momentum X       μ of momentum (default ${OPTIMIZER_DEFAULTS.momentum})
