@@ -1,0 +1,116 @@
+/**
+ * The web page (fast/web/) in a real browser: headless Chromium (Debian's
+ * `chromium`, WebGPU on SwiftShader with `--enable-unsafe-webgpu`) driven by
+ * playwright-core in tests/web_browser.ts, a process of its own. The page
+ * trains a few steps on a small subset; its printed epoch losses must equal
+ * the CPU reference's and `trainFast`'s for the same flags (at printed
+ * precision). A model trained here is loaded into the page, digits drawn on
+ * the pad must be classified right, and without WebGPU the page must say so
+ * in one sentence. Screenshots land in data/web-test/ (trained.png after
+ * training). Chromium missing is a failure: tests/install_chromium.sh.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import type { TrainConfig } from "../shared/cli.ts";
+import { openGpu } from "../shared/gpu.ts";
+import { loadMnist } from "../shared/mnist.ts";
+import { initialParams, pixelsToFloats, trainStep } from "../shared/model.ts";
+import { formatEpoch } from "../shared/summary.ts";
+import { trainFast } from "../fast/train.ts";
+import { WEB_DIGITS, WEB_SMALL, type WebObservations } from "./web_browser.ts";
+
+const SHOTS = decodeURIComponent(new URL("../data/web-test", import.meta.url).pathname);
+
+function config(flags: Partial<TrainConfig>): TrainConfig {
+  return {
+    epochs: 1,
+    batchSize: 100,
+    lr: 0.1,
+    seed: 1337,
+    init: "original",
+    json: false,
+    profile: false,
+    noTune: true,
+    ...flags,
+  };
+}
+
+/** The CPU reference's epoch losses (float64, shared/model.ts) for `WEB_SMALL`. */
+function cpuLosses(images: Uint8Array, labels: Uint8Array): number[] {
+  const { trainLimit, batchSize, epochs, lr } = WEB_SMALL;
+  const params = initialParams("original", 1337);
+  const out: number[] = [];
+  for (let e = 0; e < epochs; e++) {
+    let sum = 0;
+    for (let start = 0; start < trainLimit; start += batchSize) {
+      const count = Math.min(batchSize, trainLimit - start);
+      const x = pixelsToFloats(images, start, count);
+      sum += count * trainStep(params, x, labels.subarray(start, start + count), lr);
+    }
+    out.push(sum / trainLimit);
+  }
+  return out;
+}
+
+Deno.test("web page in Chromium: trains like deno task fast, classifies drawn digits, says when WebGPU is missing", async (t) => {
+  try {
+    await Deno.stat("/usr/bin/chromium");
+  } catch {
+    throw new Error("/usr/bin/chromium is missing: run tests/install_chromium.sh");
+  }
+  const data = await loadMnist({ announce: false });
+  // The model the page will load: the fast trainer here, 10,000 images, 2 epochs.
+  const model = await Deno.makeTempFile({ suffix: ".safetensors" });
+  const gpu = await openGpu();
+  let small;
+  try {
+    const flags = { trainLimit: 10000, testLimit: 1000, epochs: 2, save: model };
+    const trained = await trainFast(config(flags), { gpu, data, log: () => {} });
+    assert.ok(trained.test.accuracy > 0.85, `accuracy ${trained.test.accuracy}`);
+    small = await trainFast(config(WEB_SMALL), { gpu, data, log: () => {} });
+  } finally {
+    gpu.device.destroy();
+  }
+  await Deno.mkdir(SHOTS, { recursive: true });
+  const run = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "tests/web_browser.ts", model, SHOTS],
+    cwd: decodeURIComponent(new URL("..", import.meta.url).pathname),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  await Deno.remove(model);
+  const stderr = new TextDecoder().decode(run.stderr);
+  assert.ok(run.success, `tests/web_browser.ts failed:\n${stderr}`);
+  const seen: WebObservations = JSON.parse(new TextDecoder().decode(run.stdout));
+  assert.deepEqual(seen.pageErrors, []);
+
+  await t.step("the page opened a WebGPU adapter and loaded the npm package's MNIST", () => {
+    assert.match(seen.ready, /^adapter: .*60000 train \/ 10000 test images .*Ready\.$/);
+  });
+  await t.step("its epoch losses equal the CPU reference's and deno task fast's", () => {
+    assert.equal(seen.trained, `done: ${WEB_SMALL.epochs} epochs`);
+    const lines = seen.log.split("\n").filter((l) => l.startsWith("[epoch"));
+    const shown = lines.map((l) => l.match(/avg loss = (\d+\.\d{4}) /)![1]);
+    const cpu = cpuLosses(data.trainImages, data.trainLabels).map((l) => l.toFixed(4));
+    assert.deepEqual(shown, cpu);
+    const cli = small.epochs.map((e) => formatEpoch(e).match(/avg loss = (\S+)/)![1]);
+    assert.deepEqual(shown, cli);
+    const acc = lines.at(-1)!.match(/test accuracy = (\S+)%/)![1];
+    assert.equal(acc, (small.test.accuracy * 100).toFixed(2));
+  });
+  await t.step("a loaded model classifies the digits drawn on the pad", () => {
+    assert.match(seen.loaded, /^loaded /);
+    for (const [digit] of WEB_DIGITS) {
+      assert.match(seen.predictions[digit], new RegExp(`^${digit} \\(p = `), `drew a ${digit}`);
+    }
+  });
+  await t.step("without WebGPU it says so in one visible sentence, with what to try", () => {
+    const { text, visible } = seen.noWebgpu;
+    assert.ok(visible);
+    assert.match(text, /WebGPU/);
+    assert.match(text, /--enable-unsafe-webgpu/);
+    assert.equal(text.split(/[.!?](?:\s|$)/).filter((s) => s.trim()).length, 1, text);
+  });
+});
