@@ -6,7 +6,7 @@
  * `deno run -A tests/web_browser.ts MODEL.safetensors SHOTS_DIR` serves the
  * page (fast/web/serve.ts), and in headless Chromium (Debian's `chromium`,
  * WebGPU on SwiftShader with `--enable-unsafe-webgpu`): trains `WEB_SMALL`,
- * screenshots it, loads MODEL, draws the digits of `WEB_DIGITS` on the pad;
+ * screenshots it, runs slow beside fast, loads MODEL, draws the digits of `WEB_DIGITS` on the pad;
  * then opens the page in a Chromium without WebGPU. Prints what the page
  * showed as one JSON line (`WebObservations`) on stdout; the test judges it.
  *
@@ -33,6 +33,8 @@ export interface WebObservations {
   loaded: string;
   /** The training log (the epoch lines). */
   log: string;
+  /** Slow beside fast: the comparison table's rows (label, value), after training. */
+  compare: [string, string][];
   /** The prediction line per drawn digit. */
   predictions: Record<string, string>;
   /** Errors thrown in the page. */
@@ -104,6 +106,15 @@ async function observe(server: PageServer, model: string, shots: string) {
     const trained = await waitStatus(page, /^(done|error)/);
     const log = (await page.textContent("#log")) ?? "";
     await page.screenshot({ path: `${shots}/trained.png`, fullPage: true });
+    await page.click("#compare");
+    await page.waitForSelector("#compare-table, #compare-result:has-text('error')", {
+      timeout: 120_000,
+    });
+    const compare = await page.$$eval(
+      "#compare-table tr",
+      (rows) => rows.map((r) => [r.cells[0].textContent ?? "", r.cells[1].textContent ?? ""]),
+    ) as [string, string][];
+    if (compare.length === 0) compare.push(["error", (await page.textContent("#compare-result"))!]);
     await page.setInputFiles("#load", model);
     const loaded = await waitStatus(page, /^(loaded|error)/);
     const predictions: Record<string, string> = {};
@@ -113,7 +124,7 @@ async function observe(server: PageServer, model: string, shots: string) {
       predictions[digit] = (await page.textContent("#prediction")) ?? "";
       await page.screenshot({ path: `${shots}/drawn-${digit}.png`, fullPage: true });
     }
-    out = { ready, trained, loaded, log, predictions, pageErrors };
+    out = { ready, trained, loaded, log, compare, predictions, pageErrors };
   } finally {
     await browser.close();
   }

@@ -4,7 +4,8 @@
  * playwright-core in tests/web_browser.ts, a process of its own. The page
  * trains a few steps on a small subset; its printed epoch losses must equal
  * the CPU reference's and `trainFast`'s for the same flags (at printed
- * precision). A model trained here is loaded into the page, digits drawn on
+ * precision). Slow beside fast: the same five steps both ways give the same
+ * losses, the fast engine in less time per step. A model trained here is loaded into the page, digits drawn on
  * the pad must be classified right, and without WebGPU the page must say so
  * in one sentence. Screenshots land in data/web-test/ (trained.png after
  * training). Chromium missing is a failure: tests/install_chromium.sh.
@@ -99,6 +100,14 @@ Deno.test("web page in Chromium: trains like deno task fast, classifies drawn di
     assert.deepEqual(shown, cli);
     const acc = lines.at(-1)!.match(/test accuracy = (\S+)%/)![1];
     assert.equal(acc, (small.test.accuracy * 100).toFixed(2));
+  });
+  await t.step("slow beside fast: the same losses per step, the fast engine faster", () => {
+    const row = (k: string) => seen.compare.find(([label]) => label.startsWith(k))?.[1] ?? "";
+    assert.ok(seen.compare.length > 0 && seen.compare[0][0] !== "error", String(seen.compare));
+    assert.match(row("losses, slow"), /^\d+\.\d{4}( \d+\.\d{4}){4}$/);
+    assert.equal(row("losses, fast"), row("losses, slow"));
+    const slow = parseFloat(row("slow (")), fast = parseFloat(row("fast ("));
+    assert.ok(slow > fast, `slow ${slow} ms/step, fast ${fast} ms/step`);
   });
   await t.step("a loaded model classifies the digits drawn on the pad", () => {
     assert.match(seen.loaded, /^loaded /);

@@ -9,7 +9,7 @@
  */
 
 import { type Gpu, openGpu } from "../../shared/gpu.ts";
-import type { InitName, MlpParams } from "../../shared/model.ts";
+import { initialParams, type InitName, type MlpParams } from "../../shared/model.ts";
 import type { OptimizerName } from "../../shared/optim.ts";
 import { decodeMlp, encodeMlp } from "../../shared/safetensors.ts";
 import { formatEpoch } from "../../shared/summary.ts";
@@ -21,8 +21,12 @@ import {
   drawWeights,
   type LossPoint,
 } from "./charts.ts";
+import { compareSlowFast } from "./compare.ts";
 import { canvasToGrey, classify, clearDrawing, makeDrawable } from "./draw.ts";
 import { fetchMnist, type PageData, type SessionSettings, TrainingSession } from "./session.ts";
+
+/** Steps the slow-beside-fast comparison runs each way. */
+const COMPARE_STEPS = 5;
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const status = (text: string) => $("status").textContent = text;
@@ -145,8 +149,10 @@ async function main(): Promise<void> {
     showModel(await session.readParams());
   };
 
+  const compareButton = $<HTMLButtonElement>("compare");
   const train = async () => {
     running = true;
+    compareButton.disabled = true;
     start.textContent = "Pause";
     try {
       if (!session) await newSession();
@@ -167,6 +173,7 @@ async function main(): Promise<void> {
       status(`error: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
       running = false;
+      compareButton.disabled = false;
       start.textContent = "Start";
     }
   };
@@ -210,6 +217,42 @@ async function main(): Promise<void> {
       status(`loaded ${file.name}: draw a digit, or press Start to train on from it`);
     } catch (err) {
       status(`error: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  });
+  compareButton.addEventListener("click", async () => {
+    if (running) return;
+    compareButton.disabled = true;
+    const s = settings();
+    const steps = COMPARE_STEPS;
+    const out = $("compare-result");
+    out.textContent = `running ${steps} steps of ${s.batchSize} images the slow way…`;
+    try {
+      const from = model ?? initialParams(s.init, s.seed);
+      const c = await compareSlowFast(gpu, data, from, s.batchSize, s.lr, steps);
+      const slowMean = c.slowMs.reduce((a, b) => a + b, 0) / steps;
+      const losses = (xs: number[]) => xs.map((l) => l.toFixed(4)).join(" ");
+      out.innerHTML = "";
+      const rows: [string, string][] = [
+        ["slow (a dispatch and a wait per kernel)", `${slowMean.toFixed(1)} ms/step`],
+        ["fast (all steps in one command buffer)", `${c.fastMsPerStep.toFixed(1)} ms/step`],
+        ["fast is", `${(slowMean / c.fastMsPerStep).toFixed(1)}× faster`],
+        ["slow steps", c.slowMs.map((ms) => ms.toFixed(0)).join(", ") + " ms"],
+        ["fast set-up, once", `${c.fastSetupMs.toFixed(0)} ms`],
+        ["losses, slow", losses(c.slowLosses)],
+        ["losses, fast", losses(c.fastLosses)],
+      ];
+      const table = document.createElement("table");
+      table.id = "compare-table";
+      for (const [k, v] of rows) {
+        const tr = table.insertRow();
+        tr.insertCell().textContent = k;
+        tr.insertCell().textContent = v;
+      }
+      out.append(table);
+    } catch (err) {
+      out.textContent = `error: ${err instanceof Error ? err.message : String(err)}`;
+    } finally {
+      compareButton.disabled = running;
     }
   });
   for (const id of ["start", "reset", "load", "compare"]) {
