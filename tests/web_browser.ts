@@ -6,7 +6,7 @@
  * `deno run -A tests/web_browser.ts MODEL.safetensors SHOTS_DIR` serves the
  * page (fast/web/serve.ts), and in headless Chromium (Debian's `chromium`,
  * WebGPU on SwiftShader with `--enable-unsafe-webgpu`): trains `WEB_SMALL`,
- * screenshots it, runs slow beside fast, loads MODEL, draws the digits of `WEB_DIGITS` on the pad;
+ * pausing and resuming it once, screenshots it, runs slow beside fast, loads MODEL, draws the digits of `WEB_DIGITS` on the pad;
  * then opens the page in a Chromium without WebGPU. Prints what the page
  * showed as one JSON line (`WebObservations`) on stdout; the test judges it.
  *
@@ -31,6 +31,8 @@ export interface WebObservations {
   ready: string;
   trained: string;
   loaded: string;
+  /** Paused during the first epoch: the status, again 1.5 s later, and the button's label. */
+  paused: [string, string, string];
   /** The training log (the epoch lines). */
   log: string;
   /** Slow beside fast: the comparison table's rows (label, value), after training. */
@@ -103,6 +105,14 @@ async function observe(server: PageServer, model: string, shots: string) {
     await page.fill("#epochs", String(WEB_SMALL.epochs));
     await page.fill("#lr", String(WEB_SMALL.lr));
     await page.click("#start");
+    // Pause after the first chunk of steps, check that nothing moves, resume.
+    await waitStatus(page, /^(training: step|done|error)/);
+    await page.click("#start");
+    const paused = await waitStatus(page, /^(paused at step|done|error)/);
+    await page.waitForTimeout(1500);
+    const stillPaused = await status(page);
+    const pauseButton = (await page.textContent("#start")) ?? "";
+    await page.click("#start");
     const trained = await waitStatus(page, /^(done|error)/);
     const log = (await page.textContent("#log")) ?? "";
     await page.screenshot({ path: `${shots}/trained.png`, fullPage: true });
@@ -124,7 +134,16 @@ async function observe(server: PageServer, model: string, shots: string) {
       predictions[digit] = (await page.textContent("#prediction")) ?? "";
       await page.screenshot({ path: `${shots}/drawn-${digit}.png`, fullPage: true });
     }
-    out = { ready, trained, loaded, log, compare, predictions, pageErrors };
+    out = {
+      ready,
+      paused: [paused, stillPaused, pauseButton],
+      trained,
+      loaded,
+      log,
+      compare,
+      predictions,
+      pageErrors,
+    };
   } finally {
     await browser.close();
   }

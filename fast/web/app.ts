@@ -94,6 +94,8 @@ async function main(): Promise<void> {
   let model: MlpParams | undefined;
   /** Weights a new session starts from (a loaded file), instead of `--init`. */
   let startFrom: MlpParams | undefined;
+  /** W1 when the session began, for the picture of what training changed. */
+  let startW1: Float32Array | undefined;
   const points: LossPoint[] = [];
   const accuracy: { step: number; accuracy: number }[] = [];
   const start = $<HTMLButtonElement>("start");
@@ -117,6 +119,9 @@ async function main(): Promise<void> {
   const showModel = (params: MlpParams) => {
     model = params;
     drawWeights($("weights"), params.weights[0], params.sizes[1], 16);
+    const change = $<HTMLCanvasElement>("weights-change");
+    if (startW1) drawWeights(change, params.weights[0], params.sizes[1], 16, startW1);
+    else change.getContext("2d")!.clearRect(0, 0, change.width, change.height);
     $<HTMLButtonElement>("save").disabled = false;
     predict();
   };
@@ -133,20 +138,28 @@ async function main(): Promise<void> {
     $("log").textContent = "";
     const s = settings();
     status("compiling the fast trainer's pipelines…");
+    const t0 = performance.now();
     session = await TrainingSession.create(gpu, data, s, {
       onChunk: (step, loss) => {
         points.push({ step, loss });
         redraw();
-        status(`training: step ${step}, loss ${loss.toFixed(4)}`);
+        status(
+          session?.paused
+            ? `paused at step ${step}: press Resume`
+            : `training: step ${step}, loss ${loss.toFixed(4)}`,
+        );
       },
     }, startFrom);
     const p = session.trainer.plan;
+    const setupMs = performance.now() - t0;
     log(
       `${session.nTrain} train / ${session.nTest} test images, batch ${s.batchSize}, lr ${s.lr}, ` +
         `${s.optimizer}, --init ${startFrom ? "(loaded file)" : s.init}; variants: ` +
-        `${p.forward1.name}, ${p.weightGrad1.name}`,
+        `${p.forward1.name}, ${p.weightGrad1.name}; set up in ${setupMs.toFixed(0)} ms`,
     );
-    showModel(await session.readParams());
+    const first = await session.readParams();
+    startW1 = first.weights[0];
+    showModel(first);
   };
 
   const compareButton = $<HTMLButtonElement>("compare");
@@ -155,7 +168,9 @@ async function main(): Promise<void> {
     compareButton.disabled = true;
     start.textContent = "Pause";
     try {
-      if (!session) await newSession();
+      // Changed settings make a new model (the weights a file gave, or --init's).
+      const changed = session && JSON.stringify(session.settings) !== JSON.stringify(settings());
+      if (!session || changed) await newSession();
       const s = session!;
       while (s.epochs < num("epochs")) {
         const e = await s.epoch();
@@ -172,6 +187,7 @@ async function main(): Promise<void> {
     } catch (err) {
       status(`error: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
+      session?.resume(); // a pause asked for as the last epoch ended
       running = false;
       compareButton.disabled = false;
       start.textContent = "Start";
@@ -187,7 +203,7 @@ async function main(): Promise<void> {
     } else {
       session?.pause();
       start.textContent = "Resume";
-      status(`paused at step ${session?.steps ?? 0}`);
+      status("pausing after the steps in flight…");
     }
   });
   $("reset").addEventListener("click", async () => {
@@ -211,6 +227,7 @@ async function main(): Promise<void> {
     try {
       const { params } = decodeMlp(new Uint8Array(await file.arrayBuffer()), file.name);
       startFrom = params;
+      startW1 = undefined;
       session?.destroy();
       session = undefined;
       showModel(params);

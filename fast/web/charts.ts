@@ -69,22 +69,26 @@ export function drawLossCurve(
 /**
  * The first `count` hidden units' incoming weights (columns of W1, 784 × n1,
  * row-major), each as a 28 × 28 image: blue negative, red positive, scaled
- * by the largest magnitude of that unit.
+ * by the largest magnitude of that unit. With `start` (W1 when training
+ * began) it draws `w1 − start` instead: what training has added, where the
+ * strokes of digits show long before they stand out of the initial weights.
  */
 export function drawWeights(
   canvas: HTMLCanvasElement,
   w1: Float32Array,
   n1: number,
   count: number,
+  start?: Float32Array,
 ): void {
   const ctx = clear(canvas);
   const cols = Math.floor(canvas.width / 30);
   const img = ctx.createImageData(28, 28);
+  const at = start ? (i: number) => w1[i] - start[i] : (i: number) => w1[i];
   for (let u = 0; u < count; u++) {
     let max = 1e-8;
-    for (let p = 0; p < 784; p++) max = Math.max(max, Math.abs(w1[p * n1 + u]));
+    for (let p = 0; p < 784; p++) max = Math.max(max, Math.abs(at(p * n1 + u)));
     for (let p = 0; p < 784; p++) {
-      const v = w1[p * n1 + u] / max;
+      const v = at(p * n1 + u) / max;
       const i = p * 4;
       img.data[i] = v > 0 ? 255 : Math.round(255 * (1 + v));
       img.data[i + 1] = Math.round(255 * (1 - Math.abs(v)));
