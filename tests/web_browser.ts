@@ -19,6 +19,9 @@ import { type PageServer, startServer } from "../fast/web/serve.ts";
 /** The training run the test asks the page for (the CLI's flags of the same names). */
 export const WEB_SMALL = { trainLimit: 500, testLimit: 200, batchSize: 50, epochs: 2, lr: 0.1 };
 
+/** Steps of the slow-beside-fast comparison (each slow step takes ~2 s on SwiftShader). */
+export const WEB_COMPARE_STEPS = 3;
+
 /** Digits drawn on the pad: strokes through points given as fractions of its side. */
 export const WEB_DIGITS: [number, [number, number][][]][] = [
   [1, [[[0.5, 0.15], [0.5, 0.85]]]],
@@ -116,13 +119,15 @@ async function observe(server: PageServer, model: string, shots: string) {
     const trained = await waitStatus(page, /^(done|error)/);
     const log = (await page.textContent("#log")) ?? "";
     await page.screenshot({ path: `${shots}/trained.png`, fullPage: true });
+    await page.fill("#compare-steps", String(WEB_COMPARE_STEPS));
     await page.click("#compare");
     await page.waitForSelector("#compare-table, #compare-result:has-text('error')", {
       timeout: 120_000,
     });
     const compare = await page.$$eval(
       "#compare-table tr",
-      (rows) => rows.map((r) => [r.cells[0].textContent ?? "", r.cells[1].textContent ?? ""]),
+      (rows) =>
+        rows.map((r) => [r.children[0]?.textContent ?? "", r.children[1]?.textContent ?? ""]),
     ) as [string, string][];
     if (compare.length === 0) compare.push(["error", (await page.textContent("#compare-result"))!]);
     await page.setInputFiles("#load", model);

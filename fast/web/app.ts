@@ -25,9 +25,6 @@ import { compareSlowFast } from "./compare.ts";
 import { canvasToGrey, classify, clearDrawing, makeDrawable } from "./draw.ts";
 import { fetchMnist, type PageData, type SessionSettings, TrainingSession } from "./session.ts";
 
-/** Steps the slow-beside-fast comparison runs each way. */
-const COMPARE_STEPS = 5;
-
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const status = (text: string) => $("status").textContent = text;
 const log = (line: string) => $("log").textContent += line + "\n";
@@ -179,9 +176,14 @@ async function main(): Promise<void> {
         redraw();
         showModel(await s.readParams());
         if (e.profile) drawKernelBars($("kernels"), e.profile.kernels);
-        $("kernels-note").textContent = e.profile
-          ? `${e.profile.gpuMs.toFixed(1)} ms of GPU work in a ${e.ms.toFixed(0)} ms epoch`
-          : "this adapter has no timestamp-query: no per-kernel times";
+        const gpuMs = e.profile?.gpuMs ?? 0;
+        $("kernels-note").textContent = !e.profile
+          ? "this adapter has no timestamp-query: no per-kernel times"
+          : `${gpuMs.toFixed(1)} ms of GPU work in a ${e.ms.toFixed(0)} ms epoch` +
+            (gpuMs > e.ms
+              ? " (more than the wall time: a CPU adapter such as SwiftShader runs passes " +
+                "side by side, so read the bars as shares)"
+              : "");
       }
       status(`done: ${s.epochs} epochs`);
     } catch (err) {
@@ -240,7 +242,7 @@ async function main(): Promise<void> {
     if (running) return;
     compareButton.disabled = true;
     const s = settings();
-    const steps = COMPARE_STEPS;
+    const steps = Math.max(1, Math.min(20, Math.round(num("compare-steps")) || 1));
     const out = $("compare-result");
     out.textContent = `running ${steps} steps of ${s.batchSize} images the slow way…`;
     try {
