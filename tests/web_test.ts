@@ -2,24 +2,27 @@
  * The web page (fast/web/) in a real browser: headless Chromium (Debian's
  * `chromium`, WebGPU on SwiftShader with `--enable-unsafe-webgpu`) driven by
  * playwright-core in tests/web_browser.ts, a process of its own. The page
- * trains a few steps on a small subset (paused and resumed once); its printed epoch losses must equal
- * the CPU reference's and `trainFast`'s for the same flags (at printed
- * precision). Slow beside fast: the same few steps both ways give the same
- * losses, the fast engine in less time per step. A model trained here is loaded into the page, digits drawn on
- * the pad must be classified right, and without WebGPU the page must say so
- * in one sentence. Screenshots land in data/web-test/ (trained.png after
- * training). Chromium missing is a failure: tests/install_chromium.sh.
+ * trains a few steps on a small subset (paused and resumed once); its printed
+ * epoch losses must equal the CPU reference's and `trainFast`'s for the same
+ * flags (at printed precision). Slow beside fast: the same few steps both
+ * ways give the same losses, the fast engine in less time per step. A model
+ * trained here is loaded into the page, digits drawn on the pad must be
+ * classified right, and without WebGPU the page must say so in one sentence.
+ * Screenshots land in data/web-test/ (trained.png after training). Chromium
+ * missing is a failure: tests/install_chromium.sh. A second test checks the
+ * bundle itself (no browser).
  *
  * @module
  */
 
 import assert from "node:assert/strict";
 import type { TrainConfig } from "../shared/cli.ts";
-import { openGpu } from "../shared/gpu.ts";
+import { kernelSource, openGpu } from "../shared/gpu.ts";
 import { loadMnist } from "../shared/mnist.ts";
 import { initialParams, pixelsToFloats, trainStep } from "../shared/model.ts";
 import { formatEpoch } from "../shared/summary.ts";
 import { trainFast } from "../fast/train.ts";
+import { bundlePage } from "../fast/web/serve.ts";
 import { WEB_COMPARE_STEPS, WEB_DIGITS, WEB_SMALL, type WebObservations } from "./web_browser.ts";
 
 const SHOTS = decodeURIComponent(new URL("../data/web-test", import.meta.url).pathname);
@@ -129,4 +132,24 @@ Deno.test("web page in Chromium: trains like deno task fast, classifies drawn di
     assert.match(text, /--enable-unsafe-webgpu/);
     assert.equal(text.split(/[.!?](?:\s|$)/).filter((s) => s.trim()).length, 1, text);
   });
+});
+
+Deno.test("web page bundle: deno bundle carries the WGSL kernels, and no Deno API the page could reach", async () => {
+  const js = await bundlePage();
+  // Every kernel the engine and the slow trainer may use arrives as text.
+  // (esbuild writes each as `var <name>_default = "<text>";`, with \xNN escapes.)
+  for (const name of ["matmulBiasReluTexture", "weightGradSgdTexture", "sumLosses", "matmul"]) {
+    const literal = js.match(new RegExp(`\\bvar ${name}_default = ("(?:[^"\\\\]|\\\\.)*");`));
+    assert.ok(literal, `kernel ${name} missing`);
+    const text = JSON.parse(literal[1].replace(/\\x([0-9A-Fa-f]{2})/g, "\\u00$1"));
+    assert.equal(text, kernelSource(name));
+  }
+  // The one Deno call in the page's import graph: openGpu's default error handler
+  // (shared/gpu.ts), which the page replaces with its own `onError`.
+  const uses = [...js.matchAll(/\bDeno\.[A-Za-z.]+/g)].map((m) => m[0]);
+  assert.deepEqual(uses, ["Deno.exit"]);
+  assert.match(
+    js,
+    /function exitOnError\(message\) \{\s+console\.error\([^)]*\);\s+Deno\.exit\(1\);/,
+  );
 });
