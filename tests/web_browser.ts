@@ -6,7 +6,8 @@
  * `deno run -A tests/web_browser.ts MODEL.safetensors SHOTS_DIR` serves the
  * page (fast/web/serve.ts), and in headless Chromium (Debian's `chromium`,
  * WebGPU on SwiftShader with `--enable-unsafe-webgpu`): trains `WEB_SMALL`,
- * pausing and resuming it once, screenshots it, runs slow beside fast, loads MODEL, draws the digits of `WEB_DIGITS` on the pad;
+ * pausing and resuming it once, screenshots it, saves its model
+ * (SHOTS_DIR/page-model.safetensors), runs slow beside fast, loads MODEL, draws the digits of `WEB_DIGITS` on the pad;
  * then opens the page in a Chromium without WebGPU. Prints what the page
  * showed as one JSON line (`WebObservations`) on stdout; the test judges it.
  *
@@ -119,6 +120,8 @@ async function observe(server: PageServer, model: string, shots: string) {
     const trained = await waitStatus(page, /^(done|error)/);
     const log = (await page.textContent("#log")) ?? "";
     await page.screenshot({ path: `${shots}/trained.png`, fullPage: true });
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#save")]);
+    await download.saveAs(`${shots}/page-model.safetensors`);
     await page.fill("#compare-steps", String(WEB_COMPARE_STEPS));
     await page.click("#compare");
     await page.waitForSelector("#compare-table, #compare-result:has-text('error')", {

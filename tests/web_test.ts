@@ -4,7 +4,8 @@
  * playwright-core in tests/web_browser.ts, a process of its own. The page
  * trains a few steps on a small subset (paused and resumed once); its printed
  * epoch losses must equal the CPU reference's and `trainFast`'s for the same
- * flags (at printed precision). Slow beside fast: the same few steps both
+ * flags (at printed precision), and its saved model the CPU reference's
+ * weights. Slow beside fast: the same few steps both
  * ways give the same losses, the fast engine in less time per step. A model
  * trained here is loaded into the page, digits drawn on the pad must be
  * classified right, and without WebGPU the page must say so in one sentence.
@@ -19,7 +20,8 @@ import assert from "node:assert/strict";
 import type { TrainConfig } from "../shared/cli.ts";
 import { kernelSource, openGpu } from "../shared/gpu.ts";
 import { loadMnist, PACKAGE_FILES } from "../shared/mnist.ts";
-import { initialParams, pixelsToFloats, trainStep } from "../shared/model.ts";
+import { initialParams, type MlpParams, pixelsToFloats, trainStep } from "../shared/model.ts";
+import { decodeMlp } from "../shared/safetensors.ts";
 import { formatEpoch } from "../shared/summary.ts";
 import { trainFast } from "../fast/train.ts";
 import { bundlePage } from "../fast/web/serve.ts";
@@ -41,8 +43,8 @@ function config(flags: Partial<TrainConfig>): TrainConfig {
   };
 }
 
-/** The CPU reference's epoch losses (float64, shared/model.ts) for `WEB_SMALL`. */
-function cpuLosses(images: Uint8Array, labels: Uint8Array): number[] {
+/** The CPU reference's epoch losses and weights (float64, shared/model.ts) for `WEB_SMALL`. */
+function cpuRun(images: Uint8Array, labels: Uint8Array): { losses: number[]; params: MlpParams } {
   const { trainLimit, batchSize, epochs, lr } = WEB_SMALL;
   const params = initialParams("original", 1337);
   const out: number[] = [];
@@ -55,7 +57,7 @@ function cpuLosses(images: Uint8Array, labels: Uint8Array): number[] {
     }
     out.push(sum / trainLimit);
   }
-  return out;
+  return { losses: out, params };
 }
 
 Deno.test("web page in Chromium: trains like deno task fast, classifies drawn digits, says when WebGPU is missing", async (t) => {
@@ -99,12 +101,24 @@ Deno.test("web page in Chromium: trains like deno task fast, classifies drawn di
     assert.equal(later, paused);
     assert.equal(button, "Resume");
   });
-  await t.step("its epoch losses equal the CPU reference's and deno task fast's", () => {
+  await t.step("its epoch losses equal the CPU reference's and deno task fast's; Save", () => {
     assert.equal(seen.trained, `done: ${WEB_SMALL.epochs} epochs`);
     const lines = seen.log.split("\n").filter((l) => l.startsWith("[epoch"));
     const shown = lines.map((l) => l.match(/avg loss = (\d+\.\d{4}) /)![1]);
-    const cpu = cpuLosses(data.trainImages, data.trainLabels).map((l) => l.toFixed(4));
-    assert.deepEqual(shown, cpu);
+    const cpu = cpuRun(data.trainImages, data.trainLabels);
+    assert.deepEqual(shown, cpu.losses.map((l) => l.toFixed(4)));
+    // The page's Save gives a model file the CLI reads, with the CPU reference's weights.
+    const saved = decodeMlp(
+      Deno.readFileSync(`${SHOTS}/page-model.safetensors`),
+      "page-model.safetensors",
+    ).params;
+    assert.deepEqual(saved.sizes, cpu.params.sizes);
+    saved.weights.forEach((w, l) => {
+      const want = cpu.params.weights[l];
+      let worst = 0;
+      for (let i = 0; i < w.length; i++) worst = Math.max(worst, Math.abs(w[i] - want[i]));
+      assert.ok(worst < 1e-4, `layer ${l}: weights differ by up to ${worst}`);
+    });
     const cli = small.epochs.map((e) => formatEpoch(e).match(/avg loss = (\S+)/)![1]);
     assert.deepEqual(shown, cli);
     const acc = lines.at(-1)!.match(/test accuracy = (\S+)%/)![1];
