@@ -1,0 +1,179 @@
+/**
+ * The browser half of tests/web_test.ts, run as its own process with
+ * `--allow-all` (playwright-core reads /proc at start, which Deno grants only
+ * with all permissions; the test task's own permissions stay as they are).
+ *
+ * `deno run -A tests/web_browser.ts MODEL.safetensors SHOTS_DIR` serves the
+ * page (fast/web/serve.ts), and in headless Chromium (Debian's `chromium`,
+ * WebGPU on SwiftShader with `--enable-unsafe-webgpu`): trains `WEB_SMALL`,
+ * pausing and resuming it once, screenshots it, saves its model
+ * (SHOTS_DIR/page-model.safetensors), runs slow beside fast, loads MODEL, draws the digits of `WEB_DIGITS` on the pad;
+ * then opens the page in a Chromium without WebGPU. Prints what the page
+ * showed as one JSON line (`WebObservations`) on stdout; the test judges it.
+ *
+ * @module
+ */
+
+import type { Browser, Page } from "playwright-core";
+import { type PageServer, startServer } from "../fast/web/serve.ts";
+
+/** The training run the test asks the page for (the CLI's flags of the same names). */
+export const WEB_SMALL = { trainLimit: 500, testLimit: 200, batchSize: 50, epochs: 2, lr: 0.1 };
+
+/** Steps of the slow-beside-fast comparison (each slow step takes ~2 s on SwiftShader). */
+export const WEB_COMPARE_STEPS = 3;
+
+/** Digits drawn on the pad: strokes through points given as fractions of its side. */
+export const WEB_DIGITS: [number, [number, number][][]][] = [
+  [1, [[[0.5, 0.15], [0.5, 0.85]]]],
+  [7, [[[0.25, 0.2], [0.75, 0.2], [0.45, 0.85]]]],
+];
+
+/** What the page showed. */
+export interface WebObservations {
+  /** The status line once ready, after training, after loading the model. */
+  ready: string;
+  trained: string;
+  loaded: string;
+  /** Paused during the first epoch: the status, again 1.5 s later, and the button's label. */
+  paused: [string, string, string];
+  /** The training log (the epoch lines). */
+  log: string;
+  /** Slow beside fast: the comparison table's rows (label, value), after training. */
+  compare: [string, string][];
+  /** The prediction line per drawn digit. */
+  predictions: Record<string, string>;
+  /** Errors thrown in the page. */
+  pageErrors: string[];
+  /** Without WebGPU: the sentence shown, and whether it is visible. */
+  noWebgpu: { text: string; visible: boolean };
+}
+
+const CHROMIUM = "/usr/bin/chromium";
+const FLAGS = [
+  "--no-sandbox",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
+
+async function launch(webgpu: boolean): Promise<Browser> {
+  // Loaded here, so that tests/web_test.ts can import this module's constants without it.
+  const { chromium } = await import("playwright-core");
+  // playwright-core gives each launch a fresh --user-data-dir of its own.
+  return await chromium.launch({
+    executablePath: CHROMIUM,
+    args: webgpu ? [...FLAGS, "--enable-unsafe-webgpu"] : FLAGS,
+  });
+}
+
+const status = (page: Page) => page.textContent("#status").then((s) => s ?? "");
+
+/** Waits until the status line matches `re` (an expression run in the page, which has a DOM). */
+async function waitStatus(page: Page, re: RegExp, timeout = 120_000): Promise<string> {
+  await page.waitForFunction(
+    `${re}.test(document.getElementById("status").textContent) ||
+      document.getElementById("no-webgpu").textContent !== ""`,
+    null,
+    { timeout },
+  );
+  return await status(page);
+}
+
+async function stroke(page: Page, points: [number, number][]): Promise<void> {
+  const box = (await page.locator("#pad").boundingBox())!;
+  const at = ([x, y]: [number, number]) => [box.x + x * box.width, box.y + y * box.height];
+  const [x0, y0] = at(points[0]);
+  await page.mouse.move(x0, y0);
+  await page.mouse.down();
+  for (const p of points.slice(1)) {
+    const [x, y] = at(p);
+    await page.mouse.move(x, y, { steps: 8 });
+  }
+  await page.mouse.up();
+}
+
+async function observe(server: PageServer, model: string, shots: string) {
+  const pageErrors: string[] = [];
+  const browser = await launch(true);
+  let out: Omit<WebObservations, "noWebgpu">;
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+    await page.goto(server.url);
+    const ready = await waitStatus(page, /Ready|error/, 60_000);
+    await page.fill("#train-limit", String(WEB_SMALL.trainLimit));
+    await page.fill("#test-limit", String(WEB_SMALL.testLimit));
+    await page.fill("#batch-size", String(WEB_SMALL.batchSize));
+    await page.fill("#epochs", String(WEB_SMALL.epochs));
+    await page.fill("#lr", String(WEB_SMALL.lr));
+    await page.click("#start");
+    // Pause after the first chunk of steps, check that nothing moves, resume.
+    await waitStatus(page, /^(training: step|done|error)/);
+    await page.click("#start");
+    const paused = await waitStatus(page, /^(paused at step|done|error)/);
+    await page.waitForTimeout(1500);
+    const stillPaused = await status(page);
+    const pauseButton = (await page.textContent("#start")) ?? "";
+    await page.click("#start");
+    const trained = await waitStatus(page, /^(done|error)/);
+    const log = (await page.textContent("#log")) ?? "";
+    await page.screenshot({ path: `${shots}/trained.png`, fullPage: true });
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#save")]);
+    await download.saveAs(`${shots}/page-model.safetensors`);
+    await page.fill("#compare-steps", String(WEB_COMPARE_STEPS));
+    await page.click("#compare");
+    await page.waitForSelector("#compare-table, #compare-result:has-text('error')", {
+      timeout: 120_000,
+    });
+    const compare = await page.$$eval(
+      "#compare-table tr",
+      (rows) =>
+        rows.map((r) => [r.children[0]?.textContent ?? "", r.children[1]?.textContent ?? ""]),
+    ) as [string, string][];
+    if (compare.length === 0) compare.push(["error", (await page.textContent("#compare-result"))!]);
+    await page.setInputFiles("#load", model);
+    const loaded = await waitStatus(page, /^(loaded|error)/);
+    const predictions: Record<string, string> = {};
+    for (const [digit, strokes] of WEB_DIGITS) {
+      await page.click("#clear");
+      for (const s of strokes) await stroke(page, s);
+      predictions[digit] = (await page.textContent("#prediction")) ?? "";
+      await page.screenshot({ path: `${shots}/drawn-${digit}.png`, fullPage: true });
+    }
+    out = {
+      ready,
+      paused: [paused, stillPaused, pauseButton],
+      trained,
+      loaded,
+      log,
+      compare,
+      predictions,
+      pageErrors,
+    };
+  } finally {
+    await browser.close();
+  }
+  const plain = await launch(false);
+  try {
+    const page = await plain.newPage();
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+    await page.goto(server.url);
+    await waitStatus(page, /Ready|error/, 60_000);
+    const text = (await page.textContent("#no-webgpu")) ?? "";
+    return { ...out, noWebgpu: { text, visible: await page.isVisible("#no-webgpu") } };
+  } finally {
+    await plain.close();
+  }
+}
+
+if (import.meta.main) {
+  const [model, shots] = Deno.args;
+  const server = await startServer({ port: 0 });
+  try {
+    console.log(JSON.stringify(await observe(server, model, shots)));
+  } finally {
+    await server.shutdown();
+  }
+}
