@@ -58,6 +58,11 @@ export interface MatmulVariant {
    * of 4, each invocation computing 4 × 4 of it.
    */
   block: [number, number];
+  /**
+   * Blocked only: values of k (forward, inputGrad: `KT`, a multiple of 4) or
+   * rows (weightGrad: `RT`) staged in workgroup memory per step; default 16.
+   */
+  kt?: number;
 }
 
 function variant(family: MatmulFamily, rows: number, cols: number): MatmulVariant {
@@ -73,6 +78,13 @@ export const VARIANTS: readonly MatmulVariant[] = [
   variant("blocked", 64, 64),
   variant("blocked", 32, 64),
   variant("blocked", 32, 32),
+  // Smaller tiles for layer 2 (N = 128; weightGrad2: 512 × 128): more workgroups, fewer
+  // invocations each (64 for 16x64, 32 for 32x16 and 16x32), than 32x64 / 32x32 give.
+  variant("blocked", 16, 64),
+  variant("blocked", 32, 16),
+  variant("blocked", 16, 32),
+  // 32x32 staging 8 values of k (rows for weightGrad) per step: half the workgroup memory.
+  { ...variant("blocked", 32, 32), name: "blocked-32x32-k8", kt: 8 },
   variant("texture", 8, 8),
   variant("texture", 16, 8),
   variant("texture", 16, 16),
@@ -225,6 +237,7 @@ export function kernelConstants(
   if (v.family === "blocked") {
     // Workgroups of WX × WY invocations, 4 × 4 outputs each.
     Object.assign(c, { WX: b1 / 4, WY: b0 / 4 });
+    if (v.kt !== undefined) c[shape.op === "weightGrad" ? "RT" : "KT"] = v.kt;
   } else if (v.family === "registers") {
     if (shape.op === "weightGrad") Object.assign(c, { RI: b0, RJ: b1 });
     else Object.assign(c, { RM: b0, RN: b1 });

@@ -1127,7 +1127,15 @@ Deno.test("fast matmul: the tuner tries the blocked family on GPUs only, where K
   const fwd: MatmulShape = { op: "forward", k: 784, n: 512, aBytes: true };
   const names = (software: boolean, shape = fwd) =>
     tuneCandidates(shape, software, 500, 8192).map((v) => v.name);
-  const blocked = ["blocked-64x64", "blocked-32x64", "blocked-32x32"];
+  const blocked = [
+    "blocked-64x64",
+    "blocked-32x64",
+    "blocked-32x32",
+    "blocked-16x64",
+    "blocked-32x16",
+    "blocked-16x32",
+    "blocked-32x32-k8",
+  ];
   for (const name of blocked) {
     assert.ok(names(false).includes(name), `${name} on a GPU`);
     assert.ok(!names(true).includes(name), `${name} left out on a CPU adapter`);
@@ -1158,6 +1166,10 @@ Deno.test("fast matmul: pickFastest screens, then keeps the fastest finalist", a
     "blocked-64x64": 6,
     "blocked-32x64": 6,
     "blocked-32x32": 6,
+    "blocked-16x64": 6,
+    "blocked-32x16": 6,
+    "blocked-16x32": 6,
+    "blocked-32x32-k8": 6,
     "texture-8x8": 0.05,
     "texture-16x8": 0.04,
     "texture-16x16": 0.03,
