@@ -134,7 +134,8 @@ Deno.test("fast: a batch of one image", async () => {
 // checked on awkward shapes in fast_kernels_test.ts, and llvmpipe takes ~1.5 minutes to compile
 // them at the model's shapes on a machine that has not before (CI's case). Likewise the other
 // blocked variants: blocked-64x64's kernels with other workgroup sizes (and, for
-// blocked-32x32-k8, another stage depth), checked in fast_kernels_test.ts.
+// blocked-32x32-k8, another stage depth; -r8: 8 rows per invocation, forward only, so no plan
+// of every slot), checked in fast_kernels_test.ts.
 const LEFT_OUT = [
   "texture-32x16",
   ...VARIANTS.filter((v) => v.family === "blocked" && v.name !== "blocked-64x64").map((v) =>
