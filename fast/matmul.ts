@@ -58,6 +58,17 @@ export interface MatmulVariant {
    * of 4, each invocation computing 4 × 4 of it.
    */
   block: [number, number];
+  /**
+   * Blocked only: values of k (forward, inputGrad: `KT`, a multiple of 4) or
+   * rows (weightGrad: `RT`) staged in workgroup memory per step; default 16.
+   */
+  kt?: number;
+  /**
+   * Blocked forward only: rows of the output per invocation (`RM`: 4, the
+   * default, or 8), so a tile of `block` has block[0] / rm × block[1] / 4
+   * invocations.
+   */
+  rm?: number;
 }
 
 function variant(family: MatmulFamily, rows: number, cols: number): MatmulVariant {
@@ -73,6 +84,16 @@ export const VARIANTS: readonly MatmulVariant[] = [
   variant("blocked", 64, 64),
   variant("blocked", 32, 64),
   variant("blocked", 32, 32),
+  // Smaller tiles for layer 2 (N = 128; weightGrad2: 512 × 128): more workgroups, fewer
+  // invocations each (64 for 16x64, 32 for 32x16 and 16x32), than 32x64 / 32x32 give.
+  variant("blocked", 16, 64),
+  variant("blocked", 32, 16),
+  variant("blocked", 16, 32),
+  // 32x32 staging 8 values of k (rows for weightGrad) per step: half the workgroup memory.
+  { ...variant("blocked", 32, 32), name: "blocked-32x32-k8", kt: 8 },
+  // Forward only (layer 1): 8 × 4 outputs per invocation, half the invocations of 32x64 / 64x64.
+  { ...variant("blocked", 32, 64), name: "blocked-32x64-r8", rm: 8 },
+  { ...variant("blocked", 64, 64), name: "blocked-64x64-r8", rm: 8 },
   variant("texture", 8, 8),
   variant("texture", 16, 8),
   variant("texture", 16, 16),
@@ -124,7 +145,9 @@ export function variantFits(
   maxTextureRows: number,
 ): boolean {
   // Blocked kernels read and write K- and N-wide rows as vec4.
-  if (v.family === "blocked") return shape.k % 4 === 0 && shape.n % 4 === 0;
+  if (v.family === "blocked") {
+    return shape.k % 4 === 0 && shape.n % 4 === 0 && (v.rm === undefined || shape.op === "forward");
+  }
   if (v.family !== "texture") return true;
   const [b0, b1] = v.block;
   if (shape.k % 4 !== 0 || shape.n % 4 !== 0 || b1 % 4 !== 0) return false;
@@ -224,7 +247,9 @@ export function kernelConstants(
   if (shape.op === "weightGrad") c.UPDATE_IN_PLACE = opts.updateInPlace ?? true;
   if (v.family === "blocked") {
     // Workgroups of WX × WY invocations, 4 × 4 outputs each.
-    Object.assign(c, { WX: b1 / 4, WY: b0 / 4 });
+    Object.assign(c, { WX: b1 / 4, WY: b0 / (v.rm ?? 4) });
+    if (v.rm !== undefined) c.RM = v.rm;
+    if (v.kt !== undefined) c[shape.op === "weightGrad" ? "RT" : "KT"] = v.kt;
   } else if (v.family === "registers") {
     if (shape.op === "weightGrad") Object.assign(c, { RI: b0, RJ: b1 });
     else Object.assign(c, { RM: b0, RN: b1 });
@@ -425,9 +450,10 @@ export function defaultVariant(
  * texture forward and input-gradient kernels in workgroups of 8 × 2; 6: the
  * layer-1 weight gradient takes its pixels in 4 × 4 tiles of the image; 7:
  * the layer-1 forward kernel takes its rows from the lists, ordered by ink;
- * 8: the blocked family, new candidates on GPUs).
+ * 8: the blocked family, new candidates on GPUs; 9: more blocked candidates,
+ * the forward one with 8 rows per invocation).
  */
-export const KERNELS_VERSION = 8;
+export const KERNELS_VERSION = 9;
 
 /** A string naming `shape` at `rows` rows, for the tuning cache. */
 export function shapeKey(shape: MatmulShape, rows: number): string {

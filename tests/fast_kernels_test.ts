@@ -1066,9 +1066,11 @@ Deno.test("fast matmul: specialize sets consts and refuses unknown ones", () => 
     "const K = 20u;\nconst A_BYTES = false;\nfn f() {}\n",
   );
   assert.throws(() => specialize(src, { N: 3 }), /const N/);
-  // Every variant's file has every const its host sets, for every op.
+  // Every variant's file has every const its host sets, for every op (8 rows per invocation:
+  // the forward kernel only).
   for (const v of VARIANTS) {
     for (const op of ["forward", "inputGrad", "weightGrad"] as const) {
+      if (v.rm !== undefined && op !== "forward") continue;
       const shape = { op, k: 784, n: 512, aBytes: op !== "inputGrad" };
       assert.ok(variantSource(shape, v).includes("const K = 784u;"), `${op} ${v.name}`);
     }
@@ -1127,11 +1129,27 @@ Deno.test("fast matmul: the tuner tries the blocked family on GPUs only, where K
   const fwd: MatmulShape = { op: "forward", k: 784, n: 512, aBytes: true };
   const names = (software: boolean, shape = fwd) =>
     tuneCandidates(shape, software, 500, 8192).map((v) => v.name);
-  const blocked = ["blocked-64x64", "blocked-32x64", "blocked-32x32"];
+  const blocked = [
+    "blocked-64x64",
+    "blocked-32x64",
+    "blocked-32x32",
+    "blocked-16x64",
+    "blocked-32x16",
+    "blocked-16x32",
+    "blocked-32x32-k8",
+    "blocked-32x64-r8",
+    "blocked-64x64-r8",
+  ];
   for (const name of blocked) {
     assert.ok(names(false).includes(name), `${name} on a GPU`);
     assert.ok(!names(true).includes(name), `${name} left out on a CPU adapter`);
     assert.ok(!names(false, { ...fwd, n: 510 }).includes(name), `${name}: N not a multiple of 4`);
+  }
+  // 8 rows per invocation: the forward kernel only.
+  for (const op of ["inputGrad", "weightGrad"] as const) {
+    const shape = { ...fwd, op, aBytes: op === "weightGrad" };
+    assert.ok(names(false, shape).includes("blocked-32x32-k8"), `blocked-32x32-k8 for ${op}`);
+    assert.ok(!names(false, shape).some((n) => n.endsWith("-r8")), `no -r8 for ${op}`);
   }
   // On a CPU adapter (timed only with --tune) the texture variants that fit, nothing else.
   assert.deepEqual(
@@ -1158,6 +1176,12 @@ Deno.test("fast matmul: pickFastest screens, then keeps the fastest finalist", a
     "blocked-64x64": 6,
     "blocked-32x64": 6,
     "blocked-32x32": 6,
+    "blocked-16x64": 6,
+    "blocked-32x16": 6,
+    "blocked-16x32": 6,
+    "blocked-32x32-k8": 6,
+    "blocked-32x64-r8": 6,
+    "blocked-64x64-r8": 6,
     "texture-8x8": 0.05,
     "texture-16x8": 0.04,
     "texture-16x16": 0.03,

@@ -2,11 +2,12 @@
 //   A: [rows, K] (f32, or packed image bytes ÷ 255 when A_BYTES), W: [K, N],
 //   b: [N], out: [rows, N]; K and N multiples of 4 (W, b and out as vec4)
 // The forward line of a hidden layer, a = relu(x·W + b), for discrete GPUs:
-// a workgroup of WX × WY invocations computes a BM × BN = 4·WY × 4·WX tile of
-// out, each invocation a 4 × 4 block (rows 4·lid.y.., columns 4·lid.x..) in
-// registers. Per stage of KT values of k the workgroup stages A (transposed:
+// a workgroup of WX × WY invocations computes a BM × BN = RM·WY × 4·WX tile of
+// out, each invocation an RM × 4 block (RM = 4 or 8: rows RM·lid.y..,
+// columns 4·lid.x..) in registers. Per stage of KT values of k the workgroup stages A (transposed:
 // four rows of one k per vec4) and W (four columns per vec4) in workgroup
-// memory; each invocation then reads one vec4 of each per k and does 16 fmas.
+// memory; each invocation then reads RM/4 vec4 of A and one of W per k and
+// does 4·RM fmas.
 // Each output is one accumulator summed over k = 0, 1, 2, … in order, with
 // fma, as the other variants do: the same bits.
 
@@ -23,9 +24,11 @@ const A_BYTES = true;
 // Invocations per workgroup along the columns (n) and along the rows.
 const WX = 16u;
 const WY = 16u;
+// Rows of out per invocation: 4 or 8.
+const RM = 4u;
 // Values of k staged per step.
 const KT = 16u;
-const BM = 4u * WY;
+const BM = RM * WY;
 const BN = 4u * WX;
 const THREADS = WX * WY;
 
@@ -36,7 +39,7 @@ const THREADS = WX * WY;
 @group(0) @binding(6) var<storage, read_write> outAct: array<vec4f>;
 
 // aT[kk][q][c] = A[r0 + 4q + c, k0 + kk]: [KT][BM / 4] vec4
-var<workgroup> aT: array<array<vec4f, WY>, KT>;
+var<workgroup> aT: array<array<vec4f, BM / 4u>, KT>;
 // wS[kk][q][c] = W[k0 + kk, c0 + 4q + c]: [KT][BN / 4] vec4
 var<workgroup> wS: array<array<vec4f, WX>, KT>;
 
@@ -69,11 +72,15 @@ fn main(
 ) {
   let r0 = wg.y * BM;
   let c0 = wg.x * BN;
-  // acc{i}: out[r0 + 4·lid.y + i, c0 + 4·lid.x ..+3]
+  // acc{i}: out[r0 + RM·lid.y + i, c0 + 4·lid.x ..+3] (acc4..7: RM = 8 only)
   var acc0 = vec4f(0.0);
   var acc1 = vec4f(0.0);
   var acc2 = vec4f(0.0);
   var acc3 = vec4f(0.0);
+  var acc4 = vec4f(0.0);
+  var acc5 = vec4f(0.0);
+  var acc6 = vec4f(0.0);
+  var acc7 = vec4f(0.0);
   for (var k0 = 0u; k0 < K; k0 += KT) {
     // Stage A[r0 .. r0+BM, k0 .. k0+KT]: BM × KT/4 groups of 4 values of k.
     for (var t = li; t < BM * (KT / 4u); t += THREADS) {
@@ -105,12 +112,19 @@ fn main(
     workgroupBarrier();
     let kEnd = min(KT, K - k0);
     for (var kk = 0u; kk < kEnd; kk++) {
-      let a = aT[kk][lid.y];
+      let a = aT[kk][(RM / 4u) * lid.y];
       let b = wS[kk][lid.x];
       acc0 = fma(vec4f(a.x), b, acc0);
       acc1 = fma(vec4f(a.y), b, acc1);
       acc2 = fma(vec4f(a.z), b, acc2);
       acc3 = fma(vec4f(a.w), b, acc3);
+      if (RM == 8u) {
+        let a2 = aT[kk][2u * lid.y + 1u];
+        acc4 = fma(vec4f(a2.x), b, acc4);
+        acc5 = fma(vec4f(a2.y), b, acc5);
+        acc6 = fma(vec4f(a2.z), b, acc6);
+        acc7 = fma(vec4f(a2.w), b, acc7);
+      }
     }
     workgroupBarrier();
   }
@@ -119,7 +133,7 @@ fn main(
     return;
   }
   let b = bias[col / 4u];
-  let row = r0 + 4u * lid.y;
+  let row = r0 + RM * lid.y;
   let zero = vec4f(0.0);
   if (row < step.count) {
     outAct[row * (N / 4u) + col / 4u] = max(acc0 + b, zero);
@@ -132,5 +146,19 @@ fn main(
   }
   if (row + 3u < step.count) {
     outAct[(row + 3u) * (N / 4u) + col / 4u] = max(acc3 + b, zero);
+  }
+  if (RM == 8u) {
+    if (row + 4u < step.count) {
+      outAct[(row + 4u) * (N / 4u) + col / 4u] = max(acc4 + b, zero);
+    }
+    if (row + 5u < step.count) {
+      outAct[(row + 5u) * (N / 4u) + col / 4u] = max(acc5 + b, zero);
+    }
+    if (row + 6u < step.count) {
+      outAct[(row + 6u) * (N / 4u) + col / 4u] = max(acc6 + b, zero);
+    }
+    if (row + 7u < step.count) {
+      outAct[(row + 7u) * (N / 4u) + col / 4u] = max(acc7 + b, zero);
+    }
   }
 }
