@@ -11,7 +11,6 @@
 import assert from "node:assert/strict";
 import type { TrainConfig } from "../shared/cli.ts";
 import { UserError } from "../shared/errors.ts";
-import { openGpu } from "../shared/gpu.ts";
 import {
   batchRanges,
   cloneParams,
@@ -36,9 +35,9 @@ import { predictFiles } from "../fast/predict.ts";
 import { trainFast } from "../fast/train.ts";
 import { trainCnn } from "../fast/cnn.ts";
 
-import { engineData, learnableDigits } from "./fixtures.ts";
+import { engineData, fileGpu, learnableDigits } from "./fixtures.ts";
 
-const gpu = await openGpu({ onError: (m) => console.error(`GPU error in test: ${m}`) });
+const gpu = await fileGpu();
 
 /** Max over all parameters of |a − b| / (|b| + floor). */
 function maxRelDiff(a: MlpParams, b: MlpParams, floor = 1e-3): number {

@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { kernelSource, openGpu } from "../shared/gpu.ts";
+import { kernelSource } from "../shared/gpu.ts";
 import {
   addBias,
   columnSums,
@@ -23,6 +23,7 @@ import {
 } from "../shared/model.ts";
 import { mulberry32 } from "../shared/rng.ts";
 import { confusionMatrix } from "../shared/report.ts";
+import { fileGpu } from "./fixtures.ts";
 import {
   defaultVariant,
   dispatchSize,
@@ -41,7 +42,7 @@ import {
   writeTuneCache,
 } from "../fast/matmul.ts";
 
-const gpu = await openGpu({ onError: (m) => console.error(`GPU error in test: ${m}`) });
+const gpu = await fileGpu();
 const { device } = gpu;
 
 // uniform: the Step entry (dynamic offset); ubo: a plain uniform buffer.
@@ -107,7 +108,8 @@ function compiled(label: string, code: string, layoutName: keyof typeof LAYOUTS)
  * returns the contents of every read-write buffer afterwards. Bindings past
  * the end of `resources` get a small zeroed buffer. With lists of
  * codes and workgroup counts, runs each kernel in turn on the same bindings,
- * in one compute pass (as the engine does).
+ * in one compute pass (as the engine does). Every buffer and texture it makes
+ * is destroyed before it returns.
  */
 async function runKernel(
   label: string,
@@ -128,76 +130,94 @@ async function runKernel(
   new Uint32Array(stepData, 256, 2).set([step.start, step.count]);
   new Float32Array(stepData, 264, 1)[0] = step.lr;
   new Uint32Array(stepData, 268, 1)[0] = step.rowOrder ?? 0xffffffff;
-  const stepBuf = device.createBuffer({
-    label: `${label} step`,
-    size: 512,
-    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-  });
-  device.queue.writeBuffer(stepBuf, 0, stepData);
-  const rwBuffers = new Map<number, GPUBuffer>();
-  const all = kinds.map((_, binding) => resources[binding] ?? new Uint32Array(4));
-  const entries: GPUBindGroupEntry[] = all.map((r, binding) => {
-    if (r === "step") return { binding, resource: { buffer: stepBuf, size: 16 } };
-    if (r instanceof Float32Array || r instanceof Uint32Array) {
-      const ubo = kinds[binding] === "ubo";
-      const buf = device.createBuffer({
-        label: `${label} binding ${binding}`,
-        // A uniform array of vec4s is read whole: round it up to 16 bytes.
-        size: ubo ? Math.ceil(r.byteLength / 16) * 16 : Math.max(16, r.byteLength),
-        usage: (ubo ? GPUBufferUsage.UNIFORM : GPUBufferUsage.STORAGE) |
-          GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+  const made: (GPUBuffer | GPUTexture)[] = [];
+  try {
+    return await dispatchAndRead(made);
+  } finally {
+    for (const m of made) m.destroy();
+  }
+
+  async function dispatchAndRead(made: (GPUBuffer | GPUTexture)[]) {
+    const stepBuf = device.createBuffer({
+      label: `${label} step`,
+      size: 512,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    made.push(stepBuf);
+    device.queue.writeBuffer(stepBuf, 0, stepData);
+    const rwBuffers = new Map<number, GPUBuffer>();
+    const all = kinds.map((_, binding) => resources[binding] ?? new Uint32Array(4));
+    const entries: GPUBindGroupEntry[] = all.map((r, binding) => {
+      if (r === "step") return { binding, resource: { buffer: stepBuf, size: 16 } };
+      if (r instanceof Float32Array || r instanceof Uint32Array) {
+        const ubo = kinds[binding] === "ubo";
+        const buf = device.createBuffer({
+          label: `${label} binding ${binding}`,
+          // A uniform array of vec4s is read whole: round it up to 16 bytes.
+          size: ubo ? Math.ceil(r.byteLength / 16) * 16 : Math.max(16, r.byteLength),
+          usage: (ubo ? GPUBufferUsage.UNIFORM : GPUBufferUsage.STORAGE) |
+            GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+        });
+        made.push(buf);
+        device.queue.writeBuffer(buf, 0, r.slice());
+        if (kinds[binding] === "rw") rwBuffers.set(binding, buf);
+        return { binding, resource: { buffer: buf } };
+      }
+      // Variants that read no texture here still need one bound (any size). Every texture is 64
+      // rows high, however many it holds (the engine too sizes them once): llvmpipe compiles a
+      // kernel anew for each class of texture size it meets, ~2 s for a 32 × 16 block.
+      const width = Math.max(1, Math.floor(r.width));
+      const rows = Math.floor(r.texture.length / 4 / width);
+      const height = Math.max(64, rows);
+      const tex = device.createTexture({
+        label: `${label} texture ${binding}`,
+        size: [width, height],
+        format: "rgba32float",
+        usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
       });
-      device.queue.writeBuffer(buf, 0, r.slice());
-      if (kinds[binding] === "rw") rwBuffers.set(binding, buf);
-      return { binding, resource: { buffer: buf } };
-    }
-    // Variants that read no texture here still need one bound (any size). Every texture is 64
-    // rows high, however many it holds (the engine too sizes them once): llvmpipe compiles a
-    // kernel anew for each class of texture size it meets, ~2 s for a 32 × 16 block.
-    const width = Math.max(1, Math.floor(r.width));
-    const rows = Math.floor(r.texture.length / 4 / width);
-    const height = Math.max(64, rows);
-    const tex = device.createTexture({
-      label: `${label} texture ${binding}`,
-      size: [width, height],
-      format: "rgba32float",
-      usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.COPY_DST,
+      made.push(tex);
+      if (r.texture.length > 0 && r.texture.length === width * rows * 4) {
+        device.queue.writeTexture(
+          { texture: tex },
+          r.texture.slice(),
+          { bytesPerRow: width * 16 },
+          [
+            width,
+            rows,
+          ],
+        );
+      }
+      return { binding, resource: tex.createView({ label: `${label} texture ${binding} view` }) };
     });
-    if (r.texture.length > 0 && r.texture.length === width * rows * 4) {
-      device.queue.writeTexture({ texture: tex }, r.texture.slice(), { bytesPerRow: width * 16 }, [
-        width,
-        rows,
-      ]);
-    }
-    return { binding, resource: tex.createView({ label: `${label} texture ${binding} view` }) };
-  });
-  const enc = device.createCommandEncoder({ label: `${label} encoder` });
-  const pass = enc.beginComputePass({ label: `${label} pass` });
-  kernels.forEach(({ bgl, pipeline }, i) => {
-    const group = device.createBindGroup({ label: `${label} bind group`, layout: bgl, entries });
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, group, [256]);
-    pass.dispatchWorkgroups(...sizes[i]);
-  });
-  pass.end();
-  const stagings = new Map<number, GPUBuffer>();
-  for (const [binding, buf] of rwBuffers) {
-    const staging = device.createBuffer({
-      label: `${label} readback ${binding}`,
-      size: buf.size,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    const enc = device.createCommandEncoder({ label: `${label} encoder` });
+    const pass = enc.beginComputePass({ label: `${label} pass` });
+    kernels.forEach(({ bgl, pipeline }, i) => {
+      const group = device.createBindGroup({ label: `${label} bind group`, layout: bgl, entries });
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, group, [256]);
+      pass.dispatchWorkgroups(...sizes[i]);
     });
-    enc.copyBufferToBuffer(buf, 0, staging, 0, buf.size);
-    stagings.set(binding, staging);
+    pass.end();
+    const stagings = new Map<number, GPUBuffer>();
+    for (const [binding, buf] of rwBuffers) {
+      const staging = device.createBuffer({
+        label: `${label} readback ${binding}`,
+        size: buf.size,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+      made.push(staging);
+      enc.copyBufferToBuffer(buf, 0, staging, 0, buf.size);
+      stagings.set(binding, staging);
+    }
+    device.queue.submit([enc.finish()]);
+    const out = new Map<number, ArrayBuffer>();
+    for (const [binding, staging] of stagings) {
+      await staging.mapAsync(GPUMapMode.READ);
+      out.set(binding, staging.getMappedRange().slice(0));
+      staging.unmap();
+    }
+    return out;
   }
-  device.queue.submit([enc.finish()]);
-  const out = new Map<number, ArrayBuffer>();
-  for (const [binding, staging] of stagings) {
-    await staging.mapAsync(GPUMapMode.READ);
-    out.set(binding, staging.getMappedRange().slice(0));
-    staging.unmap();
-  }
-  return out;
 }
 
 function randoms(n: number, seed: number, zeroShare = 0): Float32Array {

@@ -8,7 +8,6 @@
 
 import assert from "node:assert/strict";
 import type { TrainConfig } from "../shared/cli.ts";
-import { openGpu } from "../shared/gpu.ts";
 import { loadMnist } from "../shared/mnist.ts";
 import {
   batchRanges,
@@ -41,9 +40,9 @@ import { trainFast } from "../fast/train.ts";
 import { trainSlow } from "../slow/train.ts";
 import { shuffledIndices } from "../shared/rng.ts";
 
-import { engineData, learnableDigits } from "./fixtures.ts";
+import { engineData, fileGpu, learnableDigits } from "./fixtures.ts";
 
-const gpu = await openGpu({ onError: (m) => console.error(`GPU error in test: ${m}`) });
+const gpu = await fileGpu();
 
 /** Max over all parameters of |a − b| / (|b| + floor). */
 function maxRelDiff(a: MlpParams, b: MlpParams, floor = 1e-3): number {

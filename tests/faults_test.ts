@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { brightBandDigits } from "./fixtures.ts";
+import { brightBandDigits, fileGpu } from "./fixtures.ts";
 import { fastMain, interruptAfterFirstEpoch } from "./interrupt.ts";
 import type { TrainConfig } from "../shared/cli.ts";
 import { UsageError, UserError } from "../shared/errors.ts";
@@ -18,8 +18,8 @@ import { loadMnist, type MnistData } from "../shared/mnist.ts";
 import { decodeMlp } from "../shared/safetensors.ts";
 import { trainFast } from "../fast/train.ts";
 
-const gpuErrors: string[] = [];
-const gpu = await openGpu({ onError: (m) => gpuErrors.push(m) });
+const gpu = await fileGpu();
+const gpuErrors = gpu.errors;
 const quiet = () => {};
 
 function configOf(over: Partial<TrainConfig>): TrainConfig {

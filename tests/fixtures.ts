@@ -1,6 +1,10 @@
-/** Test data made in code: synthetic digits for the trainers and the fast trainer's engine. */
+/**
+ * Test data made in code (synthetic digits for the trainers and the fast
+ * trainer's engine), and the device a test file shares.
+ */
 
 import type { EngineData } from "../fast/engine.ts";
+import { type Gpu, openGpu, type OpenGpuOptions } from "../shared/gpu.ts";
 import type { MnistData } from "../shared/mnist.ts";
 import { mulberry32 } from "../shared/rng.ts";
 
@@ -85,4 +89,30 @@ export function brightBandDigits(nTrain: number, nTest: number, seed = 3): Mnist
     testImages: te.images,
     testLabels: te.labels,
   };
+}
+
+/** The one device a test file shares, and the uncaptured GPU errors not yet claimed by a test. */
+export interface FileGpu extends Gpu {
+  /** Uncaptured errors since the last test ended (a test may inspect and empty it). */
+  errors: string[];
+}
+
+/**
+ * Opens the device a test file's tests share, and ties its life to the file:
+ * after each test, once the queue is idle, an uncaptured GPU error that the
+ * test left in `errors` fails that test; after the last test every object
+ * made on it goes with `device.destroy()`. A device left open at exit was a
+ * suspect of the abort recorded in bench/RESULTS.md (_Exit aborts_).
+ */
+export async function fileGpu(opts: Omit<OpenGpuOptions, "onError"> = {}): Promise<FileGpu> {
+  const errors: string[] = [];
+  const gpu = await openGpu({ ...opts, onError: (m) => errors.push(m) });
+  Deno.test.afterEach(async () => {
+    await gpu.device.queue.onSubmittedWorkDone();
+    if (errors.length > 0) {
+      throw new Error(`uncaptured GPU error(s) in this test: ${errors.splice(0).join(" | ")}`);
+    }
+  });
+  Deno.test.afterAll(() => gpu.device.destroy());
+  return { ...gpu, errors };
 }
