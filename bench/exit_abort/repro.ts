@@ -1,0 +1,64 @@
+/**
+ * Stand-alone reproduction of the abort at exit (bench/RESULTS.md, _Exit
+ * aborts_): each `*_test.ts` file here opens a WebGPU device at load time and
+ * runs a few small compute dispatches. A `deno test` process that runs two or
+ * more such files now and then aborts after its summary ("corrupted size vs.
+ * prev_size in fastbins", or a segmentation fault); one file per process does
+ * not. `loop.sh` counts. Nothing of the project is imported.
+ *
+ * @module
+ */
+
+/**
+ * Registers `tests` tests named after `name`, each compiling a small compute
+ * kernel and dispatching it on the file's one device. With `REPRO_DESTROY=1`
+ * the device is destroyed after the file's last test.
+ */
+export async function deviceTests(name: string, tests: number): Promise<void> {
+  const adapter = await navigator.gpu.requestAdapter();
+  if (!adapter) throw new Error("no WebGPU adapter");
+  const device = await adapter.requestDevice({ label: `exit repro ${name}` });
+  if (Deno.env.get("REPRO_DESTROY") === "1") Deno.test.afterAll(() => device.destroy());
+  const size = 1 << 20;
+  for (let t = 0; t < tests; t++) {
+    Deno.test(`exit repro ${name} ${t}`, async () => {
+      const code = `@group(0) @binding(0) var<storage, read_write> b: array<f32>;
+@compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3u) {
+  var s = 0.0;
+  for (var k = 0u; k < ${t + 3}u; k++) { s += sin(f32(k) * b[g.x]); }
+  b[g.x] = b[g.x] * 2.0 + s + ${t}.0;
+}`;
+      const module = device.createShaderModule({ label: `exit repro ${name} ${t}`, code });
+      const pipeline = device.createComputePipeline({
+        label: `exit repro ${name} ${t}`,
+        layout: "auto",
+        compute: { module, entryPoint: "main" },
+      });
+      const buf = device.createBuffer({
+        label: `exit repro ${name} data`,
+        size,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC,
+      });
+      const staging = device.createBuffer({
+        label: `exit repro ${name} readback`,
+        size,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+      const group = device.createBindGroup({
+        label: `exit repro ${name} bind group`,
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [{ binding: 0, resource: { buffer: buf } }],
+      });
+      const enc = device.createCommandEncoder({ label: `exit repro ${name} encoder` });
+      const pass = enc.beginComputePass({ label: `exit repro ${name} pass` });
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(size / 4 / 64);
+      pass.end();
+      enc.copyBufferToBuffer(buf, 0, staging, 0, size);
+      device.queue.submit([enc.finish()]);
+      await staging.mapAsync(GPUMapMode.READ);
+      staging.unmap();
+    });
+  }
+}
