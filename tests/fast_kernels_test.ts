@@ -266,6 +266,13 @@ function cases(op: MatmulShape["op"], bytesToo: boolean): Case[] {
 }
 
 const fits = (v: MatmulVariant, c: Case) => variantFits(v, c.shape, c.rows, 16384);
+
+/** The cases `v` fits; one that fits none would make a test that checks nothing, so that fails. */
+function casesFor(v: MatmulVariant, op: MatmulShape["op"], bytesToo: boolean): Case[] {
+  const fitting = cases(op, bytesToo).filter((c) => fits(v, c));
+  assert.ok(fitting.length > 0, `${v.name} fits none of the ${op} cases`);
+  return fitting;
+}
 const label = (v: MatmulVariant, c: Case) =>
   `${c.shape.op} ${v.name} K${c.shape.k} N${c.shape.n} rows${c.rows}${
     c.shape.aBytes ? " bytes" : ""
@@ -286,7 +293,7 @@ function operandA(c: Case, seed: number) {
 
 for (const v of VARIANTS) {
   Deno.test(`fast kernels: forward (matmul + bias + ReLU), ${v.name}`, async () => {
-    for (const c of cases("forward", true).filter((c) => fits(v, c))) {
+    for (const c of casesFor(v, "forward", true)) {
       const { k, n } = c.shape;
       const a = operandA(c, 1);
       const w = randoms(k * n, 2);
@@ -313,7 +320,7 @@ for (const v of VARIANTS) {
   });
 
   Deno.test(`fast kernels: input gradient with ReLU mask, ${v.name}`, async () => {
-    for (const c of cases("inputGrad", false).filter((c) => fits(v, c))) {
+    for (const c of casesFor(v, "inputGrad", false)) {
       const { k, n } = c.shape;
       const g = randoms(c.rows * k, 4);
       const w = randoms(n * k, 5); // the next layer's W: [in = n, out = k]
@@ -340,7 +347,7 @@ for (const v of VARIANTS) {
   });
 
   Deno.test(`fast kernels: weight gradient + SGD update, ${v.name}`, async () => {
-    for (const c of cases("weightGrad", true).filter((c) => fits(v, c))) {
+    for (const c of casesFor(v, "weightGrad", true)) {
       const { k, n } = c.shape;
       const lr = 0.5;
       const a = operandA(c, 7);
