@@ -5,6 +5,7 @@
 
 import type { EngineData } from "../fast/engine.ts";
 import { type Gpu, openGpu, type OpenGpuOptions } from "../shared/gpu.ts";
+import { encodeIdx } from "../shared/idx.ts";
 import type { MnistData } from "../shared/mnist.ts";
 import { mulberry32 } from "../shared/rng.ts";
 
@@ -115,4 +116,16 @@ export async function fileGpu(opts: Omit<OpenGpuOptions, "onError"> = {}): Promi
   });
   Deno.test.afterAll(() => gpu.device.destroy());
   return { ...gpu, errors };
+}
+
+/** Writes `data` as the four uncompressed MNIST IDX files in `dir` (for `--data dir`). */
+export async function writeIdxDir(dir: string, data: MnistData): Promise<void> {
+  const nTrain = data.trainLabels.length, nTest = data.testLabels.length;
+  const files: [string, Uint8Array][] = [
+    ["train-images-idx3-ubyte", encodeIdx([nTrain, 28, 28], data.trainImages)],
+    ["train-labels-idx1-ubyte", encodeIdx([nTrain], data.trainLabels)],
+    ["t10k-images-idx3-ubyte", encodeIdx([nTest, 28, 28], data.testImages)],
+    ["t10k-labels-idx1-ubyte", encodeIdx([nTest], data.testLabels)],
+  ];
+  for (const [name, bytes] of files) await Deno.writeFile(`${dir}/${name}`, bytes);
 }
