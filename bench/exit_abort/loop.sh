@@ -2,8 +2,8 @@
 # Counts abnormal exits of `deno test` on this directory's four test files
 # (bench/RESULTS.md, "Exit aborts"). Usage: bench/exit_abort/loop.sh MODE RUNS
 #   together  one `deno test` process for the four files
-#   parallel  the same with --parallel (what `deno task test` used to do)
-#   separate  one `deno test` process per file (what tests/run.ts does)
+#   parallel  the same with --parallel (what `deno task test` does)
+#   separate  one `deno test` process per file, DENO_JOBS (2) at a time
 # REPRO_DESTROY=1 destroys each file's device after its last test.
 set -u
 cd "$(dirname "$0")"
@@ -23,16 +23,21 @@ for ((i = 1; i <= runs; i++)); do
     fi
     ;;
   separate)
+    # Two processes at a time (DENO_JOBS, default 2).
+    running=0
     for f in a b c d; do
-      deno test -A ${f}_test.ts >/tmp/exit_repro.$f.log 2>&1 &
-    done
-    for f in a b c d; do
-      wait -n
-      rc=$? procs=$((procs + 1))
-      if ((rc != 0)); then
-        bad=$((bad + 1))
-        echo "run $i: exit $rc"
+      if ((running >= ${DENO_JOBS:-2})); then
+        wait -n
+        rc=$? procs=$((procs + 1)) running=$((running - 1))
+        ((rc != 0)) && bad=$((bad + 1)) && echo "run $i: exit $rc"
       fi
+      deno test -A ${f}_test.ts >/tmp/exit_repro.$f.log 2>&1 &
+      running=$((running + 1))
+    done
+    while ((running > 0)); do
+      wait -n
+      rc=$? procs=$((procs + 1)) running=$((running - 1))
+      ((rc != 0)) && bad=$((bad + 1)) && echo "run $i: exit $rc"
     done
     ;;
   *) echo "unknown mode $mode" >&2 && exit 2 ;;

@@ -1,10 +1,13 @@
 /**
  * Stand-alone reproduction of the abort at exit (bench/RESULTS.md, _Exit
  * aborts_): each `*_test.ts` file here opens a WebGPU device at load time and
- * runs a few small compute dispatches. A `deno test` process that runs two or
- * more such files now and then aborts after its summary ("corrupted size vs.
- * prev_size in fastbins", or a segmentation fault); one file per process does
- * not. `loop.sh` counts. Nothing of the project is imported.
+ * runs a few small compute dispatches. Now and then a `deno test` process on
+ * these files aborts after its summary ("corrupted size vs. prev_size in
+ * fastbins", "double free or corruption", or a segmentation fault): a thread
+ * of Deno's test runner exits while the main thread runs libEGL's exit
+ * handler. More often with several files in one process; one file per
+ * process and destroyed devices make it rarer, not impossible. `loop.sh`
+ * counts. Nothing of the project is imported.
  *
  * @module
  */
