@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
 import { CnnEngine, kernelPipeline, type Slot, trainCnn, workgroupsFor } from "../fast/cnn.ts";
 import {
   cloneCnnParams,

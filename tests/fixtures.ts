@@ -92,6 +92,34 @@ export function brightBandDigits(nTrain: number, nTest: number, seed = 3): Mnist
   };
 }
 
+/**
+ * Makes this `deno test` process skip the C libraries' exit handlers: glibc's
+ * `_exit` is registered with `on_exit`, so `exit()` ends the process with its
+ * status before `_dl_fini` runs libEGL's destructor. That destructor races a
+ * thread of Deno's test runner that is leaving at the same moment, and glibc
+ * then aborts after the summary ("corrupted size vs. prev_size";
+ * bench/RESULTS.md, _Exit aborts_, and `bench/exit_abort/`). Once per process
+ * (marked in its environment); Linux with glibc only, elsewhere nothing. Runs
+ * when this module is imported.
+ */
+export function skipExitHandlers(): void {
+  const mark = "MNIST_TESTS_SKIP_EXIT_HANDLERS";
+  if (Deno.build.os !== "linux" || Deno.env.get(mark) === "1") return;
+  let libc;
+  try {
+    libc = Deno.dlopen("libc.so.6", {
+      dlsym: { parameters: ["pointer", "buffer"], result: "pointer" },
+      on_exit: { parameters: ["pointer", "pointer"], result: "i32" },
+    });
+  } catch {
+    return; // not glibc
+  }
+  const exit = libc.symbols.dlsym(null, new TextEncoder().encode("_exit\0"));
+  if (exit && libc.symbols.on_exit(exit, null) === 0) Deno.env.set(mark, "1");
+}
+
+skipExitHandlers();
+
 /** The one device a test file shares, and the uncaptured GPU errors not yet claimed by a test. */
 export interface FileGpu extends Gpu {
   /** Uncaptured errors since the last test ended (a test may inspect and empty it). */

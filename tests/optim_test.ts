@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
 import { kernelPipeline, type Slot, workgroupsFor } from "../fast/cnn.ts";
 import { openGpu, readBuffer } from "../shared/gpu.ts";
 import {

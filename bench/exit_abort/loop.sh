@@ -4,7 +4,8 @@
 #   together  one `deno test` process for the four files
 #   parallel  the same with --parallel (what `deno task test` does)
 #   separate  one `deno test` process per file, DENO_JOBS (2) at a time
-# REPRO_DESTROY=1 destroys each file's device after its last test.
+# REPRO_DESTROY=1 destroys each file's device after its last test; REPRO_SKIP_EXIT=1
+# skips the C exit handlers (libEGL's among them), as tests/fixtures.ts does.
 set -u
 cd "$(dirname "$0")"
 mode=${1:?mode: together, parallel or separate}
@@ -43,4 +44,4 @@ for ((i = 1; i <= runs; i++)); do
   *) echo "unknown mode $mode" >&2 && exit 2 ;;
   esac
 done
-echo "$mode${REPRO_DESTROY:+ destroy=$REPRO_DESTROY}: $bad abnormal exits in $runs runs ($procs processes)"
+echo "$mode${REPRO_DESTROY:+ destroy=$REPRO_DESTROY}${REPRO_SKIP_EXIT:+ skip-exit=$REPRO_SKIP_EXIT}: $bad abnormal exits in $runs runs ($procs processes)"

@@ -15,9 +15,11 @@
 /**
  * Registers `tests` tests named after `name`, each compiling a small compute
  * kernel and dispatching it on the file's one device. With `REPRO_DESTROY=1`
- * the device is destroyed after the file's last test.
+ * the device is destroyed after the file's last test; with `REPRO_SKIP_EXIT=1`
+ * the process skips the C exit handlers (as tests/fixtures.ts does).
  */
 export async function deviceTests(name: string, tests: number): Promise<void> {
+  if (Deno.env.get("REPRO_SKIP_EXIT") === "1") skipExitHandlers();
   const adapter = await navigator.gpu.requestAdapter();
   if (!adapter) throw new Error("no WebGPU adapter");
   const device = await adapter.requestDevice({ label: `exit repro ${name}` });
@@ -64,4 +66,14 @@ export async function deviceTests(name: string, tests: number): Promise<void> {
       staging.unmap();
     });
   }
+}
+
+/** Registers glibc's `_exit` with `on_exit`: `exit()` then ends the process before `_dl_fini`. */
+function skipExitHandlers(): void {
+  const libc = Deno.dlopen("libc.so.6", {
+    dlsym: { parameters: ["pointer", "buffer"], result: "pointer" },
+    on_exit: { parameters: ["pointer", "pointer"], result: "i32" },
+  });
+  const exit = libc.symbols.dlsym(null, new TextEncoder().encode("_exit\0"));
+  if (!exit || libc.symbols.on_exit(exit, null) !== 0) throw new Error("on_exit(_exit) failed");
 }
