@@ -347,6 +347,12 @@ export async function trainFast(
   }
   const run = await prepareRun(config, { ...opts, params });
   const { gpu, data, nTrain, nTest, log } = run;
+  // A device this run opened is destroyed when it ends, however it ends (as slow and CNN do).
+  using _ownDevice = {
+    [Symbol.dispose]: () => {
+      if (!opts.gpu) gpu.device.destroy();
+    },
+  };
   const settings: CheckpointSettings = {
     optimizer,
     seed: config.seed,

@@ -11,7 +11,7 @@
  */
 
 import assert from "node:assert/strict";
-import { brightBandDigits } from "./fixtures.ts";
+import { brightBandDigits, fileGpu } from "./fixtures.ts";
 import { fastMain, interruptAfterFirstEpoch } from "./interrupt.ts";
 import { CnnEngine, decodeCnnCheckpoint } from "../fast/cnn.ts";
 import { EpochInterrupted } from "../fast/engine.ts";
@@ -27,7 +27,6 @@ import {
   MNIST_CNN,
 } from "../shared/cnn.ts";
 import { UserError } from "../shared/errors.ts";
-import { openGpu } from "../shared/gpu.ts";
 import { encodeIdx } from "../shared/idx.ts";
 import { encodeMlp } from "../shared/safetensors.ts";
 import { initParams } from "../shared/model.ts";
@@ -35,8 +34,8 @@ import type { MnistData } from "../shared/mnist.ts";
 import { OPTIMIZER_DEFAULTS } from "../shared/optim.ts";
 import { confusionMatrix, filtersSvg } from "../shared/report.ts";
 
-const gpuErrors: string[] = [];
-const gpu = await openGpu({ onError: (m) => gpuErrors.push(m) });
+const gpu = await fileGpu();
+const gpuErrors = gpu.errors;
 const quiet = () => {};
 
 function cnnConfig(over: Partial<TrainConfig>): TrainConfig {

@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
 import { CnnEngine, kernelPipeline, type Slot, trainCnn, workgroupsFor } from "../fast/cnn.ts";
 import {
   cloneCnnParams,
@@ -83,10 +84,11 @@ function assertClose(
   }
 }
 
-async function openTestGpu(): Promise<{ gpu: Gpu; errors: string[] }> {
+/** A device for one test; `using` destroys it when the test ends, passed or failed. */
+async function openTestGpu(): Promise<{ gpu: Gpu; errors: string[] } & Disposable> {
   const errors: string[] = [];
   const gpu = await openGpu({ onError: (m) => errors.push(m) });
-  return { gpu, errors };
+  return { gpu, errors, [Symbol.dispose]: () => gpu.device.destroy() };
 }
 
 // ---------------------------------------------------------------------------
@@ -242,7 +244,8 @@ async function runKernel(
 
 /** im2col and col2im kernels (`suffix` "" or "Vec4") on B 3, 7×6, k 3, rows padded to `stride`. */
 async function checkIm2col(suffix: string, c: number, stride: number) {
-  const { gpu, errors } = await openTestGpu();
+  using opened = await openTestGpu();
+  const { gpu, errors } = opened;
   const [b, h, w, k] = [3, 7, 6, 3];
   const kkc = k * k * c, per = suffix ? 4 : 1;
   const constants = { H: h, W: w, C: c, K: k, COLS: stride };
@@ -266,7 +269,6 @@ async function checkIm2col(suffix: string, c: number, stride: number) {
     { data: new Float32Array(gx.length), write: true },
   ]);
   assertClose(new Float32Array(gotGx), gx, 1e-6, "col2im");
-  gpu.device.destroy();
   assert.deepEqual(errors, []);
 }
 
@@ -280,7 +282,8 @@ Deno.test("im2colVec4 and col2imVec4 equal the CPU reference (C 4, rows 36 padde
 
 /** maxPool and maxPoolBackward`suffix` against relu → maxPool and its backward, 7×5 with `c` channels. */
 async function checkPool(suffix: string, c: number) {
-  const { gpu, errors } = await openTestGpu();
+  using opened = await openTestGpu();
+  const { gpu, errors } = opened;
   const [b, h, w] = [2, 7, 5];
   const per = suffix ? 4 : 1;
   const constants = { H: h, W: w, C: c };
@@ -315,7 +318,6 @@ async function checkPool(suffix: string, c: number) {
     ],
   );
   assertClose(new Float32Array(gotGz), gz, 0, "∂z");
-  gpu.device.destroy();
   assert.deepEqual(errors, []);
 }
 
@@ -332,7 +334,8 @@ Deno.test("maxPoolBackwardVec4 equals the backward of relu → maxPool (7×5, C 
  * rows (not a multiple of the block), K, N, with the weight gradient split in slices of 8 rows.
  */
 async function checkMatmuls(vec4: boolean, K: number, N: number) {
-  const { gpu, errors } = await openTestGpu();
+  using opened = await openTestGpu();
+  const { gpu, errors } = opened;
   const [count, rows] = [3, 13];
   const M = count * rows, side = vec4 ? 8 : 4, suffix = vec4 ? "Vec4" : "";
   const blocks = (a: number, b: number) => Math.ceil(a / side) * Math.ceil(b / side);
@@ -389,7 +392,6 @@ async function checkMatmuls(vec4: boolean, K: number, N: number) {
     ],
   );
   assertClose(new Float32Array(gotGa), ga, 1e-6, "∂a = g·Wᵀ");
-  gpu.device.destroy();
   assert.deepEqual(errors, []);
 }
 
@@ -416,7 +418,8 @@ async function compareWithReference(
   lr: number,
   order: Uint32Array,
 ) {
-  const { gpu, errors } = await openTestGpu();
+  using opened = await openTestGpu();
+  const { gpu, errors } = opened;
   const perImage = shape.height * shape.width;
   const images = randomBytes(nTrain * perImage, 31);
   const labels = randomLabels(nTrain, shape.classes, 32);
@@ -469,7 +472,6 @@ async function compareWithReference(
     predicted.filter((p, i) => p === testLabels[i]).length,
     "correct test images",
   );
-  gpu.device.destroy();
   assert.deepEqual(errors, []);
 }
 
@@ -497,7 +499,8 @@ Deno.test("engine, MNIST-sized CNN (16 and 32 channels), sgd: one step of 3 imag
 });
 
 Deno.test("trainCnn: epochs, loss and accuracy as the CPU reference computes them", async () => {
-  const { gpu, errors } = await openTestGpu();
+  using opened = await openTestGpu();
+  const { gpu, errors } = opened;
   const shape = TINY;
   const perImage = shape.height * shape.width;
   const data: MnistData = {
@@ -560,12 +563,12 @@ Deno.test("trainCnn: epochs, loss and accuracy as the CPU reference computes the
   assert.equal(confusion.length, shape.classes);
   assert.equal(confusion.reduce((a, row, i) => a + row[i], 0), correct, "its trace");
   assert.equal(confusion.flat().reduce((a, b) => a + b), 11);
-  gpu.device.destroy();
   assert.deepEqual(errors, []);
 });
 
 Deno.test("CnnEngine: a batch too large for the device's buffers is a one-line UsageError", async () => {
-  const { gpu, errors } = await openTestGpu();
+  using opened = await openTestGpu();
+  const { gpu, errors } = opened;
   const n = 4;
   assert.throws(
     () =>
@@ -580,6 +583,5 @@ Deno.test("CnnEngine: a batch too large for the device's buffers is a one-line U
       /^--batch-size 100000 is too large for the CNN/.test(err.message) &&
       !err.message.includes("\n"),
   );
-  gpu.device.destroy();
   assert.deepEqual(errors, []);
 });

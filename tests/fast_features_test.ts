@@ -11,7 +11,6 @@
 import assert from "node:assert/strict";
 import type { TrainConfig } from "../shared/cli.ts";
 import { UserError } from "../shared/errors.ts";
-import { openGpu } from "../shared/gpu.ts";
 import {
   batchRanges,
   cloneParams,
@@ -31,14 +30,19 @@ import { confusionMatrix } from "../shared/report.ts";
 import { shuffledIndices } from "../shared/rng.ts";
 import { decodeMlp, decodeSafetensors, encodeMlp } from "../shared/safetensors.ts";
 import { encodeIdx } from "../shared/idx.ts";
-import { createFastTrainer, type EngineData, packedLayout } from "../fast/engine.ts";
+import {
+  createFastTrainer,
+  type EngineData,
+  EpochInterrupted,
+  packedLayout,
+} from "../fast/engine.ts";
 import { predictFiles } from "../fast/predict.ts";
 import { trainFast } from "../fast/train.ts";
 import { trainCnn } from "../fast/cnn.ts";
 
-import { engineData, learnableDigits } from "./fixtures.ts";
+import { engineData, fileGpu, learnableDigits } from "./fixtures.ts";
 
-const gpu = await openGpu({ onError: (m) => console.error(`GPU error in test: ${m}`) });
+const gpu = await fileGpu();
 
 /** Max over all parameters of |a − b| / (|b| + floor). */
 function maxRelDiff(a: MlpParams, b: MlpParams, floor = 1e-3): number {
@@ -239,6 +243,37 @@ function configOf(over: Partial<TrainConfig>): TrainConfig {
 }
 
 const quiet = () => {};
+
+Deno.test("fast Ctrl-C: the MLP's epoch stops after the submitted chunk, not at the epoch's end", async () => {
+  // What trainFast does with an aborted signal: runEpoch's stop callback is asked after each
+  // submitted chunk. 400 images in batches of 4 are 100 steps in chunks of 8 (the short
+  // first one), 32, 32 and 28. A request that comes during the first chunk is seen after the
+  // second was submitted: 40 steps run, then the epoch is abandoned with 60 steps to go.
+  const data = engineData(400, 8, 19);
+  const params = initParams(3);
+  const opts = { batchSize: 4, lr: 0.05 };
+  const stopped = await createFastTrainer(gpu, params, data, opts);
+  const reference = await createFastTrainer(gpu, params, data, opts);
+  try {
+    assert.equal(stopped.batches.length, 100);
+    let asked = 0;
+    await assert.rejects(
+      () => stopped.runEpoch(undefined, () => ++asked >= 2),
+      (e: unknown) => e instanceof EpochInterrupted && e.stepsDone === 40,
+    );
+    assert.equal(asked, 2, "asked once per submitted chunk, never again after stopping");
+    reference.runSteps(0, 40);
+    const [got, want] = [await stopped.readParams(), await reference.readParams()];
+    assert.deepEqual(got.weights, want.weights, "exactly the first 40 steps ran");
+    assert.deepEqual(got.biases, want.biases);
+    reference.runSteps(40, 60);
+    const whole = await reference.readParams();
+    assert.notDeepEqual(got.weights, whole.weights, "the rest of the epoch did not run");
+  } finally {
+    stopped.destroy();
+    reference.destroy();
+  }
+});
 
 Deno.test("fast --save/--resume: 3 epochs in one go = 2 epochs + resume for 1 (Adam, shuffled)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "fast-resume-" });

@@ -1,6 +1,11 @@
-/** Test data made in code: synthetic digits for the trainers and the fast trainer's engine. */
+/**
+ * Test data made in code (synthetic digits for the trainers and the fast
+ * trainer's engine), and the device a test file shares.
+ */
 
 import type { EngineData } from "../fast/engine.ts";
+import { type Gpu, openGpu, type OpenGpuOptions } from "../shared/gpu.ts";
+import { encodeIdx } from "../shared/idx.ts";
 import type { MnistData } from "../shared/mnist.ts";
 import { mulberry32 } from "../shared/rng.ts";
 
@@ -83,4 +88,70 @@ export function brightBandDigits(nTrain: number, nTest: number, seed = 3): Mnist
     testImages: te.images,
     testLabels: te.labels,
   };
+}
+
+/**
+ * Makes this `deno test` process skip the C libraries' exit handlers: glibc's
+ * `_exit` is registered with `on_exit`, so `exit()` ends the process with its
+ * status before `_dl_fini` runs libEGL's destructor. That destructor races a
+ * thread of Deno's test runner that is leaving at the same moment, and glibc
+ * then aborts after the summary ("corrupted size vs. prev_size";
+ * bench/RESULTS.md, _Exit aborts_, and `bench/exit_abort/`). Once per process
+ * (marked in its environment); Linux with glibc only, elsewhere nothing. Runs
+ * when this module is imported.
+ */
+export function skipExitHandlers(): void {
+  const mark = "MNIST_TESTS_SKIP_EXIT_HANDLERS";
+  if (Deno.build.os !== "linux" || Deno.env.get(mark) === "1") return;
+  let libc;
+  try {
+    libc = Deno.dlopen("libc.so.6", {
+      dlsym: { parameters: ["pointer", "buffer"], result: "pointer" },
+      on_exit: { parameters: ["pointer", "pointer"], result: "i32" },
+    });
+  } catch {
+    return; // not glibc
+  }
+  const exit = libc.symbols.dlsym(null, new TextEncoder().encode("_exit\0"));
+  if (exit && libc.symbols.on_exit(exit, null) === 0) Deno.env.set(mark, "1");
+}
+
+skipExitHandlers();
+
+/** The one device a test file shares, and the uncaptured GPU errors not yet claimed by a test. */
+export interface FileGpu extends Gpu {
+  /** Uncaptured errors since the last test ended (a test may inspect and empty it). */
+  errors: string[];
+}
+
+/**
+ * Opens the device a test file's tests share, and ties its life to the file:
+ * after each test, once the queue is idle, an uncaptured GPU error that the
+ * test left in `errors` fails that test; after the last test every object
+ * made on it goes with `device.destroy()`. A device left open at exit was a
+ * suspect of the abort recorded in bench/RESULTS.md (_Exit aborts_).
+ */
+export async function fileGpu(opts: Omit<OpenGpuOptions, "onError"> = {}): Promise<FileGpu> {
+  const errors: string[] = [];
+  const gpu = await openGpu({ ...opts, onError: (m) => errors.push(m) });
+  Deno.test.afterEach(async () => {
+    await gpu.device.queue.onSubmittedWorkDone();
+    if (errors.length > 0) {
+      throw new Error(`uncaptured GPU error(s) in this test: ${errors.splice(0).join(" | ")}`);
+    }
+  });
+  Deno.test.afterAll(() => gpu.device.destroy());
+  return { ...gpu, errors };
+}
+
+/** Writes `data` as the four uncompressed MNIST IDX files in `dir` (for `--data dir`). */
+export async function writeIdxDir(dir: string, data: MnistData): Promise<void> {
+  const nTrain = data.trainLabels.length, nTest = data.testLabels.length;
+  const files: [string, Uint8Array][] = [
+    ["train-images-idx3-ubyte", encodeIdx([nTrain, 28, 28], data.trainImages)],
+    ["train-labels-idx1-ubyte", encodeIdx([nTrain], data.trainLabels)],
+    ["t10k-images-idx3-ubyte", encodeIdx([nTest, 28, 28], data.testImages)],
+    ["t10k-labels-idx1-ubyte", encodeIdx([nTest], data.testLabels)],
+  ];
+  for (const [name, bytes] of files) await Deno.writeFile(`${dir}/${name}`, bytes);
 }

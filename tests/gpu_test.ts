@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
 import { UserError } from "../shared/errors.ts";
 import { bufferFrom, gpuChecked, kernelSource, openGpu, readBuffer } from "../shared/gpu.ts";
 import { relu } from "../shared/model.ts";

@@ -107,6 +107,36 @@ Deno.test("toMnist: a dark digit on white becomes bright ink centred in 28x28", 
   assert.equal(m[0], 0, "background black");
 });
 
+Deno.test('toMnist: centred by centre of mass, not by bounding box (an asymmetric "7")', () => {
+  // A thick top bar and a thin stem at its right end: the ink's mass sits high and to the
+  // left of its box's centre, so the two ways of centring put it pixels apart.
+  const w = 60, h = 90;
+  const px = new Uint8Array(w * h).fill(255);
+  for (let y = 20; y < 28; y++) for (let x = 10; x < 50; x++) px[y * w + x] = 0;
+  for (let y = 28; y < 70; y++) for (let x = 43; x < 50; x++) px[y * w + x] = 0;
+  const m = toMnist({ width: w, height: h, pixels: px });
+  let mass = 0, cx = 0, cy = 0, x0 = 28, x1 = -1, y0 = 28, y1 = -1;
+  for (let y = 0; y < 28; y++) {
+    for (let x = 0; x < 28; x++) {
+      const v = m[y * 28 + x];
+      mass += v, cx += v * x, cy += v * y;
+      if (v > 0) {
+        x0 = Math.min(x0, x), x1 = Math.max(x1, x), y0 = Math.min(y0, y), y1 = Math.max(y1, y);
+      }
+    }
+  }
+  assert.equal(Math.max(x1 - x0 + 1, y1 - y0 + 1), 20, "scaled to a 20-pixel box, none cut off");
+  // Whole-pixel placement: the centre of mass within half a pixel of the frame's centre.
+  assert.ok(Math.abs(cx / mass - 13.5) <= 0.5, `centre of mass x ${cx / mass}`);
+  assert.ok(Math.abs(cy / mass - 13.5) <= 0.5, `centre of mass y ${cy / mass}`);
+  // The box's centre is off by pixels: centring the box would have failed the lines above.
+  const boxX = (x0 + x1) / 2, boxY = (y0 + y1) / 2;
+  assert.ok(
+    Math.abs(boxX - 13.5) >= 2 || Math.abs(boxY - 13.5) >= 2,
+    `box centre ${boxX}, ${boxY}`,
+  );
+});
+
 Deno.test("bad images: one-line errors naming the file; fuzzing raises only UserError", async () => {
   const good = await encodePng(randomImage(8, 8, 2));
   const cases: [Uint8Array, RegExp][] = [

@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
 import { kernelPipeline, type Slot, workgroupsFor } from "../fast/cnn.ts";
 import { openGpu, readBuffer } from "../shared/gpu.ts";
 import {
@@ -121,61 +122,68 @@ async function runOptimizerKernel(name: OptimizerName, count: number, steps: num
   const errors: string[] = [];
   const gpu = await openGpu({ onError: (m) => errors.push(m) });
   const { device } = gpu;
-  const opts: OptimizerOptions = { ...OPTIMIZER_DEFAULTS, optimizer: name, momentum: 0.8 };
-  const lr = 0.05;
-  const rand = mulberry32(99);
-  const init = Float32Array.from({ length: count }, () => rand() * 2 - 1);
-  const grads = Array.from(
-    { length: steps },
-    () => Float32Array.from({ length: count }, () => (rand() * 2 - 1) * 0.3),
-  );
-  const stateCount = { sgd: 0, momentum: 1, adam: 2 }[name];
-  const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-  const param = device.createBuffer({ label: "test params", size: count * 4, usage: storage });
-  device.queue.writeBuffer(param, 0, init);
-  const grad = device.createBuffer({ label: "test grads", size: count * 4, usage: storage });
-  const state = Array.from(
-    { length: stateCount },
-    (_, i) =>
-      device.createBuffer({ label: `test optimiser state ${i}`, size: count * 4, usage: storage }),
-  );
-  const uniform = device.createBuffer({
-    label: "test optimiser uniform",
-    size: 48,
-    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-  });
-  const slots: Slot[] = ["uniform", "write", "read", ...state.map((): Slot => "write")];
-  const pipeline = kernelPipeline(device, `${name}Step`, slots);
-  const bindGroup = device.createBindGroup({
-    label: `test ${name}Step bind group`,
-    layout: pipeline.getBindGroupLayout(0),
-    entries: [uniform, param, grad, ...state].map((buffer, binding) => ({
-      binding,
-      resource: { buffer },
-    })),
-  });
-  for (let t = 1; t <= steps; t++) {
-    device.queue.writeBuffer(grad, 0, grads[t - 1]);
-    device.queue.writeBuffer(uniform, 0, optimizerUniform(count, t, lr, opts));
-    const enc = device.createCommandEncoder({ label: `test ${name}Step step ${t}` });
-    const pass = enc.beginComputePass({ label: `test ${name}Step pass` });
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(...workgroupsFor(count));
-    pass.end();
-    device.queue.submit([enc.finish()]);
-  }
-  const gpuParams = new Float32Array(await readBuffer(device, param));
-  const gpuState = await Promise.all(
-    state.map(async (b) => new Float32Array(await readBuffer(device, b))),
-  );
+  try {
+    const opts: OptimizerOptions = { ...OPTIMIZER_DEFAULTS, optimizer: name, momentum: 0.8 };
+    const lr = 0.05;
+    const rand = mulberry32(99);
+    const init = Float32Array.from({ length: count }, () => rand() * 2 - 1);
+    const grads = Array.from(
+      { length: steps },
+      () => Float32Array.from({ length: count }, () => (rand() * 2 - 1) * 0.3),
+    );
+    const stateCount = { sgd: 0, momentum: 1, adam: 2 }[name];
+    const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    const param = device.createBuffer({ label: "test params", size: count * 4, usage: storage });
+    device.queue.writeBuffer(param, 0, init);
+    const grad = device.createBuffer({ label: "test grads", size: count * 4, usage: storage });
+    const state = Array.from(
+      { length: stateCount },
+      (_, i) =>
+        device.createBuffer({
+          label: `test optimiser state ${i}`,
+          size: count * 4,
+          usage: storage,
+        }),
+    );
+    const uniform = device.createBuffer({
+      label: "test optimiser uniform",
+      size: 48,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    const slots: Slot[] = ["uniform", "write", "read", ...state.map((): Slot => "write")];
+    const pipeline = kernelPipeline(device, `${name}Step`, slots);
+    const bindGroup = device.createBindGroup({
+      label: `test ${name}Step bind group`,
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [uniform, param, grad, ...state].map((buffer, binding) => ({
+        binding,
+        resource: { buffer },
+      })),
+    });
+    for (let t = 1; t <= steps; t++) {
+      device.queue.writeBuffer(grad, 0, grads[t - 1]);
+      device.queue.writeBuffer(uniform, 0, optimizerUniform(count, t, lr, opts));
+      const enc = device.createCommandEncoder({ label: `test ${name}Step step ${t}` });
+      const pass = enc.beginComputePass({ label: `test ${name}Step pass` });
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bindGroup);
+      pass.dispatchWorkgroups(...workgroupsFor(count));
+      pass.end();
+      device.queue.submit([enc.finish()]);
+    }
+    const gpuParams = new Float32Array(await readBuffer(device, param));
+    const gpuState = await Promise.all(
+      state.map(async (b) => new Float32Array(await readBuffer(device, b))),
+    );
 
-  const cpuParams = new Float64Array(init);
-  const cpuState = newOptimizerState(name, [count]);
-  for (let t = 1; t <= steps; t++) optimizerStep([cpuParams], [grads[t - 1]], cpuState, lr, opts);
-  device.destroy();
-  assert.deepEqual(errors, []);
-  return { init, gpuParams, gpuState, cpuParams, cpuState };
+    const cpuParams = new Float64Array(init);
+    const cpuState = newOptimizerState(name, [count]);
+    for (let t = 1; t <= steps; t++) optimizerStep([cpuParams], [grads[t - 1]], cpuState, lr, opts);
+    assert.deepEqual(errors, []);
+    return { init, gpuParams, gpuState, cpuParams, cpuState };
+  } finally {
+    device.destroy();
+  }
 }
 
 for (const name of ["sgd", "momentum", "adam"] as const) {

@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
 import { type Gpu, openGpu } from "../shared/gpu.ts";
 import { formatProfile, GpuProfiler, type ProfileReport } from "../shared/profiler.ts";
 

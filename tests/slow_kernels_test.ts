@@ -10,6 +10,7 @@
  */
 
 import assert from "node:assert/strict";
+import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
 import { type Gpu, openGpu, readBuffer } from "../shared/gpu.ts";
 import {
   addBias,

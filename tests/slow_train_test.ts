@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
 import { type Gpu, openGpu } from "../shared/gpu.ts";
 import { loadMnist } from "../shared/mnist.ts";
 import {

@@ -1,0 +1,4 @@
+/** One of the exit-abort reproduction's test files (see repro.ts). @module */
+import { deviceTests } from "./repro.ts";
+
+await deviceTests("d", 12);

@@ -1,0 +1,99 @@
+/**
+ * The trainers' command lines as real processes on the real adapter, with data
+ * given by `--data` (IDX files written here): `--json` puts the summary alone
+ * on stdout, a bad flag is one line and exit code 2, and `--profile` reaches
+ * the printed table and the JSON of both trainers.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { learnableDigits, writeIdxDir } from "./fixtures.ts";
+
+const decoder = new TextDecoder();
+
+/** Runs `<trainer>/main.ts args` to its end; returns exit code, stdout, stderr. */
+async function runCli(trainer: "fast" | "slow", args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      new URL(`../${trainer}/main.ts`, import.meta.url).pathname,
+      ...args,
+    ],
+    stdin: "null",
+  }).output();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+/** 200 training and 50 test digits as IDX files in a fresh directory; removed after `fn`. */
+async function withData(fn: (flags: string[]) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "cli-data-" });
+  try {
+    await writeIdxDir(dir, learnableDigits(200, 50, 4));
+    await fn(["--data", dir, "--epochs", "1", "--batch-size", "50"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("deno task fast --json: the summary alone on stdout, the log on stderr", async () => {
+  await withData(async (flags) => {
+    const { code, stdout, stderr } = await runCli("fast", [...flags, "--no-tune", "--json"]);
+    assert.equal(code, 0, stderr);
+    const lines = stdout.split("\n").filter((l) => l !== "");
+    assert.equal(lines.length, 1, `stdout holds one line: ${stdout}`);
+    const summary = JSON.parse(lines[0]);
+    assert.equal(summary.trainer, "fast");
+    assert.equal(summary.data.train, 200);
+    assert.equal(summary.test.total, 50);
+    assert.equal(summary.epochs.length, 1);
+    assert.equal(summary.profile, undefined, "no profile without --profile");
+    assert.match(stderr, /^adapter: /m);
+    assert.match(stderr, /^\[epoch 1 done\] avg loss = /m);
+    assert.match(stderr, /^validation: accuracy = /m);
+    assert.ok(!stderr.includes('"trainer"'), "the JSON is not on stderr");
+  });
+});
+
+Deno.test("both CLIs: a bad flag is one line on stderr, nothing on stdout, exit code 2", async () => {
+  for (const trainer of ["fast", "slow"] as const) {
+    for (const args of [["--frobnicate"], ["--batch-size", "0"], ["--epochs", "x", "--json"]]) {
+      const { code, stdout, stderr } = await runCli(trainer, args);
+      const what = `${trainer} ${args.join(" ")}`;
+      assert.equal(code, 2, `${what}: ${stderr}`);
+      assert.equal(stdout, "", what);
+      const lines = stderr.split("\n").filter((l) => l !== "");
+      assert.equal(lines.length, 1, `${what}: ${stderr}`);
+      assert.match(lines[0], /^error: /, what);
+    }
+  }
+});
+
+Deno.test("both CLIs: --profile prints the per-kernel table and puts it in --json", async () => {
+  await withData(async (flags) => {
+    for (const trainer of ["fast", "slow"] as const) {
+      const extra = trainer === "fast" ? ["--no-tune"] : [];
+      const { code, stdout, stderr } = await runCli(trainer, [
+        ...flags,
+        ...extra,
+        "--profile",
+        "--json",
+      ]);
+      assert.equal(code, 0, `${trainer}: ${stderr}`);
+      const summary = JSON.parse(stdout);
+      assert.equal(summary.trainer, trainer);
+      const profile = summary.profile;
+      assert.ok(profile, `${trainer}: profile in --json`);
+      assert.ok(profile.kernels.length > 0, `${trainer}: kernels profiled`);
+      assert.ok(profile.kernels.every((k: { calls: number }) => k.calls > 0));
+      assert.ok(profile.wallMs > 0 && profile.gpuMs >= 0, JSON.stringify(profile));
+      assert.match(stderr, /^GPU profile \(/m, `${trainer}: the table on stderr`);
+      for (const k of profile.kernels) {
+        assert.ok(stderr.includes(k.kernel), `${trainer}: ${k.kernel} in the table`);
+      }
+    }
+  });
+});
