@@ -101,7 +101,7 @@ const cases: Case[] = [
       group: "epoch",
       images: nSubset,
       n: 5,
-      train: () => trainFast({ ...config, noTune: false }, opts),
+      train: () => trainFast({ ...config, noTune: false, tune: true }, opts),
     }]
     : []),
   {
@@ -150,7 +150,8 @@ globalThis.addEventListener("unload", () => {
         `${(images / median * 1000).toFixed(0).padStart(7)} images/s  loss ${loss.toFixed(6)}`,
     );
   }
-  const [slow, fast] = [...rates.values()];
+  const slow = rates.get(`slow (${nSubset} images, batch ${config.batchSize})`);
+  const fast = rates.get(`fast (--no-tune) (${nSubset} images, batch ${config.batchSize})`);
   if (slow && fast) {
     console.log(
       `fast is ${(fast / slow).toFixed(1)}x slow per image; a slow 60,000-image epoch would take ` +

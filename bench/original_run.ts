@@ -16,6 +16,7 @@
  */
 
 import { parseTrainArgs, type TrainConfig } from "../shared/cli.ts";
+import { runMain, UserError } from "../shared/errors.ts";
 import { openGpu } from "../shared/gpu.ts";
 import { loadMnist } from "../shared/mnist.ts";
 import { trainFast } from "../fast/train.ts";
@@ -36,30 +37,34 @@ const ORIGINAL_LOSSES = [
 /** Correct test images of the NumPy re-run (bench/original_numpy.py). */
 const NUMPY_CORRECT = 9033;
 
-const config = parseTrainArgs([], "fast") as TrainConfig;
-const data = await loadMnist({ announce: false });
-const gpu = await openGpu();
+/** Trains, prints each epoch beside the original's, throws a `UserError` unless reproduced. */
+async function main(): Promise<void> {
+  const config = parseTrainArgs([], "fast") as TrainConfig;
+  const data = await loadMnist({ announce: false });
+  const gpu = await openGpu();
+  const t0 = performance.now();
+  let s;
+  try {
+    s = await trainFast({ ...config, noTune: true }, { gpu, data, log: () => {} });
+  } finally {
+    gpu.device.destroy();
+  }
+  console.log(`on ${gpu.description}, ${((performance.now() - t0) / 1000).toFixed(1)} s in all`);
+  const bad: string[] = [];
+  s.epochs.forEach((e, i) => {
+    const ok = Math.abs(e.loss - ORIGINAL_LOSSES[i]) <= 2e-4;
+    if (!ok) bad.push(`epoch ${e.epoch}`);
+    const off = ok ? "" : ", OFF";
+    console.log(
+      `epoch ${e.epoch}: ${e.loss.toFixed(4)} (original ${ORIGINAL_LOSSES[i]}${off}), ` +
+        `${e.ms.toFixed(0)} ms`,
+    );
+  });
+  if (Math.abs(s.test.correct - NUMPY_CORRECT) > 5) bad.push("the test accuracy");
+  console.log(`test: ${s.test.correct} of ${s.test.total} (NumPy re-run: ${NUMPY_CORRECT})`);
+  if (s.epochs.length !== 10) bad.push(`${s.epochs.length} epochs`);
+  if (bad.length > 0) throw new UserError(`the original's run NOT reproduced: ${bad.join(", ")}`);
+  console.log("the original's run: reproduced");
+}
 
-const t0 = performance.now();
-const s = await trainFast({ ...config, noTune: true }, { gpu, data, log: () => {} });
-gpu.device.destroy();
-console.log(`on ${gpu.description}, ${((performance.now() - t0) / 1000).toFixed(1)} s in all`);
-const bad: string[] = [];
-s.epochs.forEach((e, i) => {
-  const ok = Math.abs(e.loss - ORIGINAL_LOSSES[i]) <= 2e-4;
-  if (!ok) bad.push(`epoch ${e.epoch}`);
-  console.log(
-    `epoch ${e.epoch}: ${e.loss.toFixed(4)} (original ${ORIGINAL_LOSSES[i]}${
-      ok ? "" : ", OFF"
-    }), ` +
-      `${e.ms.toFixed(0)} ms`,
-  );
-});
-const testOk = Math.abs(s.test.correct - NUMPY_CORRECT) <= 5;
-if (!testOk) bad.push("the test accuracy");
-console.log(`test: ${s.test.correct} of ${s.test.total} (NumPy re-run: ${NUMPY_CORRECT})`);
-if (s.epochs.length !== 10) bad.push(`${s.epochs.length} epochs`);
-console.log(
-  bad.length === 0 ? "the original's run: reproduced" : `NOT reproduced: ${bad.join(", ")}`,
-);
-if (bad.length > 0) Deno.exitCode = 1;
+if (import.meta.main) runMain(main);

@@ -193,7 +193,10 @@ export function fastSummary(r: FastRunResult): TrainSummary {
       batchSize: r.config.batchSize,
       lr: r.config.lr,
       seed: r.config.seed,
-      ...(r.config.model === "cnn" ? {} : { init: r.config.init ?? "original" }),
+      // The initial weights' name, unless they came from a file (or are the CNN's own).
+      ...(r.config.model === "cnn" || r.config.load || r.config.resume
+        ? {}
+        : { init: r.config.init ?? "original" }),
       ...(r.optimizer.optimizer !== "sgd" ? { optimizer: r.optimizer.optimizer } : {}),
       ...(r.shuffle ? { shuffle: r.shuffle } : {}),
     },

