@@ -1,7 +1,7 @@
 /**
  * The web page (fast/web/) in a real browser: headless Chromium (Debian's
  * `chromium`, WebGPU on SwiftShader with `--enable-unsafe-webgpu`) driven by
- * playwright-core in tests/web_browser.ts, a process of its own. The page
+ * playwright-core in tests/browser/web_browser.ts, a process of its own. The page
  * trains a few steps on a small subset (paused and resumed once); its printed
  * epoch losses must equal the CPU reference's and `trainFast`'s for the same
  * flags (at printed precision), and its saved model the CPU reference's
@@ -25,7 +25,7 @@ import { decodeMlp } from "../shared/safetensors.ts";
 import { formatEpoch } from "../shared/summary.ts";
 import { trainFast } from "../fast/train.ts";
 import { bundlePage } from "../fast/web/serve.ts";
-import { WEB_COMPARE_STEPS, WEB_DIGITS, WEB_SMALL, type WebObservations } from "./web_browser.ts";
+import { WEB_COMPARE_STEPS, WEB_DIGITS, WEB_SMALL, type WebObservations } from "./web_shared.ts";
 
 const SHOTS = decodeURIComponent(new URL("../data/web-test", import.meta.url).pathname);
 
@@ -81,14 +81,22 @@ Deno.test("web page in Chromium: trains like deno task fast, classifies drawn di
   }
   await Deno.mkdir(SHOTS, { recursive: true });
   const run = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "tests/web_browser.ts", model, SHOTS],
+    args: [
+      "run",
+      "--allow-all",
+      "--config",
+      "tests/browser/deno.json",
+      "tests/browser/web_browser.ts",
+      model,
+      SHOTS,
+    ],
     cwd: decodeURIComponent(new URL("..", import.meta.url).pathname),
     stdout: "piped",
     stderr: "piped",
   }).output();
   await Deno.remove(model);
   const stderr = new TextDecoder().decode(run.stderr);
-  assert.ok(run.success, `tests/web_browser.ts failed:\n${stderr}`);
+  assert.ok(run.success, `tests/browser/web_browser.ts failed:\n${stderr}`);
   const seen: WebObservations = JSON.parse(new TextDecoder().decode(run.stdout));
   assert.deepEqual(seen.pageErrors, []);
 

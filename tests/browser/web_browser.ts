@@ -1,9 +1,14 @@
 /**
  * The browser half of tests/web_test.ts, run as its own process with
  * `--allow-all` (playwright-core reads /proc at start, which Deno grants only
- * with all permissions; the test task's own permissions stay as they are).
+ * with all permissions; the test task's own permissions stay as they are),
+ * and with a config of its own (tests/browser/deno.json and its lockfile):
+ * Deno installs every npm package of a config's lockfile as soon as any is
+ * needed, so playwright-core in the main config would be downloaded by
+ * `deno task fast` too.
  *
- * `deno run -A tests/web_browser.ts MODEL.safetensors SHOTS_DIR` serves the
+ * `deno run -A --config tests/browser/deno.json tests/browser/web_browser.ts
+ * MODEL.safetensors SHOTS_DIR` serves the
  * page (fast/web/serve.ts), and in headless Chromium (Debian's `chromium`,
  * WebGPU on SwiftShader with `--enable-unsafe-webgpu`): trains `WEB_SMALL`,
  * pausing and resuming it once, screenshots it, saves its model
@@ -15,39 +20,8 @@
  */
 
 import type { Browser, Page } from "playwright-core";
-import { type PageServer, startServer } from "../fast/web/serve.ts";
-
-/** The training run the test asks the page for (the CLI's flags of the same names). */
-export const WEB_SMALL = { trainLimit: 500, testLimit: 200, batchSize: 50, epochs: 2, lr: 0.1 };
-
-/** Steps of the slow-beside-fast comparison (each slow step takes ~2 s on SwiftShader). */
-export const WEB_COMPARE_STEPS = 3;
-
-/** Digits drawn on the pad: strokes through points given as fractions of its side. */
-export const WEB_DIGITS: [number, [number, number][][]][] = [
-  [1, [[[0.5, 0.15], [0.5, 0.85]]]],
-  [7, [[[0.25, 0.2], [0.75, 0.2], [0.45, 0.85]]]],
-];
-
-/** What the page showed. */
-export interface WebObservations {
-  /** The status line once ready, after training, after loading the model. */
-  ready: string;
-  trained: string;
-  loaded: string;
-  /** Paused during the first epoch: the status, again 1.5 s later, and the button's label. */
-  paused: [string, string, string];
-  /** The training log (the epoch lines). */
-  log: string;
-  /** Slow beside fast: the comparison table's rows (label, value), after training. */
-  compare: [string, string][];
-  /** The prediction line per drawn digit. */
-  predictions: Record<string, string>;
-  /** Errors thrown in the page. */
-  pageErrors: string[];
-  /** Without WebGPU: the sentence shown, and whether it is visible. */
-  noWebgpu: { text: string; visible: boolean };
-}
+import { type PageServer, startServer } from "../../fast/web/serve.ts";
+import { WEB_COMPARE_STEPS, WEB_DIGITS, WEB_SMALL, type WebObservations } from "../web_shared.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const FLAGS = [
