@@ -13,9 +13,9 @@
  */
 
 import { parseArgs } from "node:util";
-import { loadMnist } from "../shared/mnist.ts";
-import { batchRanges, PIXELS } from "../shared/model.ts";
-import { inkKeys, rowOrderByInk } from "../fast/engine.ts";
+import { loadMnist } from "../shared/data/mnist.ts";
+import { batchRanges, PIXELS } from "../shared/model/mlp.ts";
+import { inkKeys, rowOrderByInk } from "../fast/mlp/engine.ts";
 
 const { values } = parseArgs({
   options: {

@@ -13,7 +13,7 @@
  * the whole call of `trainSlow` / `trainFast` (set-up, the epoch, the test);
  * the table printed at the end gives the epochs alone (the trainers' own
  * `EpochResult.ms`). Every epoch loss is checked: on the subset against the
- * CPU reference (shared/model.ts) on the same batches, on the full set
+ * CPU reference (shared/model/mlp.ts) on the same batches, on the full set
  * against the epoch-1 loss the original program printed (2.0363).
  *
  * Plain `deno bench` grants no permissions: the data comes from Deno's npm
@@ -25,14 +25,14 @@
  * @module
  */
 
-import type { TrainConfig } from "../shared/cli.ts";
-import { openGpu } from "../shared/gpu.ts";
-import { originalParams } from "../shared/model.ts";
-import { loadMnist } from "../shared/mnist.ts";
-import type { TrainSummary } from "../shared/summary.ts";
-import type { TrainOptions } from "../shared/train.ts";
+import type { TrainConfig } from "../shared/io/cli.ts";
+import { openGpu } from "../shared/gpu/device.ts";
+import { originalParams } from "../shared/model/mlp.ts";
+import { loadMnist } from "../shared/data/mnist.ts";
+import type { TrainSummary } from "../shared/io/summary.ts";
+import type { TrainOptions } from "../shared/io/prepare.ts";
 import { trainSlow } from "../slow/train.ts";
-import { trainFast } from "../fast/train.ts";
+import { trainFast } from "../fast/run.ts";
 import { envNumber, granted } from "./env.ts";
 import { referenceEpochLoss } from "./reference.ts";
 

@@ -6,7 +6,7 @@
  * first layer), at a batch size per variant. Each iteration encodes one
  * dispatch, submits it and awaits the queue, so `Deno.bench`'s time includes
  * one submit-and-wait round trip (~11 ms on llvmpipe); the GPU time of the
- * dispatch alone comes from timestamp queries (`shared/profiler.ts`). At the
+ * dispatch alone comes from timestamp queries (`shared/gpu/profiler.ts`). At the
  * end a table gives both as GFLOP/s (2·m·k·n flops per matmul), since
  * `Deno.bench` reports times only.
  *
@@ -16,24 +16,24 @@
  * 0.4 GFLOP, ~3 s a dispatch); set BENCH_BATCH to override every variant's.
  *
  * Adding a variant is one line in `VARIANTS`. Every variant is checked once
- * against the CPU reference (`shared/model.ts`) before it is timed.
+ * against the CPU reference (`shared/model/mlp.ts`) before it is timed.
  *
  * Run: deno bench --allow-read --allow-env bench/kernels_bench.ts
  *
  * @module
  */
 
-import { kernelSource, openGpu } from "../shared/gpu.ts";
-import { matmul, matmulTransA, matmulTransB } from "../shared/model.ts";
-import { formatProfile, GpuProfiler } from "../shared/profiler.ts";
-import { mulberry32 } from "../shared/rng.ts";
+import { kernelSource, openGpu } from "../shared/gpu/device.ts";
+import { matmul, matmulTransA, matmulTransB } from "../shared/model/mlp.ts";
+import { formatProfile, GpuProfiler } from "../shared/gpu/profiler.ts";
+import { mulberry32 } from "../shared/model/rng.ts";
 import { envNumber, envString } from "./env.ts";
 
-/** The three matmul shapes of training, named as in shared/model.ts. */
+/** The three matmul shapes of training, named as in shared/model/mlp.ts. */
 export type MatmulOp = "matmul" | "matmulTransA" | "matmulTransB";
 
 /**
- * One benchmark case: `op` on the dims in shared/model.ts's argument order
+ * One benchmark case: `op` on the dims in shared/model/mlp.ts's argument order
  * (matmul and matmulTransA: m, k, n; matmulTransB: m, n, k).
  */
 export interface MatmulCase {

@@ -15,11 +15,11 @@
  * @module
  */
 
-import { parseTrainArgs, type TrainConfig } from "../shared/cli.ts";
-import { runMain, UserError } from "../shared/errors.ts";
-import { openGpu } from "../shared/gpu.ts";
-import { loadMnist } from "../shared/mnist.ts";
-import { trainFast } from "../fast/train.ts";
+import { parseTrainArgs, type TrainConfig } from "../shared/io/cli.ts";
+import { runMain, UserError } from "../shared/io/errors.ts";
+import { openGpu } from "../shared/gpu/device.ts";
+import { loadMnist } from "../shared/data/mnist.ts";
+import { trainFast } from "../fast/run.ts";
 
 /** `[epoch N done] avg loss = …` of the original's README, epochs 1–10. */
 const ORIGINAL_LOSSES = [

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { kernelSource, openGpu, readBuffer } from "../shared/gpu.ts";
+import { kernelSource, openGpu, readBuffer } from "../shared/gpu/device.ts";
 
 const { device, description } = await openGpu();
 console.log(`adapter: ${description}`);

@@ -1,5 +1,5 @@
 /**
- * The float64 CPU reference (shared/model.ts) trained over an epoch's
+ * The float64 CPU reference (shared/model/mlp.ts) trained over an epoch's
  * batches: the oracle the benchmarks check every trainer's epoch loss against.
  *
  * @module
@@ -11,7 +11,7 @@ import {
   type MlpParams,
   pixelsToFloats,
   trainStep,
-} from "../shared/model.ts";
+} from "../shared/model/mlp.ts";
 
 /** Images and labels, as in `MnistData`. */
 export interface TrainImages {

@@ -13,11 +13,11 @@
  * @module
  */
 
-import { openGpu } from "../shared/gpu.ts";
-import { loadMnist } from "../shared/mnist.ts";
-import { initParams } from "../shared/model.ts";
-import { createFastTrainer, SLOTS } from "../fast/engine.ts";
-import { median, shapeMultiplyAdds, tuneCandidates, VARIANTS } from "../fast/matmul.ts";
+import { openGpu } from "../shared/gpu/device.ts";
+import { loadMnist } from "../shared/data/mnist.ts";
+import { initParams } from "../shared/model/mlp.ts";
+import { createFastTrainer, SLOTS } from "../fast/mlp/engine.ts";
+import { median, shapeMultiplyAdds, tuneCandidates, VARIANTS } from "../fast/mlp/matmul.ts";
 import { envNumber } from "./env.ts";
 
 const batch = envNumber("BENCH_BATCH", 500);

@@ -1,5 +1,5 @@
 /**
- * `deno task fast`: the fast trainer's command line (see shared/train.ts).
+ * `deno task fast`: the fast trainer's command line (see shared/io/prepare.ts).
  *
  * Ctrl-C (SIGINT) while the MLP or the CNN trains asks the trainer to stop after the
  * running chunk of steps: the last checkpoint stays as it is, one line says
@@ -9,9 +9,9 @@
  * @module
  */
 
-import type { TrainConfig } from "../shared/cli.ts";
-import { trainerMain } from "../shared/train.ts";
-import { trainFast } from "./train.ts";
+import type { TrainConfig } from "../shared/io/cli.ts";
+import { trainerMain } from "../shared/io/prepare.ts";
+import { trainFast } from "./run.ts";
 
 /** Trains with `config`, turning Ctrl-C into an abort of the epoch loop (MLP or CNN). */
 async function trainWithCtrlC(config: TrainConfig) {

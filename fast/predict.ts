@@ -14,13 +14,19 @@
  */
 
 import { parseArgs } from "node:util";
-import { runMain, UsageError, UserError } from "../shared/errors.ts";
-import { readImage, toMnist } from "../shared/image.ts";
-import { IMAGE_BYTES, readFileOrFail, readIdx } from "../shared/idx.ts";
-import { forward, LAYER_SIZES, pixelsToFloats } from "../shared/model.ts";
-import { decodeMlp, decodeSafetensors } from "../shared/safetensors.ts";
-import { loadPackageMnist, MNIST_PACKAGE } from "../shared/mnist.ts";
-import { cnnForward, type CnnParams, decodeCnn, isCnnFile, MNIST_CNN } from "../shared/cnn.ts";
+import { runMain, UsageError, UserError } from "../shared/io/errors.ts";
+import { readImage, toMnist } from "../shared/data/image.ts";
+import { IMAGE_BYTES, readFileOrFail, readIdx } from "../shared/data/idx.ts";
+import { forward, LAYER_SIZES, pixelsToFloats } from "../shared/model/mlp.ts";
+import { decodeMlp, decodeSafetensors } from "../shared/io/safetensors.ts";
+import { loadPackageMnist, MNIST_PACKAGE } from "../shared/data/mnist.ts";
+import {
+  cnnForward,
+  type CnnParams,
+  decodeCnn,
+  isCnnFile,
+  MNIST_CNN,
+} from "../shared/model/cnn.ts";
 
 const HELP = `Classify digits with a model saved by \`deno task fast --save FILE\`
 (the MLP, or the CNN of --model cnn).

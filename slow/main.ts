@@ -4,7 +4,7 @@
  * @module
  */
 
-import { trainerMain } from "../shared/train.ts";
+import { trainerMain } from "../shared/io/prepare.ts";
 import { trainSlow } from "./train.ts";
 
 if (import.meta.main) trainerMain("slow", (c) => trainSlow(c));

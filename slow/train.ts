@@ -18,11 +18,11 @@
  * @module
  */
 
-import type { TrainConfig } from "../shared/cli.ts";
-import { formatProfile, GpuProfiler } from "../shared/profiler.ts";
-import { batchRanges } from "../shared/model.ts";
-import { epochProgress, type EpochResult, type TrainSummary } from "../shared/summary.ts";
-import { formatEpoch, formatTest, prepareRun, type TrainOptions } from "../shared/train.ts";
+import type { TrainConfig } from "../shared/io/cli.ts";
+import { formatProfile, GpuProfiler } from "../shared/gpu/profiler.ts";
+import { batchRanges } from "../shared/model/mlp.ts";
+import { epochProgress, type EpochResult, type TrainSummary } from "../shared/io/summary.ts";
+import { formatEpoch, formatTest, prepareRun, type TrainOptions } from "../shared/io/prepare.ts";
 import { SlowTrainer } from "./trainer.ts";
 
 export {

@@ -10,9 +10,9 @@
  * @module
  */
 
-import { bufferFrom, type Gpu, kernelSource, readBuffer } from "../shared/gpu.ts";
-import type { GpuProfiler } from "../shared/profiler.ts";
-import { type MlpParams, PIXELS } from "../shared/model.ts";
+import { bufferFrom, type Gpu, kernelSource, readBuffer } from "../shared/gpu/device.ts";
+import type { GpuProfiler } from "../shared/gpu/profiler.ts";
+import { type MlpParams, PIXELS } from "../shared/model/mlp.ts";
 
 /** The kernels the slow trainer dispatches, one file each in `shared/kernels/`. */
 export type SlowKernel =
@@ -222,7 +222,7 @@ export class SlowTrainer {
         linearGroups(count),
       );
 
-      // Backward, last layer first, as in lossAndGradients in shared/model.ts.
+      // Backward, last layer first, as in lossAndGradients in shared/model/mlp.ts.
       const gradW: GPUBuffer[] = new Array(L);
       const gradB: GPUBuffer[] = new Array(L);
       let gradZ = scratch.floats(`layer ${L - 1} ∂z`, count * classes);

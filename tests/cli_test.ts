@@ -7,8 +7,8 @@ import {
   helpText,
   parseTrainArgs,
   type TrainConfig,
-} from "../shared/cli.ts";
-import { UsageError } from "../shared/errors.ts";
+} from "../shared/io/cli.ts";
+import { UsageError } from "../shared/io/errors.ts";
 
 Deno.test("defaults are the original program's", () => {
   const c = parseTrainArgs([], "fast") as TrainConfig;

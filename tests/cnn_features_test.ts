@@ -5,7 +5,7 @@
  * `--plot` chart with conv1's filters, a loss that is no longer finite,
  * Ctrl-C (an aborted signal in process, and a real SIGINT to `fast/main.ts`), and
  * `deno task predict` on a saved CNN. Oracles: the CPU reference of
- * shared/cnn.ts and the files themselves.
+ * shared/model/cnn.ts and the files themselves.
  *
  * @module
  */
@@ -13,11 +13,11 @@
 import assert from "node:assert/strict";
 import { brightBandDigits, fileGpu } from "./fixtures.ts";
 import { fastMain, interruptAfterFirstEpoch } from "./interrupt.ts";
-import { CnnEngine, decodeCnnCheckpoint } from "../fast/cnn.ts";
-import { EpochInterrupted } from "../fast/engine.ts";
+import { CnnEngine, decodeCnnCheckpoint } from "../fast/cnn/engine.ts";
+import { EpochInterrupted } from "../fast/mlp/engine.ts";
 import { predictFiles } from "../fast/predict.ts";
-import { trainFast } from "../fast/train.ts";
-import type { TrainConfig } from "../shared/cli.ts";
+import { trainFast } from "../fast/run.ts";
+import type { TrainConfig } from "../shared/io/cli.ts";
 import {
   cnnPredict,
   type CnnShape,
@@ -25,14 +25,14 @@ import {
   encodeCnn,
   initCnnParams,
   MNIST_CNN,
-} from "../shared/cnn.ts";
-import { UserError } from "../shared/errors.ts";
-import { encodeIdx } from "../shared/idx.ts";
-import { encodeMlp } from "../shared/safetensors.ts";
-import { initParams } from "../shared/model.ts";
-import type { MnistData } from "../shared/mnist.ts";
-import { OPTIMIZER_DEFAULTS } from "../shared/optim.ts";
-import { confusionMatrix, filtersSvg } from "../shared/report.ts";
+} from "../shared/model/cnn.ts";
+import { UserError } from "../shared/io/errors.ts";
+import { encodeIdx } from "../shared/data/idx.ts";
+import { encodeMlp } from "../shared/io/safetensors.ts";
+import { initParams } from "../shared/model/mlp.ts";
+import type { MnistData } from "../shared/data/mnist.ts";
+import { OPTIMIZER_DEFAULTS } from "../shared/model/optim.ts";
+import { confusionMatrix, filtersSvg } from "../shared/io/report.ts";
 
 const gpu = await fileGpu();
 const gpuErrors = gpu.errors;
@@ -190,7 +190,7 @@ Deno.test("cnn --load starts from the file's weights (= the same weights passed 
       log: (l) => lines.push(l),
     });
     assert.ok(lines.some((l) => l.includes(`starting from the weights in ${file}`)));
-    const { trainCnn } = await import("../fast/cnn.ts");
+    const { trainCnn } = await import("../fast/cnn/engine.ts");
     const direct = await trainCnn(
       { ...cnnConfig({}), ...OPTIMIZER_DEFAULTS, shuffle: false },
       { gpu, data, log: quiet, params: start },

@@ -1,7 +1,7 @@
 /**
- * The CNN: its CPU reference (`shared/cnn.ts`) checked with finite
+ * The CNN: its CPU reference (`shared/model/cnn.ts`) checked with finite
  * differences, each CNN kernel against that reference on awkward shapes, and
- * the GPU engine (`fast/cnn.ts`) against whole CPU training steps — on the
+ * the GPU engine (`fast/cnn/engine.ts`) against whole CPU training steps — on the
  * real adapter (llvmpipe here), with small shapes.
  *
  * @module
@@ -9,7 +9,13 @@
 
 import assert from "node:assert/strict";
 import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
-import { CnnEngine, kernelPipeline, type Slot, trainCnn, workgroupsFor } from "../fast/cnn.ts";
+import {
+  CnnEngine,
+  kernelPipeline,
+  type Slot,
+  trainCnn,
+  workgroupsFor,
+} from "../fast/cnn/engine.ts";
 import {
   cloneCnnParams,
   cnnDims,
@@ -25,18 +31,18 @@ import {
   maxPoolBackward,
   MNIST_CNN,
   newCnnOptimizerState,
-} from "../shared/cnn.ts";
-import { UsageError } from "../shared/errors.ts";
-import { type Gpu, openGpu, readBuffer } from "../shared/gpu.ts";
-import { matmul, matmulTransA, matmulTransB, reluBackward } from "../shared/model.ts";
-import { type MnistData } from "../shared/mnist.ts";
+} from "../shared/model/cnn.ts";
+import { UsageError } from "../shared/io/errors.ts";
+import { type Gpu, openGpu, readBuffer } from "../shared/gpu/device.ts";
+import { matmul, matmulTransA, matmulTransB, reluBackward } from "../shared/model/mlp.ts";
+import { type MnistData } from "../shared/data/mnist.ts";
 import {
   CNN_OPTION_DEFAULTS,
   OPTIMIZER_DEFAULTS,
   type OptimizerName,
   type OptimizerOptions,
-} from "../shared/optim.ts";
-import { mulberry32, shuffledIndices } from "../shared/rng.ts";
+} from "../shared/model/optim.ts";
+import { mulberry32, shuffledIndices } from "../shared/model/rng.ts";
 
 /** A 13×13 input with 3×3 kernels: both pools drop an odd last row and column. */
 const TINY: CnnShape = { height: 13, width: 13, kernel: 3, c1: 3, c2: 5, classes: 4 };

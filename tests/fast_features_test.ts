@@ -1,6 +1,6 @@
 /**
  * Features of the fast MLP trainer against CPU references, on the real
- * adapter: momentum and Adam steps (the optimiser kernels of shared/optim.ts
+ * adapter: momentum and Adam steps (the optimiser kernels of shared/model/optim.ts
  * over the packed parameters), shuffled epochs, checkpoints (`--save`,
  * `--resume`, `--load`, and `deno task predict` reading them), the confusion
  * matrix and the `--plot` chart.
@@ -9,8 +9,8 @@
  */
 
 import assert from "node:assert/strict";
-import type { TrainConfig } from "../shared/cli.ts";
-import { UserError } from "../shared/errors.ts";
+import type { TrainConfig } from "../shared/io/cli.ts";
+import { UserError } from "../shared/io/errors.ts";
 import {
   batchRanges,
   cloneParams,
@@ -19,26 +19,26 @@ import {
   type MlpParams,
   pixelsToFloats,
   predict,
-} from "../shared/model.ts";
+} from "../shared/model/mlp.ts";
 import {
   newOptimizerState,
   OPTIMIZER_DEFAULTS,
   type OptimizerOptions,
   optimizerStep,
-} from "../shared/optim.ts";
-import { confusionMatrix } from "../shared/report.ts";
-import { shuffledIndices } from "../shared/rng.ts";
-import { decodeMlp, decodeSafetensors, encodeMlp } from "../shared/safetensors.ts";
-import { encodeIdx } from "../shared/idx.ts";
+} from "../shared/model/optim.ts";
+import { confusionMatrix } from "../shared/io/report.ts";
+import { shuffledIndices } from "../shared/model/rng.ts";
+import { decodeMlp, decodeSafetensors, encodeMlp } from "../shared/io/safetensors.ts";
+import { encodeIdx } from "../shared/data/idx.ts";
 import {
   createFastTrainer,
   type EngineData,
   EpochInterrupted,
   packedLayout,
-} from "../fast/engine.ts";
+} from "../fast/mlp/engine.ts";
 import { predictFiles } from "../fast/predict.ts";
-import { trainFast } from "../fast/train.ts";
-import { trainCnn } from "../fast/cnn.ts";
+import { trainFast } from "../fast/run.ts";
+import { trainCnn } from "../fast/cnn/engine.ts";
 
 import { engineData, fileGpu, learnableDigits } from "./fixtures.ts";
 
@@ -89,7 +89,7 @@ function tensorsOf(p: MlpParams): Float32Array[] {
 /**
  * A CPU training loop: for each epoch, the batches of `batchRanges` over the
  * order `orderOf(epoch)` (identity when absent), lossAndGradients, then
- * shared/optim.ts's step over all tensors. Returns each step's mean loss.
+ * shared/model/optim.ts's step over all tensors. Returns each step's mean loss.
  */
 function cpuTrain(
   params: MlpParams,

@@ -1,14 +1,14 @@
 /**
  * Each fused kernel of the fast trainer, every matmul variant, on awkward
  * shapes (no tile or block size divides them, a batch of one, an offset
- * into the image bytes) against the CPU reference of shared/model.ts, on
+ * into the image bytes) against the CPU reference of shared/model/mlp.ts, on
  * the real adapter.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
-import { kernelSource } from "../shared/gpu.ts";
+import { kernelSource } from "../shared/gpu/device.ts";
 import {
   addBias,
   columnSums,
@@ -20,9 +20,9 @@ import {
   reluBackward,
   softmax,
   softmaxCrossEntropyBackward,
-} from "../shared/model.ts";
-import { mulberry32 } from "../shared/rng.ts";
-import { confusionMatrix } from "../shared/report.ts";
+} from "../shared/model/mlp.ts";
+import { mulberry32 } from "../shared/model/rng.ts";
+import { confusionMatrix } from "../shared/io/report.ts";
 import { fileGpu } from "./fixtures.ts";
 import {
   defaultVariant,
@@ -41,7 +41,7 @@ import {
   VARIANTS,
   variantSource,
   writeTuneCache,
-} from "../fast/matmul.ts";
+} from "../fast/mlp/matmul.ts";
 
 const gpu = await fileGpu();
 const { device } = gpu;
@@ -545,7 +545,7 @@ function sparseBytes(n: number, k: number, seed: number): Uint8Array {
 
 /**
  * The pixels of images `width` wide in tile order (as `tileWord` in
- * weightGradSgdTexture.wgsl): 4 × 4 tiles along the rows of tiles, each tile
+ * weightGradTexture.wgsl): 4 × 4 tiles along the rows of tiles, each tile
  * row by row. `order[p]` is the pixel at tile-order position p.
  */
 function tileOrder(k: number, width: number): number[] {
@@ -891,7 +891,7 @@ Deno.test("fast kernels: softmax + cross-entropy + gradient, fused with the outp
     const losses = new Float32Array(start + rows + 3).fill(-1);
     const out = await runKernel(
       `head K${k} rows${rows}`,
-      unrollLoops(specialize(kernelSource("softmaxCrossEntropyGrad"), { K: k, C: c })),
+      unrollLoops(specialize(kernelSource("outputLayer"), { K: k, C: c })),
       "head",
       [
         "step",
@@ -918,7 +918,7 @@ Deno.test("fast kernels: softmax + cross-entropy + gradient, fused with the outp
   }
 });
 
-Deno.test("fast kernels: softmaxCrossEntropyGradRows (16 lanes a row, + ∂act) equals the CPU", async () => {
+Deno.test("fast kernels: outputLayerRows (16 lanes a row, + ∂act) equals the CPU", async () => {
   // Rows not a multiple of the 4 per workgroup, K not a multiple of the 16 lanes.
   for (const [k, rows, start] of [[12, 13, 5], [128, 1, 0], [7, 70, 2], [128, 37, 3]]) {
     const c = 10;
@@ -932,7 +932,7 @@ Deno.test("fast kernels: softmaxCrossEntropyGradRows (16 lanes a row, + ∂act) 
     const losses = new Float32Array(start + rows + 3).fill(-1);
     const out = await runKernel(
       `head rows K${k} rows${rows}`,
-      specialize(kernelSource("softmaxCrossEntropyGradRows"), { K: k, C: c }),
+      specialize(kernelSource("outputLayerRows"), { K: k, C: c }),
       "headRows",
       [
         "step",
@@ -979,8 +979,8 @@ Deno.test("fast kernels: split-K weight gradient (chunks, then their sum) equals
         const out = await runKernel(
           what,
           [
-            specialize(kernelSource("weightGradSgdSplit"), consts),
-            specialize(kernelSource("weightGradSgdSplitSum"), {
+            specialize(kernelSource("weightGradSplit"), consts),
+            specialize(kernelSource("weightGradSplitSum"), {
               ...consts,
               UPDATE_IN_PLACE: inPlace,
             }),
@@ -999,7 +999,7 @@ Deno.test("fast kernels: split-K weight gradient (chunks, then their sum) equals
   }
 });
 
-Deno.test("fast kernels: weightGradSgdRow (one row of W per invocation) equals the CPU", async () => {
+Deno.test("fast kernels: weightGradRow (one row of W per invocation) equals the CPU", async () => {
   // K not a multiple of the 64 invocations of a workgroup; the last partial batch (rows 13).
   for (const [k, n] of [[12, 10], [7, 3], [130, 10]]) {
     for (const rows of [1, 13, 70]) {
@@ -1012,7 +1012,7 @@ Deno.test("fast kernels: weightGradSgdRow (one row of W per invocation) equals t
         const gw = matmulTransA(a, g, rows, k, n);
         const gb = columnSums(g, rows, n);
         const what = `row K${k} N${n} rows${rows}${inPlace ? "" : " (store)"}`;
-        const source = specialize(kernelSource("weightGradSgdRow"), {
+        const source = specialize(kernelSource("weightGradRow"), {
           K: k,
           N: n,
           UPDATE_IN_PLACE: inPlace,

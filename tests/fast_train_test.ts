@@ -1,5 +1,5 @@
 /**
- * The fast trainer against the CPU reference of shared/model.ts, on the real
+ * The fast trainer against the CPU reference of shared/model/mlp.ts, on the real
  * adapter: one step, several steps with a last partial batch, every matmul
  * variant in the plan, full-size MNIST buffers, and whole epochs.
  *
@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { TrainConfig } from "../shared/cli.ts";
+import type { TrainConfig } from "../shared/io/cli.ts";
 import {
   batchRanges,
   cloneParams,
@@ -17,14 +17,14 @@ import {
   pixelsToFloats,
   predict,
   trainStep,
-} from "../shared/model.ts";
+} from "../shared/model/mlp.ts";
 
 import {
   newOptimizerState,
   OPTIMIZER_DEFAULTS,
   type OptimizerOptions,
   optimizerStep,
-} from "../shared/optim.ts";
+} from "../shared/model/optim.ts";
 import {
   createFastTrainer,
   type EngineData,
@@ -33,11 +33,11 @@ import {
   rowOrderByInk,
   type Slot,
   SLOTS,
-} from "../fast/engine.ts";
-import { VARIANTS } from "../fast/matmul.ts";
-import { trainFast } from "../fast/train.ts";
+} from "../fast/mlp/engine.ts";
+import { VARIANTS } from "../fast/mlp/matmul.ts";
+import { trainFast } from "../fast/run.ts";
 import { trainSlow } from "../slow/train.ts";
-import { shuffledIndices } from "../shared/rng.ts";
+import { shuffledIndices } from "../shared/model/rng.ts";
 
 import { brightBandDigits, engineData, fileGpu, learnableDigits } from "./fixtures.ts";
 

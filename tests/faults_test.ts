@@ -10,14 +10,14 @@
 import assert from "node:assert/strict";
 import { brightBandDigits, fileGpu } from "./fixtures.ts";
 import { fastMain, interruptAfterFirstEpoch } from "./interrupt.ts";
-import type { TrainConfig } from "../shared/cli.ts";
-import { UsageError, UserError } from "../shared/errors.ts";
-import { gpuChecked, openGpu } from "../shared/gpu.ts";
-import { encodeIdx } from "../shared/idx.ts";
-import { loadMnist, type MnistData } from "../shared/mnist.ts";
-import { batchRanges, initParams, pixelsToFloats, trainStep } from "../shared/model.ts";
-import { decodeMlp } from "../shared/safetensors.ts";
-import { trainFast } from "../fast/train.ts";
+import type { TrainConfig } from "../shared/io/cli.ts";
+import { UsageError, UserError } from "../shared/io/errors.ts";
+import { gpuChecked, openGpu } from "../shared/gpu/device.ts";
+import { encodeIdx } from "../shared/data/idx.ts";
+import { loadMnist, type MnistData } from "../shared/data/mnist.ts";
+import { batchRanges, initParams, pixelsToFloats, trainStep } from "../shared/model/mlp.ts";
+import { decodeMlp } from "../shared/io/safetensors.ts";
+import { trainFast } from "../fast/run.ts";
 
 const gpu = await fileGpu();
 const gpuErrors = gpu.errors;

@@ -3,11 +3,11 @@
  * trainer's engine), and the device a test file shares.
  */
 
-import type { EngineData } from "../fast/engine.ts";
-import { type Gpu, openGpu, type OpenGpuOptions } from "../shared/gpu.ts";
-import { encodeIdx } from "../shared/idx.ts";
-import type { MnistData } from "../shared/mnist.ts";
-import { mulberry32 } from "../shared/rng.ts";
+import type { EngineData } from "../fast/mlp/engine.ts";
+import { type Gpu, openGpu, type OpenGpuOptions } from "../shared/gpu/device.ts";
+import { encodeIdx } from "../shared/data/idx.ts";
+import type { MnistData } from "../shared/data/mnist.ts";
+import { mulberry32 } from "../shared/model/rng.ts";
 
 /** `n` synthetic digits: random bytes with many zeros (like MNIST), labels 0–9. */
 export function synthetic(n: number, seed: number): { images: Uint8Array; labels: Uint8Array } {

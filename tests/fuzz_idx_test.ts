@@ -5,9 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import { UserError } from "../shared/errors.ts";
-import { checkMnistPair, encodeIdx, type Idx, parseIdx, parseIdxGz } from "../shared/idx.ts";
-import { mulberry32 } from "../shared/rng.ts";
+import { UserError } from "../shared/io/errors.ts";
+import { checkMnistPair, encodeIdx, type Idx, parseIdx, parseIdxGz } from "../shared/data/idx.ts";
+import { mulberry32 } from "../shared/model/rng.ts";
 
 async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
   const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream()

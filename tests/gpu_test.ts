@@ -6,10 +6,10 @@
 
 import assert from "node:assert/strict";
 import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
-import { UserError } from "../shared/errors.ts";
-import { bufferFrom, gpuChecked, kernelSource, openGpu, readBuffer } from "../shared/gpu.ts";
-import { relu } from "../shared/model.ts";
-import { mulberry32 } from "../shared/rng.ts";
+import { UserError } from "../shared/io/errors.ts";
+import { bufferFrom, gpuChecked, kernelSource, openGpu, readBuffer } from "../shared/gpu/device.ts";
+import { relu } from "../shared/model/mlp.ts";
+import { mulberry32 } from "../shared/model/rng.ts";
 
 Deno.test("an adapter is found and relu.wgsl matches the CPU", async () => {
   const errors: string[] = [];

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { UserError } from "../shared/errors.ts";
+import { UserError } from "../shared/io/errors.ts";
 import {
   checkMnistPair,
   encodeIdx,
@@ -10,7 +10,7 @@ import {
   parseIdxGz,
   readIdx,
   readMnistPair,
-} from "../shared/idx.ts";
+} from "../shared/data/idx.ts";
 
 async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
   const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream()

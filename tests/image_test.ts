@@ -1,7 +1,7 @@
 /** Pictures for `predict`: PNG and PGM decoding, MNIST-style preparation, bad files. */
 
 import assert from "node:assert/strict";
-import { UserError } from "../shared/errors.ts";
+import { UserError } from "../shared/io/errors.ts";
 import {
   decodePgm,
   decodePng,
@@ -9,8 +9,8 @@ import {
   encodePngRaw,
   type GreyImage,
   toMnist,
-} from "../shared/image.ts";
-import { mulberry32 } from "../shared/rng.ts";
+} from "../shared/data/image.ts";
+import { mulberry32 } from "../shared/model/rng.ts";
 
 function randomImage(w: number, h: number, seed: number): GreyImage {
   const rand = mulberry32(seed);

@@ -1,21 +1,27 @@
-/** shared/kernel_sources.ts lists every kernel file of shared/kernels/, with its text. */
+/** shared/kernels/sources.ts lists every kernel file under shared/kernels/, with its text. */
 
 import assert from "node:assert/strict";
-import { KERNEL_SOURCES } from "../shared/kernel_sources.ts";
-import { kernelSource } from "../shared/gpu.ts";
+import { KERNEL_SOURCES } from "../shared/kernels/sources.ts";
+import { kernelSource } from "../shared/gpu/device.ts";
 
-Deno.test("every shared/kernels/*.wgsl is imported, as the file's text, and nothing else", async () => {
-  const dir = new URL("../shared/kernels/", import.meta.url);
-  const files: string[] = [];
-  for await (const e of Deno.readDir(dir)) {
-    if (e.isFile && e.name.endsWith(".wgsl")) files.push(e.name.slice(0, -".wgsl".length));
-  }
-  assert.deepEqual(Object.keys(KERNEL_SOURCES).sort(), files.sort());
-  for (const name of files) {
-    assert.equal(kernelSource(name), await Deno.readTextFile(new URL(`${name}.wgsl`, dir)), name);
+Deno.test("every shared/kernels/**/*.wgsl is imported, as the file's text, and nothing else", async () => {
+  const root = new URL("../shared/kernels/", import.meta.url);
+  const files = new Map<string, URL>(); // kernel name → its file
+  const walk = async (dir: URL) => {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isDirectory) await walk(new URL(`${e.name}/`, dir));
+      else if (e.name.endsWith(".wgsl")) {
+        files.set(e.name.slice(0, -".wgsl".length), new URL(e.name, dir));
+      }
+    }
+  };
+  await walk(root);
+  assert.deepEqual(Object.keys(KERNEL_SOURCES).sort(), [...files.keys()].sort());
+  for (const [name, file] of files) {
+    assert.equal(KERNEL_SOURCES[name], await Deno.readTextFile(file), name);
   }
   assert.throws(
     () => kernelSource("noSuchKernel"),
-    /no kernel shared\/kernels\/noSuchKernel\.wgsl/,
+    /no kernel noSuchKernel\.wgsl/,
   );
 });

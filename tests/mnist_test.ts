@@ -2,8 +2,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { UserError } from "../shared/errors.ts";
-import { encodeIdx, IMAGE_BYTES } from "../shared/idx.ts";
+import { UserError } from "../shared/io/errors.ts";
+import { encodeIdx, IMAGE_BYTES } from "../shared/data/idx.ts";
 import {
   DEFAULT_DATA_LOCATIONS,
   findMnistFiles,
@@ -13,7 +13,7 @@ import {
   type MnistFileKey,
   PACKAGE_FILES,
   readPackageFile,
-} from "../shared/mnist.ts";
+} from "../shared/data/mnist.ts";
 
 async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
   const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream()

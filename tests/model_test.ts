@@ -17,8 +17,8 @@ import {
   predict,
   stepMultiplyAdds,
   trainStep,
-} from "../shared/model.ts";
-import { mulberry32 } from "../shared/rng.ts";
+} from "../shared/model/mlp.ts";
+import { mulberry32 } from "../shared/model/rng.ts";
 
 function randomBatch(batch: number, inputs: number, seed: number) {
   const rand = mulberry32(seed);

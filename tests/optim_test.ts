@@ -1,5 +1,5 @@
 /**
- * The optimisers: the CPU reference in `shared/optim.ts` against values
+ * The optimisers: the CPU reference in `shared/model/optim.ts` against values
  * worked out by hand, and the GPU kernels `sgdStep`, `momentumStep`,
  * `adamStep` against the CPU reference over several steps (Adam's bias
  * correction included), on the real adapter with an awkward element count.
@@ -9,8 +9,8 @@
 
 import assert from "node:assert/strict";
 import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
-import { kernelPipeline, type Slot, workgroupsFor } from "../fast/cnn.ts";
-import { openGpu, readBuffer } from "../shared/gpu.ts";
+import { kernelPipeline, type Slot, workgroupsFor } from "../fast/cnn/engine.ts";
+import { openGpu, readBuffer } from "../shared/gpu/device.ts";
 import {
   adamStep,
   momentumStep,
@@ -21,8 +21,8 @@ import {
   optimizerStep,
   optimizerUniform,
   sgdStep,
-} from "../shared/optim.ts";
-import { mulberry32 } from "../shared/rng.ts";
+} from "../shared/model/optim.ts";
+import { mulberry32 } from "../shared/model/rng.ts";
 
 function close(actual: number, expected: number, tol: number, what: string) {
   assert.ok(

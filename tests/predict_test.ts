@@ -5,11 +5,11 @@
  */
 
 import assert from "node:assert/strict";
-import { encodePng, type GreyImage } from "../shared/image.ts";
-import { encodeIdx } from "../shared/idx.ts";
-import { batchRanges, initParams, pixelsToFloats, trainStep } from "../shared/model.ts";
-import { loadMnist } from "../shared/mnist.ts";
-import { encodeMlp } from "../shared/safetensors.ts";
+import { encodePng, type GreyImage } from "../shared/data/image.ts";
+import { encodeIdx } from "../shared/data/idx.ts";
+import { batchRanges, initParams, pixelsToFloats, trainStep } from "../shared/model/mlp.ts";
+import { loadMnist } from "../shared/data/mnist.ts";
+import { encodeMlp } from "../shared/io/safetensors.ts";
 import { classify, predictFiles } from "../fast/predict.ts";
 
 /** A 28x28 digit drawn larger (nearest-neighbour ×3), dark ink on white. */

@@ -1,5 +1,5 @@
 /**
- * Tests of `shared/profiler.ts` on the real adapter (llvmpipe here), with a
+ * Tests of `shared/gpu/profiler.ts` on the real adapter (llvmpipe here), with a
  * small kernel written below whose result and operation count are known.
  *
  * @module
@@ -7,8 +7,8 @@
 
 import assert from "node:assert/strict";
 import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
-import { type Gpu, openGpu } from "../shared/gpu.ts";
-import { formatProfile, GpuProfiler, type ProfileReport } from "../shared/profiler.ts";
+import { type Gpu, openGpu } from "../shared/gpu/device.ts";
+import { formatProfile, GpuProfiler, type ProfileReport } from "../shared/gpu/profiler.ts";
 
 /** y[i] = Σ_{r<R} x[i]·r for i < n: 2·R flops per element. */
 const REPEAT_WGSL = /* wgsl */ `

@@ -1,7 +1,7 @@
 /** Confusion matrix and the SVG chart. */
 
 import assert from "node:assert/strict";
-import { confusionMatrix, formatConfusion, lossAccuracySvg } from "../shared/report.ts";
+import { confusionMatrix, formatConfusion, lossAccuracySvg } from "../shared/io/report.ts";
 
 Deno.test("confusion matrix counts true × predicted, and prints recall", () => {
   const m = confusionMatrix([0, 1, 2, 2, 9, 9], [0, 1, 2, 3, 9, 8]);

@@ -1,15 +1,15 @@
 /** Saved models: safetensors round trip, a file written by hand to the spec, and fuzzing. */
 
 import assert from "node:assert/strict";
-import { UserError } from "../shared/errors.ts";
-import { initParams } from "../shared/model.ts";
-import { mulberry32 } from "../shared/rng.ts";
+import { UserError } from "../shared/io/errors.ts";
+import { initParams } from "../shared/model/mlp.ts";
+import { mulberry32 } from "../shared/model/rng.ts";
 import {
   decodeMlp,
   decodeSafetensors,
   encodeMlp,
   encodeSafetensors,
-} from "../shared/safetensors.ts";
+} from "../shared/io/safetensors.ts";
 
 Deno.test("an MLP survives encode → decode bit for bit, with its metadata", () => {
   const p = initParams(7);

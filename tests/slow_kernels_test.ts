@@ -1,6 +1,6 @@
 /**
  * Each naive kernel of the slow trainer against the CPU reference in
- * `shared/model.ts`, on the real WebGPU adapter (llvmpipe here), with shapes
+ * `shared/model/mlp.ts`, on the real WebGPU adapter (llvmpipe here), with shapes
  * that are not multiples of the workgroup sizes (8×8 and 64).
  *
  * Kernels run through the trainer's own `dispatch`, so these tests exercise
@@ -11,7 +11,7 @@
 
 import assert from "node:assert/strict";
 import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
-import { type Gpu, openGpu, readBuffer } from "../shared/gpu.ts";
+import { type Gpu, openGpu, readBuffer } from "../shared/gpu/device.ts";
 import {
   addBias,
   columnSums,
@@ -24,8 +24,8 @@ import {
   reluBackward,
   softmax,
   softmaxCrossEntropyBackward,
-} from "../shared/model.ts";
-import { mulberry32 } from "../shared/rng.ts";
+} from "../shared/model/mlp.ts";
+import { mulberry32 } from "../shared/model/rng.ts";
 import {
   dispatch,
   LINEAR_WORKGROUP,

@@ -8,8 +8,8 @@
 
 import assert from "node:assert/strict";
 import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
-import { type Gpu, openGpu } from "../shared/gpu.ts";
-import { loadMnist } from "../shared/mnist.ts";
+import { type Gpu, openGpu } from "../shared/gpu/device.ts";
+import { loadMnist } from "../shared/data/mnist.ts";
 import {
   batchRanges,
   cloneParams,
@@ -22,9 +22,9 @@ import {
   pixelsToFloats,
   predict,
   trainStep,
-} from "../shared/model.ts";
-import type { TrainConfig } from "../shared/cli.ts";
-import { mulberry32 } from "../shared/rng.ts";
+} from "../shared/model/mlp.ts";
+import type { TrainConfig } from "../shared/io/cli.ts";
+import { mulberry32 } from "../shared/model/rng.ts";
 import { SlowTrainer, trainSlow } from "../slow/train.ts";
 
 /** Opens the real adapter; GPU errors are collected so a test can assert there were none. */

@@ -17,13 +17,13 @@
  */
 
 import assert from "node:assert/strict";
-import type { TrainConfig } from "../shared/cli.ts";
-import { kernelSource, openGpu } from "../shared/gpu.ts";
-import { loadMnist, PACKAGE_FILES } from "../shared/mnist.ts";
-import { initialParams, type MlpParams, pixelsToFloats, trainStep } from "../shared/model.ts";
-import { decodeMlp } from "../shared/safetensors.ts";
-import { formatEpoch } from "../shared/summary.ts";
-import { trainFast } from "../fast/train.ts";
+import type { TrainConfig } from "../shared/io/cli.ts";
+import { kernelSource, openGpu } from "../shared/gpu/device.ts";
+import { loadMnist, PACKAGE_FILES } from "../shared/data/mnist.ts";
+import { initialParams, type MlpParams, pixelsToFloats, trainStep } from "../shared/model/mlp.ts";
+import { decodeMlp } from "../shared/io/safetensors.ts";
+import { formatEpoch } from "../shared/io/summary.ts";
+import { trainFast } from "../fast/run.ts";
 import { bundlePage } from "../fast/web/serve.ts";
 import { WEB_COMPARE_STEPS, WEB_DIGITS, WEB_SMALL, type WebObservations } from "./web_shared.ts";
 
@@ -43,7 +43,7 @@ function config(flags: Partial<TrainConfig>): TrainConfig {
   };
 }
 
-/** The CPU reference's epoch losses and weights (float64, shared/model.ts) for `WEB_SMALL`. */
+/** The CPU reference's epoch losses and weights (float64, shared/model/mlp.ts) for `WEB_SMALL`. */
 function cpuRun(images: Uint8Array, labels: Uint8Array): { losses: number[]; params: MlpParams } {
   const { trainLimit, batchSize, epochs, lr } = WEB_SMALL;
   const params = initialParams("original", 1337);
@@ -160,14 +160,14 @@ Deno.test("web page bundle: deno bundle carries the WGSL kernels, and no Deno AP
   const js = await bundlePage();
   // Every kernel the engine and the slow trainer may use arrives as text.
   // (esbuild writes each as `var <name>_default = "<text>";`, with \xNN escapes.)
-  for (const name of ["matmulBiasReluTexture", "weightGradSgdTexture", "sumLosses", "matmul"]) {
+  for (const name of ["matmulBiasReluTexture", "weightGradTexture", "sumLosses", "matmul"]) {
     const literal = js.match(new RegExp(`\\bvar ${name}_default = ("(?:[^"\\\\]|\\\\.)*");`));
     assert.ok(literal, `kernel ${name} missing`);
     const text = JSON.parse(literal[1].replace(/\\x([0-9A-Fa-f]{2})/g, "\\u00$1"));
     assert.equal(text, kernelSource(name));
   }
   // The one Deno call in the page's import graph: openGpu's default error handler
-  // (shared/gpu.ts), which the page replaces with its own `onError`.
+  // (shared/gpu/device.ts), which the page replaces with its own `onError`.
   const uses = [...js.matchAll(/\bDeno\.[A-Za-z.]+/g)].map((m) => m[0]);
   assert.deepEqual(uses, ["Deno.exit"]);
   assert.match(

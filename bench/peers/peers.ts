@@ -29,7 +29,7 @@
  *     --backend webgpu|wasm|cpu --epochs N --train-limit N [--batch-size N]
  *     [--lr X] [--seed N] [--data DIR] [--check]
  * `--check` also trains epoch 1 with the float64 CPU reference of
- * shared/model.ts on the same batches and reports the relative difference
+ * shared/model/mlp.ts on the same batches and reports the relative difference
  * of the epoch-1 losses (exit 1 when it exceeds 1e-3).
  *
  * @module
@@ -40,16 +40,16 @@ import * as tf from "@tensorflow/tfjs";
 import * as tfWasm from "@tensorflow/tfjs-backend-wasm";
 import "@tensorflow/tfjs-backend-webgpu";
 import { parseArgs } from "node:util";
-import { runMain, UsageError } from "../../shared/errors.ts";
+import { runMain, UsageError } from "../../shared/io/errors.ts";
 import {
   batchRanges,
   initParams,
   type MlpParams,
   PIXELS,
   pixelsToFloats,
-} from "../../shared/model.ts";
-import { loadMnist, type MnistData } from "../../shared/mnist.ts";
-import type { EpochResult } from "../../shared/summary.ts";
+} from "../../shared/model/mlp.ts";
+import { loadMnist, type MnistData } from "../../shared/data/mnist.ts";
+import type { EpochResult } from "../../shared/io/summary.ts";
 import { referenceEpochLoss } from "../reference.ts";
 
 /** The tfjs backends we compare against. */
@@ -130,7 +130,7 @@ function variablesFrom(p: MlpParams, tag: string): Weights {
   return { w, b };
 }
 
-/** Mean softmax cross-entropy of the batch: the same math as shared/model.ts. */
+/** Mean softmax cross-entropy of the batch: the same math as shared/model/mlp.ts. */
 function batchLoss(v: Weights, x: tf.Tensor2D, y: tf.Tensor2D): tf.Scalar {
   let a: tf.Tensor2D = x;
   for (let l = 0; l < v.w.length; l++) {

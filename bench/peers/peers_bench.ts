@@ -20,10 +20,10 @@
  * @module
  */
 
-import { openGpu } from "../../shared/gpu.ts";
-import { loadMnist } from "../../shared/mnist.ts";
-import { initParams } from "../../shared/model.ts";
-import { createFastTrainer } from "../../fast/engine.ts";
+import { openGpu } from "../../shared/gpu/device.ts";
+import { loadMnist } from "../../shared/data/mnist.ts";
+import { initParams } from "../../shared/model/mlp.ts";
+import { createFastTrainer } from "../../fast/mlp/engine.ts";
 import { createPeer, type PeerBackend, type PeerSession } from "./peers.ts";
 
 const trainLimit = Number(Deno.env.get("PEERS_TRAIN_LIMIT") ?? "") || 1000;

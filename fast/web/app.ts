@@ -8,11 +8,11 @@
  * @module
  */
 
-import { type Gpu, openGpu } from "../../shared/gpu.ts";
-import { initialParams, type InitName, type MlpParams } from "../../shared/model.ts";
-import type { OptimizerName } from "../../shared/optim.ts";
-import { decodeMlp, encodeMlp } from "../../shared/safetensors.ts";
-import { formatEpoch } from "../../shared/summary.ts";
+import { type Gpu, openGpu } from "../../shared/gpu/device.ts";
+import { initialParams, type InitName, type MlpParams } from "../../shared/model/mlp.ts";
+import type { OptimizerName } from "../../shared/model/optim.ts";
+import { decodeMlp, encodeMlp } from "../../shared/io/safetensors.ts";
+import { formatEpoch } from "../../shared/io/summary.ts";
 import {
   drawDigit,
   drawKernelBars,

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { KernelProfile } from "../../shared/profiler.ts";
+import type { KernelProfile } from "../../shared/gpu/profiler.ts";
 
 /** A point of the live loss curve. */
 export interface LossPoint {

@@ -7,11 +7,11 @@
  * @module
  */
 
-import type { Gpu } from "../../shared/gpu.ts";
-import { IMAGE_BYTES } from "../../shared/idx.ts";
-import { cloneParams, type MlpParams } from "../../shared/model.ts";
+import type { Gpu } from "../../shared/gpu/device.ts";
+import { IMAGE_BYTES } from "../../shared/data/idx.ts";
+import { cloneParams, type MlpParams } from "../../shared/model/mlp.ts";
 import { SlowTrainer } from "../../slow/trainer.ts";
-import { createFastTrainer } from "../engine.ts";
+import { createFastTrainer } from "../mlp/engine.ts";
 import type { PageData } from "./session.ts";
 
 /** What `compareSlowFast` measured. */

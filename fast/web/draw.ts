@@ -1,16 +1,16 @@
 /// <reference lib="dom" />
 /**
  * The drawing canvas: the user draws a digit with the mouse (or a finger),
- * the picture is prepared the MNIST way by `toMnist` (shared/image.ts, the
+ * the picture is prepared the MNIST way by `toMnist` (shared/data/image.ts, the
  * code `deno task predict` uses) and classified on the CPU with the same
  * float64 forward pass `deno task predict` runs.
  *
  * @module
  */
 
-import type { GreyImage } from "../../shared/image.ts";
-import { toMnist } from "../../shared/image.ts";
-import { forward, type MlpParams, pixelsToFloats } from "../../shared/model.ts";
+import type { GreyImage } from "../../shared/data/image.ts";
+import { toMnist } from "../../shared/data/image.ts";
+import { forward, type MlpParams, pixelsToFloats } from "../../shared/model/mlp.ts";
 
 /** Width of the pen, as a fraction of the canvas side (MNIST strokes are ~2-3 of 20 px). */
 export const PEN_WIDTH = 0.09;

@@ -15,8 +15,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { runMain, UsageError, UserError } from "../../shared/errors.ts";
-import { type MnistFileKey, PACKAGE_FILES, readPackageFile } from "../../shared/mnist.ts";
+import { runMain, UsageError, UserError } from "../../shared/io/errors.ts";
+import { type MnistFileKey, PACKAGE_FILES, readPackageFile } from "../../shared/data/mnist.ts";
 
 const HERE = new URL("./", import.meta.url);
 

