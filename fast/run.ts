@@ -32,7 +32,7 @@ import {
 } from "../shared/io/safetensors.ts";
 import { epochProgress, type EpochResult, type TrainSummary } from "../shared/io/summary.ts";
 import { formatEpoch, formatTest, prepareRun, type TrainOptions } from "../shared/io/prepare.ts";
-import { trainCnn } from "./cnn/engine.ts";
+import { trainCnn } from "./cnn/train.ts";
 import {
   checkSameSettings,
   checkWritable,

@@ -13,7 +13,8 @@
 import assert from "node:assert/strict";
 import { brightBandDigits, fileGpu } from "./fixtures.ts";
 import { fastMain, interruptAfterFirstEpoch } from "./interrupt.ts";
-import { CnnEngine, decodeCnnCheckpoint } from "../fast/cnn/engine.ts";
+import { CnnEngine } from "../fast/cnn/engine.ts";
+import { decodeCnnCheckpoint } from "../fast/cnn/train.ts";
 import { EpochInterrupted } from "../fast/mlp/engine.ts";
 import { predictFiles } from "../fast/predict.ts";
 import { trainFast } from "../fast/run.ts";
@@ -190,7 +191,7 @@ Deno.test("cnn --load starts from the file's weights (= the same weights passed 
       log: (l) => lines.push(l),
     });
     assert.ok(lines.some((l) => l.includes(`starting from the weights in ${file}`)));
-    const { trainCnn } = await import("../fast/cnn/engine.ts");
+    const { trainCnn } = await import("../fast/cnn/train.ts");
     const direct = await trainCnn(
       { ...cnnConfig({}), ...OPTIMIZER_DEFAULTS, shuffle: false },
       { gpu, data, log: quiet, params: start },

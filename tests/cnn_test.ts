@@ -9,13 +9,8 @@
 
 import assert from "node:assert/strict";
 import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
-import {
-  CnnEngine,
-  kernelPipeline,
-  type Slot,
-  trainCnn,
-  workgroupsFor,
-} from "../fast/cnn/engine.ts";
+import { CnnEngine, kernelPipeline, type Slot, workgroupsFor } from "../fast/cnn/engine.ts";
+import { trainCnn } from "../fast/cnn/train.ts";
 import {
   cloneCnnParams,
   cnnDims,

@@ -38,7 +38,7 @@ import {
 } from "../fast/mlp/engine.ts";
 import { predictFiles } from "../fast/predict.ts";
 import { trainFast } from "../fast/run.ts";
-import { trainCnn } from "../fast/cnn/engine.ts";
+import { trainCnn } from "../fast/cnn/train.ts";
 
 import { engineData, fileGpu, learnableDigits } from "./fixtures.ts";
 

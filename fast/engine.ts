@@ -1,0 +1,79 @@
+/**
+ * What the run loop (fast/run.ts) asks of a model's engine: the contract
+ * between "how a run goes" (epochs, progress, Ctrl-C, checkpoints, the
+ * test pass) and "how a model trains on the GPU" (fast/mlp/, fast/cnn/).
+ *
+ * An engine owns its GPU objects (buffers, pipelines, bind groups, all made
+ * when it is created) and the dataset it was given; it uses WebGPU and plain
+ * TypeScript only — no files, no `Deno.*` — so a web page can drive it too.
+ * It is not the place for flags, logs or files: those are the run loop's.
+ *
+ * @module
+ */
+
+import type { OptimizerOptions } from "../shared/model/optim.ts";
+
+/**
+ * An optimiser's state per parameter tensor, in the order W1, b1, W2, b2,
+ * W3, b3: momentum's velocity (`first`), or Adam's m (`first`) and v
+ * (`second`); empty lists for SGD. `step` is the number of steps taken
+ * (Adam's t of the last one).
+ */
+export interface OptimizerState {
+  step: number;
+  first: Float32Array[];
+  second: Float32Array[];
+}
+
+/** A test pass: `confusion[t][p]` test images of class t predicted as p; `correct` is its trace. */
+export interface TestCounts {
+  correct: number;
+  confusion: number[][];
+}
+
+/** Thrown by `Engine.trainEpoch` when its `stop` callback asked to stop. */
+export class EpochInterrupted extends Error {
+  /** Steps of the epoch that ran. */
+  readonly stepsDone: number;
+  constructor(stepsDone: number) {
+    super(`epoch interrupted after ${stepsDone} steps`);
+    this.name = "EpochInterrupted";
+    this.stepsDone = stepsDone;
+  }
+}
+
+/** A model's engine on one device, with parameters `P` (see the module doc). */
+export interface Engine<P> {
+  /** Training steps (batches) per epoch. */
+  readonly steps: number;
+  /** The optimiser and its settings. */
+  readonly optimizer: OptimizerOptions;
+  /**
+   * Visits the training images in `order` (a permutation of 0..nTrain-1)
+   * from the next step on (`--shuffle`).
+   */
+  setOrder(order: Uint32Array): void;
+  /**
+   * Runs one epoch, chunks of steps per command buffer, and returns the sum
+   * over its images of −log p_y (one readback; NaN or ±∞ when a step's loss
+   * was not finite — `readLosses` then says where). `onProgress(stepsDone)`
+   * is called as chunks finish, without making the GPU wait for it. With
+   * `stop`, at most two chunks are in flight; when `stop()` is true after a
+   * chunk, the submitted work runs to its end and `EpochInterrupted` is thrown.
+   */
+  trainEpoch(onProgress?: (stepsDone: number) => void, stop?: () => boolean): Promise<number>;
+  /** Per-image losses of the last epoch at positions `start..start+count-1` of its order. */
+  readLosses(start: number, count: number): Promise<Float32Array>;
+  /** Correct test predictions (first-maximum argmax), counted on the GPU. */
+  evaluate(): Promise<number>;
+  /** The test pass with its confusion counts, counted on the GPU (one readback). */
+  evaluateConfusion(): Promise<TestCounts>;
+  /** The current parameters, read back from the GPU. */
+  readParams(): Promise<P>;
+  /** The optimiser's state, read back from the GPU. */
+  readOptimizerState(): Promise<OptimizerState>;
+  /** Sets the optimiser's state (from a checkpoint) before the next step. */
+  writeOptimizerState(state: OptimizerState): void;
+  /** Frees the GPU objects (the device stays open). */
+  destroy(): void;
+}
