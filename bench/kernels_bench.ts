@@ -23,11 +23,12 @@
  * @module
  */
 
-import { kernelSource, openGpu } from "../shared/gpu/device.ts";
+import { openGpu } from "../shared/gpu/device.ts";
 import { matmul, matmulTransA, matmulTransB } from "../shared/model/mlp.ts";
 import { formatProfile, GpuProfiler } from "../shared/gpu/profiler.ts";
 import { mulberry32 } from "../shared/model/rng.ts";
 import { envNumber, envString } from "./env.ts";
+import { kernelSource } from "../shared/kernels/sources.ts";
 
 /** The three matmul shapes of training, named as in shared/model/mlp.ts. */
 export type MatmulOp = "matmul" | "matmulTransA" | "matmulTransB";

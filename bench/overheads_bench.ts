@@ -13,7 +13,8 @@
  * @module
  */
 
-import { kernelSource, openGpu, readBuffer } from "../shared/gpu/device.ts";
+import { openGpu, readBuffer } from "../shared/gpu/device.ts";
+import { kernelSource } from "../shared/kernels/sources.ts";
 
 const { device, description } = await openGpu();
 console.log(`adapter: ${description}`);

@@ -2,8 +2,10 @@
 # Records what a set of runs prints, minus the times, so a refactor can show it
 # changed nothing: run it in the tree before and in the tree after, then diff.
 #
-#   bash bench/parity.sh OUT_DIR        # from a tree's root; writes OUT_DIR/*.json, *.sha256
-#   diff -r BEFORE_DIR AFTER_DIR        # identical: same losses, accuracies, confusions, files
+#   bash bench/parity.sh OUT_DIR [REGEX]  # from a tree's root; writes OUT_DIR/*.json, *.sha256
+#   diff -r BEFORE_DIR AFTER_DIR          # identical: same losses, accuracies, confusions, files
+#
+# REGEX (grep -E) keeps only the runs whose names match (e.g. '^cnn', '^mlp|^slow').
 #
 # Each run's --json summary is written with every "ms" field (and the adapter)
 # removed; checkpoints and plots are recorded by their SHA-256, the predict run
@@ -11,7 +13,8 @@
 # Adam with --shuffle; momentum; --init kaiming; the CNN; a --save then a
 # --resume of the MLP and of the CNN; the slow trainer (small limits).
 set -euo pipefail
-out=${1:?usage: bash bench/parity.sh OUT_DIR}
+out=${1:?usage: bash bench/parity.sh OUT_DIR [REGEX]}
+only=${2:-.}
 mkdir -p "$out"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -23,6 +26,7 @@ strip() { jq -S 'del(.. | .ms?) | del(.adapter) | del(.. | .file?)'; }
 run() { # name, command...
   local name=$1
   shift
+  echo "$name" | grep -Eq "$only" || return 0
   echo "== $name: $*" >&2
   local t0=$SECONDS
   "$@" --json 2>"$tmp/$name.err" | strip >"$out/$name.json" ||
@@ -41,21 +45,25 @@ run cnn-adam-shuffle "${fast[@]}" --model cnn --optimizer adam --lr 0.001 --shuf
   --train-limit 3000 --test-limit 1000 --plot "$tmp/cnn.svg"
 run mlp-save "${fast[@]}" --optimizer momentum --epochs 2 --train-limit 8000 --test-limit 2000 \
   --save "$tmp/mlp.safetensors"
-sha256sum <"$tmp/mlp.safetensors" >"$out/mlp-save.sha256"
+sha() { [ -e "$1" ] && sha256sum <"$1" >"$out/$2.sha256" || true; }
+predict() { # model file, name
+  [ -e "$1" ] || return 0
+  deno run --allow-read fast/predict.ts --model "$1" --limit 50 --json mnist:test 2>/dev/null |
+    jq -S 'del(.. | .file?)' >"$out/$2.json"
+}
+sha "$tmp/mlp.safetensors" mlp-save
 run mlp-resume "${fast[@]}" --optimizer momentum --epochs 4 --train-limit 8000 --test-limit 2000 \
   --save "$tmp/mlp.safetensors" --resume
-sha256sum <"$tmp/mlp.safetensors" >"$out/mlp-resume.sha256"
-deno run --allow-read fast/predict.ts --model "$tmp/mlp.safetensors" --limit 50 --json mnist:test \
-  2>/dev/null | jq -S 'del(.. | .file?)' >"$out/mlp-predict.json"
+sha "$tmp/mlp.safetensors" mlp-resume
+predict "$tmp/mlp.safetensors" mlp-predict
 run cnn-save "${fast[@]}" --model cnn --optimizer adam --lr 0.001 --epochs 1 --train-limit 3000 \
   --test-limit 1000 --save "$tmp/cnn.safetensors"
-sha256sum <"$tmp/cnn.safetensors" >"$out/cnn-save.sha256"
+sha "$tmp/cnn.safetensors" cnn-save
 run cnn-resume "${fast[@]}" --model cnn --optimizer adam --lr 0.001 --epochs 2 --train-limit 3000 \
   --test-limit 1000 --save "$tmp/cnn.safetensors" --resume
-sha256sum <"$tmp/cnn.safetensors" >"$out/cnn-resume.sha256"
-deno run --allow-read fast/predict.ts --model "$tmp/cnn.safetensors" --limit 50 --json mnist:test \
-  2>/dev/null | jq -S 'del(.. | .file?)' >"$out/cnn-predict.json"
-sha256sum <"$tmp/kaiming.svg" >"$out/kaiming-plot.sha256"
-sha256sum <"$tmp/cnn.svg" >"$out/cnn-plot.sha256"
+sha "$tmp/cnn.safetensors" cnn-resume
+predict "$tmp/cnn.safetensors" cnn-predict
+sha "$tmp/kaiming.svg" mlp-kaiming-plot
+sha "$tmp/cnn.svg" cnn-adam-shuffle-plot
 run slow "${slow[@]}" --epochs 2 --train-limit 1000 --test-limit 500
 echo "written: $out" >&2

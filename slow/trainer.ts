@@ -10,9 +10,10 @@
  * @module
  */
 
-import { bufferFrom, type Gpu, kernelSource, readBuffer } from "../shared/gpu/device.ts";
+import { bufferFrom, type Gpu, readBuffer } from "../shared/gpu/device.ts";
 import type { GpuProfiler } from "../shared/gpu/profiler.ts";
 import { type MlpParams, PIXELS } from "../shared/model/mlp.ts";
+import { kernelSource } from "../shared/kernels/sources.ts";
 
 /** The kernels the slow trainer dispatches, one file each in `shared/kernels/`. */
 export type SlowKernel =

@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { kernelSource } from "../shared/gpu/device.ts";
+
 import {
   addBias,
   columnSums,
@@ -27,21 +27,19 @@ import { fileGpu } from "./fixtures.ts";
 import {
   defaultVariant,
   dispatchSize,
-  evalConstInt,
   type MatmulShape,
   type MatmulVariant,
   pickFastest,
   readTuneCache,
-  specialize,
   tileWidth,
   tuneCandidates,
-  unrollLoops,
   variantByName,
   variantFits,
   VARIANTS,
   variantSource,
   writeTuneCache,
 } from "../fast/mlp/matmul.ts";
+import { evalConstInt, kernelSource, specialize, unrollLoops } from "../shared/kernels/sources.ts";
 
 const gpu = await fileGpu();
 const { device } = gpu;

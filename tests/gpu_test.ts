@@ -7,9 +7,10 @@
 import assert from "node:assert/strict";
 import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
 import { UserError } from "../shared/io/errors.ts";
-import { bufferFrom, gpuChecked, kernelSource, openGpu, readBuffer } from "../shared/gpu/device.ts";
+import { bufferFrom, gpuChecked, openGpu, readBuffer } from "../shared/gpu/device.ts";
 import { relu } from "../shared/model/mlp.ts";
 import { mulberry32 } from "../shared/model/rng.ts";
+import { kernelSource } from "../shared/kernels/sources.ts";
 
 Deno.test("an adapter is found and relu.wgsl matches the CPU", async () => {
   const errors: string[] = [];

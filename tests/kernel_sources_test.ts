@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { KERNEL_SOURCES } from "../shared/kernels/sources.ts";
-import { kernelSource } from "../shared/gpu/device.ts";
+import { kernelSource } from "../shared/kernels/sources.ts";
 
 Deno.test("every shared/kernels/**/*.wgsl is imported, as the file's text, and nothing else", async () => {
   const root = new URL("../shared/kernels/", import.meta.url);

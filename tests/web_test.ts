@@ -18,7 +18,7 @@
 
 import assert from "node:assert/strict";
 import type { TrainConfig } from "../shared/io/cli.ts";
-import { kernelSource, openGpu } from "../shared/gpu/device.ts";
+import { openGpu } from "../shared/gpu/device.ts";
 import { loadMnist, PACKAGE_FILES } from "../shared/data/mnist.ts";
 import { initialParams, type MlpParams, pixelsToFloats, trainStep } from "../shared/model/mlp.ts";
 import { decodeMlp } from "../shared/io/safetensors.ts";
@@ -26,6 +26,7 @@ import { formatEpoch } from "../shared/io/summary.ts";
 import { trainFast } from "../fast/run.ts";
 import { bundlePage } from "../fast/web/serve.ts";
 import { WEB_COMPARE_STEPS, WEB_DIGITS, WEB_SMALL, type WebObservations } from "./web_shared.ts";
+import { kernelSource } from "../shared/kernels/sources.ts";
 
 const SHOTS = decodeURIComponent(new URL("../data/web-test", import.meta.url).pathname);
 

@@ -40,7 +40,7 @@ import {
   type CnnShape,
 } from "../../shared/model/cnn.ts";
 import { UsageError, UserError } from "../../shared/io/errors.ts";
-import { bufferFrom, kernelSource, readBuffer } from "../../shared/gpu/device.ts";
+import { bufferFrom, readBuffer } from "../../shared/gpu/device.ts";
 import { batchRanges } from "../../shared/model/mlp.ts";
 import {
   OPTIMIZER_UNIFORM_BYTES,
@@ -48,6 +48,7 @@ import {
   optimizerUniform,
 } from "../../shared/model/optim.ts";
 import { EpochInterrupted } from "../engine.ts";
+import { kernelSource } from "../../shared/kernels/sources.ts";
 
 /** Threads per workgroup of every CNN kernel (but cnnTotalLoss, one workgroup of 256). */
 export const CNN_WORKGROUP = 64;

@@ -35,7 +35,7 @@
  */
 
 import type { Gpu } from "../../shared/gpu/device.ts";
-import { kernelSource } from "../../shared/gpu/device.ts";
+
 import { batchRanges, type MlpParams, PIXELS } from "../../shared/model/mlp.ts";
 import {
   OPTIMIZER_DEFAULTS,
@@ -51,15 +51,14 @@ import {
   shapeMultiplyAdds,
   skipsZeroGroups,
   skipsZeroRows,
-  specialize,
   tileWidth,
   tuneCandidates,
-  unrollLoops,
   variantByName,
   variantFits,
   VARIANTS,
   variantSource,
 } from "./matmul.ts";
+import { kernelSource, specialize, unrollLoops } from "../../shared/kernels/sources.ts";
 
 /** The tunable matmul slots of one training step. */
 export type Slot = "forward1" | "forward2" | "inputGrad2" | "weightGrad2" | "weightGrad1";

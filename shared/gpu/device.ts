@@ -11,7 +11,6 @@
  */
 
 import { UserError } from "../io/errors.ts";
-import { KERNEL_SOURCES } from "../kernels/sources.ts";
 
 /** An open WebGPU device and what we know of its adapter. */
 export interface Gpu {
@@ -87,15 +86,6 @@ export async function openGpu(opts: OpenGpuOptions = {}): Promise<Gpu> {
     description,
   );
   return { adapter, device, description, timestamps, software };
-}
-
-/** The WGSL source of kernel `name`, a file `shared/kernels/<folder>/<name>.wgsl` (see shared/kernels/sources.ts). */
-export function kernelSource(name: string): string {
-  const src = KERNEL_SOURCES[name];
-  if (src === undefined) {
-    throw new Error(`no kernel ${name}.wgsl in shared/kernels/sources.ts`);
-  }
-  return src;
 }
 
 /** A buffer holding `data`, with `usage` (COPY_DST is added). */

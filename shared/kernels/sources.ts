@@ -8,6 +8,11 @@
  * carries them along. A kernel file not listed here cannot be used;
  * tests/kernel_sources_test.ts checks that the list and the folder agree.
  *
+ * Below the list: `kernelSource` (a kernel by name), and the one way the host
+ * fits a kernel to its shapes: `specialize` sets `const NAME = …;` lines (and
+ * refuses a name the kernel lacks, so kernel and host cannot drift), then
+ * `unrollLoops` writes out the loops marked `// unroll`.
+ *
  * @module
  */
 
@@ -135,3 +140,120 @@ export const KERNEL_SOURCES: Readonly<Record<string, string>> = {
   weightGradTexture,
   weightGradTiled,
 };
+
+/** The WGSL source of kernel `name`, a file `shared/kernels/<folder>/<name>.wgsl` (see shared/kernels/sources.ts). */
+export function kernelSource(name: string): string {
+  const src = KERNEL_SOURCES[name];
+  if (src === undefined) {
+    throw new Error(`no kernel ${name}.wgsl in shared/kernels/sources.ts`);
+  }
+  return src;
+}
+
+/**
+ * `src` with each `const NAME = …;` line of `constants` set to the given
+ * value (numbers as `u32`). Throws when a name has no such line, so a kernel
+ * and its host cannot drift apart silently.
+ */
+export function specialize(src: string, constants: Record<string, number | boolean>): string {
+  let out = src;
+  for (const [name, value] of Object.entries(constants)) {
+    const re = new RegExp(`^const ${name} = [^;]+;`, "m");
+    if (!re.test(out)) throw new Error(`kernel has no 'const ${name} = …;' line to specialise`);
+    const lit = typeof value === "boolean" ? String(value) : `${value >>> 0}u`;
+    out = out.replace(re, `const ${name} = ${lit};`);
+  }
+  return out;
+}
+
+/**
+ * The value of a WGSL integer expression made of `u32` literals, names in
+ * `consts`, `+ - * / %` and parentheses; `undefined` for anything else.
+ */
+export function evalConstInt(
+  expr: string,
+  consts: ReadonlyMap<string, number>,
+): number | undefined {
+  const tokens = expr.match(/\d+u?|\w+|[-+*/%()]|\S/g) ?? [];
+  let at = 0;
+  const atom = (): number | undefined => {
+    const t = tokens[at++];
+    if (t === undefined) return undefined;
+    if (t === "(") {
+      const v = sum();
+      return tokens[at++] === ")" ? v : undefined;
+    }
+    if (/^\d+u?$/.test(t)) return parseInt(t);
+    return consts.get(t);
+  };
+  const product = (): number | undefined => {
+    let v = atom();
+    while (v !== undefined && ["*", "/", "%"].includes(tokens[at])) {
+      const op = tokens[at++], r = atom();
+      if (r === undefined || (op !== "*" && r === 0)) return undefined;
+      v = op === "*" ? v * r : op === "/" ? Math.floor(v / r) : v % r;
+    }
+    return v;
+  };
+  const sum = (): number | undefined => {
+    let v = product();
+    while (v !== undefined && (tokens[at] === "+" || tokens[at] === "-")) {
+      const op = tokens[at++], r = product();
+      if (r === undefined) return undefined;
+      v = op === "+" ? v + r : v - r;
+    }
+    return v;
+  };
+  const v = sum();
+  return at === tokens.length ? v : undefined;
+}
+
+/**
+ * `src` with every loop that follows a `// unroll` line written out: the
+ * loop must read `for (var X = 0u; X < B; X++) {`, B a literal (`4u`) or the
+ * name of a `const B = …;` line whose value is an integer expression of
+ * literals and earlier such consts (`RI / 4u`; so: after `specialize`); each copy of the
+ * body is wrapped in braces with X replaced by its value. Nested marked loops
+ * are expanded too. The result computes the same as `src`, in the same order;
+ * it exists because llvmpipe keeps arrays indexed by a loop counter in memory,
+ * while with constant indices they become registers. Throws on a marker
+ * without such a loop, so a kernel cannot silently stay rolled.
+ */
+export function unrollLoops(src: string): string {
+  const consts = new Map<string, number>();
+  for (const m of src.matchAll(/^const (\w+) = ([^;]+);/gm)) {
+    const value = evalConstInt(m[2], consts);
+    if (value !== undefined) consts.set(m[1], value);
+  }
+  const marker = /^([ \t]*)\/\/ unroll\n/m;
+  const loop = /^[ \t]*for \(var (\w+) = 0u; \1 < (\w+); \1\+\+\) \{\n/;
+  let out = src;
+  for (let m = marker.exec(out); m; m = marker.exec(out)) {
+    const headAt = m.index + m[0].length;
+    const head = loop.exec(out.slice(headAt));
+    const bound = head && (/^\d+u$/.test(head[2]) ? parseInt(head[2]) : consts.get(head[2]));
+    if (!head || bound === undefined || bound === null) {
+      const line = out.slice(headAt, out.indexOf("\n", headAt));
+      throw new Error(
+        `'// unroll' must precede 'for (var i = 0u; i < LITERAL_OR_CONST; i++) {', not '${line.trim()}'`,
+      );
+    }
+    const bodyAt = headAt + head[0].length;
+    let depth = 1, end = bodyAt;
+    for (; depth > 0 && end < out.length; end++) {
+      if (out[end] === "{") depth++;
+      else if (out[end] === "}") depth--;
+    }
+    if (depth > 0) throw new Error(`unbalanced braces after '// unroll'`);
+    const body = out.slice(bodyAt, end - 1).replace(/[ \t]*$/, "");
+    const counter = new RegExp(`\\b${head[1]}\\b`, "g");
+    const indent = m[1];
+    let copies = "";
+    for (let n = 0; n < bound; n++) {
+      copies += `${indent}{\n${body.replace(counter, `${n}u`)}${indent}}\n`;
+    }
+    const after = out[end] === "\n" ? end + 1 : end;
+    out = out.slice(0, m.index) + copies + out.slice(after);
+  }
+  return out;
+}
