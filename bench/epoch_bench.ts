@@ -32,7 +32,7 @@ import { loadMnist } from "../shared/data/mnist.ts";
 import type { TrainSummary } from "../shared/io/summary.ts";
 import type { TrainOptions } from "../shared/io/prepare.ts";
 import { trainSlow } from "../slow/train.ts";
-import { trainFast } from "../fast/run.ts";
+import { trainFast } from "../fast/train.ts";
 import { envNumber, granted } from "./env.ts";
 import { referenceEpochLoss } from "./reference.ts";
 

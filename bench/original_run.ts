@@ -19,7 +19,7 @@ import { parseTrainArgs, type TrainConfig } from "../shared/io/cli.ts";
 import { runMain, UserError } from "../shared/io/errors.ts";
 import { openGpu } from "../shared/gpu/device.ts";
 import { loadMnist } from "../shared/data/mnist.ts";
-import { trainFast } from "../fast/run.ts";
+import { trainFast } from "../fast/train.ts";
 
 /** `[epoch N done] avg loss = …` of the original's README, epochs 1–10. */
 const ORIGINAL_LOSSES = [

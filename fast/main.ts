@@ -11,7 +11,7 @@
 
 import type { TrainConfig } from "../shared/io/cli.ts";
 import { trainerMain } from "../shared/io/prepare.ts";
-import { trainFast } from "./run.ts";
+import { trainFast } from "./train.ts";
 
 /** Trains with `config`, turning Ctrl-C into an abort of the epoch loop (MLP or CNN). */
 async function trainWithCtrlC(config: TrainConfig) {

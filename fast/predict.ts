@@ -66,9 +66,10 @@ export function classify(
   count: number,
 ): { digit: number; probabilities: number[] }[] {
   const { probs } = forward(params, pixelsToFloats(images, 0, count), count);
+  const classes = params.sizes[params.sizes.length - 1];
   const out = [];
   for (let r = 0; r < count; r++) {
-    const p = Array.from(probs.subarray(r * 10, r * 10 + 10));
+    const p = Array.from(probs.subarray(r * classes, (r + 1) * classes));
     out.push({ digit: p.indexOf(Math.max(...p)), probabilities: p });
   }
   return out;

@@ -1,16 +1,16 @@
 /**
- * The fast trainer: same model, same initial weights, same batches in the
- * same order as the slow trainer, computed with fused, tiled kernels,
- * whole chunks of steps per command buffer and one readback per epoch.
+ * The fast trainer's run loop, the same for every model: what happens around
+ * the engine from the flags to the summary.
  *
- * `trainFast` prepares the run (shared/io/prepare.ts), picks a matmul variant per
- * shape (autotuned and cached per adapter, or the adapter-type default with
- * `--no-tune`), then trains with the engine of fast/mlp/engine.ts, which tests
- * also drive step by step. Around the engine: the optimiser and shuffling
- * flags, checkpoints (`--save` every epoch, `--resume`, `--load`), the
- * confusion matrix and the `--plot` chart, and the faults a user can meet (a
- * loss that is no longer finite, Ctrl-C, a device that refuses the buffers)
- * as one-line errors. `--model cnn` hands over to `trainCnn` (fast/cnn/engine.ts).
+ *   files checked → checkpoint or weights read (--resume, --load) → data and
+ *   device (shared/io/prepare.ts) → the model's engine → epochs (progress,
+ *   Ctrl-C, a loss that is no longer finite, --save, --plot's accuracy) →
+ *   profile → test pass and confusion matrix → chart → summary
+ *
+ * What a model brings is a `Model` (fast/mlp/model.ts, fast/cnn/model.ts):
+ * its starting weights, its file format, and how to make its engine (the
+ * contract of fast/engine.ts). How an epoch runs on the GPU is the engine's
+ * business; this file never touches a GPU buffer.
  *
  * @module
  */
@@ -18,141 +18,88 @@
 import type { TrainConfig } from "../shared/io/cli.ts";
 import { UserError } from "../shared/io/errors.ts";
 import { type Gpu, gpuChecked } from "../shared/gpu/device.ts";
-import { LAYER_SIZES, type MlpParams } from "../shared/model/mlp.ts";
+import type { MnistData } from "../shared/data/mnist.ts";
 import { OPTIMIZER_DEFAULTS, type OptimizerOptions } from "../shared/model/optim.ts";
 import { formatProfile, GpuProfiler, type ProfileReport } from "../shared/gpu/profiler.ts";
-import { type EpochPoint, formatConfusion } from "../shared/io/report.ts";
+import { type EpochPoint, formatConfusion, type SvgStrip } from "../shared/io/report.ts";
 import { shuffledIndices } from "../shared/model/rng.ts";
-import {
-  decodeMlp,
-  decodeSafetensors,
-  encodeMlp,
-  encodeSafetensors,
-  layerTensorNames,
-} from "../shared/io/safetensors.ts";
 import { epochProgress, type EpochResult, type TrainSummary } from "../shared/io/summary.ts";
-import { formatEpoch, formatTest, prepareRun, type TrainOptions } from "../shared/io/prepare.ts";
-import { trainCnn } from "./cnn/train.ts";
+import { formatEpoch, formatTest, prepareRun } from "../shared/io/prepare.ts";
 import {
-  checkSameSettings,
-  checkWritable,
-  fastSummary,
-  firstBadLoss,
-  interruptedError,
-  nonFiniteLossError,
-  parseHistory,
-  readModelFile,
-  writeFileAtomicOrFail,
-  writePlot,
-} from "./files.ts";
-import {
-  createFastTrainer,
-  type EngineData,
-  type EngineOptimizerState,
-  EPOCH_READBACKS,
-  EpochInterrupted,
-  type FastTrainer,
-  fastTrainerRows,
-  type Slot,
-  SLOTS,
-  slotShapes,
-  type SubmittedEpoch,
-  TUNE_SCREEN_ROWS,
-} from "./mlp/engine.ts";
-import {
-  type MatmulShape,
-  pickFastest,
-  readTuneCache,
-  shapeKey,
-  tuneCandidates,
-  type TuneResult,
-  variantFits,
-  VARIANTS,
-  writeTuneCache,
-} from "./mlp/matmul.ts";
+  type Checkpoint,
+  type CheckpointSettings,
+  checkResumable,
+  decodeCheckpoint,
+  encodeCheckpoint,
+  type ModelCodec,
+} from "./checkpoint.ts";
+import { type Engine, EpochInterrupted } from "./engine.ts";
+import { checkWritable, readModelFile, writeFileAtomicOrFail, writePlot } from "./files.ts";
 
-/** Where tuning results are remembered, per adapter and shape. */
-export const TUNE_CACHE_PATH: string = decodeURIComponent(
-  new URL("../data/tune-cache.json", import.meta.url).pathname,
-);
-
-/** The plan of a run: variant names per slot, and which slots the cache lacks. */
-export interface CachedPlan {
-  /** Variants the cache knows for this adapter, batch size and shape. */
-  known: Partial<Record<Slot, string>>;
-  /** Slots to time. */
-  missing: Slot[];
+/** A model the run loop can train: its weights, its file format, its engine. */
+export interface Model<P> extends ModelCodec<P> {
+  /** What the chart's title calls it ("MLP", "CNN"). */
+  readonly title: string;
+  /** The weights a run starts from when no file gives them. */
+  initialParams(config: TrainConfig): P;
+  /**
+   * Makes the engine for `setup` (for the MLP, also picks its matmul
+   * variants); a device that refuses is a one-line error naming what failed.
+   */
+  createEngine(setup: EngineSetup<P>): Promise<Engine<P>>;
+  /** More SVG under the chart (the CNN's first-layer filters). */
+  chartExtra?(params: P): SvgStrip;
 }
 
-/** What the cache at `cachePath` (none: `null`) knows for `gpu` and these shapes. */
-export function cachedPlan(
-  gpu: Gpu,
-  shapes: Record<Slot, MatmulShape>,
-  batchSize: number,
-  maxRows: number,
-  cachePath: string | null,
-): CachedPlan {
-  const known: Partial<Record<Slot, string>> = {};
-  const missing: Slot[] = [];
-  const entries = cachePath ? readTuneCache(cachePath)[gpu.description] ?? {} : {};
-  const maxTex = gpu.device.limits.maxTextureDimension2D;
-  for (const slot of SLOTS) {
-    const name = entries[shapeKey(shapes[slot], batchSize)];
-    const v = VARIANTS.find((v) => v.name === name);
-    if (v && variantFits(v, shapes[slot], maxRows, maxTex)) known[slot] = v.name;
-    else missing.push(slot);
-  }
-  return { known, missing };
+/** What a model's engine is made from. */
+export interface EngineSetup<P> {
+  gpu: Gpu;
+  params: P;
+  data: MnistData;
+  /** Training and test images used (prefixes of the data). */
+  nTrain: number;
+  nTest: number;
+  config: TrainConfig;
+  optimizer: OptimizerOptions;
+  shuffle: boolean;
+  /**
+   * Epochs may overlap (`OverlappingEngine`): nothing needs each epoch
+   * finished before the next one starts.
+   */
+  overlap: boolean;
+  /** The profiler's hook for each compute pass (undefined: no profile). */
+  passTimestamps?: (kernel: string, flops: number) => GPUComputePassTimestampWrites | undefined;
+  /** Awaited after each submitted chunk of steps (the profiler's `collect`). */
+  afterSubmit?: () => Promise<void>;
+  log: (line: string) => void;
 }
 
 /**
- * Times every variant that fits each of `slots` on `trainer` (see
- * `pickFastest`), switches the trainer to the fastest, and remembers the
- * choices in the cache at `cachePath` (when not `null`; a failed write is
- * ignored). Returns a note per slot for the log.
+ * An engine that can run epochs back to back on the GPU (the MLP's): each
+ * epoch one command buffer, encoded while the one before runs.
  */
-export async function tuneSlots(
-  gpu: Gpu,
-  trainer: FastTrainer,
-  slots: readonly Slot[],
-  batchSize: number,
-  cachePath: string | null,
-  log: (line: string) => void = () => {},
-): Promise<Partial<Record<Slot, TuneResult>>> {
-  const maxTex = gpu.device.limits.maxTextureDimension2D;
-  const results: Partial<Record<Slot, TuneResult>> = {};
-  for (const [i, slot] of slots.entries()) {
-    const candidates = tuneCandidates(trainer.shapes[slot], gpu.software, trainer.maxRows, maxTex);
-    const t0 = performance.now();
-    const result = await pickFastest(
-      candidates,
-      (v, rows, reps) => trainer.timeVariant(slot, v, rows, reps),
-      batchSize,
-      Math.min(TUNE_SCREEN_ROWS, batchSize),
-    );
-    trainer.setVariant(slot, result.best);
-    results[slot] = result;
-    log(
-      `  tuned ${slot} (${i + 1}/${slots.length}): ${result.best.name} of ${candidates.length} ` +
-        `variants (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
-    );
-  }
-  if (cachePath && slots.length > 0) {
-    const cache = readTuneCache(cachePath);
-    const entries = cache[gpu.description] ?? {};
-    for (const slot of slots) {
-      entries[shapeKey(trainer.shapes[slot], batchSize)] = trainer.plan[slot].name;
-    }
-    cache[gpu.description] = entries;
-    writeTuneCache(cachePath, cache);
-  }
-  return results;
+export interface OverlappingEngine<P> extends Engine<P> {
+  encodeEpoch(): { submit(): SubmittedEpoch };
 }
 
-/** Options of `trainFast` beyond `TrainOptions`. */
-export interface FastOptions extends TrainOptions {
-  /** The tuning cache; `null` neither reads nor writes one. Default `TUNE_CACHE_PATH`. */
-  tuneCachePath?: string | null;
+/** An epoch submitted by `OverlappingEngine.encodeEpoch().submit()`. */
+export interface SubmittedEpoch {
+  /** Starts the loss readback (once) and gives the sum over the epoch's images of −log p_y. */
+  readLoss(): Promise<number>;
+  /** Per-image losses of this epoch (valid until epoch e + 3 is submitted). */
+  readLosses(start: number, count: number): Promise<Float32Array>;
+}
+
+/** Things a caller (a test, a benchmark, the CLI) may hand the run instead of having it make them. */
+export interface RunOptions<P> {
+  /** An open device to reuse (left open at the end; one the run opens is closed). */
+  gpu?: Gpu;
+  /** Data already loaded (limits in the config still apply). */
+  data?: MnistData;
+  /** Starting weights (default: the model's `initialParams`, or --load / --resume). */
+  params?: P;
+  /** Lines for people (default: stderr). */
+  log?: (line: string) => void;
   /**
    * Aborted (e.g. on Ctrl-C): the running chunk of steps finishes, the rest
    * of the epoch is abandoned, nothing partial is saved, and a `UserError`
@@ -160,10 +107,9 @@ export interface FastOptions extends TrainOptions {
    */
   signal?: AbortSignal;
   /**
-   * Whether epochs may overlap: each one encoded whole while the one before
-   * runs and its loss read back while the next runs; Ctrl-C then stops
-   * between epochs (default: on GPUs, not on CPU adapters). Never with a
-   * progress line, `--save`, `--plot` or `--profile`.
+   * Whether epochs may overlap, for an engine that can (default: on GPUs,
+   * not on CPU adapters). Never with a progress line, `--save`, `--plot` or
+   * `--profile`, which need each epoch finished before the next.
    */
   overlapEpochs?: boolean;
 }
@@ -179,175 +125,36 @@ export function optimizerOf(config: TrainConfig): OptimizerOptions {
   };
 }
 
-/** Names of the optimiser-state tensors per parameter tensor, by optimiser. */
-const STATE_PARTS = { sgd: [], momentum: ["velocity"], adam: ["m", "v"] } as const;
-
-/** The parameter tensor names in the engine's packed order W1, b1, W2, b2, W3, b3. */
-function tensorNames(layers: number): string[] {
-  const out: string[] = [];
-  for (let l = 0; l < layers; l++) {
-    const n = layerTensorNames(l);
-    out.push(n.weight, n.bias);
-  }
-  return out;
-}
-
-/** A checkpoint of the fast MLP trainer: what `--resume` needs to continue exactly. */
-export interface Checkpoint {
-  params: MlpParams;
-  optimizerState: EngineOptimizerState;
-  /** Epochs done. */
-  epoch: number;
-  /** Loss (and test accuracy, when measured) of every epoch done. */
-  history: EpochPoint[];
-  /** The file's metadata (strings), including the settings `--resume` checks. */
-  metadata: Record<string, string>;
-}
-
-/** The run settings a checkpoint records (and `--resume` compares). */
-export interface CheckpointSettings {
-  optimizer: OptimizerOptions;
-  seed: number;
-  lr: number;
-  batchSize: number;
-  shuffle: boolean;
-  trainImages: number;
-  testImages: number;
-  dataSource: string;
-}
+// ---------------------------------------------------------------------------
+// The run
 
 /**
- * A checkpoint as safetensors: the MLP as `encodeMlp` writes it (so `deno
- * task predict --model FILE` reads it), plus the optimiser state as
- * `optim.<tensor>.<part>` tensors (`velocity`, or Adam's `m` and `v`) and
- * the settings, epoch, optimiser step and history as metadata.
+ * Trains `model` as `config` says and returns the summary. Logs one line per
+ * epoch, the test accuracy and the confusion matrix, like the slow trainer.
  */
-export function encodeCheckpoint(
-  params: MlpParams,
-  state: EngineOptimizerState,
-  epoch: number,
-  history: EpochPoint[],
-  s: CheckpointSettings,
-): Uint8Array<ArrayBuffer> {
-  const o = s.optimizer;
-  const { tensors, metadata } = decodeSafetensors(
-    encodeMlp(params, {
-      model: "mlp",
-      optimizer: o.optimizer,
-      momentum: String(o.momentum),
-      beta1: String(o.beta1),
-      beta2: String(o.beta2),
-      eps: String(o.eps),
-      epoch: String(epoch),
-      optimizer_step: String(state.step),
-      seed: String(s.seed),
-      lr: String(s.lr),
-      batch_size: String(s.batchSize),
-      shuffle: String(s.shuffle),
-      train_images: String(s.trainImages),
-      test_images: String(s.testImages),
-      data_source: s.dataSource,
-      history: JSON.stringify(history),
-    }),
-    "checkpoint",
-  );
-  const names = tensorNames(params.weights.length);
-  STATE_PARTS[o.optimizer].forEach((part, k) => {
-    const list = k === 0 ? state.first : state.second;
-    names.forEach((name, t) => {
-      tensors.set(`optim.${name}.${part}`, { shape: tensors.get(name)!.shape, data: list[t] });
-    });
-  });
-  return encodeSafetensors(tensors, metadata);
-}
-
-/** Reads a checkpoint written by `encodeCheckpoint`; a bad file is a one-line `UserError`. */
-export function decodeCheckpoint(bytes: Uint8Array, file: string): Checkpoint {
-  const { params, metadata } = decodeMlp(bytes, file, LAYER_SIZES);
-  const { tensors } = decodeSafetensors(bytes, file);
-  const epoch = Number(metadata.epoch);
-  const step = Number(metadata.optimizer_step);
-  const optimizer = metadata.optimizer as keyof typeof STATE_PARTS;
-  if (
-    !Number.isSafeInteger(epoch) || epoch < 1 || !Number.isSafeInteger(step) || step < 0 ||
-    !(optimizer in STATE_PARTS)
-  ) {
-    throw new UserError(
-      `${file}: not a checkpoint of the fast trainer (no epoch, optimizer_step or optimizer in ` +
-        `its metadata); use --load to start from its weights`,
-    );
-  }
-  const names = tensorNames(params.weights.length);
-  const lists = STATE_PARTS[optimizer].map((part) =>
-    names.map((name) => {
-      const t = tensors.get(`optim.${name}.${part}`);
-      if (!t || t.data.length !== tensors.get(name)!.data.length) {
-        throw new UserError(`${file}: optimiser state 'optim.${name}.${part}' is missing or bad`);
-      }
-      return t.data;
-    })
-  );
-  // A bad history only loses the chart its earlier epochs; training is unaffected.
-  const history = parseHistory<EpochPoint>(metadata.history);
-  return {
-    params,
-    optimizerState: { step, first: lists[0] ?? [], second: lists[1] ?? [] },
-    epoch,
-    history,
-    metadata,
-  };
-}
-
-/** Throws a one-line `UserError` when checkpoint `c` was made with other settings than `s`. */
-export function checkResumable(c: Checkpoint, file: string, s: CheckpointSettings): void {
-  const m = c.metadata;
-  checkSameSettings(file, [
-    ["--model", m.model, "mlp"],
-    ["--optimizer", m.optimizer, s.optimizer.optimizer],
-    ["--batch-size", m.batch_size, String(s.batchSize)],
-    ["--seed", m.seed, String(s.seed)],
-    ["--shuffle", m.shuffle, String(s.shuffle)],
-    ["training images", m.train_images, String(s.trainImages)],
-  ]);
-}
-
-/**
- * Trains the MLP on the GPU the fast way and returns the summary. Logs one
- * line per epoch and the test accuracy (and a confusion matrix), like the
- * slow trainer. With `config.model` "cnn", trains the CNN of fast/cnn/engine.ts.
- */
-export async function trainFast(
+export async function runModel<P>(
+  model: Model<P>,
   config: TrainConfig,
-  opts: FastOptions = {},
+  opts: RunOptions<P> = {},
 ): Promise<TrainSummary> {
   const optimizer = optimizerOf(config);
   const shuffle = config.shuffle ?? false;
-  if (config.model === "cnn") {
-    // The CNN has its own checkpoints, chart, faults and Ctrl-C (fast/cnn/engine.ts).
-    return trainCnn({ ...config, ...optimizer, shuffle }, {
-      gpu: opts.gpu,
-      data: opts.data,
-      log: opts.log,
-      signal: opts.signal,
-    });
-  }
   // Files first: a missing checkpoint or a file that cannot be written
   // should not wait for the data, the device and an epoch.
   for (const [flag, file] of [["--save", config.save], ["--plot", config.plot]] as const) {
     if (file) checkWritable(flag, file);
   }
-  let checkpoint: Checkpoint | undefined;
+  let checkpoint: Checkpoint<P> | undefined;
   let params = opts.params;
   if (config.resume && config.save) {
-    checkpoint = decodeCheckpoint(await readModelFile(config.save, "--resume"), config.save);
+    const bytes = await readModelFile(config.save, "--resume");
+    checkpoint = decodeCheckpoint(model, bytes, config.save);
     params = checkpoint.params;
   } else if (config.load) {
-    params = decodeMlp(await readModelFile(config.load, "--load"), config.load, LAYER_SIZES)
-      .params;
+    params = model.decode(await readModelFile(config.load, "--load"), config.load).params;
   }
-  const run = await prepareRun(config, { ...opts, params });
-  const { gpu, data, nTrain, nTest, log } = run;
-  // A device this run opened is destroyed when it ends, however it ends (as slow and CNN do).
+  const { gpu, data, nTrain, nTest, log } = await prepareRun(config, opts);
+  // A device this run opened is destroyed when it ends, however it ends.
   using _ownDevice = {
     [Symbol.dispose]: () => {
       if (!opts.gpu) gpu.device.destroy();
@@ -364,239 +171,83 @@ export async function trainFast(
     dataSource: data.source,
   };
   if (checkpoint && config.save) {
-    checkResumable(checkpoint, config.save, settings);
+    checkResumable(model.name, checkpoint, config.save, settings);
+    const n = checkpoint.epoch;
     log(
-      `resuming from ${config.save}: ${checkpoint.epoch} epoch${
-        checkpoint.epoch === 1 ? "" : "s"
-      } done, training to epoch ${config.epochs}`,
+      `resuming from ${config.save}: ${n} epoch${n === 1 ? "" : "s"} done, ` +
+        `training to epoch ${config.epochs}`,
     );
   } else if (config.load) log(`starting from the weights in ${config.load}`);
-  const engineData: EngineData = { ...data, nTrain, nTest };
-  const cachePath = opts.tuneCachePath === undefined ? TUNE_CACHE_PATH : opts.tuneCachePath;
-  const { batchSize } = config;
-  const maxRows = fastTrainerRows(batchSize, nTest);
-  // Timing the variants: on GPUs, or with --tune; a cached choice is used in either case.
-  const timing = config.tune || !gpu.software;
-  const cached = config.noTune
-    ? { known: {}, missing: [] }
-    : cachedPlan(gpu, slotShapes(run.params.sizes), batchSize, maxRows, cachePath);
-  const { known } = cached;
-  const missing = timing ? cached.missing : [];
+
   const profiler = new GpuProfiler(gpu, { enabled: config.profile });
-  let profiling = false; // not while tuning: from the first epoch on
-  const smaller = `--batch-size ${batchSize} (a smaller --batch-size needs less GPU memory)`;
-  if (missing.length > 0) {
-    log(
-      `compiling and timing the matmul variants for ${missing.join(", ")} on this adapter ` +
-        `(once: remembered afterwards; minutes on a CPU adapter with a cold shader cache)`,
-    );
-  }
-  const tty = Deno.stderr.isTerminal();
-  // Epochs overlap on GPUs (see the epoch loop) unless something needs each one finished
-  // before the next starts: the progress line, checkpoints, the chart's per-epoch accuracy, the
-  // profile. (CPU adapters run a submit to its end before returning: nothing to overlap there,
-  // and Ctrl-C stops within the epoch.)
-  const overlap = (opts.overlapEpochs ?? !gpu.software) && !tty && !config.save &&
-    !config.plot && !config.profile;
-  // When set-up fails, what was made is freed before the error goes on.
-  let made: FastTrainer | undefined;
-  const trainer = await gpuChecked(
-    gpu.device,
-    `setting up the fast trainer for ${nTrain} images at ${smaller}`,
-    async () =>
-      made = await createFastTrainer(gpu, run.params, engineData, {
-        batchSize,
-        lr: config.lr,
-        plan: known,
-        tuneSlots: missing,
-        optimizer,
-        shuffle,
-        overlapEpochs: overlap,
-        // The profile covers the training epochs only (as TrainSummary.profile says).
-        passTimestamps: profiler.enabled
-          ? (k, flops) => profiling ? profiler.passTimestamps(k, flops) : undefined
-          : undefined,
-        afterSubmit: profiler.enabled ? () => profiler.collect() : undefined,
-      }),
-  ).catch((err) => {
-    made?.destroy();
+  let profiling = false; // the training epochs only: not while tuning, not the --plot tests
+  const overlap = (opts.overlapEpochs ?? !gpu.software) && !Deno.stderr.isTerminal() &&
+    !config.save && !config.plot && !config.profile;
+  let engine: Engine<P>;
+  try {
+    engine = await model.createEngine({
+      gpu,
+      params: params ?? model.initialParams(config),
+      data,
+      nTrain,
+      nTest,
+      config,
+      optimizer,
+      shuffle,
+      overlap,
+      passTimestamps: profiler.enabled
+        ? (k, flops) => profiling ? profiler.passTimestamps(k, flops) : undefined
+        : undefined,
+      afterSubmit: profiler.enabled ? () => profiler.collect() : undefined,
+      log,
+    });
+  } catch (err) {
     profiler.destroy();
     throw err;
-  });
+  }
   try {
-    if (checkpoint) trainer.writeOptimizerState(checkpoint.optimizerState);
-    const tuned = await gpuChecked(
-      gpu.device,
-      `timing the matmul variants at ${smaller}`,
-      async () => {
-        const results = await tuneSlots(gpu, trainer, missing, batchSize, cachePath, log);
-        // Run each chosen kernel that tuning did not run once (an lr-0 step entry:
-        // the weights are untouched), so that a CPU adapter's compile on first use
-        // (seconds for the unrolled texture kernels, on a machine that has not
-        // compiled them before) is start-up time rather than part of epoch 1.
-        for (const slot of SLOTS) {
-          if (!results[slot]) {
-            await trainer.timeVariant(
-              slot,
-              trainer.plan[slot],
-              Math.min(TUNE_SCREEN_ROWS, batchSize),
-            );
-          }
-        }
-        return results;
-      },
-    );
-    profiling = profiler.enabled;
-    const how = (s: Slot) => {
-      if (config.noTune || (!timing && !known[s])) return "default";
-      const t = tuned[s];
-      if (!t) return "cached";
-      const ms = t.ms[trainer.plan[s].name];
-      return ms === undefined ? "tuned" : `tuned, ${ms.toFixed(1)} ms`;
+    if (checkpoint) engine.writeOptimizerState(checkpoint.optimizerState);
+    const loop: EpochLoop<P> = {
+      model,
+      engine,
+      gpu,
+      config,
+      settings,
+      nTrain,
+      nTest,
+      log,
+      signal: opts.signal,
+      epochs: [],
+      history: checkpoint ? [...checkpoint.history] : [],
+      trainMs: 0,
+      firstEpoch: (checkpoint?.epoch ?? 0) + 1,
+      setProfiling: (on) => profiling = on && profiler.enabled,
+      collectProfile: () => profiler.collect(),
     };
-    log(
-      `matmul variants: ${SLOTS.map((s) => `${s} ${trainer.plan[s].name} (${how(s)})`).join(", ")}`,
-    );
-    const epochs: EpochResult[] = [];
-    const history: EpochPoint[] = checkpoint ? [...checkpoint.history] : [];
-    let trainMs = 0;
-    const firstEpoch = (checkpoint?.epoch ?? 0) + 1;
-    if (checkpoint && firstEpoch > config.epochs) {
+    if (checkpoint && loop.firstEpoch > config.epochs) {
       log(`${config.save} already holds ${checkpoint.epoch} epochs; nothing left to train`);
     }
-    const stop = opts.signal ? () => opts.signal!.aborted : undefined;
-    /** Logs a finished epoch after checking its loss; charts and saves it when asked. */
-    const finish = async (
-      epoch: number,
-      total: number,
-      ms: number,
-      losses: (start: number, count: number) => Promise<Float32Array>,
-    ) => {
-      trainMs += ms;
-      if (!Number.isFinite(total)) {
-        const bad = firstBadLoss(await losses(0, nTrain), batchSize);
-        throw nonFiniteLossError(
-          total,
-          epoch,
-          trainer.batches.length,
-          bad,
-          shuffle,
-          config.lr,
-          config.save,
-        );
-      }
-      const result = { epoch, loss: total / nTrain, ms };
-      epochs.push(result);
-      log(formatEpoch(result));
-      const point: EpochPoint = { epoch, loss: result.loss };
-      if (config.plot && nTest > 0) {
-        // Outside the epoch's clock: the chart's accuracy per epoch.
-        point.accuracy = await trainer.evaluate() / nTest;
-      }
-      history.push(point);
-      if (config.save) {
-        const [p, state] = [await trainer.readParams(), await trainer.readOptimizerState()];
-        await writeCheckpoint(config.save, encodeCheckpoint(p, state, epoch, history, settings));
-      }
-    };
-    if (overlap) {
-      // Each epoch is one command buffer, encoded while the one before runs on the GPU, and
-      // submitted as soon as that one is done: in Deno, starting its loss readback (mapAsync)
-      // returns only then (a blocking device poll), and the readback resolves ~10 ms later
-      // (the poll loop's sleep) while the next epoch runs. Lines and checks follow up to two
-      // epochs behind. An epoch's time runs from the end of the one before (for the first,
-      // from here) to the end of its own.
-      type Running = {
-        epoch: number;
-        submitted: SubmittedEpoch;
-        loss?: Promise<number>;
-        ms: number;
-      };
-      const running: Running[] = []; // submitted, oldest first
-      let lastEnd = performance.now();
-      const end = (r: Running) => {
-        if (r.loss) return;
-        r.loss = r.submitted.readLoss();
-        const now = performance.now();
-        r.ms = now - lastEnd;
-        lastEnd = now;
-      };
-      const settleOldest = async () => {
-        const r = running.shift()!;
-        end(r);
-        await finish(r.epoch, await r.loss!, r.ms, r.submitted.readLosses);
-      };
-      const settleAll = async () => {
-        while (running.length > 0) await settleOldest();
-      };
-      for (let epoch = firstEpoch; epoch <= config.epochs; epoch++) {
-        if (opts.signal?.aborted) {
-          await settleAll();
-          throw interruptedError(epoch, config.save);
-        }
-        let submitted: SubmittedEpoch;
-        try {
-          submitted = await gpuChecked(gpu.device, `training epoch ${epoch}`, () => {
-            if (shuffle) trainer.setOrder(shuffledIndices(nTrain, config.seed + epoch));
-            const encoded = trainer.encodeEpoch();
-            const previous = running.at(-1);
-            if (previous) end(previous);
-            return encoded.submit();
-          });
-        } catch (err) {
-          await settleAll();
-          throw err;
-        }
-        running.push({ epoch, submitted, ms: 0 });
-        // Epoch e − 2's readback is done with before epoch e + 1 reuses its buffers.
-        if (running.length >= EPOCH_READBACKS) await settleOldest();
-      }
-      await settleAll();
-    }
-    for (let epoch = firstEpoch; epoch <= config.epochs && !overlap; epoch++) {
-      const interrupted = () => interruptedError(epoch, config.save);
-      if (opts.signal?.aborted) throw interrupted();
-      const progress = epochProgress(epoch, trainer.batches.length);
-      const t0 = performance.now();
-      let total: number;
-      try {
-        total = await gpuChecked(gpu.device, `training epoch ${epoch}`, () => {
-          if (shuffle) trainer.setOrder(shuffledIndices(nTrain, config.seed + epoch));
-          return trainer.runEpoch(tty ? (done) => progress.tick(done) : undefined, stop);
-        });
-      } catch (err) {
-        progress.clear();
-        if (err instanceof EpochInterrupted) throw interrupted();
-        throw err;
-      }
-      const ms = performance.now() - t0;
-      progress.clear();
-      await finish(epoch, total, ms, (s, c) => trainer.readLosses(s, c));
-    }
+    profiling = profiler.enabled;
+    if (overlap && "encodeEpoch" in engine) {
+      await runOverlappedEpochs(loop, engine as OverlappingEngine<P>);
+    } else await runEpochs(loop);
     let profile: ProfileReport | undefined;
     if (profiling) {
       await profiler.collect();
-      profile = profiler.report(trainMs);
+      profile = profiler.report(loop.trainMs);
       profiling = false;
     }
-    const t0 = performance.now();
-    const { correct, confusion } = nTest > 0
-      ? await gpuChecked(gpu.device, "testing", () => trainer.evaluateConfusion())
-      : { correct: 0, confusion: undefined };
-    const test = {
-      accuracy: nTest > 0 ? correct / nTest : 0,
-      correct,
-      total: nTest,
-      ms: performance.now() - t0,
-      ...(confusion ? { confusion } : {}),
-    };
+    const test = await testPass(engine, gpu, nTest);
     log(formatTest(test));
-    if (confusion) log(formatConfusion(confusion));
+    if (test.confusion) log(formatConfusion(test.confusion));
     if (profile) log(formatProfile(profile));
     if (config.plot) {
-      const title = `MLP, ${optimizer.optimizer}, lr ${config.lr}, batch ${batchSize}` +
-        `${shuffle ? ", shuffled" : ""}: ${nTrain} training / ${nTest} test images`;
-      await writePlot(config.plot, history, title);
+      const title = `${model.title}, ${optimizer.optimizer}, lr ${config.lr}, batch ` +
+        `${config.batchSize}${
+          shuffle ? ", shuffled" : ""
+        }: ${nTrain} training / ${nTest} test images`;
+      const extra = model.chartExtra?.(await engine.readParams());
+      await writePlot(config.plot, loop.history, title, extra);
       log(`chart written to ${config.plot}`);
     }
     return fastSummary({
@@ -607,17 +258,297 @@ export async function trainFast(
       config,
       optimizer,
       shuffle,
-      epochs,
+      epochs: loop.epochs,
       test,
       resumedEpoch: checkpoint?.epoch,
       profile,
     });
   } finally {
-    trainer.destroy();
+    engine.destroy();
     profiler.destroy();
   }
 }
 
-function writeCheckpoint(file: string, bytes: Uint8Array): Promise<void> {
-  return writeFileAtomicOrFail(file, bytes, "--save");
+/** The test pass: accuracy and confusion matrix, counted on the GPU. */
+async function testPass<P>(
+  engine: Engine<P>,
+  gpu: Gpu,
+  nTest: number,
+): Promise<TrainSummary["test"]> {
+  const t0 = performance.now();
+  const { correct, confusion } = nTest > 0
+    ? await gpuChecked(gpu.device, "testing", () => engine.evaluateConfusion())
+    : { correct: 0, confusion: undefined };
+  return {
+    accuracy: nTest > 0 ? correct / nTest : 0,
+    correct,
+    total: nTest,
+    ms: performance.now() - t0,
+    ...(confusion ? { confusion } : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Epochs
+
+/** The state of a run's epochs, shared by the two ways of running them. */
+interface EpochLoop<P> {
+  model: Model<P>;
+  engine: Engine<P>;
+  gpu: Gpu;
+  config: TrainConfig;
+  settings: CheckpointSettings;
+  nTrain: number;
+  nTest: number;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+  /** Epochs this run trained. */
+  epochs: EpochResult[];
+  /** Every epoch's loss (and accuracy), the checkpoint's included. */
+  history: EpochPoint[];
+  /** Milliseconds of the epochs so far (the profile's denominator). */
+  trainMs: number;
+  firstEpoch: number;
+  /** Turns the profiler's pass timestamps on or off. */
+  setProfiling(on: boolean): void;
+  /** Reads the profiler's timestamps so far (outside the epochs' clocks). */
+  collectProfile(): Promise<void>;
+}
+
+/**
+ * Epoch after epoch, each finished before the next begins: a progress line
+ * on a terminal, Ctrl-C within the epoch (after the running chunk).
+ */
+async function runEpochs<P>(loop: EpochLoop<P>): Promise<void> {
+  const { engine, gpu, config, signal } = loop;
+  const tty = Deno.stderr.isTerminal();
+  const stop = signal ? () => signal.aborted : undefined;
+  for (let epoch = loop.firstEpoch; epoch <= config.epochs; epoch++) {
+    if (signal?.aborted) throw interruptedError(epoch, config.save);
+    const progress = epochProgress(epoch, engine.steps);
+    const t0 = performance.now();
+    let total: number;
+    try {
+      total = await gpuChecked(gpu.device, `training epoch ${epoch}`, () => {
+        if (config.shuffle) engine.setOrder(shuffledIndices(loop.nTrain, config.seed + epoch));
+        return engine.trainEpoch(tty ? (done) => progress.tick(done) : undefined, stop);
+      });
+    } catch (err) {
+      progress.clear();
+      if (err instanceof EpochInterrupted) throw interruptedError(epoch, config.save);
+      throw err;
+    }
+    const ms = performance.now() - t0;
+    progress.clear();
+    await finishEpoch(loop, epoch, total, ms, (s, c) => engine.readLosses(s, c));
+  }
+}
+
+/**
+ * Epochs back to back (an `OverlappingEngine` on a GPU): each epoch one
+ * command buffer, encoded while the one before runs and submitted as soon as
+ * that one is done — in Deno, starting its loss readback (mapAsync) returns
+ * only then (a blocking device poll), and the readback resolves ~10 ms later
+ * (the poll loop's sleep) while the next epoch runs. Lines and checks follow
+ * up to two epochs behind. An epoch's time runs from the end of the one
+ * before (for the first, from here) to the end of its own. Ctrl-C stops
+ * between epochs.
+ */
+async function runOverlappedEpochs<P>(
+  loop: EpochLoop<P>,
+  engine: OverlappingEngine<P>,
+): Promise<void> {
+  const { gpu, config } = loop;
+  type Running = { epoch: number; submitted: SubmittedEpoch; loss?: Promise<number>; ms: number };
+  const running: Running[] = []; // submitted, oldest first
+  let lastEnd = performance.now();
+  const end = (r: Running) => {
+    if (r.loss) return;
+    r.loss = r.submitted.readLoss();
+    const now = performance.now();
+    r.ms = now - lastEnd;
+    lastEnd = now;
+  };
+  const settleOldest = async () => {
+    const r = running.shift()!;
+    end(r);
+    await finishEpoch(loop, r.epoch, await r.loss!, r.ms, r.submitted.readLosses);
+  };
+  const settleAll = async () => {
+    while (running.length > 0) await settleOldest();
+  };
+  for (let epoch = loop.firstEpoch; epoch <= config.epochs; epoch++) {
+    if (loop.signal?.aborted) {
+      await settleAll();
+      throw interruptedError(epoch, config.save);
+    }
+    let submitted: SubmittedEpoch;
+    try {
+      submitted = await gpuChecked(gpu.device, `training epoch ${epoch}`, () => {
+        if (config.shuffle) engine.setOrder(shuffledIndices(loop.nTrain, config.seed + epoch));
+        const encoded = engine.encodeEpoch();
+        const previous = running.at(-1);
+        if (previous) end(previous);
+        return encoded.submit();
+      });
+    } catch (err) {
+      await settleAll();
+      throw err;
+    }
+    running.push({ epoch, submitted, ms: 0 });
+    // Epoch e − 2's readback is done with before epoch e + 1 reuses its buffers.
+    if (running.length >= 3) await settleOldest();
+  }
+  await settleAll();
+}
+
+/**
+ * A finished epoch: its loss checked (not finite: a one-line error saying
+ * where), logged, charted (--plot: the test accuracy, outside the epoch's
+ * clock and the profile) and saved (--save).
+ */
+async function finishEpoch<P>(
+  loop: EpochLoop<P>,
+  epoch: number,
+  total: number,
+  ms: number,
+  losses: (start: number, count: number) => Promise<Float32Array>,
+): Promise<void> {
+  const { engine, config, nTrain, nTest } = loop;
+  loop.trainMs += ms;
+  await loop.collectProfile();
+  if (!Number.isFinite(total)) {
+    const bad = firstBadLoss(await losses(0, nTrain), config.batchSize);
+    throw nonFiniteLossError(
+      total,
+      epoch,
+      engine.steps,
+      bad,
+      config.shuffle ?? false,
+      config.lr,
+      config.save,
+    );
+  }
+  const result = { epoch, loss: total / nTrain, ms };
+  loop.epochs.push(result);
+  loop.log(formatEpoch(result));
+  const point: EpochPoint = { epoch, loss: result.loss };
+  if (config.plot && nTest > 0) {
+    loop.setProfiling(false);
+    point.accuracy = await engine.evaluate() / nTest;
+    loop.setProfiling(true);
+  }
+  loop.history.push(point);
+  if (config.save) {
+    const [p, state] = [await engine.readParams(), await engine.readOptimizerState()];
+    const bytes = encodeCheckpoint(loop.model, p, state, epoch, loop.history, loop.settings);
+    await writeFileAtomicOrFail(config.save, bytes, "--save");
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Faults a user can meet, as one-line errors
+
+/**
+ * The error of a run stopped (Ctrl-C) during `epoch`: exit code 130 and
+ * where the last checkpoint is (nothing is written mid-epoch, so the file
+ * at `save` holds epoch − 1, if any).
+ */
+export function interruptedError(epoch: number, save: string | undefined): UserError {
+  const kept = !save
+    ? "nothing saved (no --save)"
+    : epoch - 1 >= 1
+    ? `checkpoint at ${save} holds epoch ${epoch - 1}; continue with --resume`
+    : `no checkpoint yet (${save} is first written at the end of epoch 1)`;
+  return new UserError(`interrupted during epoch ${epoch}; ${kept}`, 130);
+}
+
+/** Where the first non-finite per-image loss of an epoch was. */
+export interface BadLoss {
+  /** 1-based step of the epoch. */
+  step: number;
+  /** Position in the epoch's order (the image id when not shuffled). */
+  position: number;
+  value: number;
+}
+
+/** The first non-finite entry of an epoch's per-image losses (by position), if any. */
+export function firstBadLoss(losses: ArrayLike<number>, batchSize: number): BadLoss | undefined {
+  for (let i = 0; i < losses.length; i++) {
+    if (!Number.isFinite(losses[i])) {
+      return { step: Math.floor(i / batchSize) + 1, position: i, value: losses[i] };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The error of an epoch whose loss sum came out `total` (NaN or ±∞): names
+ * the epoch, the step, the learning rate, and the checkpoint left untouched.
+ */
+export function nonFiniteLossError(
+  total: number,
+  epoch: number,
+  steps: number,
+  bad: BadLoss | undefined,
+  shuffle: boolean,
+  lr: number,
+  save: string | undefined,
+): UserError {
+  const where = bad
+    ? ` at step ${bad.step} of ${steps} (${
+      shuffle ? "shuffled position" : "image"
+    } ${bad.position}: loss ${bad.value})`
+    : "";
+  const kept = save && epoch > 1 ? `; ${save} still holds epoch ${epoch - 1}` : "";
+  return new UserError(
+    `the training loss became ${total} in epoch ${epoch}${where}: ` +
+      `--lr ${lr} is too large for this run, try a smaller --lr${kept}`,
+  );
+}
+
+// ---------------------------------------------------------------------------
+// The summary
+
+/** What a finished fast run reports, for `fastSummary`. */
+interface FastRunResult {
+  gpu: Gpu;
+  data: MnistData;
+  nTrain: number;
+  nTest: number;
+  config: TrainConfig;
+  optimizer: OptimizerOptions;
+  shuffle: boolean;
+  epochs: EpochResult[];
+  test: TrainSummary["test"];
+  /** The checkpoint a `--resume` continued from. */
+  resumedEpoch?: number;
+  profile?: ProfileReport;
+}
+
+/** The `TrainSummary` of a fast run (MLP or CNN); optimiser and shuffle only when not the defaults. */
+function fastSummary(r: FastRunResult): TrainSummary {
+  return {
+    trainer: "fast",
+    adapter: r.gpu.description,
+    data: { source: r.data.source, train: r.nTrain, test: r.nTest },
+    config: {
+      epochs: r.config.epochs,
+      batchSize: r.config.batchSize,
+      lr: r.config.lr,
+      seed: r.config.seed,
+      // The initial weights' name, unless they came from a file (or are the CNN's own).
+      ...(r.config.model === "cnn" || r.config.load || r.config.resume
+        ? {}
+        : { init: r.config.init ?? "original" }),
+      ...(r.optimizer.optimizer !== "sgd" ? { optimizer: r.optimizer.optimizer } : {}),
+      ...(r.shuffle ? { shuffle: r.shuffle } : {}),
+    },
+    epochs: r.epochs,
+    test: r.test,
+    ...(r.resumedEpoch !== undefined && r.config.save
+      ? { resumed: { file: r.config.save, epoch: r.resumedEpoch } }
+      : {}),
+    ...(r.profile ? { profile: r.profile } : {}),
+  };
 }

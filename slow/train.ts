@@ -20,7 +20,7 @@
 
 import type { TrainConfig } from "../shared/io/cli.ts";
 import { formatProfile, GpuProfiler } from "../shared/gpu/profiler.ts";
-import { batchRanges } from "../shared/model/mlp.ts";
+import { batchRanges, initialParams } from "../shared/model/mlp.ts";
 import { epochProgress, type EpochResult, type TrainSummary } from "../shared/io/summary.ts";
 import { formatEpoch, formatTest, prepareRun, type TrainOptions } from "../shared/io/prepare.ts";
 import { SlowTrainer } from "./trainer.ts";
@@ -47,7 +47,8 @@ export async function trainSlow(
   const run = await prepareRun(config, opts);
   const { gpu, data, nTrain, nTest, log } = run;
   const profiler = new GpuProfiler(gpu, { enabled: config.profile });
-  const trainer = new SlowTrainer(gpu, run.params, profiler);
+  const params = opts.params ?? initialParams(config.init ?? "original", config.seed);
+  const trainer = new SlowTrainer(gpu, params, profiler);
   let trainMs = 0;
   try {
     const batches = batchRanges(nTrain, config.batchSize);

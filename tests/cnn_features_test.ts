@@ -17,7 +17,7 @@ import { CnnEngine } from "../fast/cnn/engine.ts";
 import { decodeCnnCheckpoint } from "../fast/cnn/train.ts";
 import { EpochInterrupted } from "../fast/mlp/engine.ts";
 import { predictFiles } from "../fast/predict.ts";
-import { trainFast } from "../fast/run.ts";
+import { trainFast } from "../fast/train.ts";
 import type { TrainConfig } from "../shared/io/cli.ts";
 import {
   cnnPredict,

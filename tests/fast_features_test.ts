@@ -37,7 +37,7 @@ import {
   packedLayout,
 } from "../fast/mlp/engine.ts";
 import { predictFiles } from "../fast/predict.ts";
-import { trainFast } from "../fast/run.ts";
+import { trainFast } from "../fast/train.ts";
 import { trainCnn } from "../fast/cnn/train.ts";
 
 import { engineData, fileGpu, learnableDigits } from "./fixtures.ts";

@@ -35,7 +35,7 @@ import {
   SLOTS,
 } from "../fast/mlp/engine.ts";
 import { VARIANTS } from "../fast/mlp/matmul.ts";
-import { trainFast } from "../fast/run.ts";
+import { trainFast } from "../fast/train.ts";
 import { trainSlow } from "../slow/train.ts";
 import { shuffledIndices } from "../shared/model/rng.ts";
 

@@ -17,7 +17,7 @@ import { encodeIdx } from "../shared/data/idx.ts";
 import { loadMnist, type MnistData } from "../shared/data/mnist.ts";
 import { batchRanges, initParams, pixelsToFloats, trainStep } from "../shared/model/mlp.ts";
 import { decodeMlp } from "../shared/io/safetensors.ts";
-import { trainFast } from "../fast/run.ts";
+import { trainFast } from "../fast/train.ts";
 
 const gpu = await fileGpu();
 const gpuErrors = gpu.errors;

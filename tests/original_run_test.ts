@@ -16,7 +16,7 @@ import { parseTrainArgs, type TrainConfig } from "../shared/io/cli.ts";
 import { openGpu } from "../shared/gpu/device.ts";
 import { loadMnist, MNIST_PACKAGE } from "../shared/data/mnist.ts";
 import { formatEpoch } from "../shared/io/summary.ts";
-import { trainFast } from "../fast/run.ts";
+import { trainFast } from "../fast/train.ts";
 
 /** `[epoch N done] avg loss = …` of the original's README, epochs 1 and 2. */
 const ORIGINAL_LOSSES = [2.0363, 1.4358];

@@ -23,7 +23,7 @@ import { loadMnist, PACKAGE_FILES } from "../shared/data/mnist.ts";
 import { initialParams, type MlpParams, pixelsToFloats, trainStep } from "../shared/model/mlp.ts";
 import { decodeMlp } from "../shared/io/safetensors.ts";
 import { formatEpoch } from "../shared/io/summary.ts";
-import { trainFast } from "../fast/run.ts";
+import { trainFast } from "../fast/train.ts";
 import { bundlePage } from "../fast/web/serve.ts";
 import { WEB_COMPARE_STEPS, WEB_DIGITS, WEB_SMALL, type WebObservations } from "./web_shared.ts";
 import { kernelSource } from "../shared/kernels/sources.ts";

@@ -8,7 +8,7 @@
 import { helpText, parseTrainArgs, type TrainConfig } from "./cli.ts";
 import { runMain, UsageError } from "./errors.ts";
 import { type Gpu, openGpu, type OpenGpuOptions } from "../gpu/device.ts";
-import { initialParams, type MlpParams } from "../model/mlp.ts";
+import type { MlpParams } from "../model/mlp.ts";
 import { loadMnist, type MnistData } from "../data/mnist.ts";
 import { formatEpoch, formatTest, type TrainSummary } from "./summary.ts";
 
@@ -24,21 +24,20 @@ export interface TrainOptions {
   log?: (line: string) => void;
 }
 
-/** Everything a run needs, made ready. */
+/** Everything a run needs, made ready (the model's weights are the trainer's business). */
 export interface PreparedRun {
   gpu: Gpu;
   data: MnistData;
   /** Training and test set sizes after limits. */
   nTrain: number;
   nTest: number;
-  params: MlpParams;
   log: (line: string) => void;
 }
 
 /** Loads data, applies limits, checks the batch size, opens the GPU. */
 export async function prepareRun(
   config: TrainConfig,
-  opts: TrainOptions,
+  opts: Pick<TrainOptions, "gpu" | "data" | "log">,
   gpuOptions: OpenGpuOptions = {},
 ): Promise<PreparedRun> {
   const log = opts.log ?? ((line: string) => console.error(line));
@@ -57,14 +56,7 @@ export async function prepareRun(
   }
   const gpu = opts.gpu ?? await openGpu({ timestamps: config.profile, ...gpuOptions });
   if (!opts.gpu) log(`adapter: ${gpu.description}`);
-  return {
-    gpu,
-    data,
-    nTrain,
-    nTest,
-    params: opts.params ?? initialParams(config.init ?? "original", config.seed),
-    log,
-  };
+  return { gpu, data, nTrain, nTest, log };
 }
 
 /**

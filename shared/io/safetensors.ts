@@ -140,15 +140,8 @@ export function layerTensorNames(l: number): { weight: string; bias: string } {
   return { weight: `layer${l + 1}.weight`, bias: `layer${l + 1}.bias` };
 }
 
-/**
- * The MLP as safetensors. Weights are stored `[in, out]` (z = x·W + b); a
- * PyTorch `nn.Linear` holds the transpose. The metadata records the layer
- * sizes and the layout, plus whatever `extra` the caller adds.
- */
-export function encodeMlp(
-  params: MlpParams,
-  extra: Record<string, string> = {},
-): Uint8Array<ArrayBuffer> {
+/** The parameter tensors of `params` by file name, in the order W1, b1, W2, b2, W3, b3. */
+export function mlpNamedTensors(params: MlpParams): Map<string, Tensor> {
   const tensors = new Map<string, Tensor>();
   for (let l = 0; l < params.weights.length; l++) {
     const n = layerTensorNames(l);
@@ -158,6 +151,22 @@ export function encodeMlp(
     });
     tensors.set(n.bias, { shape: [params.sizes[l + 1]], data: params.biases[l] });
   }
+  return tensors;
+}
+
+/**
+ * The MLP as safetensors. Weights are stored `[in, out]` (z = x·W + b); a
+ * PyTorch `nn.Linear` holds the transpose. The metadata records the layer
+ * sizes and the layout, plus whatever `extra` the caller adds; `more`
+ * tensors follow the parameters (a checkpoint's optimiser state).
+ */
+export function encodeMlp(
+  params: MlpParams,
+  extra: Record<string, string> = {},
+  more: Map<string, Tensor> = new Map(),
+): Uint8Array<ArrayBuffer> {
+  const tensors = mlpNamedTensors(params);
+  for (const [name, t] of more) tensors.set(name, t);
   return encodeSafetensors(tensors, {
     format: "webgpu-mnist-mlp",
     sizes: params.sizes.join(","),
@@ -174,7 +183,7 @@ export function decodeMlp(
   bytes: Uint8Array,
   name: string,
   expectSizes?: readonly number[],
-): { params: MlpParams; metadata: Record<string, string> } {
+): { params: MlpParams; metadata: Record<string, string>; tensors: Map<string, Tensor> } {
   const { tensors, metadata } = decodeSafetensors(bytes, name);
   if (metadata.format === "webgpu-mnist-cnn") {
     throw new UserError(
@@ -203,5 +212,5 @@ export function decodeMlp(
     weights.push(w.data);
     biases.push(b.data);
   }
-  return { params: { sizes, weights, biases }, metadata };
+  return { params: { sizes, weights, biases }, metadata, tensors };
 }

@@ -158,16 +158,6 @@ export function cloneCnnParams(p: CnnParams): CnnParams {
   };
 }
 
-/** Multiply-adds of one training step on `batch` images (forward + backward). */
-export function cnnStepMultiplyAdds(batch: number, shape: CnnShape = MNIST_CNN): number {
-  const d = cnnDims(shape);
-  const conv1 = d.h1 * d.w1 * d.k1 * shape.c1;
-  const conv2 = d.h2 * d.w2 * d.k2 * shape.c2;
-  const linear = d.features * shape.classes;
-  // forward + weight gradient of all three; input gradient of conv2 and linear only
-  return batch * (2 * (conv1 + conv2 + linear) + conv2 + linear);
-}
-
 // ---------------------------------------------------------------------------
 // CPU reference of the CNN's own steps (float64).
 

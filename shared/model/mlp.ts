@@ -19,8 +19,6 @@ export const LAYER_SIZES: readonly number[] = [784, 512, 128, 10];
 
 /** Pixels per image (28 × 28). */
 export const PIXELS = 784;
-/** Number of classes (digits 0–9). */
-export const CLASSES = 10;
 
 /** Weights and biases of the MLP; `weights[l]` is `[in, out]` row-major. */
 export interface MlpParams {

@@ -1,0 +1,181 @@
+/**
+ * Checkpoints of the fast trainer, for every model: what `--save` writes at
+ * the end of each epoch and `--resume` continues from, exactly.
+ *
+ * A checkpoint is the model file `deno task predict --model FILE` reads (the
+ * MLP's or the CNN's tensors and metadata), with:
+ * - the optimiser's state as `optim.<tensor>.<part>` tensors, shaped as
+ *   their parameter tensor (`velocity`, or Adam's `m` and `v`);
+ * - metadata `model`, the optimiser's settings, `epoch`, `optimizer_step`,
+ *   the run's settings (seed, lr, batch size, shuffle, data) and `history`
+ *   (JSON: loss and accuracy per epoch, for the chart).
+ *
+ * Not here: which file, when, and what a failed write says (fast/run.ts,
+ * fast/files.ts).
+ *
+ * @module
+ */
+
+import type { Tensor } from "../shared/io/safetensors.ts";
+import { UserError } from "../shared/io/errors.ts";
+import type { EpochPoint } from "../shared/io/report.ts";
+import type { OptimizerOptions } from "../shared/model/optim.ts";
+import type { OptimizerState } from "./engine.ts";
+
+/** How a model is written to and read from safetensors (fast/mlp/model.ts, fast/cnn/model.ts). */
+export interface ModelCodec<P> {
+  /** `"mlp"` or `"cnn"`: the checkpoint's `model`. */
+  readonly name: "mlp" | "cnn";
+  /** The parameter tensors by file name, in the engines' order W1, b1, W2, b2, W3, b3. */
+  tensors(params: P): Map<string, Tensor>;
+  /** The model file: its tensors and metadata, then `extra` metadata and `more` tensors. */
+  encode(params: P, extra: Record<string, string>, more: Map<string, Tensor>): Uint8Array;
+  /** Reads a model file; a file of another model or shape is a one-line `UserError`. */
+  decode(
+    bytes: Uint8Array,
+    file: string,
+  ): { params: P; metadata: Record<string, string>; tensors: Map<string, Tensor> };
+}
+
+/** The run settings a checkpoint records (and `--resume` compares). */
+export interface CheckpointSettings {
+  optimizer: OptimizerOptions;
+  seed: number;
+  lr: number;
+  batchSize: number;
+  shuffle: boolean;
+  trainImages: number;
+  testImages: number;
+  dataSource: string;
+}
+
+/** A checkpoint read back: what `--resume` needs to continue exactly. */
+export interface Checkpoint<P> {
+  params: P;
+  optimizerState: OptimizerState;
+  /** Epochs done. */
+  epoch: number;
+  /** Loss (and test accuracy, when measured) of every epoch done. */
+  history: EpochPoint[];
+  /** The file's metadata (strings), including the settings `--resume` checks. */
+  metadata: Record<string, string>;
+}
+
+/** Names of the optimiser-state tensors per parameter tensor, by optimiser. */
+const STATE_PARTS = { sgd: [], momentum: ["velocity"], adam: ["m", "v"] } as const;
+
+/** A checkpoint of `model` after `epoch` epochs (see the module doc). */
+export function encodeCheckpoint<P>(
+  model: ModelCodec<P>,
+  params: P,
+  state: OptimizerState,
+  epoch: number,
+  history: EpochPoint[],
+  s: CheckpointSettings,
+): Uint8Array {
+  const o = s.optimizer;
+  const shapes = [...model.tensors(params)].map(([name, t]) => [name, t.shape] as const);
+  const more = new Map<string, Tensor>();
+  STATE_PARTS[o.optimizer].forEach((part, k) => {
+    const list = k === 0 ? state.first : state.second;
+    shapes.forEach(([name, shape], t) => {
+      more.set(`optim.${name}.${part}`, { shape, data: list[t] });
+    });
+  });
+  return model.encode(params, {
+    model: model.name,
+    optimizer: o.optimizer,
+    momentum: String(o.momentum),
+    beta1: String(o.beta1),
+    beta2: String(o.beta2),
+    eps: String(o.eps),
+    epoch: String(epoch),
+    optimizer_step: String(state.step),
+    seed: String(s.seed),
+    lr: String(s.lr),
+    batch_size: String(s.batchSize),
+    shuffle: String(s.shuffle),
+    train_images: String(s.trainImages),
+    test_images: String(s.testImages),
+    data_source: s.dataSource,
+    history: JSON.stringify(history),
+  }, more);
+}
+
+/** Reads a checkpoint written by `encodeCheckpoint`; a bad file is a one-line `UserError`. */
+export function decodeCheckpoint<P>(
+  model: ModelCodec<P>,
+  bytes: Uint8Array,
+  file: string,
+): Checkpoint<P> {
+  const { params, metadata, tensors } = model.decode(bytes, file);
+  const epoch = Number(metadata.epoch);
+  const step = Number(metadata.optimizer_step);
+  const optimizer = metadata.optimizer as keyof typeof STATE_PARTS;
+  if (
+    !Number.isSafeInteger(epoch) || epoch < 1 || !Number.isSafeInteger(step) || step < 0 ||
+    !(optimizer in STATE_PARTS)
+  ) {
+    throw new UserError(
+      `${file}: not a checkpoint of the fast trainer (no epoch, optimizer_step or optimizer in ` +
+        `its metadata); use --load to start from its weights`,
+    );
+  }
+  const names = [...model.tensors(params).keys()];
+  const lists = STATE_PARTS[optimizer].map((part) =>
+    names.map((name) => {
+      const t = tensors.get(`optim.${name}.${part}`);
+      if (!t || t.data.length !== tensors.get(name)!.data.length) {
+        throw new UserError(`${file}: optimiser state 'optim.${name}.${part}' is missing or bad`);
+      }
+      return t.data;
+    })
+  );
+  return {
+    params,
+    optimizerState: { step, first: lists[0] ?? [], second: lists[1] ?? [] },
+    epoch,
+    // A bad history only loses the chart its earlier epochs; training is unaffected.
+    history: parseHistory(metadata.history),
+    metadata,
+  };
+}
+
+/**
+ * Throws a one-line `UserError` when checkpoint `c` of `model` was made with
+ * other settings than this run's `s`.
+ */
+export function checkResumable(
+  model: "mlp" | "cnn",
+  c: Checkpoint<unknown>,
+  file: string,
+  s: CheckpointSettings,
+): void {
+  const m = c.metadata;
+  const pairs: [string, string | undefined, string][] = [
+    ["--model", m.model, model],
+    ["--optimizer", m.optimizer, s.optimizer.optimizer],
+    ["--batch-size", m.batch_size, String(s.batchSize)],
+    ["--seed", m.seed, String(s.seed)],
+    ["--shuffle", m.shuffle, String(s.shuffle)],
+    ["training images", m.train_images, String(s.trainImages)],
+  ];
+  for (const [what, saved, now] of pairs) {
+    if (saved !== now) {
+      throw new UserError(
+        `--resume: ${file} was saved with ${what} ${saved ?? "(unknown)"}, this run has ${now}; ` +
+          `use the same flags, or start afresh without --resume`,
+      );
+    }
+  }
+}
+
+/** History of a checkpoint's metadata (JSON); a bad one is an empty history. */
+function parseHistory(json: string | undefined): EpochPoint[] {
+  try {
+    const h = JSON.parse(json ?? "[]");
+    return Array.isArray(h) ? h : [];
+  } catch {
+    return [];
+  }
+}

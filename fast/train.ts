@@ -1,0 +1,21 @@
+/**
+ * `trainFast`: the fast trainer as a function — the code `deno task fast`
+ * runs, and tests, benchmarks and the web page with it. It picks the model
+ * (`--model mlp|cnn`) and hands it to the run loop of fast/run.ts.
+ *
+ * @module
+ */
+
+import type { TrainConfig } from "../shared/io/cli.ts";
+import type { TrainSummary } from "../shared/io/summary.ts";
+import { trainCnn } from "./cnn/train.ts";
+import { type MlpRunOptions, trainMlp } from "./mlp/model.ts";
+
+/** Trains the model `config.model` names (default the MLP) and returns the summary. */
+export function trainFast(config: TrainConfig, opts: MlpRunOptions = {}): Promise<TrainSummary> {
+  if (config.model === "cnn") {
+    const { params: _mlpParams, tuneCachePath: _cache, overlapEpochs: _overlap, ...rest } = opts;
+    return trainCnn(config as Parameters<typeof trainCnn>[0], rest);
+  }
+  return trainMlp(config, opts);
+}
