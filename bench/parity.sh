@@ -7,8 +7,8 @@
 #
 # REGEX (grep -E) keeps only the runs whose names match (e.g. '^cnn', '^mlp|^slow').
 #
-# Each run's --json summary is written with every "ms" field (and the adapter)
-# removed; checkpoints and plots are recorded by their SHA-256, the predict run
+# Each run's --json summary is written with every "ms" field (and the adapter,
+# and the profile's times) removed; checkpoints and plots are recorded by their SHA-256, the predict run
 # by its JSON. The runs: the default MLP (the original's run, full MNIST);
 # Adam with --shuffle; momentum; --init kaiming; the CNN; a --save then a
 # --resume of the MLP and of the CNN; the slow trainer (small limits).
@@ -21,7 +21,12 @@ trap 'rm -rf "$tmp"' EXIT
 fast=(deno run --allow-read --allow-write --allow-env fast/main.ts --no-tune)
 slow=(deno run --allow-read --allow-write --allow-env slow/main.ts)
 
-strip() { jq -S 'del(.. | .ms?) | del(.adapter) | del(.. | .file?)'; }
+# The profile keeps what each kernel is, how often it ran and its operations, not its times.
+strip() {
+  jq -S 'del(.. | .ms?) | del(.adapter) | del(.. | .file?) |
+    if .profile then .profile |= {mode, kernels: ([.kernels[] | {kernel, calls, flops}] |
+      sort_by(.kernel))} else . end'
+}
 
 run() { # name, command...
   local name=$1
