@@ -139,20 +139,7 @@ export async function runModel<P>(
 ): Promise<TrainSummary> {
   const optimizer = optimizerOf(config);
   const shuffle = config.shuffle ?? false;
-  // Files first: a missing checkpoint or a file that cannot be written
-  // should not wait for the data, the device and an epoch.
-  for (const [flag, file] of [["--save", config.save], ["--plot", config.plot]] as const) {
-    if (file) checkWritable(flag, file);
-  }
-  let checkpoint: Checkpoint<P> | undefined;
-  let params = opts.params;
-  if (config.resume && config.save) {
-    const bytes = await readModelFile(config.save, "--resume");
-    checkpoint = decodeCheckpoint(model, bytes, config.save);
-    params = checkpoint.params;
-  } else if (config.load) {
-    params = model.decode(await readModelFile(config.load, "--load"), config.load).params;
-  }
+  const { checkpoint, params } = await startingPoint(model, config, opts.params);
   const { gpu, data, nTrain, nTest, log } = await prepareRun(config, opts);
   // A device this run opened is destroyed when it ends, however it ends.
   using _ownDevice = {
@@ -267,6 +254,31 @@ export async function runModel<P>(
     engine.destroy();
     profiler.destroy();
   }
+}
+
+/**
+ * The files a run starts from, read before the data and the device: a
+ * missing checkpoint or a file that cannot be written should not wait for
+ * them and an epoch. Returns the checkpoint (--resume) and the weights
+ * (its, --load's, or `given`).
+ */
+async function startingPoint<P>(
+  model: Model<P>,
+  config: TrainConfig,
+  given: P | undefined,
+): Promise<{ checkpoint?: Checkpoint<P>; params?: P }> {
+  for (const [flag, file] of [["--save", config.save], ["--plot", config.plot]] as const) {
+    if (file) checkWritable(flag, file);
+  }
+  if (config.resume && config.save) {
+    const bytes = await readModelFile(config.save, "--resume");
+    const checkpoint = decodeCheckpoint(model, bytes, config.save);
+    return { checkpoint, params: checkpoint.params };
+  }
+  if (config.load) {
+    return { params: model.decode(await readModelFile(config.load, "--load"), config.load).params };
+  }
+  return { params: given };
 }
 
 /** The test pass: accuracy and confusion matrix, counted on the GPU. */
