@@ -69,8 +69,8 @@ export function matmulGroups(rows: number, cols: number): [number, number] {
 
 /**
  * Runs one kernel, the naive way, and waits for it. Every GPU dispatch of the
- * slow trainer goes through here (so per-kernel timing can be added in one
- * place later).
+ * slow trainer goes through here, which is where `--profile` times each kernel
+ * (the `profiler`'s timestamp writes around its pass).
  *
  * `uniform` becomes binding 0 (the `Shape` struct); `buffers` are bound as
  * storage at bindings 1, 2, … in order.

@@ -21,7 +21,7 @@ export type OptimizerName = "sgd" | "momentum" | "adam";
 /** Every optimiser name, in the order help texts list them. */
 export const OPTIMIZERS: readonly OptimizerName[] = ["sgd", "momentum", "adam"];
 
-/** Optimiser settings of the CNN trainer (and, later, of the MLP). */
+/** Optimiser settings of the fast trainer (both models). */
 export interface OptimizerOptions {
   optimizer: OptimizerName;
   /** μ of the momentum optimiser. */
