@@ -5,7 +5,8 @@
  * tiles as the engine takes them), and the share of (block of 32 rows, group
  * of 16 pixels) trips with no ink in any of the rows for the forward kernel
  * (rows in their order, or each batch's rows ordered by ink as the engine
- * does). The figures in fast/NOTES.md (_Skipping blank pixels_) come from it.
+ * does). The blank-pixel figures in bench/RESULTS.md (and fast/DESIGN.md, _Blank pixels_)
+ * come from it.
  *
  *     deno run --allow-read --allow-env bench/blank_pixels.ts [--train-limit N] [--batch-size N]
  *

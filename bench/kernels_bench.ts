@@ -10,10 +10,12 @@
  * end a table gives both as GFLOP/s (2·m·k·n flops per matmul), since
  * `Deno.bench` reports times only.
  *
- * The naive kernels are the slow trainer's (`shared/kernels/matmul*.wgsl`,
- * one thread per output). On llvmpipe they run ~0.13 GFLOP/s, so the naive
+ * The naive kernels are the slow trainer's (`shared/kernels/slow/matmul*.wgsl`,
+ * one thread per output). On llvmpipe they ran at 0.4–1.3 GFLOP/s on a quiet
+ * 2-core machine and far less on a busy one (bench/RESULTS.md), so the naive
  * variant uses batch 50, not the trainer's 500 (784→512 at batch 500 is
- * 0.4 GFLOP, ~3 s a dispatch); set BENCH_BATCH to override every variant's.
+ * 0.4 GFLOP, a second or more a dispatch); set BENCH_BATCH to override every
+ * variant's.
  *
  * Adding a variant is one line in `VARIANTS`. Every variant is checked once
  * against the CPU reference (`shared/model/mlp.ts`) before it is timed.

@@ -1,5 +1,5 @@
 /**
- * Measures the fast trainer on the adapter at hand, for fast/NOTES.md:
+ * Measures the fast trainer on the adapter at hand (figures in bench/RESULTS.md):
  * every matmul variant on every shape of a step (GFLOP/s, median of several
  * runs, readback overhead subtracted), then whole epochs on an MNIST-sized
  * training set with the default plan and with the fastest variant per shape,

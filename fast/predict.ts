@@ -7,8 +7,8 @@
  * any size), which are prepared the way MNIST was made (`toMnist`). Prints the digit and the ten probabilities per image.
  * The forward pass of a handful of images is cheap, so it runs on the CPU
  * (the same reference the GPU kernels are tested against); no GPU is needed.
- * The model may be the MLP (`--model mlp`, the default) or the CNN
- * (`--model cnn`): the file's `format` metadata says which.
+ * The model file may hold the MLP or the CNN (what `deno task fast --save`
+ * wrote, with or without `--model cnn`): its `format` metadata says which.
  *
  * @module
  */

@@ -2,11 +2,12 @@
  * The slow trainer: the MLP trained on the GPU the way a learner first writes
  * it. Correct, readable, and honestly slow.
  *
- * Every step of the math is its own WGSL kernel (`shared/kernels/<name>.wgsl`)
+ * Every step of the math is its own WGSL kernel (`shared/kernels/slow/<name>.wgsl`)
  * and its own dispatch, and every dispatch goes through {@linkcode dispatch},
  * which builds everything from scratch, submits, and waits for the GPU. Each
  * deliberate inefficiency is named in a comment where it happens (search for
- * "SLOW:"); `README.md ("The math, step by step")` lists them all and walks through the math.
+ * "SLOW:"); README.md ("The math, derived" and "One batch through the slow
+ * trainer") derives the math and lists them all.
  *
  * The one sane thing: weights and biases live in GPU buffers for the whole
  * run ({@linkcode SlowTrainer}); they are read back only when asked.

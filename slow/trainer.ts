@@ -15,7 +15,7 @@ import type { GpuProfiler } from "../shared/gpu/profiler.ts";
 import { type MlpParams, PIXELS } from "../shared/model/mlp.ts";
 import { kernelSource } from "../shared/kernels/sources.ts";
 
-/** The kernels the slow trainer dispatches, one file each in `shared/kernels/`. */
+/** The kernels the slow trainer dispatches, one file each in `shared/kernels/slow/`. */
 export type SlowKernel =
   | "bytesToFloats"
   | "matmul"
@@ -69,8 +69,8 @@ export function matmulGroups(rows: number, cols: number): [number, number] {
 
 /**
  * Runs one kernel, the naive way, and waits for it. Every GPU dispatch of the
- * slow trainer goes through here, which is where `--profile` times each kernel
- * (the `profiler`'s timestamp writes around its pass).
+ * slow trainer goes through here, which is also where `--profile` times each
+ * one (the pass's timestamps, or the wall clock until the wait returns).
  *
  * `uniform` becomes binding 0 (the `Shape` struct); `buffers` are bound as
  * storage at bindings 1, 2, … in order.
@@ -223,7 +223,8 @@ export class SlowTrainer {
         linearGroups(count),
       );
 
-      // Backward, last layer first, as in lossAndGradients in shared/model/mlp.ts.
+      // Backward, last layer first, as in lossAndGradients in shared/model/mlp.ts
+      // (l = 2, 1, 0 is layer 3, 2, 1: ∂W3, ∂b3, ∂a2, ∂z2, then ∂W2, …).
       const gradW: GPUBuffer[] = new Array(L);
       const gradB: GPUBuffer[] = new Array(L);
       let gradZ = scratch.floats(`layer ${L - 1} ∂z`, count * classes);
@@ -357,8 +358,11 @@ export class SlowTrainer {
   }
 
   /**
-   * z = x·W + b per layer, ReLU between layers: `acts[l]` is the input of
-   * layer l (acts[0] = x), `zs[l]` its pre-activation (the last are the logits).
+   * z = a·W + b per layer, ReLU between layers. Arrays are 0-based, layers
+   * are numbered 1 to 3 (as in the README): `acts[l]` is the input of layer
+   * l + 1 (acts[0] = x, acts[1] = a1, acts[2] = a2) and `zs[l]` its
+   * pre-activation (zs[2] = z3, the logits). Buffer labels keep the 0-based
+   * index.
    */
   async #forward(
     scratch: StepBuffers,

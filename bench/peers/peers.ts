@@ -5,7 +5,8 @@
  *
  * Same as our trainers, number for number where floating point allows:
  * - model 784 → 512 ReLU → 128 ReLU → 10, weights `W[in][out]` loaded from
- *   OUR `initParams(seed)` (so both start from the same point), biases zero;
+ *   OUR `initParams(seed)` (the trainers' `--init kaiming` weights: run them
+ *   with that flag to compare from the same point), biases zero;
  * - loss `tf.losses.softmaxCrossEntropy` on one-hot labels, which averages
  *   −log softmax(z)_y over the batch (the last, partial batch over its own
  *   size), and plain SGD (`tf.train.sgd(lr)`, `optimizer.minimize`);
@@ -24,8 +25,8 @@
  * pipelines before they start the clock. The weights the epochs train are
  * untouched by the warm-up.
  *
- * CLI (prints one JSON object on stdout):
- *   deno run --allow-read --allow-write=data --allow-env bench/peers.ts \
+ * CLI (prints one JSON object on stdout; `deno task peers` is the same):
+ *   deno run --config bench/peers/deno.json --allow-read --allow-write=data --allow-env bench/peers/peers.ts \
  *     --backend webgpu|wasm|cpu --epochs N --train-limit N [--batch-size N]
  *     [--lr X] [--seed N] [--data DIR] [--check]
  * `--check` also trains epoch 1 with the float64 CPU reference of
@@ -35,7 +36,7 @@
  * @module
  */
 
-// Pinned here until deno.json maps these names (its "imports" is the lead's).
+// Mapped and pinned in bench/peers/deno.json and its lockfile, so that nothing else downloads them.
 import * as tf from "@tensorflow/tfjs";
 import * as tfWasm from "@tensorflow/tfjs-backend-wasm";
 import "@tensorflow/tfjs-backend-webgpu";

@@ -31,7 +31,10 @@ export interface TrainSummary {
     seed: number;
     /** The MLP's initial weights (absent for the CNN). */
     init?: "original" | "kaiming";
-    /** Fast trainer, when not the defaults (mlp, sgd, in order). */
+    /**
+     * Fast trainer, when not the defaults (sgd, in order). `model` is declared
+     * but no trainer sets it yet: a CNN run's summary does not name its model.
+     */
     model?: "mlp" | "cnn";
     optimizer?: string;
     shuffle?: boolean;
@@ -43,7 +46,7 @@ export interface TrainSummary {
     correct: number;
     total: number;
     ms: number;
-    /** Fast MLP: `confusion[t][p]`, test images of digit t predicted as p. */
+    /** Fast trainer (MLP and CNN): `confusion[t][p]`, test images of digit t predicted as p. */
     confusion?: number[][];
   };
   /** Fast trainer with `--resume`: the checkpoint it continued from, and its epoch. */

@@ -1,6 +1,8 @@
 // crossEntropy: loss[r] = −log p[r, y_r]   for p: [rows, n], labels y: [rows] → loss: [rows]
-// The per-image loss; the batch loss L = (1/B) Σ_r loss[r] is summed on the
-// CPU after the per-image losses are read back (every step, on purpose).
+// The per-image loss. The losses are read back every step (on purpose) and the
+// CPU adds them into the epoch's total, printed over the epoch's images. The
+// batch mean L = (1/B) Σ_r loss[r] is never computed: only its gradient is
+// needed, and softmaxCrossEntropyBackward.wgsl holds its 1/B.
 // One thread per row (image).
 
 struct Shape {

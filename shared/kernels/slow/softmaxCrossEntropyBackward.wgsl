@@ -2,7 +2,8 @@
 //   for p: [B, n], labels y: [B] → ∂z: [B, n], the gradient at the logits.
 // Differentiates the forward lines
 //   p = softmax(z);   L = (1/B) Σ_r −log p[r, y_r]
-// through both at once: ∂L/∂z[r, j] = (p[r, j] − [j = y_r]) / B.
+// through both at once: ∂L/∂z[r, j] = (p[r, j] − [j = y_r]) / B (derived from the
+// softmax Jacobian in README.md, "The math, derived").
 // One thread per element; i = gid.y · (64 · groups in x) + gid.x.
 
 struct Shape {
