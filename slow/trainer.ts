@@ -166,13 +166,13 @@ export class SlowTrainer {
     this.#weights = params.weights.map((w, l) =>
       bufferFrom(
         this.device,
-        `layer ${l} weights W[${this.sizes[l]}][${this.sizes[l + 1]}]`,
+        `layer ${l + 1} weights W[${this.sizes[l]}][${this.sizes[l + 1]}]`,
         w.slice(),
         usage,
       )
     );
     this.#biases = params.biases.map((b, l) =>
-      bufferFrom(this.device, `layer ${l} biases b[${this.sizes[l + 1]}]`, b.slice(), usage)
+      bufferFrom(this.device, `layer ${l + 1} biases b[${this.sizes[l + 1]}]`, b.slice(), usage)
     );
   }
 
@@ -236,14 +236,14 @@ export class SlowTrainer {
       );
       for (let l = L - 1; l >= 0; l--) {
         const fanIn = this.sizes[l], fanOut = this.sizes[l + 1];
-        gradW[l] = scratch.floats(`layer ${l} ∂W`, fanIn * fanOut);
+        gradW[l] = scratch.floats(`layer ${l + 1} ∂W`, fanIn * fanOut);
         await this.#dispatch(
           "matmulTransA",
           shapeUniform([count, fanIn, fanOut]),
           [acts[l], gradZ, gradW[l]],
           matmulGroups(fanIn, fanOut),
         );
-        gradB[l] = scratch.floats(`layer ${l} ∂b`, fanOut);
+        gradB[l] = scratch.floats(`layer ${l + 1} ∂b`, fanOut);
         await this.#dispatch(
           "columnSums",
           shapeUniform([count, fanOut]),
@@ -251,7 +251,7 @@ export class SlowTrainer {
           linearGroups(fanOut),
         );
         if (l > 0) {
-          const gradA = scratch.floats(`layer ${l} ∂a (input gradient)`, count * fanIn);
+          const gradA = scratch.floats(`layer ${l + 1} ∂a (input gradient)`, count * fanIn);
           await this.#dispatch(
             "matmulTransB",
             shapeUniform([count, fanOut, fanIn]),
@@ -374,7 +374,7 @@ export class SlowTrainer {
     const zs: GPUBuffer[] = [];
     for (let l = 0; l < L; l++) {
       const fanIn = this.sizes[l], fanOut = this.sizes[l + 1];
-      const z = scratch.floats(`layer ${l} z`, count * fanOut);
+      const z = scratch.floats(`layer ${l + 1} z`, count * fanOut);
       await this.#dispatch(
         "matmul",
         shapeUniform([count, fanIn, fanOut]),
@@ -391,7 +391,7 @@ export class SlowTrainer {
       );
       zs.push(z);
       if (l < L - 1) {
-        const a = scratch.floats(`layer ${l} a = relu(z)`, count * fanOut);
+        const a = scratch.floats(`layer ${l + 1} a = relu(z)`, count * fanOut);
         await this.#dispatch(
           "relu",
           shapeUniform([count * fanOut]),

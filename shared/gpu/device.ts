@@ -53,7 +53,8 @@ export async function openGpu(opts: OpenGpuOptions = {}): Promise<Gpu> {
   if (!adapter) {
     throw new UserError(
       "no WebGPU adapter found: install or check your GPU driver (Vulkan, Metal or D3D12); " +
-        "on Linux without a GPU install Mesa's software drivers (apt-get install mesa-vulkan-drivers libegl1 libgl1-mesa-dri)",
+        "on Linux without a GPU install Mesa's software drivers " +
+        "(apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1, as .ci/run does)",
     );
   }
   const requiredLimits: Record<string, number> = {};

@@ -257,7 +257,8 @@ export class GpuProfiler {
     if (this.mode === "wall-clock") {
       notes.push(
         "the device lacks timestamp-query: kernel times are wall-clock per dispatch " +
-          "(encode + submit + wait), meaningful only when each dispatch is awaited",
+          "(encode + submit + wait), meaningful only when each dispatch is awaited; passes " +
+          "awaited together share their wall time evenly",
       );
     }
     if (this.#pending.length > 0) {

@@ -147,8 +147,9 @@ const FAST_HELP = `
                      for the CNN also its first layer's filters as small images`;
 
 const SLOW_NOTES = `
-An epoch of the full 60,000 images takes minutes on a CPU adapter (llvmpipe): a terminal shows
-each step with an estimate of the time left. For a quick look: --train-limit 2000 --epochs 2.
+An epoch of the full 60,000 images takes tens of minutes on a CPU adapter (llvmpipe: 27 min
+on a busy 2-core machine): a terminal shows each step with an estimate of the time left.
+For a quick look: --train-limit 2000 --epochs 2.
 `;
 
 const FAST_NOTES = `
