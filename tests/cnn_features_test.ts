@@ -13,9 +13,9 @@
 import assert from "node:assert/strict";
 import { brightBandDigits, fileGpu } from "./fixtures.ts";
 import { fastMain, interruptAfterFirstEpoch } from "./interrupt.ts";
-import { CnnEngine } from "../fast/cnn/engine.ts";
+import { createCnnEngine } from "../fast/cnn/engine.ts";
 import { decodeCnnCheckpoint } from "../fast/cnn/train.ts";
-import { EpochInterrupted } from "../fast/mlp/engine.ts";
+import { EpochInterrupted } from "../fast/engine.ts";
 import { predictFiles } from "../fast/predict.ts";
 import { trainFast } from "../fast/train.ts";
 import type { TrainConfig } from "../shared/io/cli.ts";
@@ -282,19 +282,22 @@ Deno.test("cnn: a loss that is no longer finite names the epoch and step; the ch
 Deno.test("cnn: an aborted signal stops the epoch after the submitted steps (exit 130, checkpoint kept)", async () => {
   // The engine: stop() is asked before each submit of 16 steps; true on the second.
   const data = brightBandDigits(96, 8);
-  const engine = new CnnEngine(gpu.device, {
+  const engine = await createCnnEngine(gpu.device, {
     params: initCnnParams(2),
     batchSize: 4,
+    lr: 0.01,
     optimizer: OPTIMIZER_DEFAULTS,
     train: { images: data.trainImages, labels: data.trainLabels, n: 96 },
   });
   let asked = 0;
-  const order = Uint32Array.from({ length: 96 }, (_, i) => i);
+  const progress: number[] = [];
   await assert.rejects(
-    () => engine.trainEpoch(order, 0.01, undefined, () => asked++ >= 1),
+    () => engine.trainEpoch((done) => progress.push(done), () => asked++ >= 1),
     (e: unknown) => e instanceof EpochInterrupted && e.stepsDone === 16,
   );
-  assert.equal(engine.steps, 16);
+  assert.equal(engine.steps, 24, "steps per epoch");
+  assert.equal((await engine.readOptimizerState()).step, 16, "steps taken");
+  assert.deepEqual(progress, [16], "the submitted chunk reported as it finished");
   engine.destroy();
 
   await withDir("cnn-abort-", async (dir) => {

@@ -9,11 +9,18 @@
 
 import assert from "node:assert/strict";
 import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
-import { CnnEngine, kernelPipeline, type Slot, workgroupsFor } from "../fast/cnn/engine.ts";
+import { createCnnEngine } from "../fast/cnn/engine.ts";
+import {
+  kernelPipeline,
+  type Slot,
+  specializedSource,
+  workgroupsFor,
+} from "../fast/cnn/kernels.ts";
 import { trainCnn } from "../fast/cnn/train.ts";
 import {
   cloneCnnParams,
   cnnDims,
+  cnnForward,
   cnnLossAndGradients,
   type CnnParams,
   cnnPredict,
@@ -221,7 +228,7 @@ async function runKernel(
     return buf;
   });
   const slots: Slot[] = ["dynamic", ...bindings.map((b): Slot => b.write ? "write" : "read")];
-  const pipeline = kernelPipeline(device, kernel, slots, constants);
+  const pipeline = await kernelPipeline(device, kernel, slots, constants);
   const bindGroup = device.createBindGroup({
     label: `test ${kernel} bind group`,
     layout: pipeline.getBindGroupLayout(0),
@@ -407,9 +414,18 @@ Deno.test("the Vec4 (8×8 block) matmul kernels equal the CPU reference (M 39, K
 // ---------------------------------------------------------------------------
 // The engine against whole CPU training steps
 
+/** The confusion matrix `[label][predicted]` of `predicted` against `labels`, on the CPU. */
+function cpuConfusion(predicted: ArrayLike<number>, labels: ArrayLike<number>, classes: number) {
+  const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  for (let i = 0; i < labels.length; i++) confusion[labels[i]][predicted[i]]++;
+  return confusion;
+}
+
 /**
- * Trains `steps` batches on the GPU engine and with the CPU reference from
- * the same parameters and order; compares losses, parameters and test count.
+ * Trains an epoch of batches on the GPU engine and with the CPU reference
+ * from the same parameters, in `order` (given to `setOrder`; without it the
+ * images' own order); compares the loss sum and per-image losses, the
+ * parameters, and the test pass's count and confusion counts.
  */
 async function compareWithReference(
   shape: CnnShape,
@@ -417,7 +433,7 @@ async function compareWithReference(
   nTrain: number,
   batchSize: number,
   lr: number,
-  order: Uint32Array,
+  order?: Uint32Array,
 ) {
   using opened = await openTestGpu();
   const { gpu, errors } = opened;
@@ -428,21 +444,28 @@ async function compareWithReference(
   const testLabels = randomLabels(9, shape.classes, 34);
   const opts: OptimizerOptions = { ...OPTIMIZER_DEFAULTS, optimizer };
   const params = initCnnParams(5, shape);
-  const engine = new CnnEngine(gpu.device, {
+  const engine = await createCnnEngine(gpu.device, {
     params,
     batchSize,
+    lr,
     optimizer: opts,
+    shuffle: order !== undefined,
     train: { images, labels, n: nTrain },
     test: { images: testImages, labels: testLabels, n: 9 },
   });
-  const loss = await engine.trainEpoch(order, lr);
+  if (order) engine.setOrder(order);
+  else order = Uint32Array.from({ length: nTrain }, (_, i) => i);
+  const lossSum = await engine.trainEpoch();
+  const losses = await engine.readLosses(0, nTrain);
+  const tail = await engine.readLosses(nTrain - 2, 2);
   const got = await engine.readParams();
   const correct = await engine.evaluate();
+  const counts = await engine.evaluateConfusion();
   engine.destroy();
 
   const cpu = cloneCnnParams(params);
   const state = newCnnOptimizerState(opts, cpu);
-  let lossSum = 0;
+  const cpuLosses: number[] = [];
   for (let start = 0; start < nTrain; start += batchSize) {
     const ids = order.subarray(start, Math.min(nTrain, start + batchSize));
     const g = cnnTrainStep(
@@ -453,12 +476,12 @@ async function compareWithReference(
       opts,
       state,
     );
-    for (const v of g.losses) lossSum += v;
+    cpuLosses.push(...g.losses);
   }
-  assert.ok(
-    Math.abs(loss - lossSum / nTrain) <= 1e-5 * lossSum / nTrain,
-    `loss ${loss} vs ${lossSum / nTrain}`,
-  );
+  const cpuSum = cpuLosses.reduce((a, b) => a + b);
+  assert.ok(Math.abs(lossSum - cpuSum) <= 1e-5 * cpuSum, `loss sum ${lossSum} vs ${cpuSum}`);
+  assertClose(losses, cpuLosses, 1e-5, "per-image losses, by position in the order");
+  assert.deepEqual([...tail], [...losses.subarray(nTrain - 2)], "readLosses(start, count)");
   for (let l = 0; l < 3; l++) {
     // Compare what the steps changed, relative to the largest change.
     const delta = (p: CnnParams, which: "weights" | "biases") =>
@@ -473,6 +496,8 @@ async function compareWithReference(
     predicted.filter((p, i) => p === testLabels[i]).length,
     "correct test images",
   );
+  assert.deepEqual(counts.confusion, cpuConfusion(predicted, testLabels, shape.classes));
+  assert.equal(counts.correct, correct, "evaluate is the confusion's trace");
   assert.deepEqual(errors, []);
 }
 
@@ -494,9 +519,108 @@ Deno.test("engine, 8-channel CNN (vec4 kernels, conv1's im2col padded 9 → 16),
   await compareWithReference(shape, "adam", 10, 4, 0.01, shuffledIndices(10, 6));
 });
 
-Deno.test("engine, MNIST-sized CNN (16 and 32 channels), sgd: one step of 3 images equals the CPU reference", async () => {
-  const identity = Uint32Array.from([0, 1, 2]);
-  await compareWithReference(MNIST_CNN, "sgd", 3, 3, 0.05, identity);
+Deno.test("engine, MNIST-sized CNN (16 and 32 channels), sgd: one step of 3 images (no shuffle) equals the CPU reference", async () => {
+  await compareWithReference(MNIST_CNN, "sgd", 3, 3, 0.05);
+});
+
+Deno.test("engine: setOrder before each epoch, two shuffled epochs equal the CPU reference on those orders", async () => {
+  using opened = await openTestGpu();
+  const { gpu, errors } = opened;
+  const shape = TINY, perImage = shape.height * shape.width, n = 11, batchSize = 4, lr = 0.1;
+  const images = randomBytes(n * perImage, 51);
+  const labels = randomLabels(n, shape.classes, 52);
+  const opts: OptimizerOptions = { ...OPTIMIZER_DEFAULTS, optimizer: "momentum" };
+  const params = initCnnParams(6, shape);
+  const engine = await createCnnEngine(gpu.device, {
+    params,
+    batchSize,
+    lr,
+    optimizer: opts,
+    shuffle: true,
+    train: { images, labels, n },
+  });
+  const cpu = cloneCnnParams(params);
+  const state = newCnnOptimizerState(opts, cpu);
+  for (const seed of [1, 2]) {
+    const order = shuffledIndices(n, seed);
+    engine.setOrder(order);
+    const sum = await engine.trainEpoch();
+    const losses = await engine.readLosses(0, n);
+    const cpuLosses: number[] = [];
+    for (let start = 0; start < n; start += batchSize) {
+      const ids = order.subarray(start, Math.min(n, start + batchSize));
+      const x = pixels(images, ids, perImage);
+      const g = cnnTrainStep(cpu, x, [...ids].map((i) => labels[i]), lr, opts, state);
+      cpuLosses.push(...g.losses);
+    }
+    assertClose(losses, cpuLosses, 1e-5, `epoch ${seed}: per-image losses in its order`);
+    const cpuSum = cpuLosses.reduce((a, b) => a + b);
+    assert.ok(Math.abs(sum - cpuSum) <= 1e-5 * cpuSum, `epoch ${seed}: ${sum} vs ${cpuSum}`);
+  }
+  const got = await engine.readParams();
+  for (let l = 0; l < 3; l++) {
+    const delta = (p: CnnParams) => Array.from(p.weights[l], (v, i) => v - params.weights[l][i]);
+    assertClose(delta(got), delta(cpu), 1e-4, `ΔW${l + 1} after two epochs`);
+  }
+  assert.throws(() => engine.setOrder(new Uint32Array(n - 1)), RangeError);
+  engine.destroy();
+  const unshuffled = await createCnnEngine(gpu.device, {
+    params,
+    batchSize,
+    lr,
+    optimizer: opts,
+    train: { images, labels, n },
+  });
+  assert.throws(() => unshuffled.setOrder(shuffledIndices(n, 1)), /shuffle option/);
+  unshuffled.destroy();
+  assert.deepEqual(errors, []);
+});
+
+Deno.test("engine: the GPU's confusion counts over several test batches (the last partial) equal cnnPredict's", async () => {
+  using opened = await openTestGpu();
+  const { gpu, errors } = opened;
+  const shape = { ...TINY, classes: 5 }, perImage = shape.height * shape.width, nTest = 37;
+  const testImages = randomBytes(nTest * perImage, 61);
+  const testLabels = randomLabels(nTest, shape.classes, 62);
+  const params = initCnnParams(9, shape);
+  // Output biases that centre each class's logit over these images, so that the
+  // predictions spread over the classes.
+  const x = pixels(testImages, [...Array(nTest).keys()], perImage);
+  const { logits } = cnnForward(params, x, nTest);
+  params.biases[2] = Float32Array.from(
+    { length: shape.classes },
+    (_, j) => -logits.filter((_, i) => i % shape.classes === j).reduce((a, b) => a + b) / nTest,
+  );
+  const engine = await createCnnEngine(gpu.device, {
+    params,
+    batchSize: 8,
+    lr: 0.1,
+    optimizer: OPTIMIZER_DEFAULTS,
+    train: { images: randomBytes(4 * perImage, 64), labels: randomLabels(4, 5, 65), n: 4 },
+    test: { images: testImages, labels: testLabels, n: nTest },
+  });
+  const first = await engine.evaluateConfusion();
+  const again = await engine.evaluateConfusion(); // cleared in between, not accumulated
+  const correct = await engine.evaluate();
+  engine.destroy();
+  const predicted = cnnPredict(params, x, nTest);
+  const expected = cpuConfusion(predicted, testLabels, shape.classes);
+  assert.deepEqual(first.confusion, expected);
+  assert.deepEqual(again, first);
+  assert.equal(correct, expected.reduce((a, row, i) => a + row[i], 0));
+  assert.ok(new Set(predicted).size > 1, "more than one class predicted");
+  assert.deepEqual(errors, []);
+});
+
+Deno.test("a CNN kernel's constant the host leaves unset fails loudly, naming it", () => {
+  assert.throws(
+    () => specializedSource("cnnMatmul", { K: 8, N: 16 }),
+    /kernel cnnMatmul: the host did not set ROWS_PER_IMAGE/,
+  );
+  assert.throws(() => specializedSource("cnnMatmul", { K: 8, N: 16, ROWS: 1 }), /no 'const ROWS/);
+  const src = specializedSource("cnnMatmul", { K: 8, N: 16, ROWS_PER_IMAGE: 1 });
+  assert.match(src, /^const ROWS_PER_IMAGE = 1u;$/m);
+  assert.doesNotMatch(src, /SET_BY_HOST;/);
 });
 
 Deno.test("trainCnn: epochs, loss and accuracy as the CPU reference computes them", async () => {
@@ -567,15 +691,16 @@ Deno.test("trainCnn: epochs, loss and accuracy as the CPU reference computes the
   assert.deepEqual(errors, []);
 });
 
-Deno.test("CnnEngine: a batch too large for the device's buffers is a one-line UsageError", async () => {
+Deno.test("createCnnEngine: a batch too large for the device's buffers is a one-line UsageError", async () => {
   using opened = await openTestGpu();
   const { gpu, errors } = opened;
   const n = 4;
-  assert.throws(
+  await assert.rejects(
     () =>
-      new CnnEngine(gpu.device, {
+      createCnnEngine(gpu.device, {
         params: initCnnParams(1),
         batchSize: 100_000,
+        lr: 0.01,
         optimizer: OPTIMIZER_DEFAULTS,
         train: { images: new Uint8Array(n * 784), labels: new Uint8Array(n), n },
       }),

@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
-import { kernelPipeline, type Slot, workgroupsFor } from "../fast/cnn/engine.ts";
+import { kernelPipeline, type Slot, workgroupsFor } from "../fast/cnn/kernels.ts";
 import { openGpu, readBuffer } from "../shared/gpu/device.ts";
 import {
   adamStep,
@@ -151,7 +151,7 @@ async function runOptimizerKernel(name: OptimizerName, count: number, steps: num
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     });
     const slots: Slot[] = ["uniform", "write", "read", ...state.map((): Slot => "write")];
-    const pipeline = kernelPipeline(device, `${name}Step`, slots);
+    const pipeline = await kernelPipeline(device, `${name}Step`, slots);
     const bindGroup = device.createBindGroup({
       label: `test ${name}Step bind group`,
       layout: pipeline.getBindGroupLayout(0),

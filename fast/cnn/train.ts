@@ -20,7 +20,7 @@ import { UserError } from "../../shared/io/errors.ts";
 import { batchRanges } from "../../shared/model/mlp.ts";
 import { type CnnOptions, type OptimizerOptions } from "../../shared/model/optim.ts";
 import { formatProfile, GpuProfiler } from "../../shared/gpu/profiler.ts";
-import { EpochInterrupted } from "../engine.ts";
+import { EpochInterrupted, type OptimizerState } from "../engine.ts";
 import {
   checkSameSettings,
   checkWritable,
@@ -39,7 +39,7 @@ import { shuffledIndices } from "../../shared/model/rng.ts";
 import { epochProgress, type EpochResult, type TrainSummary } from "../../shared/io/summary.ts";
 import { formatEpoch, formatTest, prepareRun, type TrainOptions } from "../../shared/io/prepare.ts";
 
-import { CnnEngine, type CnnEngineState } from "./engine.ts";
+import { type CnnEngine, createCnnEngine } from "./engine.ts";
 
 /** `trainCnn`'s options: those of the MLP trainers, with CNN parameters and shape instead. */
 export interface CnnTrainOptions extends Omit<TrainOptions, "params"> {
@@ -61,7 +61,7 @@ const STATE_PARTS = { sgd: [], momentum: ["velocity"], adam: ["m", "v"] } as con
 /** A checkpoint of the CNN: what `--resume` needs to continue exactly. */
 export interface CnnCheckpoint {
   params: CnnParams;
-  optimizerState: CnnEngineState;
+  optimizerState: OptimizerState;
   /** Epochs done. */
   epoch: number;
   /** Loss (and test accuracy, when measured) of every epoch done. */
@@ -97,7 +97,7 @@ function cnnTensorNames(): string[] {
  */
 export function encodeCnnCheckpoint(
   params: CnnParams,
-  state: CnnEngineState,
+  state: OptimizerState,
   epoch: number,
   history: EpochPoint[],
   s: CnnCheckpointSettings,
@@ -258,13 +258,15 @@ export async function trainCnn(
   let profiling = config.profile; // the training epochs only, not the --plot test passes
   let engine: CnnEngine;
   try {
-    engine = new CnnEngine(gpu.device, {
+    engine = await createCnnEngine(gpu.device, {
       passTimestamps: config.profile
         ? (kernel, flops) => profiling ? profiler.passTimestamps(kernel, flops) : undefined
         : undefined,
       params,
       batchSize: config.batchSize,
+      lr: config.lr,
       optimizer,
+      shuffle,
       train: { images: data.trainImages, labels: data.trainLabels, n: nTrain },
       test: { images: data.testImages, labels: data.testLabels, n: nTest },
     });
@@ -276,8 +278,6 @@ export async function trainCnn(
   try {
     if (checkpoint) engine.writeOptimizerState(checkpoint.optimizerState);
     const batches = batchRanges(nTrain, config.batchSize).length;
-    const identity = new Uint32Array(nTrain);
-    for (let i = 0; i < nTrain; i++) identity[i] = i;
     const tty = Deno.stderr.isTerminal();
     const epochs: EpochResult[] = [];
     const history: EpochPoint[] = checkpoint ? [...checkpoint.history] : [];
@@ -289,17 +289,13 @@ export async function trainCnn(
     const stop = signal ? () => signal.aborted : undefined;
     for (let epoch = firstEpoch; epoch <= config.epochs; epoch++) {
       if (signal?.aborted) throw interruptedError(epoch, config.save);
-      const order = shuffle ? shuffledIndices(nTrain, config.seed + epoch) : identity;
       const progress = epochProgress(epoch, batches);
       const t0 = performance.now();
+      if (shuffle) engine.setOrder(shuffledIndices(nTrain, config.seed + epoch));
       let loss: number;
       try {
-        loss = await engine.trainEpoch(order, config.lr, async (done) => {
-          if (!tty) return;
-          // Only for the progress line: waits until the submitted steps ran.
-          await gpu.device.queue.onSubmittedWorkDone();
-          progress.tick(done);
-        }, stop);
+        loss = await engine.trainEpoch(tty ? (done) => progress.tick(done) : undefined, stop) /
+          nTrain;
       } catch (err) {
         progress.clear();
         if (err instanceof EpochInterrupted) throw interruptedError(epoch, config.save);
@@ -309,7 +305,7 @@ export async function trainCnn(
       const result = { epoch, loss, ms: performance.now() - t0 };
       trainMs += result.ms;
       if (!Number.isFinite(loss)) {
-        const bad = firstBadLoss(await engine.readLosses(), config.batchSize);
+        const bad = firstBadLoss(await engine.readLosses(0, nTrain), config.batchSize);
         throw nonFiniteLossError(
           loss * nTrain,
           epoch,

@@ -1,12 +1,15 @@
 // cnnLossGrad: softmax cross-entropy of each image i < count, forward and backward at once:
-//   y = labels[order[start + i]],  p = softmax(logits[i, :])
+//   y = labels[start + i],  p = softmax(logits[i, :])
 //   losses[start + i] = −log p[y] = log Σ_j exp(logits[i, j] − max) − (logits[i, y] − max)
 //   glogits[i, j] = (p[j] − [j = y]) / count          (∂ of the batch mean of −log p[y])
-//   logits, glogits: [count, N]; labels: [n] (u32); losses: [n], one slot per image of the epoch,
-//   summed on the GPU by cnnTotalLoss at the epoch's end (no per-step readback).
+//   logits, glogits: [count, N]; labels: [n] (u32, in the epoch's order); losses: [n], one slot
+//   per position of the epoch's order, summed on the GPU by cnnTotalLoss at the epoch's end
+//   (no per-step readback).
 // One thread per image.
 
-override N: u32;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and the host checks first).
+const N = SET_BY_HOST;
 
 struct Batch {
   start: u32,
@@ -16,9 +19,8 @@ struct Batch {
 @group(0) @binding(0) var<uniform> batch: Batch;
 @group(0) @binding(1) var<storage, read> logits: array<f32>; // [count, N]
 @group(0) @binding(2) var<storage, read> labels: array<u32>; // [n]
-@group(0) @binding(3) var<storage, read> order: array<u32>; // [n]
-@group(0) @binding(4) var<storage, read_write> losses: array<f32>; // [n]
-@group(0) @binding(5) var<storage, read_write> glogits: array<f32>; // [count, N]
+@group(0) @binding(3) var<storage, read_write> losses: array<f32>; // [n]
+@group(0) @binding(4) var<storage, read_write> glogits: array<f32>; // [count, N]
 
 @compute @workgroup_size(64)
 fn main(
@@ -30,7 +32,7 @@ fn main(
   if (i >= batch.count) {
     return;
   }
-  let y = labels[order[batch.start + i]];
+  let y = labels[batch.start + i];
   var top = logits[i * N];
   for (var j = 1u; j < N; j++) {
     top = max(top, logits[i * N + j]);

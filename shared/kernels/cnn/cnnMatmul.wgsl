@@ -5,9 +5,11 @@
 // 4 loads of w feed 16 multiply-adds (on llvmpipe a storage load costs far more than an FMA).
 // Out-of-range rows/columns are clamped for loading and skipped for storing.
 
-override K: u32;
-override N: u32;
-override ROWS_PER_IMAGE: u32;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and the host checks first).
+const K = SET_BY_HOST;
+const N = SET_BY_HOST;
+const ROWS_PER_IMAGE = SET_BY_HOST;
 
 struct Batch {
   start: u32,

@@ -7,10 +7,12 @@
 // Split over m ("split-K") because ∂w is tiny (e.g. 26×16) while M is huge (batch · 576):
 // without it a few threads would do all the work. Each thread: a 4×4 block of one slice.
 
-override K: u32;
-override N: u32;
-override ROWS_PER_IMAGE: u32;
-override SLICE_ROWS: u32;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and the host checks first).
+const K = SET_BY_HOST;
+const N = SET_BY_HOST;
+const ROWS_PER_IMAGE = SET_BY_HOST;
+const SLICE_ROWS = SET_BY_HOST;
 
 struct Batch {
   start: u32,

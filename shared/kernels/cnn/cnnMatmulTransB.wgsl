@@ -3,9 +3,11 @@
 // Backward of cnnMatmul's  z[m, n] = Σ_{k < K} a[m, k] · w[k, n] + w[K, n]  with respect to a.
 // Each thread: a 4×4 block of ga; per n, 4 loads of g and 4 of w feed 16 multiply-adds.
 
-override K: u32;
-override N: u32;
-override ROWS_PER_IMAGE: u32;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and the host checks first).
+const K = SET_BY_HOST;
+const N = SET_BY_HOST;
+const ROWS_PER_IMAGE = SET_BY_HOST;
 
 struct Batch {
   start: u32,

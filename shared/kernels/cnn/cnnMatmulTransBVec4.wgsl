@@ -5,9 +5,11 @@
 // Each thread: an 8×8 block of ga. Per 4 steps of n it loads 8 vec4 of w (rows k0..k0+7),
 // transposes them into vec4s along k, and then per row of g one vec4 load feeds 32 multiply-adds.
 
-override K: u32;
-override N: u32;
-override ROWS_PER_IMAGE: u32;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and the host checks first).
+const K = SET_BY_HOST;
+const N = SET_BY_HOST;
+const ROWS_PER_IMAGE = SET_BY_HOST;
 
 struct Batch {
   start: u32,

@@ -6,9 +6,11 @@
 // vec4 load costs about what a scalar one does, so this does ~3× the work per load of the
 // scalar 4×4 kernel (measured 3–4 → 10–13 GFLOP/s on conv2's shape, 2 cores, noisy).
 
-override K: u32;
-override N: u32;
-override ROWS_PER_IMAGE: u32;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and the host checks first).
+const K = SET_BY_HOST;
+const N = SET_BY_HOST;
+const ROWS_PER_IMAGE = SET_BY_HOST;
 
 struct Batch {
   start: u32,

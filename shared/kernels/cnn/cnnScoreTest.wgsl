@@ -1,8 +1,13 @@
-// cnnScoreTest: correct[0] += Σ_{i < count} [argmax_j logits[i, j] = labels[order[start + i]]]
-//   logits: [count, N]; labels, order: [n]; correct: [1] (u32, cleared before the test set)
-// The argmax takes the first maximum, as the CPU reference does. One thread per image.
+// cnnScoreTest: for each image i < count of a test batch, with y = labels[start + i] and
+//   p = argmax_j logits[i, j] (the first maximum, as the CPU reference and cnnPredict take it):
+//   confusion[y, p] += 1
+//   logits: [count, N]; labels: [n] (u32); confusion: [N, N] (u32 atomics, cleared before the
+//   test set; its trace is the number of correct predictions).
+// One thread per image.
 
-override N: u32;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and the host checks first).
+const N = SET_BY_HOST;
 
 struct Batch {
   start: u32,
@@ -12,8 +17,7 @@ struct Batch {
 @group(0) @binding(0) var<uniform> batch: Batch;
 @group(0) @binding(1) var<storage, read> logits: array<f32>; // [count, N]
 @group(0) @binding(2) var<storage, read> labels: array<u32>; // [n]
-@group(0) @binding(3) var<storage, read> order: array<u32>; // [n]
-@group(0) @binding(4) var<storage, read_write> correct: array<atomic<u32>>; // [1]
+@group(0) @binding(3) var<storage, read_write> confusion: array<atomic<u32>>; // [N, N]
 
 @compute @workgroup_size(64)
 fn main(
@@ -31,7 +35,5 @@ fn main(
       best = j;
     }
   }
-  if (best == labels[order[batch.start + i]]) {
-    atomicAdd(&correct[0], 1u);
-  }
+  atomicAdd(&confusion[labels[batch.start + i] * N + best], 1u);
 }

@@ -2,9 +2,11 @@
 //   part: [S, LEN] (cnnMatmulTransA's partial sums), dw: [LEN] = [K + 1, N] (weights, then bias)
 // The second half of the split-K weight gradient; slices are added in order, so it is deterministic.
 
-override LEN: u32;
-override ROWS_PER_IMAGE: u32;
-override SLICE_ROWS: u32;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and the host checks first).
+const LEN = SET_BY_HOST;
+const ROWS_PER_IMAGE = SET_BY_HOST;
+const SLICE_ROWS = SET_BY_HOST;
 
 struct Batch {
   start: u32,

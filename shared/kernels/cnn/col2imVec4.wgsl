@@ -4,11 +4,13 @@
 // The math of col2im (backward of im2col's  cols[(b, oy, ox), (ky, kx, c)] = x[b, oy + ky, ox + kx, c]),
 // each thread summing 4 consecutive channels with vec4 loads.
 
-override H: u32;
-override W: u32;
-override C: u32;
-override K: u32;
-override COLS: u32;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and the host checks first).
+const H = SET_BY_HOST;
+const W = SET_BY_HOST;
+const C = SET_BY_HOST;
+const K = SET_BY_HOST;
+const COLS = SET_BY_HOST;
 
 struct Batch {
   start: u32,

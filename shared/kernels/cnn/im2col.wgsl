@@ -4,11 +4,13 @@
 // A valid K×K convolution then is one matmul: z = cols · w, w: [K·K·C, Cout] (cnnMatmul).
 // One thread per element of cols (consecutive threads write consecutive floats).
 
-override H: u32;
-override W: u32;
-override C: u32;
-override K: u32;
-override COLS: u32;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and the host checks first).
+const H = SET_BY_HOST;
+const W = SET_BY_HOST;
+const C = SET_BY_HOST;
+const K = SET_BY_HOST;
+const COLS = SET_BY_HOST;
 
 struct Batch {
   start: u32,

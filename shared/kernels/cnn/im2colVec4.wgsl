@@ -4,11 +4,13 @@
 // The math of im2col; each thread writes 4 consecutive columns with one vec4 store (a quarter
 // of the threads and stores, which is what im2col mostly costs on llvmpipe).
 
-override H: u32;
-override W: u32;
-override C: u32;
-override K: u32;
-override COLS: u32;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and the host checks first).
+const H = SET_BY_HOST;
+const W = SET_BY_HOST;
+const C = SET_BY_HOST;
+const K = SET_BY_HOST;
+const COLS = SET_BY_HOST;
 
 struct Batch {
   start: u32,

@@ -4,9 +4,11 @@
 //   z: [count, H, W, C] (NHWC), out, argmax: [count, H/2, W/2, C] (floor: an odd last row/column is dropped)
 // Fusing is exact: max and ReLU commute, and the argmax is taken over relu(z) as the reference does.
 
-override H: u32;
-override W: u32;
-override C: u32;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and the host checks first).
+const H = SET_BY_HOST;
+const W = SET_BY_HOST;
+const C = SET_BY_HOST;
 
 struct Batch {
   start: u32,

@@ -5,9 +5,11 @@
 // the gradient flows only to the maximum, and only where the ReLU passed it (z > 0).
 // Written as a gather over z (each element has at most one window), so every gz is written once.
 
-override H: u32;
-override W: u32;
-override C: u32;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and the host checks first).
+const H = SET_BY_HOST;
+const W = SET_BY_HOST;
+const C = SET_BY_HOST;
 
 struct Batch {
   start: u32,

@@ -4,9 +4,11 @@
 // The math of maxPoolBackward (backward of maxPool's
 // out[b, py, px, c] = max_{dy, dx < 2} max(0, z[b, 2py + dy, 2px + dx, c])), 4 channels per thread.
 
-override H: u32;
-override W: u32;
-override C: u32;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and the host checks first).
+const H = SET_BY_HOST;
+const W = SET_BY_HOST;
+const C = SET_BY_HOST;
 
 struct Batch {
   start: u32,

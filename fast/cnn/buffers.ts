@@ -1,0 +1,208 @@
+/**
+ * The CNN engine's GPU memory: every buffer fast/cnn/step.ts's stages work
+ * on, the dataset packed and uploaded (images padded to whole u32 words, so
+ * that gatherRows can move them as rows), the parameters in their packed
+ * layout, the per-batch and per-step uniform tables, the readback buffers;
+ * and the checks that the data and a batch fit. fast/cnn/engine.ts makes the
+ * pipelines and bind groups over them.
+ *
+ * @module
+ */
+
+import type { CnnDims, CnnShape } from "../../shared/model/cnn.ts";
+import { UsageError, UserError } from "../../shared/io/errors.ts";
+import { bufferFrom } from "../../shared/gpu/device.ts";
+import { batchRanges } from "../../shared/model/mlp.ts";
+import type { CnnEngineOptions } from "./engine.ts";
+import { UNIFORM_STRIDE } from "./kernels.ts";
+import { type CnnBuffers, type CnnNet, partialFloats } from "./step.ts";
+
+/** Images (bytes, `PIXELS` each) and their labels. */
+export interface LabeledImages {
+  images: Uint8Array;
+  labels: Uint8Array;
+  /** How many of them to use (the first n). */
+  n: number;
+}
+
+/** The buffers `createBuffers` makes: the step's, and the engine's own. */
+export interface MadeBuffers {
+  buffers: CnnBuffers;
+  /** With `shuffle`: the epoch's order, and what `setOrder` gathers from. */
+  ordered?: Ordered;
+  /** Per-batch `{start, count}` entries (training batches, then test batches) and per-step optimiser entries. */
+  batchUniform: GPUBuffer;
+  stepUniform: GPUBuffer;
+  trainRanges: [number, number][];
+  testRanges: [number, number][];
+  lossReadback: GPUBuffer;
+  confusionReadback: GPUBuffer;
+}
+
+/** With `shuffle`: the epoch's order [nTrain] and the training set as uploaded (gatherRows' src). */
+export interface Ordered {
+  order: GPUBuffer;
+  images: GPUBuffer;
+  labels: GPUBuffer;
+}
+
+/** Every buffer of the engine (each pushed to `owned`), the data and the parameters uploaded. */
+export function createBuffers(
+  device: GPUDevice,
+  net: CnnNet,
+  opts: CnnEngineOptions,
+  owned: GPUBuffer[],
+): MadeBuffers {
+  const { shape: s, dims: d, layers } = net, B = opts.batchSize;
+  const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const own = (b: GPUBuffer) => (owned.push(b), b);
+  const floats = (label: string, count: number) =>
+    own(device.createBuffer({ label, size: Math.max(4, count * 4), usage: storage }));
+  const upload = (label: string, data: ArrayBufferView<ArrayBuffer>, usage: number) =>
+    own(bufferFrom(device, label, data, usage));
+
+  // Parameters: layer l's [K + 1, N] block at its offset (step.ts: layerBlocks).
+  const packed = new Float32Array(net.paramFloats);
+  layers.forEach(({ kPad, n, offset }, l) => {
+    packed.set(opts.params.weights[l], offset);
+    packed.set(opts.params.biases[l], offset + kPad * n);
+  });
+  const optimizer = opts.optimizer.optimizer;
+  const state = optimizer === "sgd"
+    ? []
+    : optimizer === "momentum"
+    ? [floats("momentum velocity v", net.paramFloats)]
+    : [
+      floats("Adam first moment m", net.paramFloats),
+      floats("Adam second moment v", net.paramFloats),
+    ];
+
+  // The dataset, resident: images [n, words] (packed bytes), labels [n] (u32).
+  const images = (set: LabeledImages) => packImages(set, net.pixels, net.words);
+  const labels = (set: LabeledImages) =>
+    Uint32Array.from(set.labels.subarray(0, Math.max(1, set.n)));
+  const train = opts.train, test = opts.test ?? opts.train;
+  const trainImages = upload("training images (packed bytes)", images(train), storage);
+  const trainLabels = upload("training labels", labels(train), storage);
+  // With shuffle, the steps read copies that setOrder gathers (until then: the order given).
+  const inOrder = opts.shuffle
+    ? {
+      images: upload("training images in epoch order (packed bytes)", images(train), storage),
+      labels: upload("training labels in epoch order", labels(train), storage),
+    }
+    : undefined;
+  const testImages = opts.test
+    ? upload("test images (packed bytes)", images(test), storage)
+    : trainImages;
+  const testLabels = opts.test ? upload("test labels", labels(test), storage) : trainLabels;
+
+  // Per-batch {start, count} entries: training batches, then test batches.
+  const trainRanges = batchRanges(net.nTrain, B);
+  const testRanges = batchRanges(opts.test?.n ?? 0, B);
+  const entries = [...trainRanges, ...testRanges];
+  const batchWords = new Uint32Array(entries.length * UNIFORM_STRIDE / 4);
+  entries.forEach(([start, count], e) => {
+    batchWords[e * UNIFORM_STRIDE / 4] = start;
+    batchWords[e * UNIFORM_STRIDE / 4 + 1] = count;
+  });
+
+  // Activations and their gradients, for a full batch (shapes: step.ts, CnnBuffers).
+  const m1 = d.h1 * d.w1, m2 = d.h2 * d.w2, p1 = d.p1h * d.p1w;
+  const [K1, K2] = [layers[0].kPad, layers[1].kPad];
+  const buffers: CnnBuffers = {
+    params: upload("CNN parameters [W1|b1, W2|b2, W3|b3]", packed, storage),
+    grads: floats("CNN gradients (layout of the parameters)", net.paramFloats),
+    state,
+    trainImages: inOrder?.images ?? trainImages,
+    trainLabels: inOrder?.labels ?? trainLabels,
+    testImages,
+    testLabels,
+    x: floats("x [B, H, W, 1]", B * net.pixels),
+    cols1: floats("conv1 im2col columns [B·h1·w1, k·k (padded)]", B * m1 * K1),
+    z1: floats("conv1 z1 [B, h1, w1, C1]", B * m1 * s.c1),
+    pool1: floats("pool1 a1 [B, h1/2, w1/2, C1]", B * p1 * s.c1),
+    arg1: floats("pool1 argmax", B * p1 * s.c1),
+    cols2: floats("conv2 im2col columns [B·h2·w2, k·k·C1 (padded)]", B * m2 * K2),
+    z2: floats("conv2 z2 [B, h2, w2, C2]", B * m2 * s.c2),
+    pool2: floats("pool2 a2 [B, F]", B * d.features),
+    arg2: floats("pool2 argmax", B * d.features),
+    logits: floats("logits [B, classes]", B * s.classes),
+    gLogits: floats("∂logits [B, classes]", B * s.classes),
+    gPool2: floats("∂a2 [B, F]", B * d.features),
+    gZ2: floats("∂z2 [B, h2, w2, C2]", B * m2 * s.c2),
+    gCols2: floats("∂cols2 [B·h2·w2, k·k·C1 (padded)]", B * m2 * K2),
+    gPool1: floats("∂a1 [B, h1/2, w1/2, C1]", B * p1 * s.c1),
+    gZ1: floats("∂z1 [B, h1, w1, C1]", B * m1 * s.c1),
+    partial: floats("split-K partial weight gradients", partialFloats(net, B)),
+    losses: floats("per-image losses of the epoch", Math.max(1, net.nTrain)),
+    total: floats("epoch's summed loss", 1),
+    confusion: floats("test confusion counts [classes, classes]", s.classes * s.classes),
+  };
+  const readback = (label: string, size: number) =>
+    own(
+      device.createBuffer({
+        label,
+        size,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      }),
+    );
+  return {
+    buffers,
+    ordered: inOrder && {
+      order: floats(`epoch order [${net.nTrain}]`, net.nTrain),
+      images: trainImages,
+      labels: trainLabels,
+    },
+    batchUniform: upload("CNN batch {start, count} entries", batchWords, GPUBufferUsage.UNIFORM),
+    stepUniform: own(device.createBuffer({
+      label: "CNN optimiser step entries",
+      size: Math.max(1, trainRanges.length) * UNIFORM_STRIDE,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    })),
+    trainRanges,
+    testRanges,
+    lossReadback: readback("CNN epoch loss readback", 4),
+    confusionReadback: readback("CNN confusion readback", s.classes * s.classes * 4),
+  };
+}
+
+/**
+ * The first `set.n` images as the GPU holds them: image i at byte
+ * i · words · 4 (zero bytes pad an image to a whole word, so that gatherRows
+ * can move images as rows of words).
+ */
+function packImages(set: LabeledImages, pixels: number, words: number): Uint8Array<ArrayBuffer> {
+  if (words * 4 === pixels) return set.images.slice(0, set.n * pixels);
+  const out = new Uint8Array(set.n * words * 4);
+  for (let i = 0; i < set.n; i++) {
+    out.set(set.images.subarray(i * pixels, (i + 1) * pixels), i * words * 4);
+  }
+  return out;
+}
+
+/** Throws a `UserError` when `set` has fewer bytes or labels than `set.n` images need. */
+export function checkDataset(what: string, set: LabeledImages, pixels: number) {
+  if (set.images.length < set.n * pixels || set.labels.length < set.n) {
+    throw new UserError(
+      `${what} set: ${set.n} images of ${pixels} pixels need ${set.n * pixels} bytes and ` +
+        `${set.n} labels, got ${set.images.length} and ${set.labels.length}`,
+    );
+  }
+}
+
+/** Throws a UsageError when a full batch's largest buffer would pass the device's limits. */
+export function checkBatchSize(device: GPUDevice, s: CnnShape, d: CnnDims, batchSize: number) {
+  const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+  const perImage = 4 * Math.max(
+    s.height * s.width,
+    d.h1 * d.w1 * Math.max(Math.ceil(d.k1 / 8) * 8, s.c1),
+    d.h2 * d.w2 * Math.max(Math.ceil(d.k2 / 8) * 8, s.c2),
+  );
+  const most = Math.floor(limit / perImage);
+  if (batchSize > most) {
+    throw new UsageError(
+      `--batch-size ${batchSize} is too large for the CNN: a batch's im2col buffer would ` +
+        `pass the device's ${limit / 2 ** 20} MiB per buffer (at most ${most} images)`,
+    );
+  }
+}
