@@ -8,14 +8,17 @@
 
 import type { TrainConfig } from "../shared/io/cli.ts";
 import type { TrainSummary } from "../shared/io/summary.ts";
-import { trainCnn } from "./cnn/train.ts";
+import { trainCnn } from "./cnn/model.ts";
 import { type MlpRunOptions, trainMlp } from "./mlp/model.ts";
 
-/** Trains the model `config.model` names (default the MLP) and returns the summary. */
+/**
+ * Trains the model `config.model` names (default the MLP) and returns the
+ * summary. `opts.params` are MLP weights; the CNN ignores them and the tune cache.
+ */
 export function trainFast(config: TrainConfig, opts: MlpRunOptions = {}): Promise<TrainSummary> {
   if (config.model === "cnn") {
-    const { params: _mlpParams, tuneCachePath: _cache, overlapEpochs: _overlap, ...rest } = opts;
-    return trainCnn(config as Parameters<typeof trainCnn>[0], rest);
+    const { params: _mlpParams, tuneCachePath: _cache, ...rest } = opts;
+    return trainCnn(config, rest);
   }
   return trainMlp(config, opts);
 }

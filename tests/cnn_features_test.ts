@@ -14,7 +14,8 @@ import assert from "node:assert/strict";
 import { brightBandDigits, fileGpu } from "./fixtures.ts";
 import { fastMain, interruptAfterFirstEpoch } from "./interrupt.ts";
 import { createCnnEngine } from "../fast/cnn/engine.ts";
-import { decodeCnnCheckpoint } from "../fast/cnn/train.ts";
+import { decodeCheckpoint } from "../fast/checkpoint.ts";
+import { cnnModel } from "../fast/cnn/model.ts";
 import { EpochInterrupted } from "../fast/engine.ts";
 import { predictFiles } from "../fast/predict.ts";
 import { trainFast } from "../fast/train.ts";
@@ -95,8 +96,8 @@ Deno.test("cnn --save: the checkpoint's tensors, layout and optimiser state; --r
     assert.equal(resumed.epochs[0].loss, one.epochs[2].loss, "epoch 3's loss");
     assert.equal(resumed.test.correct, one.test.correct);
 
-    const a = decodeCnnCheckpoint(await Deno.readFile(whole), whole);
-    const b = decodeCnnCheckpoint(await Deno.readFile(split), split);
+    const a = decodeCheckpoint(cnnModel(), await Deno.readFile(whole), whole);
+    const b = decodeCheckpoint(cnnModel(), await Deno.readFile(split), split);
     for (let l = 0; l < 3; l++) {
       assert.deepEqual(b.params.weights[l], a.params.weights[l], `W${l + 1}`);
       assert.deepEqual(b.params.biases[l], a.params.biases[l], `b${l + 1}`);
@@ -146,7 +147,7 @@ Deno.test("cnn --resume: another batch size, an MLP file, or no file are one lin
     const data = brightBandDigits(64, 10);
     const file = `${dir}/c.safetensors`;
     await trainFast(cnnConfig({ optimizer: "momentum", save: file }), { gpu, data, log: quiet });
-    const m = decodeCnnCheckpoint(await Deno.readFile(file), file);
+    const m = decodeCheckpoint(cnnModel(), await Deno.readFile(file), file);
     assert.equal(m.optimizerState.first.length, 6, "a velocity per tensor");
     assert.equal(m.optimizerState.second.length, 0);
     const refused = async (over: Partial<TrainConfig>, pattern: RegExp) => {
@@ -191,7 +192,7 @@ Deno.test("cnn --load starts from the file's weights (= the same weights passed 
       log: (l) => lines.push(l),
     });
     assert.ok(lines.some((l) => l.includes(`starting from the weights in ${file}`)));
-    const { trainCnn } = await import("../fast/cnn/train.ts");
+    const { trainCnn } = await import("../fast/cnn/model.ts");
     const direct = await trainCnn(
       { ...cnnConfig({}), ...OPTIMIZER_DEFAULTS, shuffle: false },
       { gpu, data, log: quiet, params: start },
@@ -238,7 +239,7 @@ Deno.test("cnn --plot: loss, accuracy per epoch and conv1's 16 filters; filtersS
     assert.equal(svg.match(/<title>filter \d+,/g)?.length, 16);
     assert.equal(svg.match(/<polyline /g)?.length, 2, "loss and accuracy lines");
     // Each plotted epoch has a measured accuracy.
-    const { history } = decodeCnnCheckpoint(await Deno.readFile(save), save);
+    const { history } = decodeCheckpoint(cnnModel(), await Deno.readFile(save), save);
     assert.ok(history.every((h) => typeof h.accuracy === "number"), JSON.stringify(history));
   });
   // 2×2 kernel, 2 filters: filter c's pixel (ky, kx) is w[(ky·2 + kx)·2 + c], scaled to ±max.
@@ -318,7 +319,7 @@ Deno.test("cnn: an aborted signal stops the epoch after the submitted steps (exi
         /^interrupted during epoch 2; checkpoint at .*c\.safetensors holds epoch 1; continue with --resume$/
           .test((e as Error).message),
     );
-    assert.equal(decodeCnnCheckpoint(await Deno.readFile(file), file).epoch, 1);
+    assert.equal(decodeCheckpoint(cnnModel(), await Deno.readFile(file), file).epoch, 1);
   });
 });
 
@@ -373,7 +374,7 @@ Deno.test("cnn: a real SIGINT to fast/main.ts --model cnn exits 130 with the che
       file,
     ];
     const { epoch } = await interruptAfterFirstEpoch(flags, file);
-    assert.equal(decodeCnnCheckpoint(await Deno.readFile(file), file).epoch, epoch - 1);
+    assert.equal(decodeCheckpoint(cnnModel(), await Deno.readFile(file), file).epoch, epoch - 1);
     for (const entry of Deno.readDirSync(dir)) {
       assert.ok(!entry.name.endsWith(".tmp"), `no partial file left: ${entry.name}`);
     }

@@ -16,7 +16,7 @@ import {
   specializedSource,
   workgroupsFor,
 } from "../fast/cnn/kernels.ts";
-import { trainCnn } from "../fast/cnn/train.ts";
+import { trainCnn } from "../fast/cnn/model.ts";
 import {
   cloneCnnParams,
   cnnDims,
@@ -39,7 +39,6 @@ import { type Gpu, openGpu, readBuffer } from "../shared/gpu/device.ts";
 import { matmul, matmulTransA, matmulTransB, reluBackward } from "../shared/model/mlp.ts";
 import { type MnistData } from "../shared/data/mnist.ts";
 import {
-  CNN_OPTION_DEFAULTS,
   OPTIMIZER_DEFAULTS,
   type OptimizerName,
   type OptimizerOptions,
@@ -637,7 +636,7 @@ Deno.test("trainCnn: epochs, loss and accuracy as the CPU reference computes the
   };
   const lines: string[] = [];
   const config = {
-    ...CNN_OPTION_DEFAULTS,
+    ...OPTIMIZER_DEFAULTS,
     optimizer: "momentum" as const,
     shuffle: true,
     epochs: 2,

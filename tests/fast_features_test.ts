@@ -38,7 +38,7 @@ import {
 } from "../fast/mlp/engine.ts";
 import { predictFiles } from "../fast/predict.ts";
 import { trainFast } from "../fast/train.ts";
-import { trainCnn } from "../fast/cnn/train.ts";
+import { trainCnn } from "../fast/cnn/model.ts";
 
 import { engineData, fileGpu, learnableDigits } from "./fixtures.ts";
 

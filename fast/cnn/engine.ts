@@ -6,7 +6,7 @@
  * and runs it (epochs, the order, the test pass, readbacks); the stages of a
  * step are fast/cnn/step.ts, and how a kernel becomes a pipeline is
  * fast/cnn/kernels.ts. No files, flags or logs here: those are the run
- * loop's (fast/cnn/train.ts).
+ * loop's (fast/run.ts, fast/cnn/model.ts).
  *
  * How it is made fast (the same ideas as the fast MLP trainer):
  *

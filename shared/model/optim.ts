@@ -151,15 +151,6 @@ export function optimizerStep(
   });
 }
 
-/** Options of the CNN trainer beyond `TrainConfig`: its optimiser, and whether to shuffle. */
-export interface CnnOptions extends OptimizerOptions {
-  /** Visit the training images in a new seeded order each epoch (`shuffledIndices(n, seed + epoch)`). */
-  shuffle: boolean;
-}
-
-/** Defaults of `CnnOptions`: `OPTIMIZER_DEFAULTS`, no shuffling (the data order of the MLP trainers). */
-export const CNN_OPTION_DEFAULTS: CnnOptions = { ...OPTIMIZER_DEFAULTS, shuffle: false };
-
 /** Bytes of the `OptimizerStep` uniform of the optimiser kernels (9 fields, padded to 16). */
 export const OPTIMIZER_UNIFORM_BYTES = 48;
 
