@@ -22,12 +22,7 @@
 // (not necessarily consecutive), and the groups of 16 pixels that are not
 // zero in every one of them (the terms left out are exact zeros).
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 784u;
 const N = 512u;

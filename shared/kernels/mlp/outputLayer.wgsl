@@ -19,12 +19,7 @@
 // fast/mlp/matmul.ts), and the label's entry is picked by a select, not an index:
 // llvmpipe keeps an array indexed by a variable in memory.
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 128u;
 const C = 10u;

@@ -24,12 +24,7 @@
 // the sample against 42% for 16 pixels of a row), and each ∂W[k, n] is still
 // summed over the rows in order, so the sums stay bit for bit the same.
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 784u;
 const N = 512u;
