@@ -17,7 +17,7 @@
 
 import type { TrainConfig } from "../shared/io/cli.ts";
 import { UserError } from "../shared/io/errors.ts";
-import { type Gpu, gpuChecked } from "../shared/gpu/device.ts";
+import { gpuChecked } from "../shared/gpu/device.ts";
 import { LAYER_SIZES, type MlpParams } from "../shared/model/mlp.ts";
 import { OPTIMIZER_DEFAULTS, type OptimizerOptions } from "../shared/model/optim.ts";
 import { formatProfile, GpuProfiler, type ProfileReport } from "../shared/gpu/profiler.ts";
@@ -45,109 +45,17 @@ import {
   writeFileAtomicOrFail,
   writePlot,
 } from "./files.ts";
+import { EpochInterrupted, type OptimizerState } from "./engine.ts";
 import {
-  createFastTrainer,
+  createMlpEngine,
   type EngineData,
-  type EngineOptimizerState,
-  EPOCH_READBACKS,
-  EpochInterrupted,
-  type FastTrainer,
-  fastTrainerRows,
-  type Slot,
-  SLOTS,
-  slotShapes,
+  type MlpEngine,
   type SubmittedEpoch,
   TUNE_SCREEN_ROWS,
 } from "./mlp/engine.ts";
-import {
-  type MatmulShape,
-  pickFastest,
-  readTuneCache,
-  shapeKey,
-  tuneCandidates,
-  type TuneResult,
-  variantFits,
-  VARIANTS,
-  writeTuneCache,
-} from "./mlp/matmul.ts";
-
-/** Where tuning results are remembered, per adapter and shape. */
-export const TUNE_CACHE_PATH: string = decodeURIComponent(
-  new URL("../data/tune-cache.json", import.meta.url).pathname,
-);
-
-/** The plan of a run: variant names per slot, and which slots the cache lacks. */
-export interface CachedPlan {
-  /** Variants the cache knows for this adapter, batch size and shape. */
-  known: Partial<Record<Slot, string>>;
-  /** Slots to time. */
-  missing: Slot[];
-}
-
-/** What the cache at `cachePath` (none: `null`) knows for `gpu` and these shapes. */
-export function cachedPlan(
-  gpu: Gpu,
-  shapes: Record<Slot, MatmulShape>,
-  batchSize: number,
-  maxRows: number,
-  cachePath: string | null,
-): CachedPlan {
-  const known: Partial<Record<Slot, string>> = {};
-  const missing: Slot[] = [];
-  const entries = cachePath ? readTuneCache(cachePath)[gpu.description] ?? {} : {};
-  const maxTex = gpu.device.limits.maxTextureDimension2D;
-  for (const slot of SLOTS) {
-    const name = entries[shapeKey(shapes[slot], batchSize)];
-    const v = VARIANTS.find((v) => v.name === name);
-    if (v && variantFits(v, shapes[slot], maxRows, maxTex)) known[slot] = v.name;
-    else missing.push(slot);
-  }
-  return { known, missing };
-}
-
-/**
- * Times every variant that fits each of `slots` on `trainer` (see
- * `pickFastest`), switches the trainer to the fastest, and remembers the
- * choices in the cache at `cachePath` (when not `null`; a failed write is
- * ignored). Returns a note per slot for the log.
- */
-export async function tuneSlots(
-  gpu: Gpu,
-  trainer: FastTrainer,
-  slots: readonly Slot[],
-  batchSize: number,
-  cachePath: string | null,
-  log: (line: string) => void = () => {},
-): Promise<Partial<Record<Slot, TuneResult>>> {
-  const maxTex = gpu.device.limits.maxTextureDimension2D;
-  const results: Partial<Record<Slot, TuneResult>> = {};
-  for (const [i, slot] of slots.entries()) {
-    const candidates = tuneCandidates(trainer.shapes[slot], gpu.software, trainer.maxRows, maxTex);
-    const t0 = performance.now();
-    const result = await pickFastest(
-      candidates,
-      (v, rows, reps) => trainer.timeVariant(slot, v, rows, reps),
-      batchSize,
-      Math.min(TUNE_SCREEN_ROWS, batchSize),
-    );
-    trainer.setVariant(slot, result.best);
-    results[slot] = result;
-    log(
-      `  tuned ${slot} (${i + 1}/${slots.length}): ${result.best.name} of ${candidates.length} ` +
-        `variants (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
-    );
-  }
-  if (cachePath && slots.length > 0) {
-    const cache = readTuneCache(cachePath);
-    const entries = cache[gpu.description] ?? {};
-    for (const slot of slots) {
-      entries[shapeKey(trainer.shapes[slot], batchSize)] = trainer.plan[slot].name;
-    }
-    cache[gpu.description] = entries;
-    writeTuneCache(cachePath, cache);
-  }
-  return results;
-}
+import { activationRows, EPOCH_READBACKS } from "./mlp/buffers.ts";
+import { type Slot, SLOTS, slotShapes } from "./mlp/matmul.ts";
+import { cachedPlan, TUNE_CACHE_PATH, tuneSlots } from "./mlp/tuner.ts";
 
 /** Options of `trainFast` beyond `TrainOptions`. */
 export interface FastOptions extends TrainOptions {
@@ -195,7 +103,7 @@ function tensorNames(layers: number): string[] {
 /** A checkpoint of the fast MLP trainer: what `--resume` needs to continue exactly. */
 export interface Checkpoint {
   params: MlpParams;
-  optimizerState: EngineOptimizerState;
+  optimizerState: OptimizerState;
   /** Epochs done. */
   epoch: number;
   /** Loss (and test accuracy, when measured) of every epoch done. */
@@ -224,7 +132,7 @@ export interface CheckpointSettings {
  */
 export function encodeCheckpoint(
   params: MlpParams,
-  state: EngineOptimizerState,
+  state: OptimizerState,
   epoch: number,
   history: EpochPoint[],
   s: CheckpointSettings,
@@ -374,7 +282,7 @@ export async function trainFast(
   const engineData: EngineData = { ...data, nTrain, nTest };
   const cachePath = opts.tuneCachePath === undefined ? TUNE_CACHE_PATH : opts.tuneCachePath;
   const { batchSize } = config;
-  const maxRows = fastTrainerRows(batchSize, nTest);
+  const maxRows = activationRows(batchSize, nTest);
   // Timing the variants: on GPUs, or with --tune; a cached choice is used in either case.
   const timing = config.tune || !gpu.software;
   const cached = config.noTune
@@ -399,12 +307,12 @@ export async function trainFast(
   const overlap = (opts.overlapEpochs ?? !gpu.software) && !tty && !config.save &&
     !config.plot && !config.profile;
   // When set-up fails, what was made is freed before the error goes on.
-  let made: FastTrainer | undefined;
+  let made: MlpEngine | undefined;
   const trainer = await gpuChecked(
     gpu.device,
     `setting up the fast trainer for ${nTrain} images at ${smaller}`,
     async () =>
-      made = await createFastTrainer(gpu, run.params, engineData, {
+      made = await createMlpEngine(gpu, run.params, engineData, {
         batchSize,
         lr: config.lr,
         plan: known,
@@ -562,7 +470,7 @@ export async function trainFast(
       try {
         total = await gpuChecked(gpu.device, `training epoch ${epoch}`, () => {
           if (shuffle) trainer.setOrder(shuffledIndices(nTrain, config.seed + epoch));
-          return trainer.runEpoch(tty ? (done) => progress.tick(done) : undefined, stop);
+          return trainer.trainEpoch(tty ? (done) => progress.tick(done) : undefined, stop);
         });
       } catch (err) {
         progress.clear();

@@ -15,7 +15,7 @@ import { brightBandDigits, fileGpu } from "./fixtures.ts";
 import { fastMain, interruptAfterFirstEpoch } from "./interrupt.ts";
 import { CnnEngine } from "../fast/cnn/engine.ts";
 import { decodeCnnCheckpoint } from "../fast/cnn/train.ts";
-import { EpochInterrupted } from "../fast/mlp/engine.ts";
+import { EpochInterrupted } from "../fast/engine.ts";
 import { predictFiles } from "../fast/predict.ts";
 import { trainFast } from "../fast/run.ts";
 import type { TrainConfig } from "../shared/io/cli.ts";

@@ -208,7 +208,7 @@ Deno.test("deno task serve: serves the page, its bundle and the npm package's MN
     assert.match(await page.text(), /<script type="module" src="app\.js"><\/script>/);
     const js = await fetch(url + "app.js");
     assert.match(js.headers.get("content-type")!, /javascript/);
-    assert.match(await js.text(), /createFastTrainer/);
+    assert.match(await js.text(), /createMlpEngine/);
     for (const key of ["testLabels", "trainLabels"] as const) {
       const res: Response = await fetch(url + `mnist/${PACKAGE_FILES[key].name}`);
       const sha: Uint8Array = new Uint8Array(
