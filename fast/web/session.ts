@@ -1,5 +1,5 @@
 /**
- * Training in the page: the fast trainer's engine (fast/mlp/engine.ts) on the
+ * Training in the page: the fast MLP engine (fast/mlp/engine.ts) on the
  * browser's WebGPU device, driven epoch by epoch with live readbacks.
  *
  * An epoch is `MlpEngine.trainEpoch` with small chunks of steps per command
