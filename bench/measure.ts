@@ -19,8 +19,15 @@ import { parseArgs } from "node:util";
 import { openGpu } from "../shared/gpu/device.ts";
 import { loadMnist } from "../shared/data/mnist.ts";
 import { batchRanges, initParams, stepMultiplyAdds } from "../shared/model/mlp.ts";
-import { createFastTrainer, type EngineData, type Slot, SLOTS } from "../fast/mlp/engine.ts";
-import { median, shapeMultiplyAdds, tuneCandidates, VARIANTS } from "../fast/mlp/matmul.ts";
+import { createMlpEngine, type EngineData } from "../fast/mlp/engine.ts";
+import {
+  shapeMultiplyAdds,
+  type Slot,
+  SLOTS,
+  tuneCandidates,
+  VARIANTS,
+} from "../fast/mlp/matmul.ts";
+import { median } from "../fast/mlp/tuner.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -55,7 +62,7 @@ out(`adapter: ${gpu.description}; ${nTrain} images, batch ${batchSize}`);
 
 // ---- every variant on every shape --------------------------------------
 const params = initParams(1337);
-const tuner = await createFastTrainer(gpu, params, data, {
+const tuner = await createMlpEngine(gpu, params, data, {
   batchSize,
   lr: 0,
   tuneSlots: SLOTS,
@@ -106,7 +113,7 @@ let epochFlop = 0;
 for (const [, c] of batchRanges(nTrain, batchSize)) epochFlop += 2 * stepMultiplyAdds(c);
 const epochRuns: Record<string, { ms: number[]; gflops: number[] }> = {};
 for (const [name, plan] of [["default", {}], ["fastest", best]] as const) {
-  const trainer = await createFastTrainer(gpu, initParams(1337), data, {
+  const trainer = await createMlpEngine(gpu, initParams(1337), data, {
     batchSize,
     lr: 0.01,
     plan,
@@ -114,7 +121,7 @@ for (const [name, plan] of [["default", {}], ["fastest", best]] as const) {
   const ms: number[] = [];
   for (let e = 0; e < epochs; e++) {
     const t0 = performance.now();
-    await trainer.runEpoch();
+    await trainer.trainEpoch();
     ms.push(performance.now() - t0);
   }
   trainer.destroy();

@@ -16,14 +16,15 @@
 import { openGpu } from "../shared/gpu/device.ts";
 import { loadMnist } from "../shared/data/mnist.ts";
 import { initParams } from "../shared/model/mlp.ts";
-import { createFastTrainer, SLOTS } from "../fast/mlp/engine.ts";
-import { median, shapeMultiplyAdds, tuneCandidates, VARIANTS } from "../fast/mlp/matmul.ts";
+import { createMlpEngine } from "../fast/mlp/engine.ts";
+import { shapeMultiplyAdds, SLOTS, tuneCandidates, VARIANTS } from "../fast/mlp/matmul.ts";
+import { median } from "../fast/mlp/tuner.ts";
 import { envNumber } from "./env.ts";
 
 const batch = envNumber("BENCH_BATCH", 500);
 const mnist = await loadMnist({ trainLimit: batch, testLimit: 16, announce: false });
 const gpu = await openGpu();
-const trainer = await createFastTrainer(gpu, initParams(1337), {
+const trainer = await createMlpEngine(gpu, initParams(1337), {
   trainImages: mnist.trainImages,
   trainLabels: mnist.trainLabels,
   testImages: mnist.testImages,

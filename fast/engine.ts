@@ -77,3 +77,47 @@ export interface Engine<P> {
   /** Frees the GPU objects (the device stays open). */
   destroy(): void;
 }
+
+/**
+ * An engine that can run epochs back to back (the MLP's, on a GPU): each
+ * epoch one command buffer, encoded while the one before runs.
+ */
+export interface OverlappingEngine<P> extends Engine<P> {
+  /**
+   * Encodes a whole epoch into one command buffer (its steps, then the loss
+   * sum and its copy into a readback buffer, and with the engine's
+   * `overlapEpochs` option a copy of the per-image losses) without
+   * submitting it, so that it can be encoded while the previous epoch runs.
+   * Submit with `submit()`; start the loss readback with `readLoss()` of the
+   * result, after the next epoch is encoded. The readback buffers rotate
+   * among three epochs: epoch e's loss must have been read (settled) before
+   * epoch e + 3 is submitted.
+   */
+  encodeEpoch(): EncodedEpoch;
+}
+
+/** An epoch that `encodeEpoch` encoded. */
+export interface EncodedEpoch {
+  /** Submits the epoch's command buffer. */
+  submit(): SubmittedEpoch;
+}
+
+/** An epoch that `EncodedEpoch.submit` submitted. */
+export interface SubmittedEpoch {
+  /**
+   * Starts the loss readback (once; later calls return the same promise)
+   * and gives the sum over the epoch's images of −log p_y. In Deno the
+   * `mapAsync` under it returns only once the GPU has run everything
+   * submitted (a blocking device poll), then resolves ~10 ms later (its
+   * polling sleep): call it after submitting the next epoch's work, or
+   * just before, as the run loop does.
+   */
+  readLoss(): Promise<number>;
+  /**
+   * Per-image losses of this epoch at positions `start..start+count-1`. With
+   * the `overlapEpochs` option, from a copy made at the epoch's end: valid
+   * until epoch e + 3 is submitted; without it, from the live per-image
+   * losses: valid until the next epoch is submitted.
+   */
+  readLosses(start: number, count: number): Promise<Float32Array>;
+}

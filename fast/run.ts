@@ -33,7 +33,12 @@ import {
   encodeCheckpoint,
   type ModelCodec,
 } from "./checkpoint.ts";
-import { type Engine, EpochInterrupted } from "./engine.ts";
+import {
+  type Engine,
+  EpochInterrupted,
+  type OverlappingEngine,
+  type SubmittedEpoch,
+} from "./engine.ts";
 import { checkWritable, readModelFile, writeFileAtomicOrFail, writePlot } from "./files.ts";
 
 /** A model the run loop can train: its weights, its file format, its engine. */
@@ -72,22 +77,6 @@ export interface EngineSetup<P> {
   /** Awaited after each submitted chunk of steps (the profiler's `collect`). */
   afterSubmit?: () => Promise<void>;
   log: (line: string) => void;
-}
-
-/**
- * An engine that can run epochs back to back on the GPU (the MLP's): each
- * epoch one command buffer, encoded while the one before runs.
- */
-export interface OverlappingEngine<P> extends Engine<P> {
-  encodeEpoch(): { submit(): SubmittedEpoch };
-}
-
-/** An epoch submitted by `OverlappingEngine.encodeEpoch().submit()`. */
-export interface SubmittedEpoch {
-  /** Starts the loss readback (once) and gives the sum over the epoch's images of −log p_y. */
-  readLoss(): Promise<number>;
-  /** Per-image losses of this epoch (valid until epoch e + 3 is submitted). */
-  readLosses(start: number, count: number): Promise<Float32Array>;
 }
 
 /** Things a caller (a test, a benchmark, the CLI) may hand the run instead of having it make them. */

@@ -30,12 +30,9 @@ import { confusionMatrix } from "../shared/io/report.ts";
 import { shuffledIndices } from "../shared/model/rng.ts";
 import { decodeMlp, decodeSafetensors, encodeMlp } from "../shared/io/safetensors.ts";
 import { encodeIdx } from "../shared/data/idx.ts";
-import {
-  createFastTrainer,
-  type EngineData,
-  EpochInterrupted,
-  packedLayout,
-} from "../fast/mlp/engine.ts";
+import { EpochInterrupted } from "../fast/engine.ts";
+import { createMlpEngine, type EngineData } from "../fast/mlp/engine.ts";
+import { packedLayout } from "../fast/mlp/buffers.ts";
 import { predictFiles } from "../fast/predict.ts";
 import { trainFast } from "../fast/train.ts";
 import { trainCnn } from "../fast/cnn/model.ts";
@@ -139,7 +136,7 @@ Deno.test("packedLayout: every tensor 256-byte aligned, in order, without overla
 async function checkOptimizer(opts: OptimizerOptions, lr: number, tolerance: number) {
   const data = engineData(45, 8);
   const params = initParams(1337);
-  const trainer = await createFastTrainer(gpu, params, data, {
+  const trainer = await createMlpEngine(gpu, params, data, {
     batchSize: 16,
     lr,
     optimizer: opts,
@@ -200,7 +197,7 @@ Deno.test("fast shuffle: the epochs' batches are those of a CPU loop over shuffl
   const seed = 9;
   const orderOf = (e: number) => shuffledIndices(37, seed + e);
   assert.notDeepEqual(orderOf(1), orderOf(2), "the order differs per epoch");
-  const trainer = await createFastTrainer(gpu, params, data, {
+  const trainer = await createMlpEngine(gpu, params, data, {
     batchSize: 13,
     lr: 0.05,
     optimizer: opts,
@@ -245,20 +242,20 @@ function configOf(over: Partial<TrainConfig>): TrainConfig {
 const quiet = () => {};
 
 Deno.test("fast Ctrl-C: the MLP's epoch stops after the submitted chunk, not at the epoch's end", async () => {
-  // What trainFast does with an aborted signal: runEpoch's stop callback is asked after each
+  // What trainFast does with an aborted signal: trainEpoch's stop callback is asked after each
   // submitted chunk. 400 images in batches of 4 are 100 steps in chunks of 8 (the short
   // first one), 32, 32 and 28. A request that comes during the first chunk is seen after the
   // second was submitted: 40 steps run, then the epoch is abandoned with 60 steps to go.
   const data = engineData(400, 8, 19);
   const params = initParams(3);
   const opts = { batchSize: 4, lr: 0.05 };
-  const stopped = await createFastTrainer(gpu, params, data, opts);
-  const reference = await createFastTrainer(gpu, params, data, opts);
+  const stopped = await createMlpEngine(gpu, params, data, opts);
+  const reference = await createMlpEngine(gpu, params, data, opts);
   try {
     assert.equal(stopped.batches.length, 100);
     let asked = 0;
     await assert.rejects(
-      () => stopped.runEpoch(undefined, () => ++asked >= 2),
+      () => stopped.trainEpoch(undefined, () => ++asked >= 2),
       (e: unknown) => e instanceof EpochInterrupted && e.stepsDone === 40,
     );
     assert.equal(asked, 2, "asked once per submitted chunk, never again after stopping");

@@ -29,16 +29,14 @@ import {
   dispatchSize,
   type MatmulShape,
   type MatmulVariant,
-  pickFastest,
-  readTuneCache,
   tileWidth,
   tuneCandidates,
   variantByName,
   variantFits,
   VARIANTS,
   variantSource,
-  writeTuneCache,
 } from "../fast/mlp/matmul.ts";
+import { pickFastest, readTuneCache, writeTuneCache } from "../fast/mlp/tuner.ts";
 import { evalConstInt, kernelSource, specialize, unrollLoops } from "../shared/kernels/sources.ts";
 
 const gpu = await fileGpu();

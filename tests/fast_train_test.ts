@@ -25,16 +25,9 @@ import {
   type OptimizerOptions,
   optimizerStep,
 } from "../shared/model/optim.ts";
-import {
-  createFastTrainer,
-  type EngineData,
-  type FastTrainerOptions,
-  inkKeys,
-  rowOrderByInk,
-  type Slot,
-  SLOTS,
-} from "../fast/mlp/engine.ts";
-import { VARIANTS } from "../fast/mlp/matmul.ts";
+import { createMlpEngine, type EngineData, type MlpEngineOptions } from "../fast/mlp/engine.ts";
+import { inkKeys, rowOrderByInk } from "../fast/mlp/blank_pixels.ts";
+import { type Slot, SLOTS, VARIANTS } from "../fast/mlp/matmul.ts";
 import { trainFast } from "../fast/train.ts";
 import { trainSlow } from "../slow/train.ts";
 import { shuffledIndices } from "../shared/model/rng.ts";
@@ -90,7 +83,7 @@ async function checkSteps(
   smallKernels?: "cpu" | "gpu",
 ): Promise<void> {
   const params = initParams(1337);
-  const trainer = await createFastTrainer(gpu, params, data, { batchSize, lr, plan, smallKernels });
+  const trainer = await createMlpEngine(gpu, params, data, { batchSize, lr, plan, smallKernels });
   try {
     const cpu = cloneParams(params);
     // Steps before `first` on both sides too, so the CPU sees the same weights.
@@ -190,7 +183,7 @@ Deno.test("fast: skipping all-zero pixels in layer 1 (forward, weight gradient) 
   const params = initParams(1337);
   const cpu = cloneParams(params);
   cpuSteps(cpu, data, 40, 0.05, 0, 3);
-  const runs: [string, Partial<FastTrainerOptions>][] = [
+  const runs: [string, Partial<MlpEngineOptions>][] = [
     ["skipping, rows sorted, tiles", {}],
     ["skipping, rows in order, runs of pixels", { sortRows: false, imageTiles: false }],
     ["no skipping", { skipZeros: false }],
@@ -198,7 +191,7 @@ Deno.test("fast: skipping all-zero pixels in layer 1 (forward, weight gradient) 
   const got: MlpParams[] = [];
   const confusions: unknown[] = [];
   for (const [, opts] of runs) {
-    const trainer = await createFastTrainer(gpu, params, data, {
+    const trainer = await createMlpEngine(gpu, params, data, {
       batchSize: 40,
       lr: 0.05,
       plan,
@@ -222,7 +215,7 @@ Deno.test("fast: skipping all-zero pixels in layer 1 (forward, weight gradient) 
   // Shuffled: the rows are ordered again for each epoch's order (setOrder).
   const shuffled: MlpParams[] = [];
   for (const skipZeros of [true, false]) {
-    const trainer = await createFastTrainer(gpu, params, data, {
+    const trainer = await createMlpEngine(gpu, params, data, {
       batchSize: 40,
       lr: 0.05,
       plan,
@@ -256,7 +249,7 @@ Deno.test("fast momentum with the GPU-shaped output layer (∂W3 stored, not app
   const lr = 0.05;
   const opts: OptimizerOptions = { ...OPTIMIZER_DEFAULTS, optimizer: "momentum" };
   const params = initParams(1337);
-  const trainer = await createFastTrainer(gpu, params, data, {
+  const trainer = await createMlpEngine(gpu, params, data, {
     batchSize: 16,
     lr,
     optimizer: opts,
@@ -286,7 +279,7 @@ Deno.test("fast: full MNIST size (60,000 images as bytes) binds; last steps matc
   const n = 60000, batchSize = 300;
   const data = engineData(n, 10, 5);
   const params = initParams(42);
-  const trainer = await createFastTrainer(gpu, params, data, { batchSize, lr: 0.05 });
+  const trainer = await createMlpEngine(gpu, params, data, { batchSize, lr: 0.05 });
   try {
     // Start the GPU at the last two batches: run them from the same weights
     // as the CPU by running only those steps.
@@ -315,7 +308,7 @@ Deno.test("fast: full MNIST size (60,000 images as bytes) binds; last steps matc
 Deno.test("fast: test accuracy on the GPU equals the CPU reference's predictions", async () => {
   const data = engineData(20, 300, 9);
   const params = initParams(3);
-  const trainer = await createFastTrainer(gpu, params, data, { batchSize: 10, lr: 0.05 });
+  const trainer = await createMlpEngine(gpu, params, data, { batchSize: 10, lr: 0.05 });
   try {
     const correct = await trainer.evaluate();
     const pred = predict(params, pixelsToFloats(data.testImages, 0, 300), 300);

@@ -26,7 +26,7 @@ import { formatEpoch } from "../shared/io/summary.ts";
 import { trainFast } from "../fast/train.ts";
 import { bundlePage } from "../fast/web/serve.ts";
 import { WEB_COMPARE_STEPS, WEB_DIGITS, WEB_SMALL, type WebObservations } from "./web_shared.ts";
-import { kernelSource } from "../shared/kernels/sources.ts";
+import { KERNEL_SOURCES } from "../shared/kernels/sources.ts";
 
 const SHOTS = decodeURIComponent(new URL("../data/web-test", import.meta.url).pathname);
 
@@ -165,7 +165,7 @@ Deno.test("web page bundle: deno bundle carries the WGSL kernels, and no Deno AP
     const literal = js.match(new RegExp(`\\bvar ${name}_default = ("(?:[^"\\\\]|\\\\.)*");`));
     assert.ok(literal, `kernel ${name} missing`);
     const text = JSON.parse(literal[1].replace(/\\x([0-9A-Fa-f]{2})/g, "\\u00$1"));
-    assert.equal(text, kernelSource(name));
+    assert.equal(text, KERNEL_SOURCES[name]);
   }
   // The one Deno call in the page's import graph: openGpu's default error handler
   // (shared/gpu/device.ts), which the page replaces with its own `onError`.
@@ -208,7 +208,7 @@ Deno.test("deno task serve: serves the page, its bundle and the npm package's MN
     assert.match(await page.text(), /<script type="module" src="app\.js"><\/script>/);
     const js = await fetch(url + "app.js");
     assert.match(js.headers.get("content-type")!, /javascript/);
-    assert.match(await js.text(), /createFastTrainer/);
+    assert.match(await js.text(), /createMlpEngine/);
     for (const key of ["testLabels", "trainLabels"] as const) {
       const res: Response = await fetch(url + `mnist/${PACKAGE_FILES[key].name}`);
       const sha: Uint8Array = new Uint8Array(

@@ -12,7 +12,7 @@
  *
  * Our fast trainer's engine trains the same epoch in the same group, as the
  * baseline, so `deno bench` prints how many times faster it is than each
- * (its epoch is `runEpoch`: the steps and the one loss readback; the tuner's
+ * (its epoch is `trainEpoch`: the steps and the one loss readback; the tuner's
  * cached or default plan).
  *
  * Run: deno bench --allow-read --allow-write=data --allow-env bench/peers_bench.ts
@@ -23,7 +23,7 @@
 import { openGpu } from "../../shared/gpu/device.ts";
 import { loadMnist } from "../../shared/data/mnist.ts";
 import { initParams } from "../../shared/model/mlp.ts";
-import { createFastTrainer } from "../../fast/mlp/engine.ts";
+import { createMlpEngine } from "../../fast/mlp/engine.ts";
 import { createPeer, type PeerBackend, type PeerSession } from "./peers.ts";
 
 const trainLimit = Number(Deno.env.get("PEERS_TRAIN_LIMIT") ?? "") || 1000;
@@ -41,7 +41,7 @@ async function sessionFor(backend: PeerBackend): Promise<PeerSession> {
 
 const gpu = await openGpu();
 const nTrain = Math.min(trainLimit, data.trainLabels.length);
-const ours = await createFastTrainer(gpu, initParams(1337), {
+const ours = await createMlpEngine(gpu, initParams(1337), {
   trainImages: data.trainImages,
   trainLabels: data.trainLabels,
   testImages: data.testImages,
@@ -58,7 +58,7 @@ Deno.bench({
   warmup: 1,
   async fn(b) {
     b.start();
-    const sum = await ours.runEpoch();
+    const sum = await ours.trainEpoch();
     b.end();
     if (!Number.isFinite(sum)) throw new Error(`fast: loss sum ${sum}`);
   },

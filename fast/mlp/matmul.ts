@@ -1,8 +1,10 @@
-import { kernelSource, specialize, unrollLoops } from "../../shared/kernels/sources.ts";
 /**
- * The matmul variants of the fast trainer, how to compile them for a shape,
- * how to dispatch them, and how to choose among them (autotuning with a
- * per-adapter cache).
+ * The matmul catalogue of the fast MLP engine: the slots of a training step
+ * that use a big matmul and their shapes, the variants that can compute
+ * them, how to compile a variant for a shape (kernel file and constants) and
+ * how to dispatch it. Which variant a slot gets is the tuner's choice
+ * (fast/mlp/tuner.ts) or `defaultVariant`; the engine (fast/mlp/engine.ts)
+ * compiles and dispatches what it is given.
  *
  * Three fused operations use a big matmul each (see `shared/kernels/`):
  *
@@ -28,6 +30,23 @@ import { kernelSource, specialize, unrollLoops } from "../../shared/kernels/sour
  * @module
  */
 
+import { kernelSource, specialize, unrollLoops } from "../../shared/kernels/sources.ts";
+
+/** The tunable matmul slots of one training step. */
+export type Slot = "forward1" | "forward2" | "inputGrad2" | "weightGrad2" | "weightGrad1";
+
+/** All tunable slots, in step order. */
+export const SLOTS: readonly Slot[] = [
+  "forward1",
+  "forward2",
+  "inputGrad2",
+  "weightGrad2",
+  "weightGrad1",
+];
+
+/** The variant chosen for each tunable slot. */
+export type Plan = Record<Slot, MatmulVariant>;
+
 /** A fused operation that contains a big matmul. */
 export type MatmulOp = "forward" | "inputGrad" | "weightGrad";
 
@@ -43,6 +62,23 @@ export interface MatmulShape {
   n: number;
   /** The A operand is packed image bytes (4 per u32), normalised in the kernel. */
   aBytes: boolean;
+}
+
+/**
+ * The matmul shape of each tunable slot for layer sizes `sizes` = [n0, n1, n2, n3]:
+ * forward1 `[rows, n0]·[n0, n1]` (image bytes), forward2 `[rows, n1]·[n1, n2]`,
+ * inputGrad2 `[rows, n2]·[n1, n2]ᵀ`, weightGrad2 `[rows, n1]ᵀ·[rows, n2]`,
+ * weightGrad1 `[rows, n0]ᵀ·[rows, n1]` (image bytes).
+ */
+export function slotShapes(sizes: readonly number[]): Record<Slot, MatmulShape> {
+  const [n0, n1, n2] = sizes;
+  return {
+    forward1: { op: "forward", k: n0, n: n1, aBytes: true },
+    forward2: { op: "forward", k: n1, n: n2, aBytes: false },
+    inputGrad2: { op: "inputGrad", k: n2, n: n1, aBytes: false },
+    weightGrad2: { op: "weightGrad", k: n1, n: n2, aBytes: false },
+    weightGrad1: { op: "weightGrad", k: n0, n: n1, aBytes: true },
+  };
 }
 
 /** A way to compute a fused matmul. */
@@ -127,8 +163,8 @@ const KERNEL_FILES: Record<MatmulOp, Record<MatmulFamily, string>> = {
   },
 };
 
-/** The kernel file (in `shared/kernels/`, without `.wgsl`) of `v` for `op`. */
-export function kernelName(op: MatmulOp, v: MatmulVariant): string {
+/** The kernel file (in `shared/kernels/mlp/`, without `.wgsl`) of `v` for `op`. */
+function kernelName(op: MatmulOp, v: MatmulVariant): string {
   return KERNEL_FILES[op][v.family];
 }
 
@@ -235,7 +271,7 @@ export function skipsZeroGroups(
 }
 
 /** The `const` values a variant's kernel file is compiled with for `shape`. */
-export function kernelConstants(
+function kernelConstants(
   shape: MatmulShape,
   v: MatmulVariant,
   opts: KernelOptions = {},
@@ -330,128 +366,4 @@ export function defaultVariant(
   const want = software ? variantByName("texture-16x16") : variantByName("tiled-16");
   if (variantFits(want, shape, maxRows, maxTextureRows)) return want;
   return variantByName(software ? "registers-16x16" : "registers-4x4");
-}
-
-/**
- * Version of the kernels for the tuning cache: raise it when a kernel's speed
- * changes, so that choices timed on the old kernels are not reused (version
- * 2: 16 values of k per trip and unrolled loops in the texture kernels;
- * 3: the texture weight gradient of image bytes skips all-zero rows; 4: the
- * texture forward kernel of image bytes skips all-zero groups of pixels; 5:
- * texture forward and input-gradient kernels in workgroups of 8 × 2; 6: the
- * layer-1 weight gradient takes its pixels in 4 × 4 tiles of the image; 7:
- * the layer-1 forward kernel takes its rows from the lists, ordered by ink;
- * 8: the blocked family, new candidates on GPUs; 9: more blocked candidates,
- * the forward one with 8 rows per invocation).
- */
-export const KERNELS_VERSION = 9;
-
-/** A string naming `shape` at `rows` rows, for the tuning cache. */
-export function shapeKey(shape: MatmulShape, rows: number): string {
-  const bytes = shape.aBytes ? " bytes" : "";
-  return `${shape.op} K${shape.k} N${shape.n} rows${rows}${bytes} v${KERNELS_VERSION}`;
-}
-
-/** Median of a non-empty list. */
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-/** Timings the tuner took, in milliseconds per dispatch (readback overhead subtracted). */
-export interface TuneResult {
-  best: MatmulVariant;
-  /** Least ms per dispatch at full rows, for the finalists. */
-  ms: Record<string, number>;
-  /** Least ms of one dispatch at screening rows, for every candidate. */
-  screenMs: Record<string, number>;
-  /** ms of a submit with no dispatch and the readback, subtracted from the others. */
-  overheadMs: number;
-}
-
-/**
- * Picks the fastest of `candidates`. `time(v, rows, reps)` runs `reps`
- * dispatches of `v` on `rows` rows in one submit and returns the
- * milliseconds it took, readback included (`reps` 0: the overhead alone,
- * subtracted from every timing). Every candidate is first screened with one
- * dispatch on `screenRows` rows; those within 1.5× of the best screen go on to
- * `repeats` timings on `rows` rows (each of as many dispatches in one submit
- * as make ~5 ms of work), and the lowest time per dispatch wins. The
- * screening keeps slow variants (tiled on a CPU adapter takes seconds at full
- * size) from eating the start-up time.
- *
- * Other programs on the machine only ever make a timing longer, so each
- * figure is the minimum of its runs, and the runs go round the candidates in
- * turn (a burst of load then hits all of them, not just one).
- */
-export async function pickFastest(
-  candidates: MatmulVariant[],
-  time: (v: MatmulVariant, rows: number, reps: number) => Promise<number>,
-  rows: number,
-  screenRows: number,
-  repeats = 3,
-): Promise<TuneResult> {
-  const overheads: number[] = [];
-  for (let r = 0; r < 3; r++) overheads.push(await time(candidates[0], screenRows, 0));
-  const overheadMs = Math.min(...overheads);
-  const net = async (v: MatmulVariant, n: number, reps = 1) =>
-    Math.max(0, (await time(v, n, reps)) - overheadMs) / reps;
-  const screenMs: Record<string, number> = {};
-  for (let round = 0; round < 2; round++) {
-    for (const v of candidates) {
-      screenMs[v.name] = Math.min(screenMs[v.name] ?? Infinity, await net(v, screenRows));
-    }
-  }
-  const bestScreen = Math.min(...Object.values(screenMs));
-  const finalists = candidates.filter((v) => screenMs[v.name] <= 1.5 * bestScreen + 0.5);
-  // On a real GPU one dispatch takes far less than the readback: repeat it
-  // within one submit until the work is ~5 ms or more.
-  const reps = new Map<string, number>();
-  const ms: Record<string, number> = {};
-  for (const v of finalists) {
-    const first = await net(v, rows);
-    reps.set(v.name, Math.min(64, Math.max(1, Math.ceil(5 / Math.max(first, 0.05)))));
-    ms[v.name] = Infinity;
-  }
-  for (let round = 0; round < repeats; round++) {
-    for (const v of finalists) {
-      ms[v.name] = Math.min(ms[v.name], await net(v, rows, reps.get(v.name)!));
-    }
-  }
-  let best = finalists[0];
-  for (const v of finalists) if (ms[v.name] < ms[best.name]) best = v;
-  return { best, ms, screenMs, overheadMs };
-}
-
-/** The tuning cache: adapter description → shape key → variant name. */
-export type TuneCache = Record<string, Record<string, string>>;
-
-/** Reads the cache at `path`; an absent or unreadable file gives an empty cache. */
-export function readTuneCache(path: string): TuneCache {
-  try {
-    const parsed = JSON.parse(Deno.readTextFileSync(path));
-    return parsed && typeof parsed === "object" && !Array.isArray(parsed) ? parsed : {};
-  } catch {
-    return {};
-  }
-}
-
-/**
- * Writes the cache atomically (temporary file, then rename). A read-only
- * directory or a missing permission is not an error: the choice is only
- * remembered for next time. Returns whether it was written.
- */
-export function writeTuneCache(path: string, cache: TuneCache): boolean {
-  const tmp = `${path}.${Deno.pid}.tmp`;
-  try {
-    Deno.writeTextFileSync(tmp, JSON.stringify(cache, null, 2) + "\n");
-    Deno.renameSync(tmp, path);
-    return true;
-  } catch {
-    try {
-      Deno.removeSync(tmp);
-    } catch { /* never written */ }
-    return false;
-  }
 }

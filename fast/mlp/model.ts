@@ -13,14 +13,9 @@ import { initialParams, LAYER_SIZES, type MlpParams } from "../../shared/model/m
 import { decodeMlp, encodeMlp, mlpNamedTensors } from "../../shared/io/safetensors.ts";
 import type { TrainSummary } from "../../shared/io/summary.ts";
 import { type EngineSetup, type Model, runModel, type RunOptions } from "../run.ts";
-import {
-  createFastTrainer,
-  fastTrainerRows,
-  type Slot,
-  SLOTS,
-  slotShapes,
-  TUNE_SCREEN_ROWS,
-} from "./engine.ts";
+import { createMlpEngine, type MlpEngine, TUNE_SCREEN_ROWS } from "./engine.ts";
+import { activationRows } from "./buffers.ts";
+import { type Slot, SLOTS, slotShapes } from "./matmul.ts";
 import { cachedPlan, TUNE_CACHE_PATH, tuneSlots } from "./tuner.ts";
 
 /** Options of the MLP's run beyond `RunOptions`. */
@@ -56,7 +51,7 @@ export function mlpModel(tuneCachePath: string | null = TUNE_CACHE_PATH): Model<
 async function createMlpEngineTuned(setup: EngineSetup<MlpParams>, cachePath: string | null) {
   const { gpu, config, nTrain, nTest, log } = setup;
   const { batchSize } = config;
-  const maxRows = fastTrainerRows(batchSize, nTest);
+  const maxRows = activationRows(batchSize, nTest);
   // Timing the variants: on GPUs, or with --tune; a cached choice is used in either case.
   const timing = config.tune || !gpu.software;
   const cached = config.noTune
@@ -72,13 +67,13 @@ async function createMlpEngineTuned(setup: EngineSetup<MlpParams>, cachePath: st
     );
   }
   // When set-up fails, what was made is freed before the error goes on.
-  let made: Awaited<ReturnType<typeof createFastTrainer>> | undefined;
+  let made: MlpEngine | undefined;
   try {
     const engine = await gpuChecked(
       gpu.device,
       `setting up the fast trainer for ${nTrain} images at ${smaller}`,
       async () =>
-        made = await createFastTrainer(gpu, setup.params, { ...setup.data, nTrain, nTest }, {
+        made = await createMlpEngine(gpu, setup.params, { ...setup.data, nTrain, nTest }, {
           batchSize,
           lr: config.lr,
           plan: known,
@@ -118,8 +113,7 @@ async function createMlpEngineTuned(setup: EngineSetup<MlpParams>, cachePath: st
     log(
       `matmul variants: ${SLOTS.map((s) => `${s} ${engine.plan[s].name} (${how(s)})`).join(", ")}`,
     );
-    // INTERIM (until the engine implements Engine itself): its names for steps and trainEpoch.
-    return Object.assign(engine, { steps: engine.batches.length, trainEpoch: engine.runEpoch });
+    return engine;
   } catch (err) {
     made?.destroy();
     throw err;

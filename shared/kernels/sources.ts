@@ -8,6 +8,12 @@
  * carries them along. A kernel file not listed here cannot be used;
  * tests/kernel_sources_test.ts checks that the list and the folder agree.
  *
+ * One prelude: `struct Step` (shared/kernels/mlp/step.wgsl, the uniform entry
+ * of a dispatch's batch) is written once; `kernelSource` prepends it to every
+ * kernel in `STEP_KERNELS` (exactly the kernels under mlp/, as
+ * tests/kernel_sources_test.ts checks). The slow, CNN and optimiser kernels
+ * and gatherRows are returned as their files are.
+ *
  * Below the list: `kernelSource` (a kernel by name), and the one way the host
  * fits a kernel to its shapes: `specialize` sets `const NAME = …;` lines (and
  * refuses a name the kernel lacks, so kernel and host cannot drift), then
@@ -65,6 +71,7 @@ import reluBackward from "./slow/reluBackward.wgsl" with { type: "text" };
 import sgdStep from "./optim/sgdStep.wgsl" with { type: "text" };
 import sgdUpdate from "./slow/sgdUpdate.wgsl" with { type: "text" };
 import softmax from "./slow/softmax.wgsl" with { type: "text" };
+import stepStruct from "./mlp/step.wgsl" with { type: "text" };
 import softmaxCrossEntropyBackward from "./slow/softmaxCrossEntropyBackward.wgsl" with {
   type: "text",
 };
@@ -141,13 +148,44 @@ export const KERNEL_SOURCES: Readonly<Record<string, string>> = {
   weightGradTiled,
 };
 
-/** The WGSL source of kernel `name`, a file `shared/kernels/<folder>/<name>.wgsl` (see shared/kernels/sources.ts). */
+/** The prelude shared/kernels/mlp/step.wgsl: `struct Step {start, count, lr, rowOrder}`. */
+export const STEP_STRUCT: string = stepStruct;
+
+/** The kernels `kernelSource` prepends `STEP_STRUCT` to: every kernel under shared/kernels/mlp/. */
+export const STEP_KERNELS: ReadonlySet<string> = new Set([
+  "countCorrect",
+  "inputGradReluMask",
+  "inputGradReluMaskBlocked",
+  "inputGradReluMaskTexture",
+  "inputGradReluMaskTiled",
+  "matmulBiasRelu",
+  "matmulBiasReluBlocked",
+  "matmulBiasReluTexture",
+  "matmulBiasReluTiled",
+  "nonzeroGroups",
+  "nonzeroRows",
+  "outputLayer",
+  "outputLayerRows",
+  "sumLosses",
+  "weightGrad",
+  "weightGradBlocked",
+  "weightGradRow",
+  "weightGradSplit",
+  "weightGradSplitSum",
+  "weightGradTexture",
+  "weightGradTiled",
+]);
+
+/**
+ * The WGSL source of kernel `name`, a file `shared/kernels/<folder>/<name>.wgsl`
+ * (see the module doc), with `STEP_STRUCT` in front for the kernels in `STEP_KERNELS`.
+ */
 export function kernelSource(name: string): string {
   const src = KERNEL_SOURCES[name];
   if (src === undefined) {
     throw new Error(`no kernel ${name}.wgsl in shared/kernels/sources.ts`);
   }
-  return src;
+  return STEP_KERNELS.has(name) ? `${STEP_STRUCT}\n${src}` : src;
 }
 
 /**

@@ -5,12 +5,7 @@
 // in the CPU reference) and the confusion counts, so that the whole test set
 // needs one readback of C·C numbers.
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 128u;
 const C = 10u;

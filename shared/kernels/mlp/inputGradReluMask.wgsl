@@ -8,12 +8,7 @@
 // Register-blocked: each invocation computes an RM × RN block from storage
 // buffers. K, N, RM, RN are specialised by the host.
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 128u;
 const N = 512u;

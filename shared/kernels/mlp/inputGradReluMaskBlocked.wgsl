@@ -10,12 +10,7 @@
 // workgroup memory, both transposed (four rows, or four n, of one k per
 // vec4). Each output is one accumulator over k = 0, 1, 2, … in order (fma).
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 128u;
 const N = 512u;

@@ -10,12 +10,7 @@
 // balance better over the cores of a CPU adapter).
 // Needs K and N multiples of 4.
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 128u;
 const N = 512u;

@@ -5,12 +5,7 @@
 //   ∂a = ∂z_next · Wᵀ, ∂z = ∂a where a > 0. W is read before its update.
 // Tiled through workgroup memory: 16 × 16 tiles of G and of W per step of k.
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 128u;
 const N = 512u;

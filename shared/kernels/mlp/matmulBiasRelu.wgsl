@@ -8,12 +8,7 @@
 // RM times. Operands come from storage buffers. K, N, RM, RN and A_BYTES are
 // specialised by the host (fast/mlp/matmul.ts) before compiling.
 
-struct Step {
-  start: u32, // first image of the batch in the dataset
-  count: u32, // rows in the batch
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 784u;
 const N = 512u;

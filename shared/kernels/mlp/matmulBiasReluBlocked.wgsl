@@ -11,12 +11,7 @@
 // Each output is one accumulator summed over k = 0, 1, 2, … in order, with
 // fma, as the other variants do: the same bits.
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 784u;
 const N = 512u;

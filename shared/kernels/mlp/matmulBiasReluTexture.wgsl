@@ -9,7 +9,7 @@
 // once. W is read with textureLoad: on CPU adapters (llvmpipe) a texel fetch
 // costs several times less than a bounds-checked storage-buffer load, and one
 // fetch brings 4 floats. Loops marked `// unroll` are expanded by the host
-// (`unrollLoops` in fast/mlp/matmul.ts): llvmpipe keeps arrays indexed by loop
+// (`unrollLoops` in shared/kernels/sources.ts): llvmpipe keeps arrays indexed by loop
 // counters in memory (rolled, this kernel ran ~20% slower there, the weight
 // gradient 20x).
 // Workgroups of 8 × 2 (on llvmpipe ~5% faster than 8 × 8 for 500 × 784 · 784 ×
@@ -22,12 +22,7 @@
 // (not necessarily consecutive), and the groups of 16 pixels that are not
 // zero in every one of them (the terms left out are exact zeros).
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 784u;
 const N = 512u;

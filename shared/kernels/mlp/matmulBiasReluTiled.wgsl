@@ -6,12 +6,7 @@
 // 16 × 16 tile of A and of W per step of k, then each invocation reads its row
 // and column of the tiles 16 times from fast shared memory.
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 784u;
 const N = 512u;

@@ -19,12 +19,7 @@
 // row's sums are bit for bit those of the full loop. One invocation per block
 // of rows. Needs K a multiple of 16.
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  rowOrder: u32, // where this batch's permutation starts in `order`, or NO_ORDER
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 784u;
 const ROWS = 32u;

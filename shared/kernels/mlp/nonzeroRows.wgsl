@@ -15,12 +15,7 @@
 // (tileWord), as the weight-gradient kernel takes them.
 // Needs K and BLOCK multiples of 4.
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 784u;
 const BLOCK = 32u;

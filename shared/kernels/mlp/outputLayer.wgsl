@@ -16,15 +16,10 @@
 // where a storage-buffer load is a dear per-lane one (a stand-alone test of the
 // logits loop: 0.30 against 0.78–1.0 ms for 500 rows). Loops over the C
 // classes are marked `// unroll` for the host to write out (`unrollLoops` in
-// fast/mlp/matmul.ts), and the label's entry is picked by a select, not an index:
+// shared/kernels/sources.ts), and the label's entry is picked by a select, not an index:
 // llvmpipe keeps an array indexed by a variable in memory.
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 128u;
 const C = 10u;

@@ -14,12 +14,7 @@
 // lanes' partial logits are added by a tree in workgroup memory (a fixed
 // order, so runs are bitwise reproducible), then lane c computes p[c].
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 128u;
 const C = 10u;

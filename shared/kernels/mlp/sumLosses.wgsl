@@ -3,12 +3,7 @@
 // strided slice, then a tree reduction in workgroup memory. Runs once per
 // epoch, so its single readback is the epoch's only one.
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const WG = 256u;
 

@@ -11,12 +11,7 @@
 // Each weight is one accumulator over r = 0, 1, 2, … in order (fma), and each
 // bias one sum in that order, as in the other variants: the same bits.
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 784u;
 const N = 512u;

@@ -11,12 +11,7 @@
 // blocks of n side by side, and with N = 10 five lanes of eight idled), and all
 // lanes read the same G[r, ·].
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 128u;
 const N = 10u;

@@ -10,12 +10,7 @@
 // and the second pass sums the chunks in order, so the result is
 // deterministic (no atomics).
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 128u;
 const N = 10u;

@@ -6,12 +6,7 @@
 // UPDATE_IN_PLACE false: w and bias are gradient buffers and ∂W, ∂b are
 // stored, for an optimiser step (momentumStep.wgsl, adamStep.wgsl).
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 128u;
 const N = 10u;

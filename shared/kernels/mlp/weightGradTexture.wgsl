@@ -10,7 +10,7 @@
 // into its block of W held in registers. Image bytes are read 16 pixels (one
 // vec4u) at a time when K and RI allow it (A_VEC), else 4 (one u32). Loops
 // marked `// unroll` are expanded by the host (`unrollLoops` in
-// fast/mlp/matmul.ts): llvmpipe keeps arrays indexed by loop counters in memory,
+// shared/kernels/sources.ts): llvmpipe keeps arrays indexed by loop counters in memory,
 // and rolled, this kernel ran 20x slower there. Workgroups of 8 × 2 (on
 // llvmpipe 8 × 8 ran ~20% slower: fewer, longer workgroups balance worse over
 // the cores). Needs K, N, RI multiples of 4. The image buffer is bound as
@@ -24,12 +24,7 @@
 // the sample against 42% for 16 pixels of a row), and each ∂W[k, n] is still
 // summed over the rows in order, so the sums stay bit for bit the same.
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 784u;
 const N = 512u;

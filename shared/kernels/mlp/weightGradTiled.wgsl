@@ -6,12 +6,7 @@
 // Tiled through workgroup memory: per step of 16 batch rows a 16 × 16 workgroup
 // stages 16 × 16 tiles of A and of G; each invocation owns one weight.
 
-struct Step {
-  start: u32,
-  count: u32,
-  lr: f32,
-  _pad: u32,
-}
+// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
 const K = 784u;
 const N = 512u;
