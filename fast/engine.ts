@@ -83,6 +83,8 @@ export interface Engine<P> {
  * epoch one command buffer, encoded while the one before runs.
  */
 export interface OverlappingEngine<P> extends Engine<P> {
+  /** Epochs whose readbacks may be pending at once: epoch e's loss is read before e + readbacks is submitted. */
+  readonly readbacks: number;
   /**
    * Encodes a whole epoch into one command buffer (its steps, then the loss
    * sum and its copy into a readback buffer, and with the engine's
@@ -90,8 +92,8 @@ export interface OverlappingEngine<P> extends Engine<P> {
    * submitting it, so that it can be encoded while the previous epoch runs.
    * Submit with `submit()`; start the loss readback with `readLoss()` of the
    * result, after the next epoch is encoded. The readback buffers rotate
-   * among three epochs: epoch e's loss must have been read (settled) before
-   * epoch e + 3 is submitted.
+   * among `readbacks` epochs: epoch e's loss must have been read (settled)
+   * before epoch e + readbacks is submitted.
    */
   encodeEpoch(): EncodedEpoch;
 }

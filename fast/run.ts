@@ -397,8 +397,8 @@ async function runOverlappedEpochs<P>(
       throw err;
     }
     running.push({ epoch, submitted, ms: 0 });
-    // Epoch e − 2's readback is done with before epoch e + 1 reuses its buffers.
-    if (running.length >= 3) await settleOldest();
+    // Epoch e − readbacks + 1's readback is done with before epoch e + 1 reuses its buffers.
+    if (running.length >= engine.readbacks) await settleOldest();
   }
   await settleAll();
 }

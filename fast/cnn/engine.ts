@@ -33,7 +33,7 @@
  *   as the last row of each weight matrix, so the matmuls add them and the
  *   weight gradient computes theirs. ReLU is fused into the max-pool and its
  *   mask into the max-pool's backward. im2col, col2im and the pool's backward
- *   have vec4 forms too (4 columns or channels per thread). `fast/CNN.md`
+ *   have vec4 forms too (4 columns or channels per thread). `fast/DESIGN.md`
  *   has the measurements behind these choices.
  * - All parameters live in one buffer (each layer's `[K + 1, N]` block at a
  *   256-byte aligned offset), gradients in another with the same layout, so

@@ -32,12 +32,56 @@
 import type { Gpu } from "../../shared/gpu/device.ts";
 import { batchRanges, type MlpParams, PIXELS } from "../../shared/model/mlp.ts";
 import { OPTIMIZER_DEFAULTS, type OptimizerOptions } from "../../shared/model/optim.ts";
-import { type EncodedEpoch, EpochInterrupted, type OptimizerState, type OverlappingEngine, type SubmittedEpoch, type TestCounts } from "../engine.ts";
-import { type BlankPixelOptions, type BlankPixels, createBlankPixels, writeTrainRowOrder } from "./blank_pixels.ts";
-import { activationRows, allocator, createMlpBuffers, EPOCH_READBACKS, type MlpSetup, readPacked, readRange, readStaging } from "./buffers.ts";
-import { defaultVariant, type MatmulShape, type MatmulVariant, type Plan, type Slot, SLOTS, slotShapes, variantByName, variantFits } from "./matmul.ts";
+import {
+  type EncodedEpoch,
+  EpochInterrupted,
+  type OptimizerState,
+  type OverlappingEngine,
+  type SubmittedEpoch,
+  type TestCounts,
+} from "../engine.ts";
+import {
+  type BlankPixelOptions,
+  type BlankPixels,
+  createBlankPixels,
+  writeTrainRowOrder,
+} from "./blank_pixels.ts";
+import {
+  activationRows,
+  allocator,
+  createMlpBuffers,
+  EPOCH_READBACKS,
+  type MlpSetup,
+  readPacked,
+  readRange,
+  readStaging,
+} from "./buffers.ts";
+import {
+  defaultVariant,
+  type MatmulShape,
+  type MatmulVariant,
+  type Plan,
+  type Slot,
+  SLOTS,
+  slotShapes,
+  variantByName,
+  variantFits,
+} from "./matmul.ts";
 import { createBindGroups, createLayouts, createPipelines, pipelineOf } from "./pipelines.ts";
-import { copyW3, dispatchSlot, encodeEpochEnd, encodeGather, encodeStep, encodeTestPass, encodeWeightTextures, outsidePass, record, type Recorder, type StepContext, submit } from "./step.ts";
+import {
+  copyW3,
+  dispatchSlot,
+  encodeEpochEnd,
+  encodeGather,
+  encodeStep,
+  encodeTestPass,
+  encodeWeightTextures,
+  outsidePass,
+  record,
+  type Recorder,
+  type StepContext,
+  submit,
+} from "./step.ts";
 
 // ---------------------------------------------------------------------------
 // The engine's interface
@@ -286,6 +330,7 @@ function mlpEngine(
     shapes: ctx.shapes,
     runSteps: (first, count) => chunks.submit(first, count),
     trainEpoch: (onProgress, stop) => trainEpoch(chunks, opts.afterSubmit, onProgress, stop),
+    readbacks: EPOCH_READBACKS,
     encodeEpoch: () => chunks.encodeEpoch(),
     readLosses: (start, count) => readRange(device, b.losses, start, count),
     async evaluate() {

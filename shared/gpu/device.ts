@@ -127,11 +127,37 @@ export async function readBuffer(
   const enc = device.createCommandEncoder({ label: `${src.label} readback encoder` });
   enc.copyBufferToBuffer(src, offset, staging, 0, size);
   device.queue.submit([enc.finish()]);
+  const out = await readMapped(staging);
+  staging.destroy();
+  return out;
+}
+
+/**
+ * The bytes of a mappable buffer (MAP_READ) once the GPU has written them:
+ * map, copy out, unmap, so the buffer can be written again (a staging
+ * buffer kept for repeated readbacks, or the fresh one of `readBuffer`).
+ */
+export async function readMapped(staging: GPUBuffer): Promise<ArrayBuffer> {
   await staging.mapAsync(GPUMapMode.READ);
   const out = staging.getMappedRange().slice(0);
   staging.unmap();
-  staging.destroy();
   return out;
+}
+
+/**
+ * Workgroups `[x, y]` for `threads` invocations, `perGroup` per workgroup:
+ * x up to `maxPerDimension` (the device's `maxComputeWorkgroupsPerDimension`,
+ * at least 65,535), the rest in y. A kernel rebuilds its index as
+ * `(group.y · groups.x + group.x) · perGroup + local`.
+ */
+export function workgroupGrid(
+  threads: number,
+  perGroup: number,
+  maxPerDimension = 65535,
+): [number, number] {
+  const groups = Math.max(1, Math.ceil(threads / perGroup));
+  const x = Math.min(groups, maxPerDimension);
+  return [x, Math.ceil(groups / x)];
 }
 
 /**

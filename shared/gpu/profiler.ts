@@ -30,6 +30,16 @@
 
 import type { Gpu } from "./device.ts";
 
+/**
+ * Where profiling hooks into an engine: called for each compute pass with its
+ * kernel's name and floating-point operations; returns the pass's
+ * `timestampWrites`, or undefined when the pass is not timed.
+ */
+export type PassTimestamps = (
+  kernel: string,
+  flops: number,
+) => GPUComputePassTimestampWrites | undefined;
+
 /** How the figures of a report were measured. */
 export type ProfileMode = "timestamps" | "wall-clock" | "off";
 
