@@ -11,19 +11,15 @@
  * @module
  */
 
-import type { OptimizerOptions } from "../shared/model/optim.ts";
+import type { OptimizerOptions, OptimizerState as TensorState } from "../shared/model/optim.ts";
 
 /**
  * An optimiser's state per parameter tensor, in the order W1, b1, W2, b2,
- * W3, b3: momentum's velocity (`first`), or Adam's m (`first`) and v
- * (`second`); empty lists for SGD. `step` is the number of steps taken
- * (Adam's t of the last one).
+ * W3, b3, as float32 (shared/model/optim.ts's `OptimizerState`): momentum's
+ * velocity (`first`), or Adam's m (`first`) and v (`second`); empty lists
+ * for SGD. `step` is the number of steps taken (Adam's t of the last one).
  */
-export interface OptimizerState {
-  step: number;
-  first: Float32Array[];
-  second: Float32Array[];
-}
+export type OptimizerState = TensorState<Float32Array>;
 
 /** A test pass: `confusion[t][p]` test images of class t predicted as p; `correct` is its trace. */
 export interface TestCounts {
@@ -58,8 +54,9 @@ export interface Engine<P> {
    * over its images of −log p_y (one readback; NaN or ±∞ when a step's loss
    * was not finite — `readLosses` then says where). `onProgress(stepsDone)`
    * is called as chunks finish, without making the GPU wait for it. With
-   * `stop`, at most two chunks are in flight; when `stop()` is true after a
-   * chunk, the submitted work runs to its end and `EpochInterrupted` is thrown.
+   * `stop`, at most two chunks are in flight, and `stop()` is asked between
+   * chunks: when true, the submitted work runs to its end and
+   * `EpochInterrupted` is thrown.
    */
   trainEpoch(onProgress?: (stepsDone: number) => void, stop?: () => boolean): Promise<number>;
   /** Per-image losses of the last epoch at positions `start..start+count-1` of its order. */

@@ -20,11 +20,17 @@ import { UserError } from "../shared/io/errors.ts";
 import { type Gpu, gpuChecked } from "../shared/gpu/device.ts";
 import type { MnistData } from "../shared/data/mnist.ts";
 import { OPTIMIZER_DEFAULTS, type OptimizerOptions } from "../shared/model/optim.ts";
-import { formatProfile, GpuProfiler, type ProfileReport } from "../shared/gpu/profiler.ts";
+import {
+  formatProfile,
+  GpuProfiler,
+  type PassTimestamps,
+  type ProfileReport,
+} from "../shared/gpu/profiler.ts";
 import { type EpochPoint, formatConfusion, type SvgStrip } from "../shared/io/report.ts";
 import { shuffledIndices } from "../shared/model/rng.ts";
 import { epochProgress, type EpochResult, type TrainSummary } from "../shared/io/summary.ts";
-import { formatEpoch, formatTest, prepareRun } from "../shared/io/prepare.ts";
+import { formatEpoch, formatTest, prepareRun, type TrainOptions } from "../shared/io/prepare.ts";
+import type { InitName } from "../shared/model/mlp.ts";
 import {
   type Checkpoint,
   type CheckpointSettings,
@@ -47,6 +53,8 @@ export interface Model<P> extends ModelCodec<P> {
   readonly title: string;
   /** The weights a run starts from when no file gives them. */
   initialParams(config: TrainConfig): P;
+  /** Their name in the summary's `config.init` (the MLP's `--init`; the CNN has no choice). */
+  initName?(config: TrainConfig): InitName;
   /**
    * Makes the engine for `setup` (for the MLP, also picks its matmul
    * variants); a device that refuses is a one-line error naming what failed.
@@ -73,22 +81,20 @@ export interface EngineSetup<P> {
    */
   overlap: boolean;
   /** The profiler's hook for each compute pass (undefined: no profile). */
-  passTimestamps?: (kernel: string, flops: number) => GPUComputePassTimestampWrites | undefined;
+  passTimestamps?: PassTimestamps;
   /** Awaited after each submitted chunk of steps (the profiler's `collect`). */
   afterSubmit?: () => Promise<void>;
   log: (line: string) => void;
 }
 
-/** Things a caller (a test, a benchmark, the CLI) may hand the run instead of having it make them. */
-export interface RunOptions<P> {
-  /** An open device to reuse (left open at the end; one the run opens is closed). */
-  gpu?: Gpu;
-  /** Data already loaded (limits in the config still apply). */
-  data?: MnistData;
+/**
+ * Things a caller (a test, a benchmark, the CLI) may hand the run instead of
+ * having it make them: `TrainOptions`' device (left open at the end; one the
+ * run opens is closed), data and log, and these.
+ */
+export interface RunOptions<P> extends Omit<TrainOptions, "params"> {
   /** Starting weights (default: the model's `initialParams`, or --load / --resume). */
   params?: P;
-  /** Lines for people (default: stderr). */
-  log?: (line: string) => void;
   /**
    * Aborted (e.g. on Ctrl-C): the running chunk of steps finishes, the rest
    * of the epoch is abandoned, nothing partial is saved, and a `UserError`
@@ -104,7 +110,7 @@ export interface RunOptions<P> {
 }
 
 /** The optimiser settings of `config`, with shared/model/optim.ts's defaults. */
-export function optimizerOf(config: TrainConfig): OptimizerOptions {
+function optimizerOf(config: TrainConfig): OptimizerOptions {
   return {
     optimizer: config.optimizer ?? OPTIMIZER_DEFAULTS.optimizer,
     momentum: config.momentum ?? OPTIMIZER_DEFAULTS.momentum,
@@ -227,6 +233,7 @@ export async function runModel<P>(
       log(`chart written to ${config.plot}`);
     }
     return fastSummary({
+      model: model as Model<unknown>,
       gpu,
       data,
       nTrain,
@@ -455,7 +462,7 @@ async function finishEpoch<P>(
  * where the last checkpoint is (nothing is written mid-epoch, so the file
  * at `save` holds epoch − 1, if any).
  */
-export function interruptedError(epoch: number, save: string | undefined): UserError {
+function interruptedError(epoch: number, save: string | undefined): UserError {
   const kept = !save
     ? "nothing saved (no --save)"
     : epoch - 1 >= 1
@@ -465,7 +472,7 @@ export function interruptedError(epoch: number, save: string | undefined): UserE
 }
 
 /** Where the first non-finite per-image loss of an epoch was. */
-export interface BadLoss {
+interface BadLoss {
   /** 1-based step of the epoch. */
   step: number;
   /** Position in the epoch's order (the image id when not shuffled). */
@@ -474,7 +481,7 @@ export interface BadLoss {
 }
 
 /** The first non-finite entry of an epoch's per-image losses (by position), if any. */
-export function firstBadLoss(losses: ArrayLike<number>, batchSize: number): BadLoss | undefined {
+function firstBadLoss(losses: ArrayLike<number>, batchSize: number): BadLoss | undefined {
   for (let i = 0; i < losses.length; i++) {
     if (!Number.isFinite(losses[i])) {
       return { step: Math.floor(i / batchSize) + 1, position: i, value: losses[i] };
@@ -487,7 +494,7 @@ export function firstBadLoss(losses: ArrayLike<number>, batchSize: number): BadL
  * The error of an epoch whose loss sum came out `total` (NaN or ±∞): names
  * the epoch, the step, the learning rate, and the checkpoint left untouched.
  */
-export function nonFiniteLossError(
+function nonFiniteLossError(
   total: number,
   epoch: number,
   steps: number,
@@ -513,6 +520,7 @@ export function nonFiniteLossError(
 
 /** What a finished fast run reports, for `fastSummary`. */
 interface FastRunResult {
+  model: Model<unknown>;
   gpu: Gpu;
   data: MnistData;
   nTrain: number;
@@ -538,10 +546,10 @@ function fastSummary(r: FastRunResult): TrainSummary {
       batchSize: r.config.batchSize,
       lr: r.config.lr,
       seed: r.config.seed,
-      // The initial weights' name, unless they came from a file (or are the CNN's own).
-      ...(r.config.model === "cnn" || r.config.load || r.config.resume
-        ? {}
-        : { init: r.config.init ?? "original" }),
+      // The initial weights' name, unless they came from a file (or the model has no choice).
+      ...(r.model.initName && !r.config.load && !r.config.resume
+        ? { init: r.model.initName(r.config) }
+        : {}),
       ...(r.optimizer.optimizer !== "sgd" ? { optimizer: r.optimizer.optimizer } : {}),
       ...(r.shuffle ? { shuffle: r.shuffle } : {}),
     },

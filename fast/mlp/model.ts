@@ -38,6 +38,7 @@ export function mlpModel(tuneCachePath: string | null = TUNE_CACHE_PATH): Model<
     encode: encodeMlp,
     decode: (bytes, file) => decodeMlp(bytes, file, LAYER_SIZES),
     initialParams: (config) => initialParams(config.init ?? "original", config.seed),
+    initName: (config) => config.init ?? "original",
     createEngine: (setup) => createMlpEngineTuned(setup, tuneCachePath),
   };
 }

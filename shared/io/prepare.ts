@@ -1,6 +1,7 @@
 /**
  * What both trainers share around the training itself: preparing a run
- * (data, device, initial weights) and the command-line entry point.
+ * (the data with its limits, the batch size checked, the device) and the
+ * command-line entry point. The model's weights are each trainer's business.
  *
  * @module
  */
@@ -18,7 +19,7 @@ export interface TrainOptions {
   gpu?: Gpu;
   /** Data already loaded (limits in the config still apply). */
   data?: MnistData;
-  /** Starting weights; default `initialParams(config.init ?? "original", config.seed)`. */
+  /** Starting weights (the slow trainer's default: `initialParams(config.init ?? "original", config.seed)`). */
   params?: MlpParams;
   /** Lines for people (default: stderr). */
   log?: (line: string) => void;

@@ -94,16 +94,17 @@ export function adamStep(
 }
 
 /**
- * The state an optimiser keeps for a list of tensors, and its step count.
- * `optimizerStep` advances it; nothing is global.
+ * The state an optimiser keeps for a list of tensors, and its step count:
+ * float64 in this CPU reference (`optimizerStep` advances it; nothing is
+ * global), float32 as the GPU engines hold it (fast/engine.ts).
  */
-export interface OptimizerState {
+export interface OptimizerState<F extends Float32Array | Float64Array = Float64Array> {
   /** Steps taken so far (Adam's t after the next step is `step + 1`). */
   step: number;
   /** Momentum's velocity, or Adam's first moment, per tensor. */
-  first: Float64Array[];
+  first: F[];
   /** Adam's second moment per tensor (empty otherwise). */
-  second: Float64Array[];
+  second: F[];
 }
 
 /** Zero state for tensors of the given lengths. */
