@@ -21,10 +21,10 @@
  *   contiguous batch. Each batch is a `{start, count}` entry of one uniform
  *   buffer at 256-byte strides, chosen by a dynamic offset, so one bind group
  *   per kernel serves every batch, the last partial one included.
- * - Many steps per submit, one compute pass each, at most two submits in
- *   flight; per-image losses are summed on the GPU and read back once per
- *   epoch; the test set's confusion counts are made on the GPU and read back
- *   once.
+ * - Many steps per submit, one compute pass each (at most two submits in
+ *   flight when progress is shown or a stop may be asked for); per-image
+ *   losses are summed on the GPU and read back once per epoch; the test
+ *   set's confusion counts are made on the GPU and read back once.
  * - Convolutions are im2col + a register-blocked matmul (`cnnMatmulVec4`:
  *   8×8 outputs per thread, vec4 loads; `cnnMatmul`, 4×4 scalar, for shapes
  *   that are not multiples of 8); the weight gradient is a split-K matmul on the
@@ -43,7 +43,7 @@
  */
 
 import { type CnnDims, cnnDims, type CnnParams, type CnnShape } from "../../shared/model/cnn.ts";
-import { readBuffer } from "../../shared/gpu/device.ts";
+import { readBuffer, readMapped } from "../../shared/gpu/device.ts";
 import {
   OPTIMIZER_UNIFORM_BYTES,
   type OptimizerOptions,
@@ -303,11 +303,14 @@ class GpuCnnEngine implements CnnEngine {
   }
 
   /**
-   * One epoch: a step per batch, `STEPS_PER_SUBMIT` steps per submit, at most
-   * two submits in flight; `onProgress(stepsDone)` as each finishes. Returns
-   * the sum of the per-image losses (one readback). With `stop`, asked before
-   * each submit: when true, the submitted steps finish and `EpochInterrupted`
-   * is thrown (the parameters then hold a part-epoch).
+   * One epoch: a step per batch, `STEPS_PER_SUBMIT` steps per submit; returns
+   * the sum of the per-image losses (one readback). Without `onProgress` and
+   * `stop` every chunk is submitted at once. With either, at most two chunks
+   * are in flight (the GPU runs one while the other is waited for), and
+   * `onProgress(stepsDone)` is called as each finishes; `stop` is asked
+   * between chunks (not after the last): when true, the submitted steps
+   * finish and `EpochInterrupted` is thrown (the parameters then hold a
+   * part-epoch).
    */
   async trainEpoch(
     onProgress?: (stepsDone: number) => void,
@@ -320,24 +323,23 @@ class GpuCnnEngine implements CnnEngine {
       optimizerUniform(net.paramFloats, t, lr, this.optimizer, this.#stepTable, b * UNIFORM_STRIDE);
     }
     device.queue.writeBuffer(made.stepUniform, 0, this.#stepTable);
+    const paced = onProgress !== undefined || stop !== undefined;
     const inFlight: Promise<void>[] = [];
     for (let first = 0; first < nb; first += STEPS_PER_SUBMIT) {
-      while (inFlight.length >= 2) await inFlight.shift();
-      if (stop?.()) {
+      if (first > 0 && stop?.()) {
         await Promise.all(inFlight);
         throw new EpochInterrupted(first);
       }
       const last = Math.min(nb, first + STEPS_PER_SUBMIT);
       this.#submitSteps(first, last);
       this.#stepsTaken += last - first;
+      if (!paced) continue;
       inFlight.push(device.queue.onSubmittedWorkDone().then(() => onProgress?.(last)));
+      // Two in flight: wait for the older while the newer runs.
+      if (inFlight.length === 2) await inFlight.shift();
     }
     await Promise.all(inFlight);
-    const readback = made.lossReadback;
-    await readback.mapAsync(GPUMapMode.READ);
-    const sum = new Float32Array(readback.getMappedRange().slice(0))[0];
-    readback.unmap();
-    return sum;
+    return new Float32Array(await readMapped(made.lossReadback))[0];
   }
 
   /** Records and submits steps `first..last-1`; the last chunk adds the epoch's loss sum and its copy. */
@@ -391,9 +393,7 @@ class GpuCnnEngine implements CnnEngine {
     shared?.end();
     encoder.copyBufferToBuffer(made.buffers.confusion, 0, made.confusionReadback, 0, C * C * 4);
     device.queue.submit([encoder.finish({ label: "CNN test set commands" })]);
-    await made.confusionReadback.mapAsync(GPUMapMode.READ);
-    const counts = new Uint32Array(made.confusionReadback.getMappedRange().slice(0));
-    made.confusionReadback.unmap();
+    const counts = new Uint32Array(await readMapped(made.confusionReadback));
     let correct = 0;
     for (let t = 0; t < C; t++) {
       for (let p = 0; p < C; p++) confusion[t][p] = counts[t * C + p];
