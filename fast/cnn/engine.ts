@@ -60,10 +60,10 @@ import {
 } from "./kernels.ts";
 import { type CnnBuffers, type CnnNet, cnnStages, layerBlocks, type StageSpec } from "./step.ts";
 import {
+  type BufferSources,
   checkBatchSize,
   checkDataset,
   createBuffers,
-  type LabeledImages,
   type MadeBuffers,
   type Ordered,
 } from "./buffers.ts";
@@ -71,19 +71,14 @@ import {
 /** Training steps recorded into one command buffer. */
 const STEPS_PER_SUBMIT = 16;
 
-/** What a CNN engine is made for. */
-export interface CnnEngineOptions {
-  /** Starting parameters (their `shape` is the network's). */
-  params: CnnParams;
-  /** Images per step (the last batch of an epoch may be smaller). */
-  batchSize: number;
+/**
+ * What a CNN engine is made for: the parameters, batch size and data its
+ * buffers start from (`BufferSources`, fast/cnn/buffers.ts), and how it trains.
+ */
+export interface CnnEngineOptions extends BufferSources {
   /** The learning rate of every step. */
   lr: number;
   optimizer: OptimizerOptions;
-  /** Allocate what `setOrder` needs (a copy of the training set in the epoch's order). */
-  shuffle?: boolean;
-  train: LabeledImages;
-  test?: LabeledImages;
   /**
    * Where profiling hooks in: called for each compute pass with its name and
    * floating-point operations; returns the pass's timestampWrites. When given,
