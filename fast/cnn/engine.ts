@@ -44,6 +44,7 @@
 
 import { type CnnDims, cnnDims, type CnnParams, type CnnShape } from "../../shared/model/cnn.ts";
 import { readBuffer, readMapped } from "../../shared/gpu/device.ts";
+import type { PassTimestamps } from "../../shared/gpu/profiler.ts";
 import {
   OPTIMIZER_UNIFORM_BYTES,
   type OptimizerOptions,
@@ -52,9 +53,9 @@ import {
 import { type Engine, EpochInterrupted, type OptimizerState, type TestCounts } from "../engine.ts";
 import {
   encodeStages,
-  type PassTimestamps,
   PipelineCache,
   type Stage,
+  stageGrids,
   UNIFORM_STRIDE,
   uniformOffsets,
 } from "./kernels.ts";
@@ -174,19 +175,20 @@ function stageBinder(device: GPUDevice, cache: PipelineCache, made: MadeBuffers)
     none: undefined,
   };
   const make = async (spec: StageSpec): Promise<Stage> => {
-    const pipeline = cache.pipeline(spec.kernel, spec.constants, spec.slots);
+    const pipeline = cache.pipeline(spec.kernel, spec.constants, spec.kinds);
     const u = uniform[spec.uniform];
     const resources = [...(u ? [u] : []), ...spec.buffers];
     const bindGroup = device.createBindGroup({
       label: `${spec.name} bind group`,
-      layout: cache.layout(spec.slots).bindGroup,
+      layout: cache.layout(spec.kinds).bindGroup,
       entries: resources.map((r, binding) => ({
         binding,
         resource: r instanceof GPUBuffer ? { buffer: r } : r,
       })),
     });
-    const { name, uniform: offset, threads, flops } = spec;
-    return { name, pipeline: await pipeline, bindGroup, offset, threads, flops };
+    const { name, uniform: offset, flops } = spec;
+    const groups = stageGrids(spec.threads, device.limits.maxComputeWorkgroupsPerDimension);
+    return { name, pipeline: await pipeline, bindGroup, offset, groups, flops };
   };
   return (spec: StageSpec): Promise<Stage> => {
     let stage = done.get(spec);
@@ -215,7 +217,7 @@ async function gatherStages(
       constants: { ROWS: net.nTrain, WORDS: words },
       uniform: "none",
       buffers: [ordered.order, src, out],
-      slots: ["read", "read", "write"],
+      kinds: ["read", "read", "write"],
       threads: () => net.nTrain * words,
       flops: () => 0,
     });

@@ -20,14 +20,12 @@
  */
 
 import type { CnnDims, CnnShape } from "../../shared/model/cnn.ts";
-import { cnnLayerSizes } from "../../shared/model/cnn.ts";
+import { CNN_LAYER_NAMES, cnnLayerSizes } from "../../shared/model/cnn.ts";
 import type { OptimizerName } from "../../shared/model/optim.ts";
-import type { Slot } from "./kernels.ts";
+import type { BindingKind } from "./kernels.ts";
 
 /** Rows of the batch each split-K slice of the weight gradient sums. */
 const SLICE_ROWS = 256;
-/** Names of the three layers, for labels and the profile. */
-const LAYER_NAMES = ["conv1", "conv2", "linear"];
 
 // ---------------------------------------------------------------------------
 // The parameter layout
@@ -144,7 +142,7 @@ export interface StageSpec {
   /** Bindings 1, 2, … (0, 1, … without a uniform). */
   buffers: (GPUBuffer | GPUBufferBinding)[];
   /** What each binding is, the uniform's included: the layout's signature. */
-  slots: Slot[];
+  kinds: BindingKind[];
   /** Threads for a batch of `count` images. */
   threads: (count: number) => number;
   /** Floating-point operations for a batch of `count` (0 where not worth counting). */
@@ -161,12 +159,12 @@ function stage(
   writes = 1,
   flops: (count: number) => number = () => 0,
 ): StageSpec {
-  const slots: Slot[] = [
+  const kinds: BindingKind[] = [
     "dynamic",
-    ...buffers.map((_, i): Slot => i >= buffers.length - writes ? "write" : "read"),
+    ...buffers.map((_, i): BindingKind => i >= buffers.length - writes ? "write" : "read"),
   ];
   const name = `${layer} ${kernel}`;
-  return { name, kernel, constants, uniform: "batch", buffers, slots, threads, flops };
+  return { name, kernel, constants, uniform: "batch", buffers, kinds, threads, flops };
 }
 
 /** Blocks of side `side` covering an a × b matrix. */
@@ -291,7 +289,7 @@ function matmulStage(
 ): StageSpec {
   const { k, kPad, n, vec4 } = net.layers[l], rows = rowsPerImage(net)[l];
   return stage(
-    LAYER_NAMES[l],
+    CNN_LAYER_NAMES[l],
     vec4 ? "cnnMatmulVec4" : "cnnMatmul",
     { K: kPad, N: n, ROWS_PER_IMAGE: rows },
     [a, w, z],
@@ -348,7 +346,7 @@ function lossAndBackwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
       constants: {},
       uniform: "step",
       buffers: [b.params, b.grads, ...b.state],
-      slots: ["dynamic", "write", "read", ...b.state.map((): Slot => "write")],
+      kinds: ["dynamic", "write", "read", ...b.state.map((): BindingKind => "write")],
       threads: () => net.paramFloats,
       flops: () => 0,
     },
@@ -372,7 +370,7 @@ function weightGradStages(
   const side = vec4 ? 8 : 4;
   return [
     stage(
-      LAYER_NAMES[l],
+      CNN_LAYER_NAMES[l],
       vec4 ? "cnnMatmulTransAVec4" : "cnnMatmulTransA",
       { K: kPad, N: n, ROWS_PER_IMAGE: rows, SLICE_ROWS },
       [a, g, partial],
@@ -381,7 +379,7 @@ function weightGradStages(
       (c) => 2 * c * rows * (k + 1) * n,
     ),
     stage(
-      LAYER_NAMES[l],
+      CNN_LAYER_NAMES[l],
       "cnnSumSlices",
       { LEN: (kPad + 1) * n, ROWS_PER_IMAGE: rows, SLICE_ROWS },
       [partial, dW],
@@ -400,7 +398,7 @@ function inputGradStage(
 ): StageSpec {
   const { k, kPad, n, vec4 } = net.layers[l], rows = rowsPerImage(net)[l];
   return stage(
-    LAYER_NAMES[l],
+    CNN_LAYER_NAMES[l],
     vec4 ? "cnnMatmulTransBVec4" : "cnnMatmulTransB",
     { K: kPad, N: n, ROWS_PER_IMAGE: rows },
     [g, w, ga],
@@ -437,7 +435,7 @@ function totalLossStage(net: CnnNet, b: CnnBuffers): StageSpec {
     constants: { COUNT: Math.max(1, net.nTrain) },
     uniform: "none",
     buffers: [b.losses, b.total],
-    slots: ["read", "write"],
+    kinds: ["read", "write"],
     threads: () => 1, // one workgroup (of 256)
     flops: () => 0,
   };
