@@ -146,6 +146,12 @@ export function createBuffers(
     partial: floats("split-K partial weight gradients", partialFloats(net, B)),
     losses: floats("per-image losses of the epoch", Math.max(1, net.nTrain)),
     total: floats("epoch's summed loss", 1),
+    // Step {start, count, lr, rowOrder} (shared/kernels/mlp/step.wgsl): sumLosses reads count.
+    lossCount: upload(
+      "sumLosses Step {start 0, count nTrain}",
+      new Uint32Array([0, net.nTrain, 0, 0]),
+      GPUBufferUsage.UNIFORM,
+    ),
     confusion: floats("test confusion counts [classes, classes]", s.classes * s.classes),
   };
   const readback = (label: string, size: number) =>

@@ -21,7 +21,7 @@ import { workgroupGrid } from "../../shared/gpu/device.ts";
 import type { PassTimestamps } from "../../shared/gpu/profiler.ts";
 import { kernelSource, specialize } from "../../shared/kernels/sources.ts";
 
-/** Threads per workgroup of every CNN kernel (and of gatherRows and the optimiser kernels). */
+/** Threads per workgroup of the CNN's kernels (sumLosses: one workgroup of 256). */
 const WORKGROUP = 64;
 /** Stride of the per-batch and per-step uniform entries (WebGPU's dynamic-offset alignment). */
 export const UNIFORM_STRIDE = 256;

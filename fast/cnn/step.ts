@@ -111,6 +111,8 @@ export interface CnnBuffers {
   /** Per-image losses of the epoch [nTrain], by position in its order; their sum [1]. */
   losses: GPUBuffer;
   total: GPUBuffer;
+  /** sumLosses' uniform: a `Step` (shared/kernels/mlp/step.wgsl) whose count is nTrain. */
+  lossCount: GPUBuffer;
   /** Test counts [classes, classes] (u32): confusion[label][predicted]. */
   confusion: GPUBuffer;
 }
@@ -194,7 +196,7 @@ export function cnnStages(net: CnnNet, b: CnnBuffers): CnnStages {
   const forward = forwardStages(net, b);
   return {
     trainStep: [inputStage(net, b, "train"), ...forward, ...lossAndBackwardStages(net, b)],
-    epochEnd: totalLossStage(net, b),
+    epochEnd: totalLossStage(b),
     testBatch: [inputStage(net, b, "test"), ...forward, scoreStage(net, b)],
   };
 }
@@ -427,16 +429,19 @@ function poolBackwardStage(
 // ---------------------------------------------------------------------------
 // The epoch's end and the test pass
 
-/** After an epoch's last step: total = Σ_{i < nTrain} losses[i] (one workgroup, a fixed order). */
-function totalLossStage(net: CnnNet, b: CnnBuffers): StageSpec {
+/**
+ * After an epoch's last step: total = Σ_{i < nTrain} losses[i], the MLP's
+ * reduction (sumLosses.wgsl: one workgroup of 256, a fixed order).
+ */
+function totalLossStage(b: CnnBuffers): StageSpec {
   return {
-    name: "loss cnnTotalLoss",
-    kernel: "cnnTotalLoss",
-    constants: { COUNT: Math.max(1, net.nTrain) },
+    name: "loss sumLosses",
+    kernel: "sumLosses",
+    constants: {},
     uniform: "none",
-    buffers: [b.losses, b.total],
-    kinds: ["read", "write"],
-    threads: () => 1, // one workgroup (of 256)
+    buffers: [b.lossCount, b.losses, b.total],
+    kinds: ["uniform", "read", "write"],
+    threads: () => 1, // one workgroup
     flops: () => 0,
   };
 }
