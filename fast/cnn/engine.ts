@@ -286,16 +286,17 @@ class GpuCnnEngine implements CnnEngine {
 
   /** Gathers the training images and labels into `order` on the GPU (needs the `shuffle` option). */
   setOrder(order: Uint32Array): void {
-    const { device, made, gather } = this.#p;
+    const { device, made, gather, passTimestamps } = this.#p;
     if (!gather || !made.ordered) throw new Error("setOrder needs the engine's shuffle option");
     if (order.length !== this.nTrain) {
       throw new RangeError(`an order of ${order.length} images for ${this.nTrain}`);
     }
     device.queue.writeBuffer(made.ordered.order, 0, order.slice());
     const encoder = device.createCommandEncoder({ label: "CNN gather the epoch's order" });
-    const pass = encoder.beginComputePass({ label: "CNN gather the epoch's order pass" });
-    encodeStages(encoder, pass, undefined, [gather.images, gather.labels], this.#offsets, 0, 0, 0);
-    pass.end();
+    const shared = this.#sharedPass(encoder, "CNN gather the epoch's order pass");
+    const stages = [gather.images, gather.labels];
+    encodeStages(encoder, shared, passTimestamps, stages, this.#offsets, 0, 0, 0);
+    shared?.end();
     device.queue.submit([encoder.finish({ label: "CNN gather the epoch's order commands" })]);
   }
 
