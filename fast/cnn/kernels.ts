@@ -6,7 +6,8 @@
  * `encodeStages` records into a compute pass without allocating.
  *
  * It is not the network: which stages run, in what order, on which buffers is
- * fast/cnn/step.ts; the buffers and the engine's methods are fast/cnn/engine.ts.
+ * fast/cnn/step.ts; the buffers are fast/cnn/buffers.ts, the engine's methods
+ * (and the binding of stages to pipelines) fast/cnn/engine.ts.
  *
  * Kernel convention (shared/kernels/cnn/*.wgsl): a shape the host sets is a
  * line `const NAME = SET_BY_HOST;`. `specialize` (shared/kernels/sources.ts)

@@ -2,8 +2,9 @@
  * The CNN's step on the GPU: the stages (dispatches) of one training step
  * and of the test pass, in the order they run, each with its formula and
  * shapes. This file only describes them (`StageSpec`: kernel, constants,
- * buffers, threads); fast/cnn/engine.ts makes the buffers, compiles the
- * pipelines (fast/cnn/kernels.ts) and records the stages.
+ * buffers, threads); fast/cnn/buffers.ts makes the buffers, and
+ * fast/cnn/engine.ts compiles the pipelines (fast/cnn/kernels.ts) and
+ * records the stages.
  *
  * The network (shared/model/cnn.ts is its CPU reference), for a batch of B
  * images, NHWC:
@@ -78,7 +79,7 @@ export interface CnnNet {
   optimizer: OptimizerName;
 }
 
-/** The GPU buffers of the step, all made once (fast/cnn/engine.ts); B the batch size. */
+/** The GPU buffers of the step, all made once (fast/cnn/buffers.ts); B the batch size. */
 export interface CnnBuffers {
   /** [W1|b1, W2|b2, W3|b3] as `LayerBlock`s say; the gradients and optimiser state alike. */
   params: GPUBuffer;
