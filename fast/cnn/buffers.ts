@@ -17,7 +17,7 @@ import { UNIFORM_STRIDE } from "./kernels.ts";
 import { type CnnBuffers, type CnnNet, partialFloats } from "./step.ts";
 
 /** Images (bytes, `PIXELS` each) and their labels. */
-export interface LabeledImages {
+interface LabeledImages {
   images: Uint8Array;
   labels: Uint8Array;
   /** How many of them to use (the first n). */

@@ -76,7 +76,7 @@ const STEPS_PER_SUBMIT = 16;
  * What a CNN engine is made for: the parameters, batch size and data its
  * buffers start from (`BufferSources`, fast/cnn/buffers.ts), and how it trains.
  */
-export interface CnnEngineOptions extends BufferSources {
+interface CnnEngineOptions extends BufferSources {
   /** The learning rate of every step. */
   lr: number;
   optimizer: OptimizerOptions;
@@ -89,7 +89,7 @@ export interface CnnEngineOptions extends BufferSources {
 }
 
 /** The CNN's engine: `Engine<CnnParams>` and the sizes it was made for. */
-export interface CnnEngine extends Engine<CnnParams> {
+interface CnnEngine extends Engine<CnnParams> {
   readonly shape: CnnShape;
   readonly dims: CnnDims;
   readonly batchSize: number;

@@ -70,7 +70,7 @@ export function specializedSource(kernel: string, constants: Record<string, numb
 }
 
 /** A bind group layout and the pipeline layout of just it. */
-export interface Layout {
+interface Layout {
   bindGroup: GPUBindGroupLayout;
   pipeline: GPUPipelineLayout;
 }

@@ -26,7 +26,7 @@ import { type Model, runModel, type RunOptions } from "../run.ts";
 import { createCnnEngine } from "./engine.ts";
 
 /** Options of the CNN's run beyond `RunOptions`. */
-export interface CnnRunOptions extends RunOptions<CnnParams> {
+interface CnnRunOptions extends RunOptions<CnnParams> {
   /** The network's sizes when `params` is not given; default `MNIST_CNN`. */
   shape?: CnnShape;
 }

@@ -32,7 +32,7 @@ const SLICE_ROWS = 256;
 // The parameter layout
 
 /** Where a layer's `[K + 1, N]` block (weights, then the bias row) sits in the parameter buffer. */
-export interface LayerBlock {
+interface LayerBlock {
   k: number;
   /** K as the kernels see it: k, or for a conv layer using the vec4 kernels k rounded up to 8. */
   kPad: number;
@@ -183,7 +183,7 @@ function block(net: CnnNet, buffer: GPUBuffer, l: number): GPUBufferBinding {
 // The step and the test pass, as lists of stages
 
 /** The stage lists the engine records; the forward stages are the same objects in both. */
-export interface CnnStages {
+interface CnnStages {
   /** One training step, in order: input, forward, loss, backward, optimiser. */
   trainStep: StageSpec[];
   /** After an epoch's last step: the sum of its per-image losses. */

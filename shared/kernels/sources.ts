@@ -220,7 +220,7 @@ const OPTIMIZER_STEP_KERNELS: ReadonlySet<string> = new Set([
 ]);
 
 /** A struct written once, in its own file, that `kernelSource` puts in front of each of `kernels`. */
-export interface Prelude {
+interface Prelude {
   /** Its file, under shared/kernels/ (not a kernel: not in `KERNEL_SOURCES`). */
   file: string;
   /** The file's text. */
