@@ -157,7 +157,7 @@ export function kernelPipeline(
   return new PipelineCache(device).pipeline(kernel, constants, kinds);
 }
 
-/** One recorded dispatch: a pipeline, its bindings, and how many threads it takes for a batch. */
+/** One recorded dispatch: a pipeline, its bindings, and its workgroups for a batch. */
 export interface Stage {
   /** What the profiler calls it: layer and kernel, e.g. "conv2 cnnMatmulTransB". */
   name: string;
