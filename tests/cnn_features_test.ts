@@ -281,7 +281,8 @@ Deno.test("cnn: a loss that is no longer finite names the epoch and step; the ch
 });
 
 Deno.test("cnn: an aborted signal stops the epoch after the submitted steps (exit 130, checkpoint kept)", async () => {
-  // The engine: stop() is asked before each submit of 16 steps; true on the second.
+  // The engine: stop() is asked between submits of 16 steps (once here: 24 steps), never after
+  // the last; true when asked.
   const data = brightBandDigits(96, 8);
   const engine = await createCnnEngine(gpu.device, {
     params: initCnnParams(2),
@@ -293,12 +294,17 @@ Deno.test("cnn: an aborted signal stops the epoch after the submitted steps (exi
   let asked = 0;
   const progress: number[] = [];
   await assert.rejects(
-    () => engine.trainEpoch((done) => progress.push(done), () => asked++ >= 1),
+    () => engine.trainEpoch((done) => progress.push(done), () => ++asked > 0),
     (e: unknown) => e instanceof EpochInterrupted && e.stepsDone === 16,
   );
   assert.equal(engine.steps, 24, "steps per epoch");
   assert.equal((await engine.readOptimizerState()).step, 16, "steps taken");
   assert.deepEqual(progress, [16], "the submitted chunk reported as it finished");
+  assert.equal(asked, 1, "asked between the two chunks only");
+  let asks = 0;
+  const loss = await engine.trainEpoch(undefined, () => (asks++, false));
+  assert.ok(Number.isFinite(loss) && loss > 0, `a whole epoch's loss: ${loss}`);
+  assert.equal(asks, 1, "not asked before the first chunk nor after the last");
   engine.destroy();
 
   await withDir("cnn-abort-", async (dir) => {

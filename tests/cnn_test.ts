@@ -10,12 +10,7 @@
 import assert from "node:assert/strict";
 import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
 import { createCnnEngine } from "../fast/cnn/engine.ts";
-import {
-  kernelPipeline,
-  type Slot,
-  specializedSource,
-  workgroupsFor,
-} from "../fast/cnn/kernels.ts";
+import { type BindingKind, kernelPipeline, specializedSource } from "../fast/cnn/kernels.ts";
 import { trainCnn } from "../fast/cnn/model.ts";
 import {
   cloneCnnParams,
@@ -35,7 +30,7 @@ import {
   newCnnOptimizerState,
 } from "../shared/model/cnn.ts";
 import { UsageError } from "../shared/io/errors.ts";
-import { type Gpu, openGpu, readBuffer } from "../shared/gpu/device.ts";
+import { type Gpu, openGpu, readBuffer, workgroupGrid } from "../shared/gpu/device.ts";
 import { matmul, matmulTransA, matmulTransB, reluBackward } from "../shared/model/mlp.ts";
 import { type MnistData } from "../shared/data/mnist.ts";
 import {
@@ -226,8 +221,11 @@ async function runKernel(
     device.queue.writeBuffer(buf, 0, data);
     return buf;
   });
-  const slots: Slot[] = ["dynamic", ...bindings.map((b): Slot => b.write ? "write" : "read")];
-  const pipeline = await kernelPipeline(device, kernel, slots, constants);
+  const kinds: BindingKind[] = [
+    "dynamic",
+    ...bindings.map((b): BindingKind => b.write ? "write" : "read"),
+  ];
+  const pipeline = await kernelPipeline(device, kernel, kinds, constants);
   const bindGroup = device.createBindGroup({
     label: `test ${kernel} bind group`,
     layout: pipeline.getBindGroupLayout(0),
@@ -240,7 +238,7 @@ async function runKernel(
   const pass = enc.beginComputePass({ label: `test ${kernel} pass` });
   pass.setPipeline(pipeline);
   pass.setBindGroup(0, bindGroup, [0]);
-  pass.dispatchWorkgroups(...workgroupsFor(threads));
+  pass.dispatchWorkgroups(...workgroupGrid(threads, 64));
   pass.end();
   device.queue.submit([enc.finish()]);
   const out = [];

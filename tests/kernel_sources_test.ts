@@ -1,18 +1,23 @@
 /**
  * shared/kernels/sources.ts lists every kernel file under shared/kernels/, with its text, and
- * prepends the `struct Step` prelude (shared/kernels/mlp/step.wgsl) to exactly the kernels under
- * mlp/.
+ * prepends each prelude to exactly the kernels of its folder: `struct Step`
+ * (shared/kernels/mlp/step.wgsl) to those under mlp/, `struct Batch` (cnn/batch.wgsl) to those
+ * under cnn/, `struct OptimizerStep` (optim/optimizerStep.wgsl) to those under optim/.
  */
 
 import assert from "node:assert/strict";
 import {
   KERNEL_SOURCES,
   kernelSource,
+  PRELUDES,
   STEP_KERNELS,
   STEP_STRUCT,
 } from "../shared/kernels/sources.ts";
 
 const PRELUDE = "mlp/step.wgsl";
+
+/** The kernel name a prelude's file would have, were it a kernel ("cnn/batch.wgsl" → "batch"). */
+const preludeName = (file: string) => file.slice(file.lastIndexOf("/") + 1, -".wgsl".length);
 
 /** Every `.wgsl` file under shared/kernels/: kernel name → [folder path, file]. */
 async function kernelFiles(): Promise<Map<string, [string, URL]>> {
@@ -35,7 +40,12 @@ Deno.test("every shared/kernels/**/*.wgsl is imported, as the file's text, and n
   const [preludePath, preludeFile] = files.get("step")!;
   assert.equal(preludePath, PRELUDE);
   assert.equal(STEP_STRUCT, await Deno.readTextFile(preludeFile));
-  files.delete("step"); // the prelude, not a kernel
+  for (const { file, source } of PRELUDES) {
+    const [path, url] = files.get(preludeName(file))!;
+    assert.equal(path, file);
+    assert.equal(source, await Deno.readTextFile(url), file);
+    files.delete(preludeName(file)); // a prelude, not a kernel
+  }
   assert.deepEqual(Object.keys(KERNEL_SOURCES).sort(), [...files.keys()].sort());
   for (const [name, [, file]] of files) {
     assert.equal(KERNEL_SOURCES[name], await Deno.readTextFile(file), name);
@@ -48,7 +58,7 @@ Deno.test("every shared/kernels/**/*.wgsl is imported, as the file's text, and n
 
 Deno.test("kernelSource prepends struct Step to the kernels under mlp/, and only to them", async () => {
   const files = await kernelFiles();
-  files.delete("step");
+  for (const { file } of PRELUDES) files.delete(preludeName(file));
   const mlp = [...files].filter(([, [path]]) => path.startsWith("mlp/")).map(([name]) => name);
   assert.deepEqual([...STEP_KERNELS].sort(), mlp.sort());
   assert.match(STEP_STRUCT, /^struct Step \{$/m);
@@ -59,7 +69,40 @@ Deno.test("kernelSource prepends struct Step to the kernels under mlp/, and only
       assert.doesNotMatch(text, /^struct Step\b/m, `${name} keeps a copy of struct Step`);
       assert.match(text, /var<uniform> step: Step;/, name);
     } else {
-      assert.equal(kernelSource(name), text, name);
+      assert.doesNotMatch(kernelSource(name), /^struct Step\b/m, name);
     }
+  }
+});
+
+Deno.test("kernelSource prepends each prelude to every kernel of its folder, none keeping a copy", async () => {
+  const files = await kernelFiles();
+  for (const { file } of PRELUDES) files.delete(preludeName(file));
+  assert.deepEqual(PRELUDES.map((p) => p.file), [
+    "mlp/step.wgsl",
+    "cnn/batch.wgsl",
+    "optim/optimizerStep.wgsl",
+  ]);
+  const structs = PRELUDES.map(({ source }) => source.match(/^struct (\w+) \{$/m)?.[1]);
+  assert.deepEqual(structs, ["Step", "Batch", "OptimizerStep"]);
+  const prefixed = new Set<string>();
+  PRELUDES.forEach(({ file, source, kernels }, p) => {
+    const folder = file.slice(0, file.lastIndexOf("/") + 1);
+    const inFolder = [...files].filter(([, [path]]) => path.startsWith(folder)).map(([n]) => n);
+    assert.deepEqual([...kernels].sort(), inFolder.sort(), file);
+    for (const name of kernels) {
+      const text = KERNEL_SOURCES[name];
+      assert.ok(!prefixed.has(name), `${name} has two preludes`);
+      prefixed.add(name);
+      assert.equal(kernelSource(name), `${source}\n${text}`, name);
+      for (const struct of structs) {
+        const own = new RegExp(`^struct ${struct}\\b`, "m");
+        assert.doesNotMatch(text, own, `${name} keeps a copy of struct ${struct}`);
+      }
+      assert.match(text, new RegExp(`var<uniform> \\w+: ${structs[p]};`), name);
+    }
+  });
+  // The rest (slow/, gatherRows) are returned as their files are.
+  for (const name of files.keys()) {
+    if (!prefixed.has(name)) assert.equal(kernelSource(name), KERNEL_SOURCES[name], name);
   }
 });

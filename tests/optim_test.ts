@@ -9,8 +9,8 @@
 
 import assert from "node:assert/strict";
 import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
-import { kernelPipeline, type Slot, workgroupsFor } from "../fast/cnn/kernels.ts";
-import { openGpu, readBuffer } from "../shared/gpu/device.ts";
+import { type BindingKind, kernelPipeline } from "../fast/cnn/kernels.ts";
+import { openGpu, readBuffer, workgroupGrid } from "../shared/gpu/device.ts";
 import {
   adamStep,
   momentumStep,
@@ -150,8 +150,13 @@ async function runOptimizerKernel(name: OptimizerName, count: number, steps: num
       size: 48,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
     });
-    const slots: Slot[] = ["uniform", "write", "read", ...state.map((): Slot => "write")];
-    const pipeline = await kernelPipeline(device, `${name}Step`, slots);
+    const kinds: BindingKind[] = [
+      "uniform",
+      "write",
+      "read",
+      ...state.map((): BindingKind => "write"),
+    ];
+    const pipeline = await kernelPipeline(device, `${name}Step`, kinds);
     const bindGroup = device.createBindGroup({
       label: `test ${name}Step bind group`,
       layout: pipeline.getBindGroupLayout(0),
@@ -167,7 +172,7 @@ async function runOptimizerKernel(name: OptimizerName, count: number, steps: num
       const pass = enc.beginComputePass({ label: `test ${name}Step pass` });
       pass.setPipeline(pipeline);
       pass.setBindGroup(0, bindGroup);
-      pass.dispatchWorkgroups(...workgroupsFor(count));
+      pass.dispatchWorkgroups(...workgroupGrid(count, 64));
       pass.end();
       device.queue.submit([enc.finish()]);
     }

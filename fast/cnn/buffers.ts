@@ -9,20 +9,31 @@
  * @module
  */
 
-import type { CnnDims, CnnShape } from "../../shared/model/cnn.ts";
+import type { CnnDims, CnnParams, CnnShape } from "../../shared/model/cnn.ts";
 import { UsageError, UserError } from "../../shared/io/errors.ts";
 import { bufferFrom } from "../../shared/gpu/device.ts";
 import { batchRanges } from "../../shared/model/mlp.ts";
-import type { CnnEngineOptions } from "./engine.ts";
 import { UNIFORM_STRIDE } from "./kernels.ts";
 import { type CnnBuffers, type CnnNet, partialFloats } from "./step.ts";
 
 /** Images (bytes, `PIXELS` each) and their labels. */
-export interface LabeledImages {
+interface LabeledImages {
   images: Uint8Array;
   labels: Uint8Array;
   /** How many of them to use (the first n). */
   n: number;
+}
+
+/** What `createBuffers` fills the buffers from (the engine's options, less how it trains). */
+export interface BufferSources {
+  /** Starting parameters, of the network `net` describes. */
+  params: CnnParams;
+  /** Images per step: activations are made for a full batch. */
+  batchSize: number;
+  /** Also a copy of the training set for `setOrder` to gather into. */
+  shuffle?: boolean;
+  train: LabeledImages;
+  test?: LabeledImages;
 }
 
 /** The buffers `createBuffers` makes: the step's, and the engine's own. */
@@ -50,7 +61,7 @@ export interface Ordered {
 export function createBuffers(
   device: GPUDevice,
   net: CnnNet,
-  opts: CnnEngineOptions,
+  opts: BufferSources,
   owned: GPUBuffer[],
 ): MadeBuffers {
   const { shape: s, dims: d, layers } = net, B = opts.batchSize;
@@ -67,10 +78,9 @@ export function createBuffers(
     packed.set(opts.params.weights[l], offset);
     packed.set(opts.params.biases[l], offset + kPad * n);
   });
-  const optimizer = opts.optimizer.optimizer;
-  const state = optimizer === "sgd"
+  const state = net.optimizer === "sgd"
     ? []
-    : optimizer === "momentum"
+    : net.optimizer === "momentum"
     ? [floats("momentum velocity v", net.paramFloats)]
     : [
       floats("Adam first moment m", net.paramFloats),
@@ -136,6 +146,12 @@ export function createBuffers(
     partial: floats("split-K partial weight gradients", partialFloats(net, B)),
     losses: floats("per-image losses of the epoch", Math.max(1, net.nTrain)),
     total: floats("epoch's summed loss", 1),
+    // Step {start, count, lr, rowOrder} (shared/kernels/mlp/step.wgsl): sumLosses reads count.
+    lossCount: upload(
+      "sumLosses Step {start 0, count nTrain}",
+      new Uint32Array([0, net.nTrain, 0, 0]),
+      GPUBufferUsage.UNIFORM,
+    ),
     confusion: floats("test confusion counts [classes, classes]", s.classes * s.classes),
   };
   const readback = (label: string, size: number) =>

@@ -21,10 +21,10 @@
  *   contiguous batch. Each batch is a `{start, count}` entry of one uniform
  *   buffer at 256-byte strides, chosen by a dynamic offset, so one bind group
  *   per kernel serves every batch, the last partial one included.
- * - Many steps per submit, one compute pass each, at most two submits in
- *   flight; per-image losses are summed on the GPU and read back once per
- *   epoch; the test set's confusion counts are made on the GPU and read back
- *   once.
+ * - Many steps per submit, one compute pass each (at most two submits in
+ *   flight when progress is shown or a stop may be asked for); per-image
+ *   losses are summed on the GPU and read back once per epoch; the test
+ *   set's confusion counts are made on the GPU and read back once.
  * - Convolutions are im2col + a register-blocked matmul (`cnnMatmulVec4`:
  *   8×8 outputs per thread, vec4 loads; `cnnMatmul`, 4×4 scalar, for shapes
  *   that are not multiples of 8); the weight gradient is a split-K matmul on the
@@ -43,7 +43,8 @@
  */
 
 import { type CnnDims, cnnDims, type CnnParams, type CnnShape } from "../../shared/model/cnn.ts";
-import { readBuffer } from "../../shared/gpu/device.ts";
+import { readBuffer, readMapped } from "../../shared/gpu/device.ts";
+import type { PassTimestamps } from "../../shared/gpu/profiler.ts";
 import {
   OPTIMIZER_UNIFORM_BYTES,
   type OptimizerOptions,
@@ -52,18 +53,18 @@ import {
 import { type Engine, EpochInterrupted, type OptimizerState, type TestCounts } from "../engine.ts";
 import {
   encodeStages,
-  type PassTimestamps,
   PipelineCache,
   type Stage,
+  stageGrids,
   UNIFORM_STRIDE,
   uniformOffsets,
 } from "./kernels.ts";
 import { type CnnBuffers, type CnnNet, cnnStages, layerBlocks, type StageSpec } from "./step.ts";
 import {
+  type BufferSources,
   checkBatchSize,
   checkDataset,
   createBuffers,
-  type LabeledImages,
   type MadeBuffers,
   type Ordered,
 } from "./buffers.ts";
@@ -71,19 +72,14 @@ import {
 /** Training steps recorded into one command buffer. */
 const STEPS_PER_SUBMIT = 16;
 
-/** What a CNN engine is made for. */
-export interface CnnEngineOptions {
-  /** Starting parameters (their `shape` is the network's). */
-  params: CnnParams;
-  /** Images per step (the last batch of an epoch may be smaller). */
-  batchSize: number;
+/**
+ * What a CNN engine is made for: the parameters, batch size and data its
+ * buffers start from (`BufferSources`, fast/cnn/buffers.ts), and how it trains.
+ */
+interface CnnEngineOptions extends BufferSources {
   /** The learning rate of every step. */
   lr: number;
   optimizer: OptimizerOptions;
-  /** Allocate what `setOrder` needs (a copy of the training set in the epoch's order). */
-  shuffle?: boolean;
-  train: LabeledImages;
-  test?: LabeledImages;
   /**
    * Where profiling hooks in: called for each compute pass with its name and
    * floating-point operations; returns the pass's timestampWrites. When given,
@@ -93,7 +89,7 @@ export interface CnnEngineOptions {
 }
 
 /** The CNN's engine: `Engine<CnnParams>` and the sizes it was made for. */
-export interface CnnEngine extends Engine<CnnParams> {
+interface CnnEngine extends Engine<CnnParams> {
   readonly shape: CnnShape;
   readonly dims: CnnDims;
   readonly batchSize: number;
@@ -179,19 +175,20 @@ function stageBinder(device: GPUDevice, cache: PipelineCache, made: MadeBuffers)
     none: undefined,
   };
   const make = async (spec: StageSpec): Promise<Stage> => {
-    const pipeline = cache.pipeline(spec.kernel, spec.constants, spec.slots);
+    const pipeline = cache.pipeline(spec.kernel, spec.constants, spec.kinds);
     const u = uniform[spec.uniform];
     const resources = [...(u ? [u] : []), ...spec.buffers];
     const bindGroup = device.createBindGroup({
       label: `${spec.name} bind group`,
-      layout: cache.layout(spec.slots).bindGroup,
+      layout: cache.layout(spec.kinds).bindGroup,
       entries: resources.map((r, binding) => ({
         binding,
         resource: r instanceof GPUBuffer ? { buffer: r } : r,
       })),
     });
-    const { name, uniform: offset, threads, flops } = spec;
-    return { name, pipeline: await pipeline, bindGroup, offset, threads, flops };
+    const { name, uniform: offset, flops } = spec;
+    const groups = stageGrids(spec.threads, device.limits.maxComputeWorkgroupsPerDimension);
+    return { name, pipeline: await pipeline, bindGroup, offset, groups, flops };
   };
   return (spec: StageSpec): Promise<Stage> => {
     let stage = done.get(spec);
@@ -220,7 +217,7 @@ async function gatherStages(
       constants: { ROWS: net.nTrain, WORDS: words },
       uniform: "none",
       buffers: [ordered.order, src, out],
-      slots: ["read", "read", "write"],
+      kinds: ["read", "read", "write"],
       threads: () => net.nTrain * words,
       flops: () => 0,
     });
@@ -289,25 +286,29 @@ class GpuCnnEngine implements CnnEngine {
 
   /** Gathers the training images and labels into `order` on the GPU (needs the `shuffle` option). */
   setOrder(order: Uint32Array): void {
-    const { device, made, gather } = this.#p;
+    const { device, made, gather, passTimestamps } = this.#p;
     if (!gather || !made.ordered) throw new Error("setOrder needs the engine's shuffle option");
     if (order.length !== this.nTrain) {
       throw new RangeError(`an order of ${order.length} images for ${this.nTrain}`);
     }
     device.queue.writeBuffer(made.ordered.order, 0, order.slice());
     const encoder = device.createCommandEncoder({ label: "CNN gather the epoch's order" });
-    const pass = encoder.beginComputePass({ label: "CNN gather the epoch's order pass" });
-    encodeStages(encoder, pass, undefined, [gather.images, gather.labels], this.#offsets, 0, 0, 0);
-    pass.end();
+    const shared = this.#sharedPass(encoder, "CNN gather the epoch's order pass");
+    const stages = [gather.images, gather.labels];
+    encodeStages(encoder, shared, passTimestamps, stages, this.#offsets, 0, 0, 0);
+    shared?.end();
     device.queue.submit([encoder.finish({ label: "CNN gather the epoch's order commands" })]);
   }
 
   /**
-   * One epoch: a step per batch, `STEPS_PER_SUBMIT` steps per submit, at most
-   * two submits in flight; `onProgress(stepsDone)` as each finishes. Returns
-   * the sum of the per-image losses (one readback). With `stop`, asked before
-   * each submit: when true, the submitted steps finish and `EpochInterrupted`
-   * is thrown (the parameters then hold a part-epoch).
+   * One epoch: a step per batch, `STEPS_PER_SUBMIT` steps per submit; returns
+   * the sum of the per-image losses (one readback). Without `onProgress` and
+   * `stop` every chunk is submitted at once. With either, at most two chunks
+   * are in flight (the GPU runs one while the other is waited for), and
+   * `onProgress(stepsDone)` is called as each finishes; `stop` is asked
+   * between chunks (not after the last): when true, the submitted steps
+   * finish and `EpochInterrupted` is thrown (the parameters then hold a
+   * part-epoch).
    */
   async trainEpoch(
     onProgress?: (stepsDone: number) => void,
@@ -320,24 +321,23 @@ class GpuCnnEngine implements CnnEngine {
       optimizerUniform(net.paramFloats, t, lr, this.optimizer, this.#stepTable, b * UNIFORM_STRIDE);
     }
     device.queue.writeBuffer(made.stepUniform, 0, this.#stepTable);
+    const paced = onProgress !== undefined || stop !== undefined;
     const inFlight: Promise<void>[] = [];
     for (let first = 0; first < nb; first += STEPS_PER_SUBMIT) {
-      while (inFlight.length >= 2) await inFlight.shift();
-      if (stop?.()) {
+      if (first > 0 && stop?.()) {
         await Promise.all(inFlight);
         throw new EpochInterrupted(first);
       }
       const last = Math.min(nb, first + STEPS_PER_SUBMIT);
       this.#submitSteps(first, last);
       this.#stepsTaken += last - first;
+      if (!paced) continue;
       inFlight.push(device.queue.onSubmittedWorkDone().then(() => onProgress?.(last)));
+      // Two in flight: wait for the older while the newer runs.
+      if (inFlight.length === 2) await inFlight.shift();
     }
     await Promise.all(inFlight);
-    const readback = made.lossReadback;
-    await readback.mapAsync(GPUMapMode.READ);
-    const sum = new Float32Array(readback.getMappedRange().slice(0))[0];
-    readback.unmap();
-    return sum;
+    return new Float32Array(await readMapped(made.lossReadback))[0];
   }
 
   /** Records and submits steps `first..last-1`; the last chunk adds the epoch's loss sum and its copy. */
@@ -391,9 +391,7 @@ class GpuCnnEngine implements CnnEngine {
     shared?.end();
     encoder.copyBufferToBuffer(made.buffers.confusion, 0, made.confusionReadback, 0, C * C * 4);
     device.queue.submit([encoder.finish({ label: "CNN test set commands" })]);
-    await made.confusionReadback.mapAsync(GPUMapMode.READ);
-    const counts = new Uint32Array(made.confusionReadback.getMappedRange().slice(0));
-    made.confusionReadback.unmap();
+    const counts = new Uint32Array(await readMapped(made.confusionReadback));
     let correct = 0;
     for (let t = 0; t < C; t++) {
       for (let p = 0; p < C; p++) confusion[t][p] = counts[t * C + p];

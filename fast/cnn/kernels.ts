@@ -6,7 +6,8 @@
  * `encodeStages` records into a compute pass without allocating.
  *
  * It is not the network: which stages run, in what order, on which buffers is
- * fast/cnn/step.ts; the buffers and the engine's methods are fast/cnn/engine.ts.
+ * fast/cnn/step.ts; the buffers are fast/cnn/buffers.ts, the engine's methods
+ * (and the binding of stages to pipelines) fast/cnn/engine.ts.
  *
  * Kernel convention (shared/kernels/cnn/*.wgsl): a shape the host sets is a
  * line `const NAME = SET_BY_HOST;`. `specialize` (shared/kernels/sources.ts)
@@ -17,12 +18,12 @@
  * @module
  */
 
+import { workgroupGrid } from "../../shared/gpu/device.ts";
+import type { PassTimestamps } from "../../shared/gpu/profiler.ts";
 import { kernelSource, specialize } from "../../shared/kernels/sources.ts";
 
-/** Threads per workgroup of every CNN kernel (but cnnTotalLoss, one workgroup of 256). */
+/** Threads per workgroup of the CNN's kernels (sumLosses: one workgroup of 256). */
 const WORKGROUP = 64;
-/** WebGPU's default cap on workgroups in one dimension of a dispatch. */
-const MAX_GROUPS_PER_DIMENSION = 65535;
 /** Stride of the per-batch and per-step uniform entries (WebGPU's dynamic-offset alignment). */
 export const UNIFORM_STRIDE = 256;
 
@@ -31,23 +32,28 @@ export const UNIFORM_STRIDE = 256;
  * per-batch `{start, count}` entry or the per-step optimiser entry); a plain
  * uniform; read-only storage; writable storage.
  */
-export type Slot = "dynamic" | "uniform" | "read" | "write";
+export type BindingKind = "dynamic" | "uniform" | "read" | "write";
 
 /**
- * Workgroups for `threads` threads of 64: x up to 65535, the rest in y. The
- * kernels rebuild the index as `(group.y · groups.x + group.x) · 64 + local`.
+ * The workgroups of a stage for a batch of `count` images: `threads(count)`
+ * threads in workgroups of 64, x up to `maxPerDimension` and the rest in y
+ * (`workgroupGrid`; every kernel rebuilds its index from `num_workgroups`, as
+ * `(group.y · groups.x + group.x) · 64 + local`). Each count's grid is made
+ * once (a full batch, the last, a test batch), so recording allocates nothing.
  */
-export function workgroupsFor(threads: number): [number, number] {
-  const groups = Math.max(1, Math.ceil(threads / WORKGROUP));
-  const x = Math.min(groups, MAX_GROUPS_PER_DIMENSION);
-  return [x, Math.ceil(groups / x)];
-}
-
-/** `pass.dispatchWorkgroups` for `threads` threads as `workgroupsFor` splits them, without allocating. */
-function dispatchThreads(pass: GPUComputePassEncoder, threads: number) {
-  const groups = Math.max(1, Math.ceil(threads / WORKGROUP));
-  const x = Math.min(groups, MAX_GROUPS_PER_DIMENSION);
-  pass.dispatchWorkgroups(x, Math.ceil(groups / x));
+export function stageGrids(
+  threads: (count: number) => number,
+  maxPerDimension: number,
+): (count: number) => readonly [number, number] {
+  const grids = new Map<number, readonly [number, number]>();
+  return (count) => {
+    let grid = grids.get(count);
+    if (!grid) {
+      grid = workgroupGrid(threads(count), WORKGROUP, maxPerDimension);
+      grids.set(count, grid);
+    }
+    return grid;
+  };
 }
 
 /**
@@ -64,22 +70,22 @@ export function specializedSource(kernel: string, constants: Record<string, numb
 }
 
 /** A bind group layout and the pipeline layout of just it. */
-export interface Layout {
+interface Layout {
   bindGroup: GPUBindGroupLayout;
   pipeline: GPUPipelineLayout;
 }
 
-/** The layout of bindings `slots` (binding i is `slots[i]`), for compute. */
-function createLayout(device: GPUDevice, slots: readonly Slot[]): Layout {
-  const signature = slots.join(",");
+/** The layout of bindings `kinds` (binding i is `kinds[i]`), for compute. */
+function createLayout(device: GPUDevice, kinds: readonly BindingKind[]): Layout {
+  const signature = kinds.join(",");
   const bindGroup = device.createBindGroupLayout({
     label: `CNN bind group layout (${signature})`,
-    entries: slots.map((slot, binding) => ({
+    entries: kinds.map((kind, binding) => ({
       binding,
       visibility: GPUShaderStage.COMPUTE,
-      buffer: slot === "dynamic" || slot === "uniform"
-        ? { type: "uniform" as const, hasDynamicOffset: slot === "dynamic" }
-        : { type: slot === "read" ? "read-only-storage" as const : "storage" as const },
+      buffer: kind === "dynamic" || kind === "uniform"
+        ? { type: "uniform" as const, hasDynamicOffset: kind === "dynamic" }
+        : { type: kind === "read" ? "read-only-storage" as const : "storage" as const },
     })),
   });
   const pipeline = device.createPipelineLayout({
@@ -104,25 +110,25 @@ export class PipelineCache {
     this.#device = device;
   }
 
-  /** The shared layout of `slots`. */
-  layout(slots: readonly Slot[]): Layout {
-    const key = slots.join(",");
+  /** The shared layout of `kinds`. */
+  layout(kinds: readonly BindingKind[]): Layout {
+    const key = kinds.join(",");
     let layout = this.#layouts.get(key);
     if (!layout) {
-      layout = createLayout(this.#device, slots);
+      layout = createLayout(this.#device, kinds);
       this.#layouts.set(key, layout);
     }
     return layout;
   }
 
-  /** `kernel` specialised to `constants`, compiling (started now, not awaited) against `slots`' layout. */
+  /** `kernel` specialised to `constants`, compiling (started now, not awaited) against `kinds`' layout. */
   pipeline(
     kernel: string,
     constants: Record<string, number>,
-    slots: readonly Slot[],
+    kinds: readonly BindingKind[],
   ): Promise<GPUComputePipeline> {
     const what = Object.entries(constants).map(([k, v]) => `${k}=${v}`).join(" ");
-    const key = `${kernel} ${what} | ${slots.join(",")}`;
+    const key = `${kernel} ${what} | ${kinds.join(",")}`;
     let pipeline = this.#pipelines.get(key);
     if (!pipeline) {
       const label = `${kernel}${what ? ` (${what})` : ""}`;
@@ -132,7 +138,7 @@ export class PipelineCache {
       });
       pipeline = this.#device.createComputePipelineAsync({
         label: `${label} pipeline`,
-        layout: this.layout(slots).pipeline,
+        layout: this.layout(kinds).pipeline,
         compute: { module, entryPoint: "main" },
       });
       this.#pipelines.set(key, pipeline);
@@ -145,13 +151,13 @@ export class PipelineCache {
 export function kernelPipeline(
   device: GPUDevice,
   kernel: string,
-  slots: readonly Slot[],
+  kinds: readonly BindingKind[],
   constants: Record<string, number> = {},
 ): Promise<GPUComputePipeline> {
-  return new PipelineCache(device).pipeline(kernel, constants, slots);
+  return new PipelineCache(device).pipeline(kernel, constants, kinds);
 }
 
-/** One recorded dispatch: a pipeline, its bindings, and how many threads it takes for a batch. */
+/** One recorded dispatch: a pipeline, its bindings, and its workgroups for a batch. */
 export interface Stage {
   /** What the profiler calls it: layer and kernel, e.g. "conv2 cnnMatmulTransB". */
   name: string;
@@ -159,17 +165,11 @@ export interface Stage {
   bindGroup: GPUBindGroup;
   /** Which dynamic offset binding 0 takes: the batch's entry, the optimiser step's, or none. */
   offset: "batch" | "step" | "none";
-  /** Threads for a batch of `count` images. */
-  threads: (count: number) => number;
+  /** Workgroups [x, y] for a batch of `count` images (`stageGrids`). */
+  groups: (count: number) => readonly [number, number];
   /** Floating-point operations for a batch of `count` (0 where not worth counting). */
   flops: (count: number) => number;
 }
-
-/** Where profiling hooks in: a compute pass's timestampWrites, by stage name and flops. */
-export type PassTimestamps = (
-  kernel: string,
-  flops: number,
-) => GPUComputePassTimestampWrites | undefined;
 
 /** `offsets[e]` = e · UNIFORM_STRIDE, for `setBindGroup`'s (data, start, length) form. */
 export function uniformOffsets(entries: number): Uint32Array {
@@ -200,7 +200,8 @@ export function encodeStages(
     pass.setPipeline(st.pipeline);
     if (st.offset === "none") pass.setBindGroup(0, st.bindGroup);
     else pass.setBindGroup(0, st.bindGroup, offsets, st.offset === "batch" ? entry : step, 1);
-    dispatchThreads(pass, st.threads(count));
+    const [x, y] = st.groups(count);
+    pass.dispatchWorkgroups(x, y);
     if (!shared) pass.end();
   }
 }

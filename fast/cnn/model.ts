@@ -9,6 +9,7 @@
 
 import type { TrainConfig } from "../../shared/io/cli.ts";
 import { UserError } from "../../shared/io/errors.ts";
+import { gpuChecked } from "../../shared/gpu/device.ts";
 import {
   cnnNamedTensors,
   type CnnParams,
@@ -20,11 +21,12 @@ import {
 } from "../../shared/model/cnn.ts";
 import { filtersSvg } from "../../shared/io/report.ts";
 import type { TrainSummary } from "../../shared/io/summary.ts";
+import type { Engine } from "../engine.ts";
 import { type Model, runModel, type RunOptions } from "../run.ts";
 import { createCnnEngine } from "./engine.ts";
 
 /** Options of the CNN's run beyond `RunOptions`. */
-export interface CnnRunOptions extends RunOptions<CnnParams> {
+interface CnnRunOptions extends RunOptions<CnnParams> {
   /** The network's sizes when `params` is not given; default `MNIST_CNN`. */
   shape?: CnnShape;
 }
@@ -51,16 +53,31 @@ export function cnnModel(shape: CnnShape = MNIST_CNN): Model<CnnParams> {
             `the CNN takes ${params.shape.height}×${params.shape.width}`,
         );
       }
-      return await createCnnEngine(gpu.device, {
-        params,
-        batchSize: config.batchSize,
-        lr: config.lr,
-        optimizer,
-        shuffle,
-        train: { images: data.trainImages, labels: data.trainLabels, n: nTrain },
-        test: { images: data.testImages, labels: data.testLabels, n: nTest },
-        passTimestamps: s.passTimestamps,
-      });
+      const { batchSize } = config;
+      // A device that refuses (out of memory, a limit) is one line that says what was asked of
+      // it; what was made is freed before the error goes on.
+      let made: Engine<CnnParams> | undefined;
+      try {
+        return await gpuChecked(
+          gpu.device,
+          `setting up the CNN for ${nTrain} images at --batch-size ${batchSize} ` +
+            `(a smaller --batch-size needs less GPU memory)`,
+          async () =>
+            made = await createCnnEngine(gpu.device, {
+              params,
+              batchSize,
+              lr: config.lr,
+              optimizer,
+              shuffle,
+              train: { images: data.trainImages, labels: data.trainLabels, n: nTrain },
+              test: { images: data.testImages, labels: data.testLabels, n: nTest },
+              passTimestamps: s.passTimestamps,
+            }),
+        );
+      } catch (err) {
+        made?.destroy();
+        throw err;
+      }
     },
     chartExtra: (p) => filtersSvg(p.weights[0], p.shape.kernel, p.shape.c1),
   };

@@ -2,8 +2,9 @@
  * The CNN's step on the GPU: the stages (dispatches) of one training step
  * and of the test pass, in the order they run, each with its formula and
  * shapes. This file only describes them (`StageSpec`: kernel, constants,
- * buffers, threads); fast/cnn/engine.ts makes the buffers, compiles the
- * pipelines (fast/cnn/kernels.ts) and records the stages.
+ * buffers, threads); fast/cnn/buffers.ts makes the buffers, and
+ * fast/cnn/engine.ts compiles the pipelines (fast/cnn/kernels.ts) and
+ * records the stages.
  *
  * The network (shared/model/cnn.ts is its CPU reference), for a batch of B
  * images, NHWC:
@@ -20,20 +21,18 @@
  */
 
 import type { CnnDims, CnnShape } from "../../shared/model/cnn.ts";
-import { cnnLayerSizes } from "../../shared/model/cnn.ts";
+import { CNN_LAYER_NAMES, cnnLayerSizes } from "../../shared/model/cnn.ts";
 import type { OptimizerName } from "../../shared/model/optim.ts";
-import type { Slot } from "./kernels.ts";
+import type { BindingKind } from "./kernels.ts";
 
 /** Rows of the batch each split-K slice of the weight gradient sums. */
 const SLICE_ROWS = 256;
-/** Names of the three layers, for labels and the profile. */
-const LAYER_NAMES = ["conv1", "conv2", "linear"];
 
 // ---------------------------------------------------------------------------
 // The parameter layout
 
 /** Where a layer's `[K + 1, N]` block (weights, then the bias row) sits in the parameter buffer. */
-export interface LayerBlock {
+interface LayerBlock {
   k: number;
   /** K as the kernels see it: k, or for a conv layer using the vec4 kernels k rounded up to 8. */
   kPad: number;
@@ -80,7 +79,7 @@ export interface CnnNet {
   optimizer: OptimizerName;
 }
 
-/** The GPU buffers of the step, all made once (fast/cnn/engine.ts); B the batch size. */
+/** The GPU buffers of the step, all made once (fast/cnn/buffers.ts); B the batch size. */
 export interface CnnBuffers {
   /** [W1|b1, W2|b2, W3|b3] as `LayerBlock`s say; the gradients and optimiser state alike. */
   params: GPUBuffer;
@@ -113,6 +112,8 @@ export interface CnnBuffers {
   /** Per-image losses of the epoch [nTrain], by position in its order; their sum [1]. */
   losses: GPUBuffer;
   total: GPUBuffer;
+  /** sumLosses' uniform: a `Step` (shared/kernels/mlp/step.wgsl) whose count is nTrain. */
+  lossCount: GPUBuffer;
   /** Test counts [classes, classes] (u32): confusion[label][predicted]. */
   confusion: GPUBuffer;
 }
@@ -144,7 +145,7 @@ export interface StageSpec {
   /** Bindings 1, 2, … (0, 1, … without a uniform). */
   buffers: (GPUBuffer | GPUBufferBinding)[];
   /** What each binding is, the uniform's included: the layout's signature. */
-  slots: Slot[];
+  kinds: BindingKind[];
   /** Threads for a batch of `count` images. */
   threads: (count: number) => number;
   /** Floating-point operations for a batch of `count` (0 where not worth counting). */
@@ -161,12 +162,12 @@ function stage(
   writes = 1,
   flops: (count: number) => number = () => 0,
 ): StageSpec {
-  const slots: Slot[] = [
+  const kinds: BindingKind[] = [
     "dynamic",
-    ...buffers.map((_, i): Slot => i >= buffers.length - writes ? "write" : "read"),
+    ...buffers.map((_, i): BindingKind => i >= buffers.length - writes ? "write" : "read"),
   ];
   const name = `${layer} ${kernel}`;
-  return { name, kernel, constants, uniform: "batch", buffers, slots, threads, flops };
+  return { name, kernel, constants, uniform: "batch", buffers, kinds, threads, flops };
 }
 
 /** Blocks of side `side` covering an a × b matrix. */
@@ -182,7 +183,7 @@ function block(net: CnnNet, buffer: GPUBuffer, l: number): GPUBufferBinding {
 // The step and the test pass, as lists of stages
 
 /** The stage lists the engine records; the forward stages are the same objects in both. */
-export interface CnnStages {
+interface CnnStages {
   /** One training step, in order: input, forward, loss, backward, optimiser. */
   trainStep: StageSpec[];
   /** After an epoch's last step: the sum of its per-image losses. */
@@ -196,7 +197,7 @@ export function cnnStages(net: CnnNet, b: CnnBuffers): CnnStages {
   const forward = forwardStages(net, b);
   return {
     trainStep: [inputStage(net, b, "train"), ...forward, ...lossAndBackwardStages(net, b)],
-    epochEnd: totalLossStage(net, b),
+    epochEnd: totalLossStage(b),
     testBatch: [inputStage(net, b, "test"), ...forward, scoreStage(net, b)],
   };
 }
@@ -291,7 +292,7 @@ function matmulStage(
 ): StageSpec {
   const { k, kPad, n, vec4 } = net.layers[l], rows = rowsPerImage(net)[l];
   return stage(
-    LAYER_NAMES[l],
+    CNN_LAYER_NAMES[l],
     vec4 ? "cnnMatmulVec4" : "cnnMatmul",
     { K: kPad, N: n, ROWS_PER_IMAGE: rows },
     [a, w, z],
@@ -348,7 +349,7 @@ function lossAndBackwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
       constants: {},
       uniform: "step",
       buffers: [b.params, b.grads, ...b.state],
-      slots: ["dynamic", "write", "read", ...b.state.map((): Slot => "write")],
+      kinds: ["dynamic", "write", "read", ...b.state.map((): BindingKind => "write")],
       threads: () => net.paramFloats,
       flops: () => 0,
     },
@@ -372,7 +373,7 @@ function weightGradStages(
   const side = vec4 ? 8 : 4;
   return [
     stage(
-      LAYER_NAMES[l],
+      CNN_LAYER_NAMES[l],
       vec4 ? "cnnMatmulTransAVec4" : "cnnMatmulTransA",
       { K: kPad, N: n, ROWS_PER_IMAGE: rows, SLICE_ROWS },
       [a, g, partial],
@@ -381,7 +382,7 @@ function weightGradStages(
       (c) => 2 * c * rows * (k + 1) * n,
     ),
     stage(
-      LAYER_NAMES[l],
+      CNN_LAYER_NAMES[l],
       "cnnSumSlices",
       { LEN: (kPad + 1) * n, ROWS_PER_IMAGE: rows, SLICE_ROWS },
       [partial, dW],
@@ -400,7 +401,7 @@ function inputGradStage(
 ): StageSpec {
   const { k, kPad, n, vec4 } = net.layers[l], rows = rowsPerImage(net)[l];
   return stage(
-    LAYER_NAMES[l],
+    CNN_LAYER_NAMES[l],
     vec4 ? "cnnMatmulTransBVec4" : "cnnMatmulTransB",
     { K: kPad, N: n, ROWS_PER_IMAGE: rows },
     [g, w, ga],
@@ -429,16 +430,19 @@ function poolBackwardStage(
 // ---------------------------------------------------------------------------
 // The epoch's end and the test pass
 
-/** After an epoch's last step: total = Σ_{i < nTrain} losses[i] (one workgroup, a fixed order). */
-function totalLossStage(net: CnnNet, b: CnnBuffers): StageSpec {
+/**
+ * After an epoch's last step: total = Σ_{i < nTrain} losses[i], the MLP's
+ * reduction (sumLosses.wgsl: one workgroup of 256, a fixed order).
+ */
+function totalLossStage(b: CnnBuffers): StageSpec {
   return {
-    name: "loss cnnTotalLoss",
-    kernel: "cnnTotalLoss",
-    constants: { COUNT: Math.max(1, net.nTrain) },
+    name: "loss sumLosses",
+    kernel: "sumLosses",
+    constants: {},
     uniform: "none",
-    buffers: [b.losses, b.total],
-    slots: ["read", "write"],
-    threads: () => 1, // one workgroup (of 256)
+    buffers: [b.lossCount, b.losses, b.total],
+    kinds: ["uniform", "read", "write"],
+    threads: () => 1, // one workgroup
     flops: () => 0,
   };
 }

@@ -8,11 +8,14 @@
  * carries them along. A kernel file not listed here cannot be used;
  * tests/kernel_sources_test.ts checks that the list and the folder agree.
  *
- * One prelude: `struct Step` (shared/kernels/mlp/step.wgsl, the uniform entry
- * of a dispatch's batch) is written once; `kernelSource` prepends it to every
- * kernel in `STEP_KERNELS` (exactly the kernels under mlp/, as
- * tests/kernel_sources_test.ts checks). The slow, CNN and optimiser kernels
- * and gatherRows are returned as their files are.
+ * Preludes: the uniform struct that every kernel of a folder reads is written
+ * once, in a file of its own, and `kernelSource` prepends it to each of them
+ * (`PRELUDES`; tests/kernel_sources_test.ts checks that each goes in front of
+ * exactly the kernels of its folder, none of which keeps a copy):
+ * `struct Step` (mlp/step.wgsl) to the kernels under mlp/ (`STEP_KERNELS`),
+ * `struct Batch` (cnn/batch.wgsl) to those under cnn/, `struct OptimizerStep`
+ * (optim/optimizerStep.wgsl) to those under optim/. The slow kernels and
+ * gatherRows are returned as their files are.
  *
  * Below the list: `kernelSource` (a kernel by name), and the one way the host
  * fits a kernel to its shapes: `specialize` sets `const NAME = …;` lines (and
@@ -36,7 +39,6 @@ import cnnMatmulTransBVec4 from "./cnn/cnnMatmulTransBVec4.wgsl" with { type: "t
 import cnnMatmulVec4 from "./cnn/cnnMatmulVec4.wgsl" with { type: "text" };
 import cnnScoreTest from "./cnn/cnnScoreTest.wgsl" with { type: "text" };
 import cnnSumSlices from "./cnn/cnnSumSlices.wgsl" with { type: "text" };
-import cnnTotalLoss from "./cnn/cnnTotalLoss.wgsl" with { type: "text" };
 import col2im from "./cnn/col2im.wgsl" with { type: "text" };
 import col2imVec4 from "./cnn/col2imVec4.wgsl" with { type: "text" };
 import columnSums from "./slow/columnSums.wgsl" with { type: "text" };
@@ -72,6 +74,8 @@ import sgdStep from "./optim/sgdStep.wgsl" with { type: "text" };
 import sgdUpdate from "./slow/sgdUpdate.wgsl" with { type: "text" };
 import softmax from "./slow/softmax.wgsl" with { type: "text" };
 import stepStruct from "./mlp/step.wgsl" with { type: "text" };
+import batchStruct from "./cnn/batch.wgsl" with { type: "text" };
+import optimizerStepStruct from "./optim/optimizerStep.wgsl" with { type: "text" };
 import softmaxCrossEntropyBackward from "./slow/softmaxCrossEntropyBackward.wgsl" with {
   type: "text",
 };
@@ -104,7 +108,6 @@ export const KERNEL_SOURCES: Readonly<Record<string, string>> = {
   cnnMatmulVec4,
   cnnScoreTest,
   cnnSumSlices,
-  cnnTotalLoss,
   col2im,
   col2imVec4,
   columnSums,
@@ -177,15 +180,77 @@ export const STEP_KERNELS: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * The prelude shared/kernels/cnn/batch.wgsl: `struct Batch {start, count}`,
+ * the per-batch uniform entry of every CNN kernel.
+ */
+const BATCH_STRUCT: string = batchStruct;
+
+/** The kernels `kernelSource` prepends `BATCH_STRUCT` to: every kernel under shared/kernels/cnn/. */
+const BATCH_KERNELS: ReadonlySet<string> = new Set([
+  "cnnLoadBatch",
+  "cnnLossGrad",
+  "cnnMatmul",
+  "cnnMatmulTransA",
+  "cnnMatmulTransAVec4",
+  "cnnMatmulTransB",
+  "cnnMatmulTransBVec4",
+  "cnnMatmulVec4",
+  "cnnScoreTest",
+  "cnnSumSlices",
+  "col2im",
+  "col2imVec4",
+  "im2col",
+  "im2colVec4",
+  "maxPool",
+  "maxPoolBackward",
+  "maxPoolBackwardVec4",
+]);
+
+/**
+ * The prelude shared/kernels/optim/optimizerStep.wgsl: `struct OptimizerStep`,
+ * the uniform of every optimiser kernel (laid out by `optimizerUniform`).
+ */
+const OPTIMIZER_STEP_STRUCT: string = optimizerStepStruct;
+
+/** The kernels `kernelSource` prepends `OPTIMIZER_STEP_STRUCT` to: every kernel under shared/kernels/optim/. */
+const OPTIMIZER_STEP_KERNELS: ReadonlySet<string> = new Set([
+  "adamStep",
+  "momentumStep",
+  "sgdStep",
+]);
+
+/** A struct written once, in its own file, that `kernelSource` puts in front of each of `kernels`. */
+interface Prelude {
+  /** Its file, under shared/kernels/ (not a kernel: not in `KERNEL_SOURCES`). */
+  file: string;
+  /** The file's text. */
+  source: string;
+  /** The kernels it goes in front of: every kernel of its folder, and no other. */
+  kernels: ReadonlySet<string>;
+}
+
+/** Every prelude; no kernel is in two. */
+export const PRELUDES: readonly Prelude[] = [
+  { file: "mlp/step.wgsl", source: STEP_STRUCT, kernels: STEP_KERNELS },
+  { file: "cnn/batch.wgsl", source: BATCH_STRUCT, kernels: BATCH_KERNELS },
+  {
+    file: "optim/optimizerStep.wgsl",
+    source: OPTIMIZER_STEP_STRUCT,
+    kernels: OPTIMIZER_STEP_KERNELS,
+  },
+];
+
+/**
  * The WGSL source of kernel `name`, a file `shared/kernels/<folder>/<name>.wgsl`
- * (see the module doc), with `STEP_STRUCT` in front for the kernels in `STEP_KERNELS`.
+ * (see the module doc), with its folder's prelude in front (`PRELUDES`), if any.
  */
 export function kernelSource(name: string): string {
   const src = KERNEL_SOURCES[name];
   if (src === undefined) {
     throw new Error(`no kernel ${name}.wgsl in shared/kernels/sources.ts`);
   }
-  return STEP_KERNELS.has(name) ? `${STEP_STRUCT}\n${src}` : src;
+  const prelude = PRELUDES.find((p) => p.kernels.has(name));
+  return prelude ? `${prelude.source}\n${src}` : src;
 }
 
 /**

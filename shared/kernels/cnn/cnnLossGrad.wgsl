@@ -3,7 +3,7 @@
 //   losses[start + i] = −log p[y] = log Σ_j exp(logits[i, j] − max) − (logits[i, y] − max)
 //   glogits[i, j] = (p[j] − [j = y]) / count          (∂ of the batch mean of −log p[y])
 //   logits, glogits: [count, N]; labels: [n] (u32, in the epoch's order); losses: [n], one slot
-//   per position of the epoch's order, summed on the GPU by cnnTotalLoss at the epoch's end
+//   per position of the epoch's order, summed on the GPU by sumLosses at the epoch's end
 //   (no per-step readback).
 // One thread per image.
 
@@ -11,10 +11,7 @@
 // nothing, so a constant the host forgets fails to compile (and the host checks first).
 const N = SET_BY_HOST;
 
-struct Batch {
-  start: u32,
-  count: u32,
-}
+// struct Batch {start, count}: batch.wgsl, which kernelSource prepends.
 
 @group(0) @binding(0) var<uniform> batch: Batch;
 @group(0) @binding(1) var<storage, read> logits: array<f32>; // [count, N]

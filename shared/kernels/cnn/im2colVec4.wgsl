@@ -12,10 +12,7 @@ const C = SET_BY_HOST;
 const K = SET_BY_HOST;
 const COLS = SET_BY_HOST;
 
-struct Batch {
-  start: u32,
-  count: u32,
-}
+// struct Batch {start, count}: batch.wgsl, which kernelSource prepends.
 
 @group(0) @binding(0) var<uniform> batch: Batch;
 @group(0) @binding(1) var<storage, read> x: array<f32>; // [count, H, W, C]

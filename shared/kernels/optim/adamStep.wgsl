@@ -5,19 +5,9 @@
 //   param, grad, m, v: [count]; m and v start at zero.
 // 1 − β^t comes in the uniform (correction1/2), computed on the host in float64: f32 pow(0.999, t)
 // is off by ~6e-8, a 6e-5 relative error in 1 − β2^t at t = 1.
-// Uniform: OptimizerStep (see sgdStep.wgsl and optimizerUniform in shared/model/optim.ts).
 
-struct OptimizerStep {
-  count: u32,
-  step: u32,
-  lr: f32,
-  momentum: f32,
-  beta1: f32,
-  beta2: f32,
-  eps: f32,
-  correction1: f32,
-  correction2: f32,
-}
+// struct OptimizerStep {count, step, lr, momentum, beta1, beta2, eps, correction1,
+// correction2}: optimizerStep.wgsl, which kernelSource prepends.
 
 @group(0) @binding(0) var<uniform> hp: OptimizerStep;
 @group(0) @binding(1) var<storage, read_write> param: array<f32>; // [count]

@@ -2,19 +2,9 @@
 //   v[i] ← μ · v[i] + g[i]
 //   θ[i] ← θ[i] − lr · v[i]
 //   param, grad, velocity: [count]; velocity starts at zero (so step 1 is v = g, as PyTorch's clone).
-// Uniform: OptimizerStep (see sgdStep.wgsl and optimizerUniform in shared/model/optim.ts).
 
-struct OptimizerStep {
-  count: u32,
-  step: u32,
-  lr: f32,
-  momentum: f32,
-  beta1: f32,
-  beta2: f32,
-  eps: f32,
-  correction1: f32,
-  correction2: f32,
-}
+// struct OptimizerStep {count, step, lr, momentum, beta1, beta2, eps, correction1,
+// correction2}: optimizerStep.wgsl, which kernelSource prepends.
 
 @group(0) @binding(0) var<uniform> hp: OptimizerStep;
 @group(0) @binding(1) var<storage, read_write> param: array<f32>; // [count]

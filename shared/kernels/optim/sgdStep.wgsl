@@ -4,17 +4,8 @@
 // by optimizerUniform in shared/model/optim.ts), so a trainer can switch kernels without new buffers.
 // One thread per element; i = (group.y · groups.x + group.x) · 64 + local.
 
-struct OptimizerStep {
-  count: u32,
-  step: u32, // t, 1-based
-  lr: f32,
-  momentum: f32,
-  beta1: f32,
-  beta2: f32,
-  eps: f32,
-  correction1: f32, // 1 − beta1^t, computed on the host in float64
-  correction2: f32, // 1 − beta2^t
-}
+// struct OptimizerStep {count, step, lr, momentum, beta1, beta2, eps, correction1,
+// correction2}: optimizerStep.wgsl, which kernelSource prepends.
 
 @group(0) @binding(0) var<uniform> hp: OptimizerStep;
 @group(0) @binding(1) var<storage, read_write> param: array<f32>; // [count]
