@@ -283,32 +283,39 @@ export async function createMlpEngine(
   const setup = mlpSetup(gpu, params.sizes, data, opts);
   const plan = choosePlan(setup, gpu.software, opts.plan);
   const alloc = allocator(device);
-  const blank = createBlankPixels(alloc, setup, data, opts);
-  const buffers = createMlpBuffers(alloc, setup, params, data, blank.sortRows);
-  const kernelOptions = { updateInPlace: !setup.separateUpdate, zeroLists: blank.zeroLists };
-  const layouts = createLayouts(device, setup.gpuSmall);
-  const pipelines = await createPipelines(device, setup, layouts, plan, kernelOptions, {
-    slots: opts.tuneSlots ?? [],
-    software: gpu.software,
-  });
-  const ctx: StepContext = {
-    device,
-    setup,
-    plan,
-    shapes: slotShapes(setup.sizes),
-    buffers,
-    pipelines,
-    groups: createBindGroups(device, layouts, buffers, blank, pipelines),
-    kernelOptions,
-    passTimestamps: opts.passTimestamps,
-  };
-  // The weight textures start as copies of the weights, whatever the plan,
-  // so that `setVariant` may switch to a texture variant at any time.
-  const rec = record(device, "initial weight textures");
-  encodeWeightTextures(ctx, rec);
-  copyW3(ctx, rec);
-  submit(device, rec);
-  return mlpEngine(ctx, blank, alloc.owned, opts);
+  // When a part fails (a pipeline that does not compile, after every buffer
+  // was made), what was made so far is freed before the error goes on.
+  try {
+    const blank = createBlankPixels(alloc, setup, data, opts);
+    const buffers = createMlpBuffers(alloc, setup, params, data, blank.sortRows);
+    const kernelOptions = { updateInPlace: !setup.separateUpdate, zeroLists: blank.zeroLists };
+    const layouts = createLayouts(device, setup.gpuSmall);
+    const pipelines = await createPipelines(device, setup, layouts, plan, kernelOptions, {
+      slots: opts.tuneSlots ?? [],
+      software: gpu.software,
+    });
+    const ctx: StepContext = {
+      device,
+      setup,
+      plan,
+      shapes: slotShapes(setup.sizes),
+      buffers,
+      pipelines,
+      groups: createBindGroups(device, layouts, buffers, blank, pipelines),
+      kernelOptions,
+      passTimestamps: opts.passTimestamps,
+    };
+    // The weight textures start as copies of the weights, whatever the plan,
+    // so that `setVariant` may switch to a texture variant at any time.
+    const rec = record(device, "initial weight textures");
+    encodeWeightTextures(ctx, rec);
+    copyW3(ctx, rec);
+    submit(device, rec);
+    return mlpEngine(ctx, blank, alloc.owned, opts);
+  } catch (err) {
+    for (const o of alloc.owned) o.destroy();
+    throw err;
+  }
 }
 
 /** The engine's calls on the parts made by `createMlpEngine`. */
@@ -443,8 +450,9 @@ function submittedEpoch(ctx: StepContext, slot: number): SubmittedEpoch {
  * One epoch in chunks of steps (`Engine.trainEpoch`). A short first chunk
  * starts the GPU after encoding a few steps; each next chunk is encoded while
  * the one before runs. With `onProgress` or `stop`, at most two chunks are in
- * flight: after submitting chunk i + 1, chunk i is awaited, then reported and
- * `stop` asked.
+ * flight: after submitting chunk i + 1, chunk i is awaited and reported; then,
+ * unless chunk i + 1 was the epoch's last, `stop` is asked (between chunks: an
+ * epoch whose every step was submitted is never interrupted).
  */
 async function trainEpoch(
   chunks: ChunkedSteps,
@@ -471,7 +479,7 @@ async function trainEpoch(
       onProgress?.(previous.steps);
     }
     previous = { done, steps: first + count };
-    if (stop?.()) {
+    if (!last && stop?.()) {
       await done;
       throw new EpochInterrupted(first + count);
     }

@@ -232,9 +232,13 @@ export async function createPipelines(
       want(slot, v);
     }
   }
-  const fixed = await compileFixed(compile, setup, layouts);
   const compiled = new Map<string, GPUComputePipeline>();
-  await Promise.all([...variants].map(async ([key, p]) => compiled.set(key, await p)));
+  // Awaited all at once, so that a failed compile is an error of this call
+  // (the caller frees what was made), never a rejection nobody awaits.
+  const [fixed] = await Promise.all([
+    compileFixed(compile, setup, layouts),
+    ...[...variants].map(async ([key, p]) => compiled.set(key, await p)),
+  ]);
   return { variants: compiled, ...fixed };
 }
 
