@@ -19,11 +19,21 @@
 
 import type { MlpParams } from "../../shared/model/mlp.ts";
 import { type OptimizerOptions, optimizerUniform } from "../../shared/model/optim.ts";
-import { NO_ORDER } from "./blank_pixels.ts";
-import type { EngineData } from "./engine.ts";
 
 // ---------------------------------------------------------------------------
 // What the buffers are sized by
+
+/** Images and labels the engine trains and tests on. */
+export interface EngineData {
+  trainImages: Uint8Array;
+  trainLabels: Uint8Array;
+  testImages: Uint8Array;
+  testLabels: Uint8Array;
+  /** Training images used (a prefix of trainImages). */
+  nTrain: number;
+  /** Test images used (a prefix of testImages). */
+  nTest: number;
+}
 
 /** The sizes and choices every part of the engine is made for (decided in `createMlpEngine`). */
 export interface MlpSetup {
@@ -381,6 +391,8 @@ function readbackBuffers(alloc: Allocator, setup: MlpSetup): ReadbackBuffers {
 export const STEP_STRIDE = 256;
 /** Bytes of `struct Step {start, count, lr, rowOrder}` (shared/kernels/mlp/step.wgsl). */
 export const STEP_SIZE = 16;
+/** `Step.rowOrder` of a uniform entry without a row order (nonzeroGroups.wgsl's NO_ORDER). */
+const NO_ORDER = 0xffffffff;
 
 /** The uniform entries and where each kind starts. */
 export interface StepTable {

@@ -50,6 +50,7 @@ import {
   activationRows,
   allocator,
   createMlpBuffers,
+  type EngineData,
   EPOCH_READBACKS,
   type MlpSetup,
   readPacked,
@@ -86,17 +87,8 @@ import {
 // ---------------------------------------------------------------------------
 // The engine's interface
 
-/** Images and labels the engine trains and tests on. */
-export interface EngineData {
-  trainImages: Uint8Array;
-  trainLabels: Uint8Array;
-  testImages: Uint8Array;
-  testLabels: Uint8Array;
-  /** Training images used (a prefix of trainImages). */
-  nTrain: number;
-  /** Test images used (a prefix of testImages). */
-  nTest: number;
-}
+/** Images and labels the engine trains and tests on (defined with the buffers they fill). */
+export type { EngineData };
 
 /** Options of `createMlpEngine`. */
 export interface MlpEngineOptions extends BlankPixelOptions {
