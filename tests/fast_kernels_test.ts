@@ -36,7 +36,8 @@ import {
   VARIANTS,
   variantSource,
 } from "../fast/mlp/matmul.ts";
-import { pickFastest, readTuneCache, writeTuneCache } from "../fast/mlp/tuner.ts";
+import { pickFastest } from "../fast/mlp/tuner.ts";
+import { readTuneCache, writeTuneCache } from "../fast/files.ts";
 import { evalConstInt, kernelSource, specialize, unrollLoops } from "../shared/kernels/sources.ts";
 
 const gpu = await fileGpu();
@@ -1256,10 +1257,10 @@ Deno.test("fast matmul: the tuning cache survives bad files and read-only places
     await Deno.writeTextFile(path, "[1, 2]");
     assert.deepEqual(readTuneCache(path), {});
     const cache = { "some adapter": { "forward K784 N512 rows500 bytes": "tiled-16" } };
-    assert.ok(writeTuneCache(path, cache));
+    assert.ok(await writeTuneCache(path, cache));
     assert.deepEqual(readTuneCache(path), cache);
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["tune-cache.json"]);
-    assert.equal(writeTuneCache(`${dir}/missing/dir/cache.json`, cache), false);
+    assert.equal(await writeTuneCache(`${dir}/missing/dir/cache.json`, cache), false);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

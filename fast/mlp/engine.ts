@@ -24,7 +24,7 @@
  * the whole packed buffer at the end of each step. With shuffling, a gather
  * dispatch per epoch copies the training set into the epoch's order, so every
  * batch is still a contiguous range. Nothing is allocated while training.
- * WebGPU and plain TypeScript only: no files, no `Deno.*`.
+ * WebGPU and plain TypeScript only: no files, no Deno APIs.
  *
  * @module
  */
@@ -101,6 +101,11 @@ export interface MlpEngineOptions extends BlankPixelOptions {
    * `timeVariant` and `setVariant`.
    */
   tuneSlots?: readonly Slot[];
+  /**
+   * Rows `timeVariant` can also time besides `batchSize` (capped at it): the
+   * tuner's screening rows (fast/mlp/tuner.ts). Default: `batchSize` only.
+   */
+  screenRows?: number;
   /** Steps per command buffer (default: 32). */
   stepsPerSubmit?: number;
   /**
@@ -158,15 +163,6 @@ export interface MlpEngineOptions extends BlankPixelOptions {
   sortRows?: boolean;
 }
 
-/**
- * Rows the tuner screens every variant on (or the batch size, if smaller):
- * the largest block of rows a variant computes (texture-32x16), so that no
- * variant is timed on rows it computes for nothing (on 16 rows, texture-32x16
- * did twice its share of work and was at times screened out on llvmpipe,
- * where it is the fastest on 500).
- */
-export const TUNE_SCREEN_ROWS = 32;
-
 /** Steps in an epoch's first command buffer: the GPU starts after a few steps are encoded. */
 const FIRST_CHUNK_STEPS = 8;
 
@@ -191,7 +187,7 @@ export interface MlpEngine extends OverlappingEngine<MlpParams> {
   runSteps(first: number, count: number): void;
   /**
    * Times `reps` dispatches of `v` in `slot` (compiled via `tuneSlots` or the
-   * plan) on `rows` rows — `min(TUNE_SCREEN_ROWS, batchSize)` or `batchSize` —
+   * plan) on `rows` rows — `batchSize`, or `min(screenRows, batchSize)` —
    * in one submit, with lr 0 so the weights stay as they are. Milliseconds,
    * including one readback (`reps` 0 measures that overhead alone).
    */
@@ -231,7 +227,7 @@ function mlpSetup(
     gpuSmall: (opts.smallKernels ?? (gpu.software ? "cpu" : "gpu")) === "gpu",
     shuffle: opts.shuffle ?? false,
     overlapEpochs: opts.overlapEpochs ?? false,
-    tuneRows: [...new Set([Math.min(TUNE_SCREEN_ROWS, batchSize), batchSize])],
+    tuneRows: [...new Set([Math.min(opts.screenRows ?? batchSize, batchSize), batchSize])],
   };
 }
 
