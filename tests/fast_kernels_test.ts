@@ -44,15 +44,15 @@ const gpu = await fileGpu();
 const { device } = gpu;
 
 // uniform: the Step entry (dynamic offset); ubo: a plain uniform buffer.
-type Kind = "uniform" | "ubo" | "read" | "rw" | "tex";
+type BindingKind = "uniform" | "ubo" | "read" | "rw" | "tex";
 type Resource = Float32Array | Uint32Array | { texture: Float32Array; width: number } | "step";
 
-const LAYOUTS: Record<string, Kind[]> = {
+const LAYOUTS: Record<string, BindingKind[]> = {
   product: ["uniform", "read", "tex", "read", "tex", "read", "rw", "read"],
   weightGrad: ["uniform", "read", "tex", "read", "tex", "rw", "rw", "read"],
   nonzero: ["uniform", "read", "rw", "read"],
-  head: ["uniform", "read", "ubo", "read", "read", "rw", "rw", "rw"],
-  headRows: ["uniform", "read", "read", "read", "read", "rw", "rw", "rw"],
+  outputLayer: ["uniform", "read", "ubo", "read", "read", "rw", "rw", "rw"],
+  outputLayerRows: ["uniform", "read", "read", "read", "read", "rw", "rw", "rw"],
   count: ["uniform", "read", "read", "read", "read", "rw"],
   sum: ["uniform", "read", "rw"],
   split: ["uniform", "read", "read", "rw", "rw", "rw"],
@@ -887,9 +887,9 @@ Deno.test("fast kernels: softmax + cross-entropy + gradient, fused with the outp
     const wantDz = softmaxCrossEntropyBackward(p, ys, c);
     const losses = new Float32Array(start + rows + 3).fill(-1);
     const out = await runKernel(
-      `head K${k} rows${rows}`,
+      `outputLayer K${k} rows${rows}`,
       unrollLoops(specialize(kernelSource("outputLayer"), { K: k, C: c })),
-      "head",
+      "outputLayer",
       [
         "step",
         act,
@@ -928,9 +928,9 @@ Deno.test("fast kernels: outputLayerRows (16 lanes a row, + ∂act) equals the C
     const dz = softmaxCrossEntropyBackward(p, ys, c);
     const losses = new Float32Array(start + rows + 3).fill(-1);
     const out = await runKernel(
-      `head rows K${k} rows${rows}`,
+      `outputLayerRows K${k} rows${rows}`,
       specialize(kernelSource("outputLayerRows"), { K: k, C: c }),
-      "headRows",
+      "outputLayerRows",
       [
         "step",
         act,

@@ -371,12 +371,12 @@ function readbackBuffers(alloc: Allocator, setup: MlpSetup): ReadbackBuffers {
   const MR = GPUBufferUsage.MAP_READ, CS = GPUBufferUsage.COPY_SRC, CD = GPUBufferUsage.COPY_DST;
   const { nTrain } = setup;
   const n3 = setup.sizes[3];
-  const slots = [...Array(EPOCH_READBACKS).keys()];
+  const readbacks = [...Array(EPOCH_READBACKS).keys()];
   return {
     lossStaging: alloc.buffer("tuning readback", 4, MR | CD),
-    epochStaging: slots.map((i) => alloc.buffer(`epoch loss readback ${i}`, 4, MR | CD)),
+    epochStaging: readbacks.map((i) => alloc.buffer(`epoch loss readback ${i}`, 4, MR | CD)),
     lossCopies: setup.overlapEpochs
-      ? slots.map((i) =>
+      ? readbacks.map((i) =>
         alloc.buffer(`per-image losses of an epoch, copy ${i} [${nTrain}]`, nTrain * 4, CS | CD)
       )
       : undefined,
@@ -485,7 +485,7 @@ function optimizerTable(alloc: Allocator, setup: MlpSetup, totalFloats: number):
 
 /** Copies of operands for the texture variants (see `copyToTexture` in fast/mlp/step.ts). */
 export interface TextureSet {
-  /** A 1 × 1 texture for a variant that reads no texture in that slot. */
+  /** A 1 × 1 texture for a variant that reads no texture at that binding. */
   dummyTex: GPUTexture;
   /** W1: [n0][n1 / 4] texels. */
   w1Tex: GPUTexture;
@@ -501,7 +501,7 @@ function textures(alloc: Allocator, setup: MlpSetup): TextureSet {
   const [n0, n1, n2] = setup.sizes;
   const rows = setup.maxRows <= setup.maxTextureRows ? setup.maxRows : 1;
   return {
-    dummyTex: alloc.texture("unused texture slot", 1, 1),
+    dummyTex: alloc.texture("unused texture binding", 1, 1),
     w1Tex: alloc.texture(`W1 texture [${n0}][${n1 / 4}]`, n1 / 4, n0),
     w2Tex: alloc.texture(`W2 texture [${n1}][${n2 / 4}]`, n2 / 4, n1),
     a1Tex: alloc.texture(`a1 texture [${rows}][${n1 / 4}]`, n1 / 4, rows),
@@ -547,7 +547,7 @@ export function createMlpBuffers(
     ...stepTable(alloc, setup, sortRows),
     ...textures(alloc, setup),
     optimizerTable: optimizerTable(alloc, setup, parameters.totalFloats),
-    dummyStorage: alloc.buffer("unused storage slot", 16, GPUBufferUsage.STORAGE),
+    dummyStorage: alloc.buffer("unused storage binding", 16, GPUBufferUsage.STORAGE),
   };
 }
 

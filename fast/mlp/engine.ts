@@ -367,12 +367,12 @@ function mlpEngine(
 class ChunkedSteps {
   /** Optimiser steps taken (Adam's t of the last one). */
   stepsTaken = 0;
-  /** Epochs begun; epoch e reads its loss back through readback slot e % EPOCH_READBACKS. */
+  /** Epochs begun; epoch e reads its loss back through readback e % EPOCH_READBACKS. */
   #epochsBegun = 0;
   constructor(readonly ctx: StepContext, readonly stepsPerSubmit: number) {}
 
-  /** The readback slot of a new epoch. */
-  epochSlot(): number {
+  /** The readback (0 .. EPOCH_READBACKS − 1) of a new epoch. */
+  epochReadback(): number {
     return this.#epochsBegun++ % EPOCH_READBACKS;
   }
 
@@ -400,37 +400,40 @@ class ChunkedSteps {
   /** A whole epoch in one command buffer, not yet submitted (`MlpEngine.encodeEpoch`). */
   encodeEpoch(): EncodedEpoch {
     const { ctx } = this;
-    const slot = this.epochSlot();
+    const readback = this.epochReadback();
     const n = ctx.setup.batches.length;
     ctx.buffers.optimizerTable.ensure(this.stepsTaken);
     const rec = record(ctx.device, `epoch: steps 0..${n - 1} and the loss sum`);
     for (let i = 0; i < n; i++) encodeStep(ctx, rec, i);
-    encodeEpochEnd(ctx, rec, slot);
+    encodeEpochEnd(ctx, rec, readback);
     const commands = outsidePass(rec).finish();
     return {
       submit: () => {
         ctx.device.queue.submit([commands]);
         this.stepsTaken += n;
-        return submittedEpoch(ctx, slot);
+        return submittedEpoch(ctx, readback);
       },
     };
   }
 }
 
-/** The readbacks of an epoch that ended with `encodeEpochEnd(ctx, rec, slot)` and was submitted. */
-function submittedEpoch(ctx: StepContext, slot: number): SubmittedEpoch {
+/**
+ * The readbacks of an epoch that ended with `encodeEpochEnd(ctx, rec, readback)`
+ * and was submitted.
+ */
+function submittedEpoch(ctx: StepContext, readback: number): SubmittedEpoch {
   const b = ctx.buffers;
   let loss: Promise<number> | undefined;
   return {
     readLoss: () => {
       if (!loss) {
-        loss = readStaging(b.epochStaging[slot]).then((bytes) => new Float32Array(bytes)[0]);
+        loss = readStaging(b.epochStaging[readback]).then((bytes) => new Float32Array(bytes)[0]);
         loss.catch(() => {}); // a readback nobody awaits (the run failed) is no unhandled error
       }
       return loss;
     },
     readLosses: (start, count) =>
-      readRange(ctx.device, b.lossCopies?.[slot] ?? b.losses, start, count),
+      readRange(ctx.device, b.lossCopies?.[readback] ?? b.losses, start, count),
   };
 }
 
@@ -450,14 +453,14 @@ async function trainEpoch(
 ): Promise<number> {
   const { ctx, stepsPerSubmit } = chunks;
   const n = ctx.setup.batches.length;
-  const slot = chunks.epochSlot();
+  const readback = chunks.epochReadback();
   let previous: { done: Promise<void>; steps: number } | undefined; // the chunk before the last
   const firstChunk = Math.min(stepsPerSubmit, FIRST_CHUNK_STEPS);
   for (let first = 0, count = 0; first < n; first += count) {
     count = Math.min(first === 0 ? firstChunk : stepsPerSubmit, n - first);
     // The loss sum rides in the epoch's last command buffer.
     const last = first + count === n;
-    chunks.submit(first, count, last ? (rec) => encodeEpochEnd(ctx, rec, slot) : undefined);
+    chunks.submit(first, count, last ? (rec) => encodeEpochEnd(ctx, rec, readback) : undefined);
     await afterSubmit?.();
     if (!onProgress && !stop) continue;
     // Keep the GPU fed with this chunk while waiting for the one before.
@@ -476,7 +479,7 @@ async function trainEpoch(
     await previous.done;
     onProgress(previous.steps);
   }
-  return await submittedEpoch(ctx, slot).readLoss();
+  return await submittedEpoch(ctx, readback).readLoss();
 }
 
 // ---------------------------------------------------------------------------

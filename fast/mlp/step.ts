@@ -46,7 +46,7 @@ import {
 import { type MlpBindGroups, type MlpPipelines, pipelineOf } from "./pipelines.ts";
 
 /** Rows per workgroup of `outputLayerRows.wgsl` (its `ROWS`). */
-const HEAD_ROWS_PER_GROUP = 4;
+const OUTPUT_LAYER_ROWS_PER_GROUP = 4;
 
 /** Everything the encoders read: the engine's objects and its current plan. */
 export interface StepContext {
@@ -248,11 +248,11 @@ function encodeOutputLayer(ctx: StepContext, rec: Recorder, index: number, rows:
   dispatch(
     ctx,
     rec,
-    p.headKernel,
-    p.head,
-    g.head,
+    p.outputLayerKernel,
+    p.outputLayer,
+    g.outputLayer,
     index,
-    [Math.ceil(rows / (gpuSmall ? HEAD_ROWS_PER_GROUP : 64)), 1],
+    [Math.ceil(rows / (gpuSmall ? OUTPUT_LAYER_ROWS_PER_GROUP : 64)), 1],
     4 * rows * n2 * n3,
   );
   // Layer 3's weight gradient, differentiating z3 = a2·W3 + b3:
@@ -341,16 +341,16 @@ function encodeBackward(ctx: StepContext, rec: Recorder, index: number, rows: nu
 
 /**
  * The epoch's loss sum Σ losses [nTrain] → lossTotal [1], copied into
- * readback buffer `slot` (and with overlapEpochs the per-image losses into
- * their copy `slot`).
+ * epoch readback buffer `readback` (and with overlapEpochs the per-image
+ * losses into their copy `readback`).
  */
-export function encodeEpochEnd(ctx: StepContext, rec: Recorder, slot: number): void {
+export function encodeEpochEnd(ctx: StepContext, rec: Recorder, readback: number): void {
   const b = ctx.buffers;
   const { nTrain } = ctx.setup;
   dispatch(ctx, rec, "sumLosses", ctx.pipelines.sum, ctx.groups.sum, b.sumStep, [1, 1], nTrain);
   const enc = outsidePass(rec);
-  enc.copyBufferToBuffer(b.lossTotal, 0, b.epochStaging[slot], 0, 4);
-  const copy = b.lossCopies?.[slot];
+  enc.copyBufferToBuffer(b.lossTotal, 0, b.epochStaging[readback], 0, 4);
+  const copy = b.lossCopies?.[readback];
   if (copy) enc.copyBufferToBuffer(b.losses, 0, copy, 0, nTrain * 4);
 }
 
