@@ -24,6 +24,7 @@ import {
 import { mulberry32 } from "../shared/model/rng.ts";
 import { confusionMatrix } from "../shared/io/report.ts";
 import { fileGpu } from "./fixtures.ts";
+import { readMapped } from "../shared/gpu/device.ts";
 import {
   defaultVariant,
   dispatchSize,
@@ -210,9 +211,7 @@ async function runKernel(
     device.queue.submit([enc.finish()]);
     const out = new Map<number, ArrayBuffer>();
     for (const [binding, staging] of stagings) {
-      await staging.mapAsync(GPUMapMode.READ);
-      out.set(binding, staging.getMappedRange().slice(0));
-      staging.unmap();
+      out.set(binding, await readMapped(staging));
     }
     return out;
   }

@@ -17,6 +17,7 @@
  * @module
  */
 
+import { readBuffer } from "../../shared/gpu/device.ts";
 import type { MlpParams } from "../../shared/model/mlp.ts";
 import { type OptimizerOptions, optimizerUniform } from "../../shared/model/optim.ts";
 
@@ -554,32 +555,18 @@ export function createMlpBuffers(
 // ---------------------------------------------------------------------------
 // Readbacks
 
-/** The bytes of a MAP_READ buffer, once the GPU has written it. */
-export async function readStaging(staging: GPUBuffer): Promise<ArrayBuffer> {
-  await staging.mapAsync(GPUMapMode.READ);
-  const out = staging.getMappedRange().slice(0);
-  staging.unmap();
-  return out;
-}
-
-/** Floats `start..start+count-1` of `b` (per-image losses), read back (outside training). */
+/**
+ * Floats `start..start+count-1` of `b` (per-image losses), read back
+ * (outside training; `readBuffer` in shared/gpu/device.ts).
+ */
 export async function readRange(
   device: GPUDevice,
   b: GPUBuffer,
   start: number,
   count: number,
 ): Promise<Float32Array> {
-  const enc = device.createCommandEncoder({ label: `${b.label} readback` });
-  const staging = device.createBuffer({
-    label: `${b.label} readback`,
-    size: Math.max(4, count * 4),
-    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-  });
-  enc.copyBufferToBuffer(b, start * 4, staging, 0, count * 4);
-  device.queue.submit([enc.finish()]);
-  const out = new Float32Array(await readStaging(staging));
-  staging.destroy();
-  return out;
+  if (count === 0) return new Float32Array(0);
+  return new Float32Array(await readBuffer(device, b, count * 4, start * 4));
 }
 
 /** A packed buffer read back and cut into its tensors W1, b1, W2, b2, W3, b3. */
@@ -588,15 +575,6 @@ export async function readPacked(
   b: GPUBuffer,
   packed: PackedLayout,
 ): Promise<Float32Array[]> {
-  const staging = device.createBuffer({
-    label: `${b.label} readback`,
-    size: b.size,
-    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-  });
-  const enc = device.createCommandEncoder({ label: `${b.label} readback` });
-  enc.copyBufferToBuffer(b, 0, staging, 0, b.size);
-  device.queue.submit([enc.finish()]);
-  const all = new Float32Array(await readStaging(staging));
-  staging.destroy();
+  const all = new Float32Array(await readBuffer(device, b));
   return packed.offsets.map((o, t) => all.slice(o / 4, o / 4 + packed.lengths[t]));
 }

@@ -29,7 +29,8 @@
  * @module
  */
 
-import type { Gpu } from "../../shared/gpu/device.ts";
+import { type Gpu, readMapped } from "../../shared/gpu/device.ts";
+import type { PassTimestamps } from "../../shared/gpu/profiler.ts";
 import { batchRanges, type MlpParams, PIXELS } from "../../shared/model/mlp.ts";
 import { OPTIMIZER_DEFAULTS, type OptimizerOptions } from "../../shared/model/optim.ts";
 import {
@@ -55,7 +56,6 @@ import {
   type MlpSetup,
   readPacked,
   readRange,
-  readStaging,
 } from "./buffers.ts";
 import {
   defaultVariant,
@@ -112,7 +112,7 @@ export interface MlpEngineOptions extends BlankPixelOptions {
    * Where profiling hooks in: called for each compute pass with its kernel
    * name and floating-point operations; returns the pass's timestampWrites.
    */
-  passTimestamps?: (kernel: string, flops: number) => GPUComputePassTimestampWrites | undefined;
+  passTimestamps?: PassTimestamps;
   /** Awaited after each submitted chunk of an epoch (e.g. a profiler's `collect`). */
   afterSubmit?: () => Promise<void>;
   /** The optimiser (default: plain SGD, folded into the weight-gradient kernels). */
@@ -427,7 +427,7 @@ function submittedEpoch(ctx: StepContext, readback: number): SubmittedEpoch {
   return {
     readLoss: () => {
       if (!loss) {
-        loss = readStaging(b.epochStaging[readback]).then((bytes) => new Float32Array(bytes)[0]);
+        loss = readMapped(b.epochStaging[readback]).then((bytes) => new Float32Array(bytes)[0]);
         loss.catch(() => {}); // a readback nobody awaits (the run failed) is no unhandled error
       }
       return loss;
@@ -491,7 +491,7 @@ async function evaluateConfusion(ctx: StepContext): Promise<TestCounts> {
   const rec = record(ctx.device, "test evaluation");
   encodeTestPass(ctx, rec);
   submit(ctx.device, rec);
-  const counts = new Uint32Array(await readStaging(ctx.buffers.confusionStaging));
+  const counts = new Uint32Array(await readMapped(ctx.buffers.confusionStaging));
   const confusion = Array.from(
     { length: n3 },
     (_, t) => Array.from(counts.subarray(t * n3, (t + 1) * n3)),
@@ -570,6 +570,6 @@ async function timeVariant(
   outsidePass(rec).copyBufferToBuffer(b.lossTotal, 0, b.lossStaging, 0, 4);
   const t0 = performance.now();
   submit(ctx.device, rec);
-  await readStaging(b.lossStaging);
+  await readMapped(b.lossStaging);
   return performance.now() - t0;
 }

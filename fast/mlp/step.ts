@@ -27,6 +27,8 @@
  * @module
  */
 
+import { workgroupGrid } from "../../shared/gpu/device.ts";
+import type { PassTimestamps } from "../../shared/gpu/profiler.ts";
 import { listDispatch } from "./blank_pixels.ts";
 import {
   type BufferRange,
@@ -60,7 +62,7 @@ export interface StepContext {
   groups: MlpBindGroups;
   kernelOptions: KernelOptions;
   /** Profiling: a compute pass's timestampWrites for kernel `kernel` of `flops` operations. */
-  passTimestamps?: (kernel: string, flops: number) => GPUComputePassTimestampWrites | undefined;
+  passTimestamps?: PassTimestamps;
 }
 
 // ---------------------------------------------------------------------------
@@ -156,13 +158,6 @@ export function dispatchSlot(
     dispatchSize(shape, v, rows),
     2 * shapeMultiplyAdds(shape, rows),
   );
-}
-
-/** One elementwise dispatch over `n` elements, 64 per workgroup (2-D past 65,535 groups). */
-export function elementwiseGroups(device: GPUDevice, n: number): [number, number] {
-  const groups = Math.max(1, Math.ceil(n / 64));
-  const x = Math.min(groups, device.limits.maxComputeWorkgroupsPerDimension);
-  return [x, Math.ceil(groups / x)];
 }
 
 // ---------------------------------------------------------------------------
@@ -327,7 +322,7 @@ function encodeBackward(ctx: StepContext, rec: Recorder, index: number, rows: nu
       p.optimizer,
       g.optimizer,
       index,
-      elementwiseGroups(ctx.device, n),
+      workgroupGrid(n, 64, ctx.device.limits.maxComputeWorkgroupsPerDimension),
       flops,
     );
     if (tex.w2) copyToTexture(rec, w2, b.w2Tex, n2, n1);
@@ -394,7 +389,9 @@ export function encodeGather(ctx: StepContext, rec: Recorder): void {
   }
   const { nTrain } = ctx.setup;
   const n0 = ctx.setup.sizes[0];
-  const images = elementwiseGroups(ctx.device, nTrain * n0 / 4);
+  // One invocation per word (images) or label, 64 per workgroup.
+  const maxGroups = ctx.device.limits.maxComputeWorkgroupsPerDimension;
+  const images = workgroupGrid(nTrain * n0 / 4, 64, maxGroups);
   dispatch(ctx, rec, "gatherRows images", p.gatherX, g.gatherX, null, images, 0);
   dispatch(
     ctx,
@@ -403,7 +400,7 @@ export function encodeGather(ctx: StepContext, rec: Recorder): void {
     p.gatherY,
     g.gatherY,
     null,
-    elementwiseGroups(ctx.device, nTrain),
+    workgroupGrid(nTrain, 64, maxGroups),
     0,
   );
 }
