@@ -2,21 +2,25 @@
  * The fast MLP engine: an `Engine<MlpParams>` (fast/engine.ts) that makes
  * everything once, then encodes whole epochs into few command buffers.
  * This file only wires the parts together and answers the engine's calls;
- * each part lives in a file of its own, read top to bottom:
+ * each part lives in a file of its own, read top to bottom, and imports
+ * only the ones listed after it:
  *
+ * - fast/mlp/step.ts: encoding: the dispatch helpers, one training step
+ *   (`encodeStep`, each dispatch with its formula), the epoch's end, the test
+ *   pass;
+ * - fast/mlp/pipelines.ts: bind group layouts, pipelines (compiled in
+ *   parallel), bind groups;
+ * - fast/mlp/blank_pixels.ts: skipping all-zero pixels in layer 1 (ink keys,
+ *   row orders, the nonzeroRows / nonzeroGroups lists);
  * - fast/mlp/buffers.ts: every buffer and texture with its shape (dataset as
  *   packed bytes, packed parameters / gradients / optimiser state,
  *   activations, readbacks, the uniform step table `{start, count, lr,
  *   rowOrder}` at 256-byte strides, the optimiser's table), and readbacks;
- * - fast/mlp/pipelines.ts: bind group layouts, pipelines (compiled in
- *   parallel), bind groups;
- * - fast/mlp/step.ts: encoding: the dispatch helpers, one training step
- *   (`encodeStep`, each dispatch with its formula), the epoch's end, the test
- *   pass;
- * - fast/mlp/blank_pixels.ts: skipping all-zero pixels in layer 1 (ink keys,
- *   row orders, the nonzeroRows / nonzeroGroups lists);
- * - fast/mlp/matmul.ts: the slots, their shapes and the matmul variants;
- * - fast/mlp/tuner.ts: choosing a variant per slot (timing, the cache file).
+ * - fast/mlp/matmul.ts: the slots, their shapes and the matmul variants.
+ *
+ * Above the engine, using it: fast/mlp/tuner.ts (choosing a variant per
+ * slot: timing, the cache; `createMlpEngineTuned`) and fast/mlp/model.ts
+ * (the MLP as the run loop's `Model`).
  *
  * All parameters live in one packed buffer (W1, b1, W2, b2, W3, b3, each at
  * a 256-byte aligned offset). SGD is folded into the weight-gradient kernels;
