@@ -25,7 +25,7 @@
  * @module
  */
 
-import { openGpu } from "../shared/gpu/device.ts";
+import { openGpu, readBuffer } from "../shared/gpu/device.ts";
 import { matmul, matmulTransA, matmulTransB } from "../shared/model/mlp.ts";
 import { formatProfile, GpuProfiler } from "../shared/gpu/profiler.ts";
 import { mulberry32 } from "../shared/model/rng.ts";
@@ -171,19 +171,7 @@ function cpuReference(op: MatmulOp, a: Float32Array, b: Float32Array, d: number[
 }
 
 async function readFloats(buf: GPUBuffer): Promise<Float32Array> {
-  const staging = device.createBuffer({
-    label: `${buf.label} readback`,
-    size: buf.size,
-    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-  });
-  const enc = device.createCommandEncoder({ label: `${buf.label} readback encoder` });
-  enc.copyBufferToBuffer(buf, 0, staging, 0, buf.size);
-  device.queue.submit([enc.finish()]);
-  await staging.mapAsync(GPUMapMode.READ);
-  const out = new Float32Array(staging.getMappedRange().slice(0));
-  staging.unmap();
-  staging.destroy();
-  return out;
+  return new Float32Array(await readBuffer(device, buf));
 }
 
 interface Row {

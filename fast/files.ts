@@ -3,7 +3,8 @@
  * fast/cnn/engine.ts) share around their epoch loops: the files they read and
  * write (`--save`, `--load`, `--resume`, `--plot`) and the one-line errors of
  * the faults a user can meet (a loss that is no longer finite, Ctrl-C, a
- * checkpoint made with other flags).
+ * checkpoint made with other flags); and the MLP tuner's cache file
+ * (`TUNE_CACHE_PATH`), so that fast/mlp/ itself touches no files.
  *
  * @module
  */
@@ -72,4 +73,40 @@ export async function writePlot(
     new TextEncoder().encode(lossAccuracySvg(history, title, extra)),
     "--plot",
   );
+}
+
+// ---------------------------------------------------------------------------
+// The MLP tuner's cache (fast/mlp/tuner.ts)
+
+/** Where the MLP tuner's choices are remembered, per adapter and shape. */
+export const TUNE_CACHE_PATH: string = decodeURIComponent(
+  new URL("../data/tune-cache.json", import.meta.url).pathname,
+);
+
+/** The tuning cache: adapter description → shape key → variant name. */
+export type TuneCache = Record<string, Record<string, string>>;
+
+/** Reads the cache at `path`; an absent or unreadable file gives an empty cache. */
+export function readTuneCache(path: string): TuneCache {
+  try {
+    const parsed = JSON.parse(Deno.readTextFileSync(path));
+    return parsed && typeof parsed === "object" && !Array.isArray(parsed) ? parsed : {};
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Writes the cache atomically (`writeFileAtomic`: a temporary file, then a
+ * rename). A read-only directory or a missing permission is not an error:
+ * the choice is only remembered for next time. Resolves to whether it was
+ * written.
+ */
+export async function writeTuneCache(path: string, cache: TuneCache): Promise<boolean> {
+  try {
+    await writeFileAtomic(path, new TextEncoder().encode(JSON.stringify(cache, null, 2) + "\n"));
+    return true;
+  } catch {
+    return false;
+  }
 }

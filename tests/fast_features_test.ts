@@ -242,8 +242,8 @@ function configOf(over: Partial<TrainConfig>): TrainConfig {
 const quiet = () => {};
 
 Deno.test("fast Ctrl-C: the MLP's epoch stops after the submitted chunk, not at the epoch's end", async () => {
-  // What trainFast does with an aborted signal: trainEpoch's stop callback is asked after each
-  // submitted chunk. 400 images in batches of 4 are 100 steps in chunks of 8 (the short
+  // What trainFast does with an aborted signal: trainEpoch's stop callback is asked between
+  // chunks, once the next one was submitted. 400 images in batches of 4 are 100 steps in chunks of 8 (the short
   // first one), 32, 32 and 28. A request that comes during the first chunk is seen after the
   // second was submitted: 40 steps run, then the epoch is abandoned with 60 steps to go.
   const data = engineData(400, 8, 19);
@@ -266,6 +266,13 @@ Deno.test("fast Ctrl-C: the MLP's epoch stops after the submitted chunk, not at 
     reference.runSteps(40, 60);
     const whole = await reference.readParams();
     assert.notDeepEqual(got.weights, whole.weights, "the rest of the epoch did not run");
+    // Between chunks only: a stop asked for once the last chunk was submitted is not seen, and
+    // the epoch that ran in full returns its loss. 4 chunks: asked once each of the first
+    // three was submitted, not after the 4th (the last).
+    asked = 0;
+    const loss = await reference.trainEpoch(undefined, () => ++asked > 3);
+    assert.ok(Number.isFinite(loss));
+    assert.equal(asked, 3, "asked between chunks, never after the last");
   } finally {
     stopped.destroy();
     reference.destroy();

@@ -24,6 +24,7 @@ import {
 import { mulberry32 } from "../shared/model/rng.ts";
 import { confusionMatrix } from "../shared/io/report.ts";
 import { fileGpu } from "./fixtures.ts";
+import { readMapped } from "../shared/gpu/device.ts";
 import {
   defaultVariant,
   dispatchSize,
@@ -36,22 +37,23 @@ import {
   VARIANTS,
   variantSource,
 } from "../fast/mlp/matmul.ts";
-import { pickFastest, readTuneCache, writeTuneCache } from "../fast/mlp/tuner.ts";
+import { pickFastest } from "../fast/mlp/tuner.ts";
+import { readTuneCache, writeTuneCache } from "../fast/files.ts";
 import { evalConstInt, kernelSource, specialize, unrollLoops } from "../shared/kernels/sources.ts";
 
 const gpu = await fileGpu();
 const { device } = gpu;
 
 // uniform: the Step entry (dynamic offset); ubo: a plain uniform buffer.
-type Kind = "uniform" | "ubo" | "read" | "rw" | "tex";
+type BindingKind = "uniform" | "ubo" | "read" | "rw" | "tex";
 type Resource = Float32Array | Uint32Array | { texture: Float32Array; width: number } | "step";
 
-const LAYOUTS: Record<string, Kind[]> = {
+const LAYOUTS: Record<string, BindingKind[]> = {
   product: ["uniform", "read", "tex", "read", "tex", "read", "rw", "read"],
   weightGrad: ["uniform", "read", "tex", "read", "tex", "rw", "rw", "read"],
   nonzero: ["uniform", "read", "rw", "read"],
-  head: ["uniform", "read", "ubo", "read", "read", "rw", "rw", "rw"],
-  headRows: ["uniform", "read", "read", "read", "read", "rw", "rw", "rw"],
+  outputLayer: ["uniform", "read", "ubo", "read", "read", "rw", "rw", "rw"],
+  outputLayerRows: ["uniform", "read", "read", "read", "read", "rw", "rw", "rw"],
   count: ["uniform", "read", "read", "read", "read", "rw"],
   sum: ["uniform", "read", "rw"],
   split: ["uniform", "read", "read", "rw", "rw", "rw"],
@@ -209,9 +211,7 @@ async function runKernel(
     device.queue.submit([enc.finish()]);
     const out = new Map<number, ArrayBuffer>();
     for (const [binding, staging] of stagings) {
-      await staging.mapAsync(GPUMapMode.READ);
-      out.set(binding, staging.getMappedRange().slice(0));
-      staging.unmap();
+      out.set(binding, await readMapped(staging));
     }
     return out;
   }
@@ -886,9 +886,9 @@ Deno.test("fast kernels: softmax + cross-entropy + gradient, fused with the outp
     const wantDz = softmaxCrossEntropyBackward(p, ys, c);
     const losses = new Float32Array(start + rows + 3).fill(-1);
     const out = await runKernel(
-      `head K${k} rows${rows}`,
+      `outputLayer K${k} rows${rows}`,
       unrollLoops(specialize(kernelSource("outputLayer"), { K: k, C: c })),
-      "head",
+      "outputLayer",
       [
         "step",
         act,
@@ -927,9 +927,9 @@ Deno.test("fast kernels: outputLayerRows (16 lanes a row, + ∂act) equals the C
     const dz = softmaxCrossEntropyBackward(p, ys, c);
     const losses = new Float32Array(start + rows + 3).fill(-1);
     const out = await runKernel(
-      `head rows K${k} rows${rows}`,
+      `outputLayerRows K${k} rows${rows}`,
       specialize(kernelSource("outputLayerRows"), { K: k, C: c }),
-      "headRows",
+      "outputLayerRows",
       [
         "step",
         act,
@@ -1256,10 +1256,10 @@ Deno.test("fast matmul: the tuning cache survives bad files and read-only places
     await Deno.writeTextFile(path, "[1, 2]");
     assert.deepEqual(readTuneCache(path), {});
     const cache = { "some adapter": { "forward K784 N512 rows500 bytes": "tiled-16" } };
-    assert.ok(writeTuneCache(path, cache));
+    assert.ok(await writeTuneCache(path, cache));
     assert.deepEqual(readTuneCache(path), cache);
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["tune-cache.json"]);
-    assert.equal(writeTuneCache(`${dir}/missing/dir/cache.json`, cache), false);
+    assert.equal(await writeTuneCache(`${dir}/missing/dir/cache.json`, cache), false);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

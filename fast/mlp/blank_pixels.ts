@@ -23,8 +23,7 @@
  */
 
 import { kernelSource, specialize } from "../../shared/kernels/sources.ts";
-import type { Allocator, MlpSetup } from "./buffers.ts";
-import type { EngineData } from "./engine.ts";
+import type { Allocator, EngineData, MlpSetup } from "./buffers.ts";
 import {
   type KernelOptions,
   type MatmulShape,
@@ -34,9 +33,6 @@ import {
   tileWidth,
   VARIANTS,
 } from "./matmul.ts";
-
-/** `Step.rowOrder` of a uniform entry without a row order (nonzeroGroups.wgsl's NO_ORDER). */
-export const NO_ORDER = 0xffffffff;
 
 // ---------------------------------------------------------------------------
 // Row orders by ink

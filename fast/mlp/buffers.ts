@@ -17,13 +17,24 @@
  * @module
  */
 
+import { readBuffer } from "../../shared/gpu/device.ts";
 import type { MlpParams } from "../../shared/model/mlp.ts";
 import { type OptimizerOptions, optimizerUniform } from "../../shared/model/optim.ts";
-import { NO_ORDER } from "./blank_pixels.ts";
-import type { EngineData } from "./engine.ts";
 
 // ---------------------------------------------------------------------------
 // What the buffers are sized by
+
+/** Images and labels the engine trains and tests on. */
+export interface EngineData {
+  trainImages: Uint8Array;
+  trainLabels: Uint8Array;
+  testImages: Uint8Array;
+  testLabels: Uint8Array;
+  /** Training images used (a prefix of trainImages). */
+  nTrain: number;
+  /** Test images used (a prefix of testImages). */
+  nTest: number;
+}
 
 /** The sizes and choices every part of the engine is made for (decided in `createMlpEngine`). */
 export interface MlpSetup {
@@ -361,12 +372,12 @@ function readbackBuffers(alloc: Allocator, setup: MlpSetup): ReadbackBuffers {
   const MR = GPUBufferUsage.MAP_READ, CS = GPUBufferUsage.COPY_SRC, CD = GPUBufferUsage.COPY_DST;
   const { nTrain } = setup;
   const n3 = setup.sizes[3];
-  const slots = [...Array(EPOCH_READBACKS).keys()];
+  const readbacks = [...Array(EPOCH_READBACKS).keys()];
   return {
     lossStaging: alloc.buffer("tuning readback", 4, MR | CD),
-    epochStaging: slots.map((i) => alloc.buffer(`epoch loss readback ${i}`, 4, MR | CD)),
+    epochStaging: readbacks.map((i) => alloc.buffer(`epoch loss readback ${i}`, 4, MR | CD)),
     lossCopies: setup.overlapEpochs
-      ? slots.map((i) =>
+      ? readbacks.map((i) =>
         alloc.buffer(`per-image losses of an epoch, copy ${i} [${nTrain}]`, nTrain * 4, CS | CD)
       )
       : undefined,
@@ -381,6 +392,8 @@ function readbackBuffers(alloc: Allocator, setup: MlpSetup): ReadbackBuffers {
 export const STEP_STRIDE = 256;
 /** Bytes of `struct Step {start, count, lr, rowOrder}` (shared/kernels/mlp/step.wgsl). */
 export const STEP_SIZE = 16;
+/** `Step.rowOrder` of a uniform entry without a row order (nonzeroGroups.wgsl's NO_ORDER). */
+const NO_ORDER = 0xffffffff;
 
 /** The uniform entries and where each kind starts. */
 export interface StepTable {
@@ -473,7 +486,7 @@ function optimizerTable(alloc: Allocator, setup: MlpSetup, totalFloats: number):
 
 /** Copies of operands for the texture variants (see `copyToTexture` in fast/mlp/step.ts). */
 export interface TextureSet {
-  /** A 1 × 1 texture for a variant that reads no texture in that slot. */
+  /** A 1 × 1 texture for a variant that reads no texture at that binding. */
   dummyTex: GPUTexture;
   /** W1: [n0][n1 / 4] texels. */
   w1Tex: GPUTexture;
@@ -489,7 +502,7 @@ function textures(alloc: Allocator, setup: MlpSetup): TextureSet {
   const [n0, n1, n2] = setup.sizes;
   const rows = setup.maxRows <= setup.maxTextureRows ? setup.maxRows : 1;
   return {
-    dummyTex: alloc.texture("unused texture slot", 1, 1),
+    dummyTex: alloc.texture("unused texture binding", 1, 1),
     w1Tex: alloc.texture(`W1 texture [${n0}][${n1 / 4}]`, n1 / 4, n0),
     w2Tex: alloc.texture(`W2 texture [${n1}][${n2 / 4}]`, n2 / 4, n1),
     a1Tex: alloc.texture(`a1 texture [${rows}][${n1 / 4}]`, n1 / 4, rows),
@@ -535,39 +548,25 @@ export function createMlpBuffers(
     ...stepTable(alloc, setup, sortRows),
     ...textures(alloc, setup),
     optimizerTable: optimizerTable(alloc, setup, parameters.totalFloats),
-    dummyStorage: alloc.buffer("unused storage slot", 16, GPUBufferUsage.STORAGE),
+    dummyStorage: alloc.buffer("unused storage binding", 16, GPUBufferUsage.STORAGE),
   };
 }
 
 // ---------------------------------------------------------------------------
 // Readbacks
 
-/** The bytes of a MAP_READ buffer, once the GPU has written it. */
-export async function readStaging(staging: GPUBuffer): Promise<ArrayBuffer> {
-  await staging.mapAsync(GPUMapMode.READ);
-  const out = staging.getMappedRange().slice(0);
-  staging.unmap();
-  return out;
-}
-
-/** Floats `start..start+count-1` of `b` (per-image losses), read back (outside training). */
+/**
+ * Floats `start..start+count-1` of `b` (per-image losses), read back
+ * (outside training; `readBuffer` in shared/gpu/device.ts).
+ */
 export async function readRange(
   device: GPUDevice,
   b: GPUBuffer,
   start: number,
   count: number,
 ): Promise<Float32Array> {
-  const enc = device.createCommandEncoder({ label: `${b.label} readback` });
-  const staging = device.createBuffer({
-    label: `${b.label} readback`,
-    size: Math.max(4, count * 4),
-    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-  });
-  enc.copyBufferToBuffer(b, start * 4, staging, 0, count * 4);
-  device.queue.submit([enc.finish()]);
-  const out = new Float32Array(await readStaging(staging));
-  staging.destroy();
-  return out;
+  if (count === 0) return new Float32Array(0);
+  return new Float32Array(await readBuffer(device, b, count * 4, start * 4));
 }
 
 /** A packed buffer read back and cut into its tensors W1, b1, W2, b2, W3, b3. */
@@ -576,15 +575,6 @@ export async function readPacked(
   b: GPUBuffer,
   packed: PackedLayout,
 ): Promise<Float32Array[]> {
-  const staging = device.createBuffer({
-    label: `${b.label} readback`,
-    size: b.size,
-    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-  });
-  const enc = device.createCommandEncoder({ label: `${b.label} readback` });
-  enc.copyBufferToBuffer(b, 0, staging, 0, b.size);
-  device.queue.submit([enc.finish()]);
-  const all = new Float32Array(await readStaging(staging));
-  staging.destroy();
+  const all = new Float32Array(await readBuffer(device, b));
   return packed.offsets.map((o, t) => all.slice(o / 4, o / 4 + packed.lengths[t]));
 }

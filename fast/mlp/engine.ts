@@ -2,21 +2,25 @@
  * The fast MLP engine: an `Engine<MlpParams>` (fast/engine.ts) that makes
  * everything once, then encodes whole epochs into few command buffers.
  * This file only wires the parts together and answers the engine's calls;
- * each part lives in a file of its own, read top to bottom:
+ * each part lives in a file of its own, read top to bottom, and imports
+ * only the ones listed after it:
  *
+ * - fast/mlp/step.ts: encoding: the dispatch helpers, one training step
+ *   (`encodeStep`, each dispatch with its formula), the epoch's end, the test
+ *   pass;
+ * - fast/mlp/pipelines.ts: bind group layouts, pipelines (compiled in
+ *   parallel), bind groups;
+ * - fast/mlp/blank_pixels.ts: skipping all-zero pixels in layer 1 (ink keys,
+ *   row orders, the nonzeroRows / nonzeroGroups lists);
  * - fast/mlp/buffers.ts: every buffer and texture with its shape (dataset as
  *   packed bytes, packed parameters / gradients / optimiser state,
  *   activations, readbacks, the uniform step table `{start, count, lr,
  *   rowOrder}` at 256-byte strides, the optimiser's table), and readbacks;
- * - fast/mlp/pipelines.ts: bind group layouts, pipelines (compiled in
- *   parallel), bind groups;
- * - fast/mlp/step.ts: encoding: the dispatch helpers, one training step
- *   (`encodeStep`, each dispatch with its formula), the epoch's end, the test
- *   pass;
- * - fast/mlp/blank_pixels.ts: skipping all-zero pixels in layer 1 (ink keys,
- *   row orders, the nonzeroRows / nonzeroGroups lists);
- * - fast/mlp/matmul.ts: the slots, their shapes and the matmul variants;
- * - fast/mlp/tuner.ts: choosing a variant per slot (timing, the cache file).
+ * - fast/mlp/matmul.ts: the slots, their shapes and the matmul variants.
+ *
+ * Above the engine, using it: fast/mlp/tuner.ts (choosing a variant per
+ * slot: timing, the cache; `createMlpEngineTuned`) and fast/mlp/model.ts
+ * (the MLP as the run loop's `Model`).
  *
  * All parameters live in one packed buffer (W1, b1, W2, b2, W3, b3, each at
  * a 256-byte aligned offset). SGD is folded into the weight-gradient kernels;
@@ -24,12 +28,13 @@
  * the whole packed buffer at the end of each step. With shuffling, a gather
  * dispatch per epoch copies the training set into the epoch's order, so every
  * batch is still a contiguous range. Nothing is allocated while training.
- * WebGPU and plain TypeScript only: no files, no `Deno.*`.
+ * WebGPU and plain TypeScript only: no files, no Deno APIs.
  *
  * @module
  */
 
-import type { Gpu } from "../../shared/gpu/device.ts";
+import { type Gpu, readMapped } from "../../shared/gpu/device.ts";
+import type { PassTimestamps } from "../../shared/gpu/profiler.ts";
 import { batchRanges, type MlpParams, PIXELS } from "../../shared/model/mlp.ts";
 import { OPTIMIZER_DEFAULTS, type OptimizerOptions } from "../../shared/model/optim.ts";
 import {
@@ -50,11 +55,11 @@ import {
   activationRows,
   allocator,
   createMlpBuffers,
+  type EngineData,
   EPOCH_READBACKS,
   type MlpSetup,
   readPacked,
   readRange,
-  readStaging,
 } from "./buffers.ts";
 import {
   defaultVariant,
@@ -86,17 +91,8 @@ import {
 // ---------------------------------------------------------------------------
 // The engine's interface
 
-/** Images and labels the engine trains and tests on. */
-export interface EngineData {
-  trainImages: Uint8Array;
-  trainLabels: Uint8Array;
-  testImages: Uint8Array;
-  testLabels: Uint8Array;
-  /** Training images used (a prefix of trainImages). */
-  nTrain: number;
-  /** Test images used (a prefix of testImages). */
-  nTest: number;
-}
+/** Images and labels the engine trains and tests on (defined with the buffers they fill). */
+export type { EngineData };
 
 /** Options of `createMlpEngine`. */
 export interface MlpEngineOptions extends BlankPixelOptions {
@@ -109,13 +105,18 @@ export interface MlpEngineOptions extends BlankPixelOptions {
    * `timeVariant` and `setVariant`.
    */
   tuneSlots?: readonly Slot[];
+  /**
+   * Rows `timeVariant` can also time besides `batchSize` (capped at it): the
+   * tuner's screening rows (fast/mlp/tuner.ts). Default: `batchSize` only.
+   */
+  screenRows?: number;
   /** Steps per command buffer (default: 32). */
   stepsPerSubmit?: number;
   /**
    * Where profiling hooks in: called for each compute pass with its kernel
    * name and floating-point operations; returns the pass's timestampWrites.
    */
-  passTimestamps?: (kernel: string, flops: number) => GPUComputePassTimestampWrites | undefined;
+  passTimestamps?: PassTimestamps;
   /** Awaited after each submitted chunk of an epoch (e.g. a profiler's `collect`). */
   afterSubmit?: () => Promise<void>;
   /** The optimiser (default: plain SGD, folded into the weight-gradient kernels). */
@@ -166,15 +167,6 @@ export interface MlpEngineOptions extends BlankPixelOptions {
   sortRows?: boolean;
 }
 
-/**
- * Rows the tuner screens every variant on (or the batch size, if smaller):
- * the largest block of rows a variant computes (texture-32x16), so that no
- * variant is timed on rows it computes for nothing (on 16 rows, texture-32x16
- * did twice its share of work and was at times screened out on llvmpipe,
- * where it is the fastest on 500).
- */
-export const TUNE_SCREEN_ROWS = 32;
-
 /** Steps in an epoch's first command buffer: the GPU starts after a few steps are encoded. */
 const FIRST_CHUNK_STEPS = 8;
 
@@ -199,7 +191,7 @@ export interface MlpEngine extends OverlappingEngine<MlpParams> {
   runSteps(first: number, count: number): void;
   /**
    * Times `reps` dispatches of `v` in `slot` (compiled via `tuneSlots` or the
-   * plan) on `rows` rows — `min(TUNE_SCREEN_ROWS, batchSize)` or `batchSize` —
+   * plan) on `rows` rows — `batchSize`, or `min(screenRows, batchSize)` —
    * in one submit, with lr 0 so the weights stay as they are. Milliseconds,
    * including one readback (`reps` 0 measures that overhead alone).
    */
@@ -239,7 +231,7 @@ function mlpSetup(
     gpuSmall: (opts.smallKernels ?? (gpu.software ? "cpu" : "gpu")) === "gpu",
     shuffle: opts.shuffle ?? false,
     overlapEpochs: opts.overlapEpochs ?? false,
-    tuneRows: [...new Set([Math.min(TUNE_SCREEN_ROWS, batchSize), batchSize])],
+    tuneRows: [...new Set([Math.min(opts.screenRows ?? batchSize, batchSize), batchSize])],
   };
 }
 
@@ -283,32 +275,39 @@ export async function createMlpEngine(
   const setup = mlpSetup(gpu, params.sizes, data, opts);
   const plan = choosePlan(setup, gpu.software, opts.plan);
   const alloc = allocator(device);
-  const blank = createBlankPixels(alloc, setup, data, opts);
-  const buffers = createMlpBuffers(alloc, setup, params, data, blank.sortRows);
-  const kernelOptions = { updateInPlace: !setup.separateUpdate, zeroLists: blank.zeroLists };
-  const layouts = createLayouts(device, setup.gpuSmall);
-  const pipelines = await createPipelines(device, setup, layouts, plan, kernelOptions, {
-    slots: opts.tuneSlots ?? [],
-    software: gpu.software,
-  });
-  const ctx: StepContext = {
-    device,
-    setup,
-    plan,
-    shapes: slotShapes(setup.sizes),
-    buffers,
-    pipelines,
-    groups: createBindGroups(device, layouts, buffers, blank, pipelines),
-    kernelOptions,
-    passTimestamps: opts.passTimestamps,
-  };
-  // The weight textures start as copies of the weights, whatever the plan,
-  // so that `setVariant` may switch to a texture variant at any time.
-  const rec = record(device, "initial weight textures");
-  encodeWeightTextures(ctx, rec);
-  copyW3(ctx, rec);
-  submit(device, rec);
-  return mlpEngine(ctx, blank, alloc.owned, opts);
+  // When a part fails (a pipeline that does not compile, after every buffer
+  // was made), what was made so far is freed before the error goes on.
+  try {
+    const blank = createBlankPixels(alloc, setup, data, opts);
+    const buffers = createMlpBuffers(alloc, setup, params, data, blank.sortRows);
+    const kernelOptions = { updateInPlace: !setup.separateUpdate, zeroLists: blank.zeroLists };
+    const layouts = createLayouts(device, setup.gpuSmall);
+    const pipelines = await createPipelines(device, setup, layouts, plan, kernelOptions, {
+      slots: opts.tuneSlots ?? [],
+      software: gpu.software,
+    });
+    const ctx: StepContext = {
+      device,
+      setup,
+      plan,
+      shapes: slotShapes(setup.sizes),
+      buffers,
+      pipelines,
+      groups: createBindGroups(device, layouts, buffers, blank, pipelines),
+      kernelOptions,
+      passTimestamps: opts.passTimestamps,
+    };
+    // The weight textures start as copies of the weights, whatever the plan,
+    // so that `setVariant` may switch to a texture variant at any time.
+    const rec = record(device, "initial weight textures");
+    encodeWeightTextures(ctx, rec);
+    copyW3(ctx, rec);
+    submit(device, rec);
+    return mlpEngine(ctx, blank, alloc.owned, opts);
+  } catch (err) {
+    for (const o of alloc.owned) o.destroy();
+    throw err;
+  }
 }
 
 /** The engine's calls on the parts made by `createMlpEngine`. */
@@ -372,12 +371,12 @@ function mlpEngine(
 class ChunkedSteps {
   /** Optimiser steps taken (Adam's t of the last one). */
   stepsTaken = 0;
-  /** Epochs begun; epoch e reads its loss back through readback slot e % EPOCH_READBACKS. */
+  /** Epochs begun; epoch e reads its loss back through readback e % EPOCH_READBACKS. */
   #epochsBegun = 0;
   constructor(readonly ctx: StepContext, readonly stepsPerSubmit: number) {}
 
-  /** The readback slot of a new epoch. */
-  epochSlot(): number {
+  /** The readback (0 .. EPOCH_READBACKS − 1) of a new epoch. */
+  epochReadback(): number {
     return this.#epochsBegun++ % EPOCH_READBACKS;
   }
 
@@ -405,37 +404,40 @@ class ChunkedSteps {
   /** A whole epoch in one command buffer, not yet submitted (`MlpEngine.encodeEpoch`). */
   encodeEpoch(): EncodedEpoch {
     const { ctx } = this;
-    const slot = this.epochSlot();
+    const readback = this.epochReadback();
     const n = ctx.setup.batches.length;
     ctx.buffers.optimizerTable.ensure(this.stepsTaken);
     const rec = record(ctx.device, `epoch: steps 0..${n - 1} and the loss sum`);
     for (let i = 0; i < n; i++) encodeStep(ctx, rec, i);
-    encodeEpochEnd(ctx, rec, slot);
+    encodeEpochEnd(ctx, rec, readback);
     const commands = outsidePass(rec).finish();
     return {
       submit: () => {
         ctx.device.queue.submit([commands]);
         this.stepsTaken += n;
-        return submittedEpoch(ctx, slot);
+        return submittedEpoch(ctx, readback);
       },
     };
   }
 }
 
-/** The readbacks of an epoch that ended with `encodeEpochEnd(ctx, rec, slot)` and was submitted. */
-function submittedEpoch(ctx: StepContext, slot: number): SubmittedEpoch {
+/**
+ * The readbacks of an epoch that ended with `encodeEpochEnd(ctx, rec, readback)`
+ * and was submitted.
+ */
+function submittedEpoch(ctx: StepContext, readback: number): SubmittedEpoch {
   const b = ctx.buffers;
   let loss: Promise<number> | undefined;
   return {
     readLoss: () => {
       if (!loss) {
-        loss = readStaging(b.epochStaging[slot]).then((bytes) => new Float32Array(bytes)[0]);
+        loss = readMapped(b.epochStaging[readback]).then((bytes) => new Float32Array(bytes)[0]);
         loss.catch(() => {}); // a readback nobody awaits (the run failed) is no unhandled error
       }
       return loss;
     },
     readLosses: (start, count) =>
-      readRange(ctx.device, b.lossCopies?.[slot] ?? b.losses, start, count),
+      readRange(ctx.device, b.lossCopies?.[readback] ?? b.losses, start, count),
   };
 }
 
@@ -443,8 +445,9 @@ function submittedEpoch(ctx: StepContext, slot: number): SubmittedEpoch {
  * One epoch in chunks of steps (`Engine.trainEpoch`). A short first chunk
  * starts the GPU after encoding a few steps; each next chunk is encoded while
  * the one before runs. With `onProgress` or `stop`, at most two chunks are in
- * flight: after submitting chunk i + 1, chunk i is awaited, then reported and
- * `stop` asked.
+ * flight: after submitting chunk i + 1, chunk i is awaited and reported; then,
+ * unless chunk i + 1 was the epoch's last, `stop` is asked (between chunks: an
+ * epoch whose every step was submitted is never interrupted).
  */
 async function trainEpoch(
   chunks: ChunkedSteps,
@@ -454,14 +457,14 @@ async function trainEpoch(
 ): Promise<number> {
   const { ctx, stepsPerSubmit } = chunks;
   const n = ctx.setup.batches.length;
-  const slot = chunks.epochSlot();
+  const readback = chunks.epochReadback();
   let previous: { done: Promise<void>; steps: number } | undefined; // the chunk before the last
   const firstChunk = Math.min(stepsPerSubmit, FIRST_CHUNK_STEPS);
   for (let first = 0, count = 0; first < n; first += count) {
     count = Math.min(first === 0 ? firstChunk : stepsPerSubmit, n - first);
     // The loss sum rides in the epoch's last command buffer.
     const last = first + count === n;
-    chunks.submit(first, count, last ? (rec) => encodeEpochEnd(ctx, rec, slot) : undefined);
+    chunks.submit(first, count, last ? (rec) => encodeEpochEnd(ctx, rec, readback) : undefined);
     await afterSubmit?.();
     if (!onProgress && !stop) continue;
     // Keep the GPU fed with this chunk while waiting for the one before.
@@ -471,7 +474,7 @@ async function trainEpoch(
       onProgress?.(previous.steps);
     }
     previous = { done, steps: first + count };
-    if (stop?.()) {
+    if (!last && stop?.()) {
       await done;
       throw new EpochInterrupted(first + count);
     }
@@ -480,7 +483,7 @@ async function trainEpoch(
     await previous.done;
     onProgress(previous.steps);
   }
-  return await submittedEpoch(ctx, slot).readLoss();
+  return await submittedEpoch(ctx, readback).readLoss();
 }
 
 // ---------------------------------------------------------------------------
@@ -492,7 +495,7 @@ async function evaluateConfusion(ctx: StepContext): Promise<TestCounts> {
   const rec = record(ctx.device, "test evaluation");
   encodeTestPass(ctx, rec);
   submit(ctx.device, rec);
-  const counts = new Uint32Array(await readStaging(ctx.buffers.confusionStaging));
+  const counts = new Uint32Array(await readMapped(ctx.buffers.confusionStaging));
   const confusion = Array.from(
     { length: n3 },
     (_, t) => Array.from(counts.subarray(t * n3, (t + 1) * n3)),
@@ -571,6 +574,6 @@ async function timeVariant(
   outsidePass(rec).copyBufferToBuffer(b.lossTotal, 0, b.lossStaging, 0, 4);
   const t0 = performance.now();
   submit(ctx.device, rec);
-  await readStaging(b.lossStaging);
+  await readMapped(b.lossStaging);
   return performance.now() - t0;
 }

@@ -43,14 +43,14 @@ import {
  * (dynamic offset), a plain uniform buffer, a storage buffer read or
  * read-write, a float texture.
  */
-type Kind = "uniform" | "optimUniform" | "ubo" | "read" | "rw" | "tex";
+type BindingKind = "uniform" | "optimUniform" | "ubo" | "read" | "rw" | "tex";
 
 /** The engine's bind group layouts (bindings in order, as each kernel declares them). */
 export interface MlpLayouts {
   product: GPUBindGroupLayout;
   weightGrad: GPUBindGroupLayout;
   nonzero: GPUBindGroupLayout;
-  head: GPUBindGroupLayout;
+  outputLayer: GPUBindGroupLayout;
   splitGrad: GPUBindGroupLayout;
   count: GPUBindGroupLayout;
   sum: GPUBindGroupLayout;
@@ -59,7 +59,7 @@ export interface MlpLayouts {
   gather: GPUBindGroupLayout;
 }
 
-function layout(device: GPUDevice, label: string, kinds: Kind[]): GPUBindGroupLayout {
+function layout(device: GPUDevice, label: string, kinds: BindingKind[]): GPUBindGroupLayout {
   return device.createBindGroupLayout({
     label,
     entries: kinds.map((kind, binding) => ({
@@ -84,8 +84,8 @@ function layout(device: GPUDevice, label: string, kinds: Kind[]): GPUBindGroupLa
 
 /** The layouts (`gpuSmall`: the GPU-shaped output layer, which reads W3 from storage). */
 export function createLayouts(device: GPUDevice, gpuSmall: boolean): MlpLayouts {
-  const headKernel = gpuSmall ? "outputLayerRows" : "outputLayer";
-  const L = (label: string, kinds: Kind[]) => layout(device, label, kinds);
+  const outputLayerKernel = gpuSmall ? "outputLayerRows" : "outputLayer";
+  const L = (label: string, kinds: BindingKind[]) => layout(device, label, kinds);
   return {
     // forward and inputGrad: step, A/G words, A/G texture, W, W texture, bias/act, out,
     // lists of groups of pixels (nonzeroGroups)
@@ -112,8 +112,8 @@ export function createLayouts(device: GPUDevice, gpuSmall: boolean): MlpLayouts 
     ]),
     // nonzeroRows and nonzeroGroups: step, image bytes, lists, row order
     nonzero: L("nonzeroRows/nonzeroGroups layout", ["uniform", "read", "rw", "read"]),
-    // head: step, act, W (CPU-shaped kernel: a uniform copy), b, labels, losses, ∂z, ∂act
-    head: L(`${headKernel} layout`, [
+    // outputLayer(Rows): step, act, W (CPU-shaped: a uniform copy), b, labels, losses, ∂z, ∂act
+    outputLayer: L(`${outputLayerKernel} layout`, [
       "uniform",
       "read",
       gpuSmall ? "read" : "ubo",
@@ -141,8 +141,8 @@ export interface MlpPipelines {
   /** Matmul variants by `pipelineKey(slot, v)`, list kernels by `listKernel`'s key. */
   variants: Map<string, GPUComputePipeline>;
   /** The output layer + softmax + cross-entropy + ∂z3 + ∂z2 kernel, and its file's name. */
-  head: GPUComputePipeline;
-  headKernel: "outputLayer" | "outputLayerRows";
+  outputLayer: GPUComputePipeline;
+  outputLayerKernel: "outputLayer" | "outputLayerRows";
   count: GPUComputePipeline;
   sum: GPUComputePipeline;
   /** Momentum/Adam: the update of the whole packed buffer, and its kernel's name. */
@@ -232,9 +232,13 @@ export async function createPipelines(
       want(slot, v);
     }
   }
-  const fixed = await compileFixed(compile, setup, layouts);
   const compiled = new Map<string, GPUComputePipeline>();
-  await Promise.all([...variants].map(async ([key, p]) => compiled.set(key, await p)));
+  // Awaited all at once, so that a failed compile is an error of this call
+  // (the caller frees what was made), never a rejection nobody awaits.
+  const [fixed] = await Promise.all([
+    compileFixed(compile, setup, layouts),
+    ...[...variants].map(async ([key, p]) => compiled.set(key, await p)),
+  ]);
   return { variants: compiled, ...fixed };
 }
 
@@ -246,54 +250,59 @@ async function compileFixed(
 ): Promise<Omit<MlpPipelines, "variants">> {
   const [n0, , n2, n3] = setup.sizes;
   const { gpuSmall, separateUpdate, shuffle, nTrain } = setup;
-  const headKernel = gpuSmall ? "outputLayerRows" : "outputLayer";
-  const headConsts = { K: n2, C: n3 };
+  const outputLayerKernel = gpuSmall ? "outputLayerRows" : "outputLayer";
+  const outputLayerConsts = { K: n2, C: n3 };
   const splitConsts = { K: n2, N: n3, CHUNK: SPLIT_CHUNK };
   const adam = setup.optimizer.optimizer === "adam";
   const optimizerKernel = adam ? "adamStep" : "momentumStep";
   const gatherSource = (words: number) =>
     specialize(kernelSource("gatherRows"), { ROWS: nTrain, WORDS: words });
   const update = { UPDATE_IN_PLACE: !separateUpdate };
-  const [head, count, sum, optimizer, gatherX, gatherY, row, split, splitSum] = await Promise.all([
-    compile(
-      headKernel,
-      unrollLoops(specialize(kernelSource(headKernel), headConsts)),
-      layouts.head,
-    ),
-    compile("countCorrect", specialize(kernelSource("countCorrect"), headConsts), layouts.count),
-    compile("sumLosses", kernelSource("sumLosses"), layouts.sum),
-    separateUpdate
-      ? compile(
-        optimizerKernel,
-        kernelSource(optimizerKernel),
-        adam ? layouts.adam : layouts.momentum,
-      )
-      : undefined,
-    shuffle ? compile("gatherRows images", gatherSource(n0 / 4), layouts.gather) : undefined,
-    shuffle ? compile("gatherRows labels", gatherSource(1), layouts.gather) : undefined,
-    gpuSmall ? undefined : compile(
-      "weightGrad3 row",
-      unrollLoops(specialize(kernelSource("weightGradRow"), { K: n2, N: n3, ...update })),
-      layouts.weightGrad,
-    ),
-    gpuSmall
-      ? compile(
-        "weightGrad3 split",
-        specialize(kernelSource("weightGradSplit"), splitConsts),
-        layouts.splitGrad,
-      )
-      : undefined,
-    gpuSmall
-      ? compile(
-        "weightGrad3 split sum",
-        specialize(kernelSource("weightGradSplitSum"), { ...splitConsts, ...update }),
-        layouts.splitGrad,
-      )
-      : undefined,
-  ]);
+  const [outputLayer, count, sum, optimizer, gatherX, gatherY, row, split, splitSum] = await Promise
+    .all([
+      compile(
+        outputLayerKernel,
+        unrollLoops(specialize(kernelSource(outputLayerKernel), outputLayerConsts)),
+        layouts.outputLayer,
+      ),
+      compile(
+        "countCorrect",
+        specialize(kernelSource("countCorrect"), outputLayerConsts),
+        layouts.count,
+      ),
+      compile("sumLosses", kernelSource("sumLosses"), layouts.sum),
+      separateUpdate
+        ? compile(
+          optimizerKernel,
+          kernelSource(optimizerKernel),
+          adam ? layouts.adam : layouts.momentum,
+        )
+        : undefined,
+      shuffle ? compile("gatherRows images", gatherSource(n0 / 4), layouts.gather) : undefined,
+      shuffle ? compile("gatherRows labels", gatherSource(1), layouts.gather) : undefined,
+      gpuSmall ? undefined : compile(
+        "weightGrad3 row",
+        unrollLoops(specialize(kernelSource("weightGradRow"), { K: n2, N: n3, ...update })),
+        layouts.weightGrad,
+      ),
+      gpuSmall
+        ? compile(
+          "weightGrad3 split",
+          specialize(kernelSource("weightGradSplit"), splitConsts),
+          layouts.splitGrad,
+        )
+        : undefined,
+      gpuSmall
+        ? compile(
+          "weightGrad3 split sum",
+          specialize(kernelSource("weightGradSplitSum"), { ...splitConsts, ...update }),
+          layouts.splitGrad,
+        )
+        : undefined,
+    ]);
   return {
-    head,
-    headKernel,
+    outputLayer,
+    outputLayerKernel,
     count,
     sum,
     optimizer,
@@ -312,7 +321,7 @@ async function compileFixed(
 /** Every bind group a dispatch of the engine uses, by what it binds for. */
 export interface MlpBindGroups extends ListBindGroups, Record<Slot, GPUBindGroup> {
   forward1Test: GPUBindGroup;
-  head: GPUBindGroup;
+  outputLayer: GPUBindGroup;
   weightGrad3: GPUBindGroup;
   weightGrad3Split?: GPUBindGroup;
   count: GPUBindGroup;
@@ -462,7 +471,7 @@ function otherBindGroups(
     bindGroup(device, label, layouts.gather, [order, src, out], 0);
   return {
     // step, act, W (CPU-shaped kernel: its uniform copy), b, labels, losses, ∂z3, ∂z2
-    head: group("head bind group", layouts.head, [
+    outputLayer: group(`${p.outputLayerKernel} bind group`, layouts.outputLayer, [
       steps,
       a2,
       b.w3Copy ?? w3,

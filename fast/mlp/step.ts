@@ -27,6 +27,8 @@
  * @module
  */
 
+import { workgroupGrid } from "../../shared/gpu/device.ts";
+import type { PassTimestamps } from "../../shared/gpu/profiler.ts";
 import { listDispatch } from "./blank_pixels.ts";
 import {
   type BufferRange,
@@ -46,7 +48,7 @@ import {
 import { type MlpBindGroups, type MlpPipelines, pipelineOf } from "./pipelines.ts";
 
 /** Rows per workgroup of `outputLayerRows.wgsl` (its `ROWS`). */
-const HEAD_ROWS_PER_GROUP = 4;
+const OUTPUT_LAYER_ROWS_PER_GROUP = 4;
 
 /** Everything the encoders read: the engine's objects and its current plan. */
 export interface StepContext {
@@ -60,7 +62,7 @@ export interface StepContext {
   groups: MlpBindGroups;
   kernelOptions: KernelOptions;
   /** Profiling: a compute pass's timestampWrites for kernel `kernel` of `flops` operations. */
-  passTimestamps?: (kernel: string, flops: number) => GPUComputePassTimestampWrites | undefined;
+  passTimestamps?: PassTimestamps;
 }
 
 // ---------------------------------------------------------------------------
@@ -158,13 +160,6 @@ export function dispatchSlot(
   );
 }
 
-/** One elementwise dispatch over `n` elements, 64 per workgroup (2-D past 65,535 groups). */
-export function elementwiseGroups(device: GPUDevice, n: number): [number, number] {
-  const groups = Math.max(1, Math.ceil(n / 64));
-  const x = Math.min(groups, device.limits.maxComputeWorkgroupsPerDimension);
-  return [x, Math.ceil(groups / x)];
-}
-
 // ---------------------------------------------------------------------------
 // Copies into textures and the uniform copy of W3
 
@@ -248,11 +243,11 @@ function encodeOutputLayer(ctx: StepContext, rec: Recorder, index: number, rows:
   dispatch(
     ctx,
     rec,
-    p.headKernel,
-    p.head,
-    g.head,
+    p.outputLayerKernel,
+    p.outputLayer,
+    g.outputLayer,
     index,
-    [Math.ceil(rows / (gpuSmall ? HEAD_ROWS_PER_GROUP : 64)), 1],
+    [Math.ceil(rows / (gpuSmall ? OUTPUT_LAYER_ROWS_PER_GROUP : 64)), 1],
     4 * rows * n2 * n3,
   );
   // Layer 3's weight gradient, differentiating z3 = a2·W3 + b3:
@@ -327,7 +322,7 @@ function encodeBackward(ctx: StepContext, rec: Recorder, index: number, rows: nu
       p.optimizer,
       g.optimizer,
       index,
-      elementwiseGroups(ctx.device, n),
+      workgroupGrid(n, 64, ctx.device.limits.maxComputeWorkgroupsPerDimension),
       flops,
     );
     if (tex.w2) copyToTexture(rec, w2, b.w2Tex, n2, n1);
@@ -341,16 +336,16 @@ function encodeBackward(ctx: StepContext, rec: Recorder, index: number, rows: nu
 
 /**
  * The epoch's loss sum Σ losses [nTrain] → lossTotal [1], copied into
- * readback buffer `slot` (and with overlapEpochs the per-image losses into
- * their copy `slot`).
+ * epoch readback buffer `readback` (and with overlapEpochs the per-image
+ * losses into their copy `readback`).
  */
-export function encodeEpochEnd(ctx: StepContext, rec: Recorder, slot: number): void {
+export function encodeEpochEnd(ctx: StepContext, rec: Recorder, readback: number): void {
   const b = ctx.buffers;
   const { nTrain } = ctx.setup;
   dispatch(ctx, rec, "sumLosses", ctx.pipelines.sum, ctx.groups.sum, b.sumStep, [1, 1], nTrain);
   const enc = outsidePass(rec);
-  enc.copyBufferToBuffer(b.lossTotal, 0, b.epochStaging[slot], 0, 4);
-  const copy = b.lossCopies?.[slot];
+  enc.copyBufferToBuffer(b.lossTotal, 0, b.epochStaging[readback], 0, 4);
+  const copy = b.lossCopies?.[readback];
   if (copy) enc.copyBufferToBuffer(b.losses, 0, copy, 0, nTrain * 4);
 }
 
@@ -394,7 +389,9 @@ export function encodeGather(ctx: StepContext, rec: Recorder): void {
   }
   const { nTrain } = ctx.setup;
   const n0 = ctx.setup.sizes[0];
-  const images = elementwiseGroups(ctx.device, nTrain * n0 / 4);
+  // One invocation per word (images) or label, 64 per workgroup.
+  const maxGroups = ctx.device.limits.maxComputeWorkgroupsPerDimension;
+  const images = workgroupGrid(nTrain * n0 / 4, 64, maxGroups);
   dispatch(ctx, rec, "gatherRows images", p.gatherX, g.gatherX, null, images, 0);
   dispatch(
     ctx,
@@ -403,7 +400,7 @@ export function encodeGather(ctx: StepContext, rec: Recorder): void {
     p.gatherY,
     g.gatherY,
     null,
-    elementwiseGroups(ctx.device, nTrain),
+    workgroupGrid(nTrain, 64, maxGroups),
     0,
   );
 }

@@ -2,53 +2,147 @@
  * The tuner of the fast MLP engine: which matmul variant each slot of a
  * training step uses on this adapter. It times the candidates on the engine
  * itself (`MlpEngine.timeVariant`, lr 0), keeps the fastest (`pickFastest`),
- * and remembers the choice per adapter and shape in a JSON cache file, so a
- * later run starts without timing (`cachedPlan`).
+ * and remembers the choice per adapter and shape in a cache, so a later run
+ * starts without timing (`cachedPlan`). `createMlpEngineTuned` makes the
+ * engine the run loop trains with: cache, timing, warm-up, one log line.
  *
  * Not the engine (fast/mlp/engine.ts) and not the variant catalogue
- * (fast/mlp/matmul.ts): this file only chooses among what they offer. It is
- * the one file of fast/mlp/ that touches the file system (the cache), at the
- * edge, through `readTuneCache` and `writeTuneCache`.
+ * (fast/mlp/matmul.ts): this file only chooses among what they offer. The
+ * cache is read and written through a `TuneCacheFile` the caller hands in
+ * (fast/files.ts's `readTuneCache` and `writeTuneCache`, at the edge): no
+ * files and no Deno APIs here.
  *
  * @module
  */
 
-import type { Gpu } from "../../shared/gpu/device.ts";
-import { type MlpEngine, TUNE_SCREEN_ROWS } from "./engine.ts";
+import { type Gpu, gpuChecked } from "../../shared/gpu/device.ts";
+import type { MlpParams } from "../../shared/model/mlp.ts";
+import type { TuneCache } from "../files.ts";
+import type { EngineSetup } from "../run.ts";
+import { activationRows } from "./buffers.ts";
+import { createMlpEngine, type MlpEngine } from "./engine.ts";
 import {
   type MatmulShape,
   type MatmulVariant,
   type Slot,
   SLOTS,
+  slotShapes,
   tuneCandidates,
   variantFits,
   VARIANTS,
 } from "./matmul.ts";
 
-/** Where tuning results are remembered, per adapter and shape. */
-export const TUNE_CACHE_PATH: string = decodeURIComponent(
-  new URL("../../data/tune-cache.json", import.meta.url).pathname,
-);
+/**
+ * Rows the tuner screens every variant on (or the batch size, if smaller):
+ * the largest block of rows a variant computes (texture-32x16), so that no
+ * variant is timed on rows it computes for nothing (on 16 rows, texture-32x16
+ * did twice its share of work and was at times screened out on llvmpipe,
+ * where it is the fastest on 500).
+ */
+const TUNE_SCREEN_ROWS = 32;
+
+/** The tuning cache as the tuner uses it: read it, write it back (false: not written). */
+export interface TuneCacheFile {
+  read(): TuneCache;
+  write(cache: TuneCache): Promise<boolean>;
+}
+
+/**
+ * The MLP engine with a matmul variant per slot: the cache's, else timed on
+ * a GPU (or with `--tune`), else the adapter type's default; then each chosen
+ * kernel run once, so that a CPU adapter's compile on first use is start-up
+ * time rather than part of epoch 1. Logs which variants run and why.
+ */
+export async function createMlpEngineTuned(
+  setup: EngineSetup<MlpParams>,
+  cache: TuneCacheFile | null,
+): Promise<MlpEngine> {
+  const { gpu, config, nTrain, nTest, log } = setup;
+  const { batchSize } = config;
+  const maxRows = activationRows(batchSize, nTest);
+  const screenRows = Math.min(TUNE_SCREEN_ROWS, batchSize);
+  // Timing the variants: on GPUs, or with --tune; a cached choice is used in either case.
+  const timing = config.tune || !gpu.software;
+  const cached = config.noTune
+    ? { known: {}, missing: [] }
+    : cachedPlan(gpu, slotShapes(setup.params.sizes), batchSize, maxRows, cache);
+  const { known } = cached;
+  const missing = timing ? cached.missing : [];
+  const smaller = `--batch-size ${batchSize} (a smaller --batch-size needs less GPU memory)`;
+  if (missing.length > 0) {
+    log(
+      `compiling and timing the matmul variants for ${missing.join(", ")} on this adapter ` +
+        `(once: remembered afterwards; minutes on a CPU adapter with a cold shader cache)`,
+    );
+  }
+  // When set-up fails, what was made is freed before the error goes on.
+  let made: MlpEngine | undefined;
+  try {
+    const engine = await gpuChecked(
+      gpu.device,
+      `setting up the fast trainer for ${nTrain} images at ${smaller}`,
+      async () =>
+        made = await createMlpEngine(gpu, setup.params, { ...setup.data, nTrain, nTest }, {
+          batchSize,
+          lr: config.lr,
+          plan: known,
+          tuneSlots: missing,
+          screenRows,
+          optimizer: setup.optimizer,
+          shuffle: setup.shuffle,
+          overlapEpochs: setup.overlap,
+          passTimestamps: setup.passTimestamps,
+          afterSubmit: setup.afterSubmit,
+        }),
+    );
+    const tuned = await gpuChecked(
+      gpu.device,
+      `timing the matmul variants at ${smaller}`,
+      async () => {
+        const results = await tuneSlots(gpu, engine, missing, batchSize, cache, log);
+        for (const slot of SLOTS) {
+          // An lr-0 step entry: the weights are untouched.
+          if (!results[slot]) await engine.timeVariant(slot, engine.plan[slot], screenRows);
+        }
+        return results;
+      },
+    );
+    const how = (s: Slot) => {
+      if (config.noTune || (!timing && !known[s])) return "default";
+      const t = tuned[s];
+      if (!t) return "cached";
+      const ms = t.ms[engine.plan[s].name];
+      return ms === undefined ? "tuned" : `tuned, ${ms.toFixed(1)} ms`;
+    };
+    log(
+      `matmul variants: ${SLOTS.map((s) => `${s} ${engine.plan[s].name} (${how(s)})`).join(", ")}`,
+    );
+    return engine;
+  } catch (err) {
+    made?.destroy();
+    throw err;
+  }
+}
 
 /** The plan of a run: variant names per slot, and which slots the cache lacks. */
-export interface CachedPlan {
+interface CachedPlan {
   /** Variants the cache knows for this adapter, batch size and shape. */
   known: Partial<Record<Slot, string>>;
   /** Slots to time. */
   missing: Slot[];
 }
 
-/** What the cache at `cachePath` (none: `null`) knows for `gpu` and these shapes. */
-export function cachedPlan(
+/** What `cache` (none: `null`) knows for `gpu` and these shapes. */
+function cachedPlan(
   gpu: Gpu,
   shapes: Record<Slot, MatmulShape>,
   batchSize: number,
   maxRows: number,
-  cachePath: string | null,
+  cache: TuneCacheFile | null,
 ): CachedPlan {
   const known: Partial<Record<Slot, string>> = {};
   const missing: Slot[] = [];
-  const entries = cachePath ? readTuneCache(cachePath)[gpu.description] ?? {} : {};
+  const entries = cache ? cache.read()[gpu.description] ?? {} : {};
   const maxTex = gpu.device.limits.maxTextureDimension2D;
   for (const slot of SLOTS) {
     const name = entries[shapeKey(shapes[slot], batchSize)];
@@ -62,15 +156,15 @@ export function cachedPlan(
 /**
  * Times every variant that fits each of `slots` on `engine` (see
  * `pickFastest`), switches the engine to the fastest, and remembers the
- * choices in the cache at `cachePath` (when not `null`; a failed write is
- * ignored). Returns a note per slot for the log.
+ * choices in `cache` (when not `null`; a failed write is ignored). Returns
+ * a note per slot for the log.
  */
-export async function tuneSlots(
+async function tuneSlots(
   gpu: Gpu,
   engine: MlpEngine,
   slots: readonly Slot[],
   batchSize: number,
-  cachePath: string | null,
+  cache: TuneCacheFile | null,
   log: (line: string) => void = () => {},
 ): Promise<Partial<Record<Slot, TuneResult>>> {
   const maxTex = gpu.device.limits.maxTextureDimension2D;
@@ -91,14 +185,14 @@ export async function tuneSlots(
         `variants (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
     );
   }
-  if (cachePath && slots.length > 0) {
-    const cache = readTuneCache(cachePath);
-    const entries = cache[gpu.description] ?? {};
+  if (cache && slots.length > 0) {
+    const known = cache.read();
+    const entries = known[gpu.description] ?? {};
     for (const slot of slots) {
       entries[shapeKey(engine.shapes[slot], batchSize)] = engine.plan[slot].name;
     }
-    cache[gpu.description] = entries;
-    writeTuneCache(cachePath, cache);
+    known[gpu.description] = entries;
+    await cache.write(known);
   }
   return results;
 }
@@ -115,10 +209,10 @@ export async function tuneSlots(
  * 8: the blocked family, new candidates on GPUs; 9: more blocked candidates,
  * the forward one with 8 rows per invocation).
  */
-export const KERNELS_VERSION = 9;
+const KERNELS_VERSION = 9;
 
 /** A string naming `shape` at `rows` rows, for the tuning cache. */
-export function shapeKey(shape: MatmulShape, rows: number): string {
+function shapeKey(shape: MatmulShape, rows: number): string {
   const bytes = shape.aBytes ? " bytes" : "";
   return `${shape.op} K${shape.k} N${shape.n} rows${rows}${bytes} v${KERNELS_VERSION}`;
 }
@@ -193,36 +287,4 @@ export async function pickFastest(
   let best = finalists[0];
   for (const v of finalists) if (ms[v.name] < ms[best.name]) best = v;
   return { best, ms, screenMs, overheadMs };
-}
-
-/** The tuning cache: adapter description → shape key → variant name. */
-export type TuneCache = Record<string, Record<string, string>>;
-
-/** Reads the cache at `path`; an absent or unreadable file gives an empty cache. */
-export function readTuneCache(path: string): TuneCache {
-  try {
-    const parsed = JSON.parse(Deno.readTextFileSync(path));
-    return parsed && typeof parsed === "object" && !Array.isArray(parsed) ? parsed : {};
-  } catch {
-    return {};
-  }
-}
-
-/**
- * Writes the cache atomically (temporary file, then rename). A read-only
- * directory or a missing permission is not an error: the choice is only
- * remembered for next time. Returns whether it was written.
- */
-export function writeTuneCache(path: string, cache: TuneCache): boolean {
-  const tmp = `${path}.${Deno.pid}.tmp`;
-  try {
-    Deno.writeTextFileSync(tmp, JSON.stringify(cache, null, 2) + "\n");
-    Deno.renameSync(tmp, path);
-    return true;
-  } catch {
-    try {
-      Deno.removeSync(tmp);
-    } catch { /* never written */ }
-    return false;
-  }
 }

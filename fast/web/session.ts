@@ -2,14 +2,17 @@
  * Training in the page: the fast MLP engine (fast/mlp/engine.ts) on the
  * browser's WebGPU device, driven epoch by epoch with live readbacks.
  *
- * An epoch is `MlpEngine.trainEpoch` with small chunks of steps per command
- * buffer; after each chunk (the engine's `afterSubmit` hook) the session
- * reads that chunk's per-image losses back for the live curve, collects the
- * kernel timestamps when the adapter has `timestamp-query`, and waits while
- * paused. The epoch's loss is the engine's own sum (one readback), the number
- * `deno task fast` prints for the same flags; test accuracy is
- * `MlpEngine.evaluate`. Epoch times include the live readbacks (each
- * chunk is waited for), so they run a little longer than the CLI's.
+ * An epoch is `MlpEngine.trainEpoch` in chunks of `PAGE_STEPS_PER_SUBMIT`
+ * (4) steps per command buffer, the first one too (the engine's first chunk
+ * has at most 8). Once a chunk is submitted, the engine's `afterSubmit` hook
+ * reads that chunk's per-image losses back for the live curve (a readback
+ * that waits for the chunk to finish: the next chunk is encoded only then),
+ * collects the kernel timestamps when the adapter has `timestamp-query`, and
+ * waits while paused. The epoch's loss is the engine's own sum (one
+ * readback), the number `deno task fast` prints for the same flags; test
+ * accuracy is `MlpEngine.evaluate`. Epoch times include the live readbacks
+ * (the GPU idles from each chunk's end until the next is submitted; drawing
+ * and pauses are not counted), so they run a little longer than the CLI's.
  *
  * @module
  */
@@ -77,8 +80,12 @@ export interface SessionHooks {
   onEpoch?: (e: EpochReport) => void | Promise<void>;
 }
 
-/** Steps per command buffer in the page: a live point every this many steps. */
-export const PAGE_STEPS_PER_SUBMIT = 4;
+/**
+ * Steps per command buffer in the page: a live point every this many steps.
+ * At most the engine's first chunk (8 steps), so that every chunk has this
+ * many steps (the last one of an epoch may have fewer), as `afterSubmit` counts.
+ */
+const PAGE_STEPS_PER_SUBMIT = 4;
 
 /** A model being trained in the page; see the module doc. */
 export class TrainingSession {
@@ -191,7 +198,8 @@ export class TrainingSession {
     this.#pausedMs = 0;
     this.#profiler?.reset();
     const t0 = performance.now();
-    const total = await this.trainer.trainEpoch(() => {});
+    // No onProgress: the afterSubmit hook reports (and waits for) each chunk.
+    const total = await this.trainer.trainEpoch();
     const ms = performance.now() - t0 - this.#pausedMs;
     const profile = this.#profiler?.report(ms);
     const accuracy = this.nTest > 0 ? await this.trainer.evaluate() / this.nTest : 0;
