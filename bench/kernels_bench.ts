@@ -46,21 +46,21 @@ export interface MatmulCase {
 }
 
 /** Sizes of A, B and C, in floats, for `op` on `dims`. */
-export function operandSizes(op: MatmulOp, [d0, d1, d2]: number[]): [number, number, number] {
+function operandSizes(op: MatmulOp, [d0, d1, d2]: number[]): [number, number, number] {
   if (op === "matmul") return [d0 * d1, d1 * d2, d0 * d2]; // A[m,k] B[k,n] C[m,n]
   if (op === "matmulTransA") return [d0 * d1, d0 * d2, d1 * d2]; // A[m,k] B[m,n] C[k,n]
   return [d0 * d1, d2 * d1, d0 * d2]; // A[m,n] B[k,n] C[m,k]
 }
 
 /** Rows and columns of C. */
-export function outputShape(op: MatmulOp, [d0, d1, d2]: number[]): [number, number] {
+function outputShape(op: MatmulOp, [d0, d1, d2]: number[]): [number, number] {
   if (op === "matmul") return [d0, d2];
   if (op === "matmulTransA") return [d1, d2];
   return [d0, d2];
 }
 
 /** The cases at batch size `batch` (the model 784→512→128→10). */
-export function modelCases(batch: number): MatmulCase[] {
+function modelCases(batch: number): MatmulCase[] {
   return [
     { name: "fwd 784→512", op: "matmul", dims: [batch, 784, 512] },
     { name: "fwd 512→128", op: "matmul", dims: [batch, 512, 128] },
@@ -109,7 +109,7 @@ export interface MatmulVariant {
  * and entry point `main`, where each workgroup writes a
  * `tile[0]` (columns) × `tile[1]` (rows) block of C.
  */
-export function standardSetup(tile: [number, number] = [8, 8]): MatmulVariant["setup"] {
+function standardSetup(tile: [number, number] = [8, 8]): MatmulVariant["setup"] {
   return (device, module, c, bufs) => {
     const pipeline = device.createComputePipeline({
       label: `${c.op} pipeline`,

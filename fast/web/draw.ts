@@ -13,7 +13,7 @@ import { toMnist } from "../../shared/data/image.ts";
 import { forward, type MlpParams, pixelsToFloats } from "../../shared/model/mlp.ts";
 
 /** Width of the pen, as a fraction of the canvas side (MNIST strokes are ~2-3 of 20 px). */
-export const PEN_WIDTH = 0.09;
+const PEN_WIDTH = 0.09;
 
 /** Makes `canvas` a drawing surface: black ink on white; `onStroke` after each stroke. */
 export function makeDrawable(canvas: HTMLCanvasElement, onStroke: () => void): void {

@@ -22,7 +22,7 @@ export interface Idx {
 }
 
 /** The IDX data types, by type byte. Only 0x08 is accepted. */
-export const IDX_TYPES: Readonly<Record<number, string>> = {
+const IDX_TYPES: Readonly<Record<number, string>> = {
   0x08: "unsigned byte",
   0x09: "signed byte",
   0x0b: "int16",
@@ -32,7 +32,7 @@ export const IDX_TYPES: Readonly<Record<number, string>> = {
 };
 
 /** MNIST image side, in pixels. */
-export const IMAGE_SIDE = 28;
+const IMAGE_SIDE = 28;
 /** Bytes (pixels) per MNIST image. */
 export const IMAGE_BYTES = IMAGE_SIDE * IMAGE_SIDE;
 

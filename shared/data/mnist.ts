@@ -62,7 +62,7 @@ export const DEFAULT_DATA_LOCATIONS: DataLocations = {
 };
 
 /** The four MNIST files: official name first, then Kaggle's. */
-export const MNIST_FILE_NAMES = {
+const MNIST_FILE_NAMES = {
   trainImages: ["train-images-idx3-ubyte", "train-images.idx3-ubyte"],
   trainLabels: ["train-labels-idx1-ubyte", "train-labels.idx1-ubyte"],
   testImages: ["t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"],

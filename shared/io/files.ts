@@ -13,7 +13,7 @@
 import { basename, dirname, join } from "node:path";
 
 /** A fresh temporary path next to `path`: same directory, hidden, ending in `.tmp`. */
-export function tempPathFor(path: string): string {
+function tempPathFor(path: string): string {
   const suffix = crypto.getRandomValues(new Uint32Array(1))[0].toString(36);
   return join(dirname(path), `.${basename(path)}.${Deno.pid}-${suffix}.tmp`);
 }
@@ -26,7 +26,7 @@ export function tempPathFor(path: string): string {
  * that does not match, a dropped connection), the temporary file is removed,
  * `path` is left as it was, and the error is thrown on.
  */
-export async function writeFileAtomicWith(
+async function writeFileAtomicWith(
   path: string,
   write: (file: Deno.FsFile) => Promise<void>,
 ): Promise<void> {

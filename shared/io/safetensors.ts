@@ -136,7 +136,7 @@ export function decodeSafetensors(bytes: Uint8Array, name: string): SafetensorsF
 }
 
 /** Tensor names of layer `l` (0-based): `layer1.weight` [in, out], `layer1.bias` [out]. */
-export function layerTensorNames(l: number): { weight: string; bias: string } {
+function layerTensorNames(l: number): { weight: string; bias: string } {
   return { weight: `layer${l + 1}.weight`, bias: `layer${l + 1}.bias` };
 }
 

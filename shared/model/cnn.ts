@@ -402,10 +402,10 @@ export function cnnPredict(params: CnnParams, x: ArrayLike<number>, batch: numbe
 export const CNN_LAYER_NAMES: readonly string[] = ["conv1", "conv2", "linear"];
 
 /** The `format` metadata of a saved CNN (the MLP's is `webgpu-mnist-mlp`). */
-export const CNN_FORMAT = "webgpu-mnist-cnn";
+const CNN_FORMAT = "webgpu-mnist-cnn";
 
 /** The `layout` metadata of a saved CNN: how to read its tensors without this code. */
-export const CNN_LAYOUT =
+const CNN_LAYOUT =
   "NHWC activations; conv1.weight [k*k, C1] and conv2.weight [k*k*C1, C2] are [in][out] " +
   "with rows in (ky, kx, c) order (the im2col columns: z = cols·weight + bias, valid " +
   "convolution, stride 1), each followed by ReLU and a 2x2 max-pool (stride 2, odd last " +
