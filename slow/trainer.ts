@@ -227,7 +227,7 @@ export class SlowTrainer {
       // (l = 2, 1, 0 is layer 3, 2, 1: ∂W3, ∂b3, ∂a2, ∂z2, then ∂W2, …).
       const gradW: GPUBuffer[] = new Array(L);
       const gradB: GPUBuffer[] = new Array(L);
-      let gradZ = scratch.floats(`layer ${L - 1} ∂z`, count * classes);
+      let gradZ = scratch.floats(`layer ${L} ∂z`, count * classes);
       await this.#dispatch(
         "softmaxCrossEntropyBackward",
         shapeUniform([count, classes]),
@@ -258,7 +258,7 @@ export class SlowTrainer {
             [gradZ, this.#weights[l], gradA],
             matmulGroups(count, fanIn),
           );
-          const below = scratch.floats(`layer ${l - 1} ∂z`, count * fanIn);
+          const below = scratch.floats(`layer ${l} ∂z`, count * fanIn);
           await this.#dispatch(
             "reluBackward",
             shapeUniform([count * fanIn]),
@@ -361,8 +361,8 @@ export class SlowTrainer {
    * z = a·W + b per layer, ReLU between layers. Arrays are 0-based, layers
    * are numbered 1 to 3 (as in the README): `acts[l]` is the input of layer
    * l + 1 (acts[0] = x, acts[1] = a1, acts[2] = a2) and `zs[l]` its
-   * pre-activation (zs[2] = z3, the logits). Buffer labels keep the 0-based
-   * index.
+   * pre-activation (zs[2] = z3, the logits). Buffer labels number layers 1
+   * to 3.
    */
   async #forward(
     scratch: StepBuffers,

@@ -22,7 +22,7 @@
  * per workgroup, a 4 × 4 block per invocation, operands staged through
  * workgroup memory and read as vec4) and `texture` (register-blocked,
  * operands fetched from rgba32float textures, which wins on CPU adapters such
- * as llvmpipe). The tuner leaves `blocked` out on CPU adapters
+ * as llvmpipe). On CPU adapters the tuner times only the texture family
  * (`tuneCandidates`). A kernel file holds
  * `const` declarations with default values (K, N, block sizes, A_BYTES) that
  * `specialize` rewrites before compiling, so each file stays plain WGSL.

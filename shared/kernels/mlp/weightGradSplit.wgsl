@@ -3,7 +3,7 @@
 //   partial[s, K·N + n] = Σ_{r in chunk s} G[r, n]                (the bias)
 //   A: [rows, K] this layer's input, G: [rows, N] = ∂L/∂z (already ÷ batch size),
 //   partial: [⌈rows / CHUNK⌉, K·N + N]; weightGradSplitSum.wgsl adds the chunks.
-// Differentiates  z = A·W + b  (matmulBiasRelu.wgsl): ∂W = Aᵀ·∂z, ∂b = Σ_r ∂z.
+// Differentiates the output layer's  z3 = a2·W3 + b3  (outputLayerRows.wgsl): ∂W = Aᵀ·∂z, ∂b = Σ_r ∂z.
 // For small outputs (the 128 × 10 output layer): a tiled kernel gives it only
 // ⌈K/16⌉·⌈N/16⌉ = 8 workgroups, each looping over the whole batch. Here every
 // invocation owns one output value of one chunk of rows (workgroup y = chunk),
