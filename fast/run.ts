@@ -535,7 +535,7 @@ interface FastRunResult {
   profile?: ProfileReport;
 }
 
-/** The `TrainSummary` of a fast run (MLP or CNN); optimiser and shuffle only when not the defaults. */
+/** The `TrainSummary` of a fast run (MLP or CNN); model, optimiser and shuffle only when not the defaults. */
 function fastSummary(r: FastRunResult): TrainSummary {
   return {
     trainer: "fast",
@@ -550,6 +550,7 @@ function fastSummary(r: FastRunResult): TrainSummary {
       ...(r.model.initName && !r.config.load && !r.config.resume
         ? { init: r.model.initName(r.config) }
         : {}),
+      ...(r.model.name !== "mlp" ? { model: r.model.name } : {}),
       ...(r.optimizer.optimizer !== "sgd" ? { optimizer: r.optimizer.optimizer } : {}),
       ...(r.shuffle ? { shuffle: r.shuffle } : {}),
     },

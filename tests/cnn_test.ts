@@ -649,6 +649,8 @@ Deno.test("trainCnn: epochs, loss and accuracy as the CPU reference computes the
   const summary = await trainCnn(config, { gpu, data, shape, log: (l) => lines.push(l) });
   assert.equal(summary.trainer, "fast");
   assert.deepEqual(summary.data, { source: "synthetic", train: 20, test: 11 });
+  assert.equal(summary.config.model, "cnn", "the summary says which model it trained");
+  assert.equal(summary.config.init, undefined, "the CNN has no --init");
   assert.equal(summary.epochs.length, 2);
   assert.equal(lines.length, 4);
   assert.match(lines[2], /^validation: accuracy = /);
