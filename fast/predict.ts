@@ -18,15 +18,9 @@ import { runMain, UsageError, UserError } from "../shared/io/errors.ts";
 import { readImage, toMnist } from "../shared/data/image.ts";
 import { IMAGE_BYTES, readFileOrFail, readIdx } from "../shared/data/idx.ts";
 import { forward, LAYER_SIZES, pixelsToFloats } from "../shared/model/mlp.ts";
-import { decodeMlp, decodeSafetensors } from "../shared/io/safetensors.ts";
+import { decodeCnn, decodeMlp, decodeSafetensors, isCnnFile } from "../shared/io/safetensors.ts";
 import { loadPackageMnist, MNIST_PACKAGE } from "../shared/data/mnist.ts";
-import {
-  cnnForward,
-  type CnnParams,
-  decodeCnn,
-  isCnnFile,
-  MNIST_CNN,
-} from "../shared/model/cnn.ts";
+import { cnnForward, type CnnParams, MNIST_CNN } from "../shared/model/cnn.ts";
 
 const HELP = `Classify digits with a model saved by \`deno task fast --save FILE\`
 (the MLP, or the CNN of --model cnn).

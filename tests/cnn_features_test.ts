@@ -20,17 +20,10 @@ import { EpochInterrupted } from "../fast/engine.ts";
 import { predictFiles } from "../fast/predict.ts";
 import { trainFast } from "../fast/train.ts";
 import type { TrainConfig } from "../shared/io/cli.ts";
-import {
-  cnnPredict,
-  type CnnShape,
-  decodeCnn,
-  encodeCnn,
-  initCnnParams,
-  MNIST_CNN,
-} from "../shared/model/cnn.ts";
+import { cnnPredict, type CnnShape, initCnnParams, MNIST_CNN } from "../shared/model/cnn.ts";
 import { UserError } from "../shared/io/errors.ts";
 import { encodeIdx } from "../shared/data/idx.ts";
-import { encodeMlp } from "../shared/io/safetensors.ts";
+import { decodeCnn, encodeCnn, encodeMlp } from "../shared/io/safetensors.ts";
 import { initParams } from "../shared/model/mlp.ts";
 import type { MnistData } from "../shared/data/mnist.ts";
 import { OPTIMIZER_DEFAULTS } from "../shared/model/optim.ts";

@@ -10,20 +10,13 @@
 import type { TrainConfig } from "../../shared/io/cli.ts";
 import { UserError } from "../../shared/io/errors.ts";
 import { gpuChecked } from "../../shared/gpu/device.ts";
-import {
-  cnnNamedTensors,
-  type CnnParams,
-  type CnnShape,
-  decodeCnn,
-  encodeCnn,
-  initCnnParams,
-  MNIST_CNN,
-} from "../../shared/model/cnn.ts";
+import { type CnnParams, type CnnShape, initCnnParams, MNIST_CNN } from "../../shared/model/cnn.ts";
 import { filtersSvg } from "../../shared/io/report.ts";
 import type { TrainSummary } from "../../shared/io/summary.ts";
 import type { Engine } from "../engine.ts";
 import { type Model, runModel, type RunOptions } from "../run.ts";
 import { createCnnEngine } from "./engine.ts";
+import { cnnNamedTensors, decodeCnn, encodeCnn } from "../../shared/io/safetensors.ts";
 
 /** Options of the CNN's run beyond `RunOptions`. */
 interface CnnRunOptions extends RunOptions<CnnParams> {

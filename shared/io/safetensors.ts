@@ -8,11 +8,24 @@
  * size before anything is allocated, and every problem is a one-line
  * `UserError` naming the file.
  *
+ * Below the format: the two models' files — the MLP (`encodeMlp`,
+ * `decodeMlp`; metadata `format` "webgpu-mnist-mlp") and the CNN
+ * (`encodeCnn`, `decodeCnn`; "webgpu-mnist-cnn"), each with its tensor names
+ * and layout, as `deno task predict` and the fast trainer's checkpoints
+ * (fast/checkpoint.ts) read them.
+ *
  * @module
  */
 
 import { UserError } from "./errors.ts";
 import type { MlpParams } from "../model/mlp.ts";
+import {
+  CNN_LAYER_NAMES,
+  cnnDims,
+  cnnLayerSizes,
+  type CnnParams,
+  type CnnShape,
+} from "../model/cnn.ts";
 
 /** A named float32 tensor. */
 export interface Tensor {
@@ -213,4 +226,111 @@ export function decodeMlp(
     biases.push(b.data);
   }
   return { params: { sizes, weights, biases }, metadata, tensors };
+}
+
+// ---------------------------------------------------------------------------
+// Saved CNNs (`--model cnn`)
+
+/** The `format` metadata of a saved CNN (the MLP's is `webgpu-mnist-mlp`). */
+const CNN_FORMAT = "webgpu-mnist-cnn";
+
+/** The `layout` metadata of a saved CNN: how to read its tensors without this code. */
+const CNN_LAYOUT =
+  "NHWC activations; conv1.weight [k*k, C1] and conv2.weight [k*k*C1, C2] are [in][out] " +
+  "with rows in (ky, kx, c) order (the im2col columns: z = cols·weight + bias, valid " +
+  "convolution, stride 1), each followed by ReLU and a 2x2 max-pool (stride 2, odd last " +
+  "row/column dropped); linear.weight [F, classes] with F = pooled (y, x, c) flattened; " +
+  "input pixels byte/255; softmax at the end";
+
+/** The parameter tensors of `p` by file name, in the order W1, b1, W2, b2, W3, b3. */
+export function cnnNamedTensors(p: CnnParams): Map<string, Tensor> {
+  const tensors = new Map<string, Tensor>();
+  cnnLayerSizes(p.shape).forEach(([k, n], l) => {
+    tensors.set(`${CNN_LAYER_NAMES[l]}.weight`, {
+      shape: [k, n],
+      data: Float32Array.from(p.weights[l]),
+    });
+    tensors.set(`${CNN_LAYER_NAMES[l]}.bias`, { shape: [n], data: Float32Array.from(p.biases[l]) });
+  });
+  return tensors;
+}
+
+/**
+ * The CNN as safetensors: `conv1.weight` `[k·k, C1]`, `conv1.bias` `[C1]`,
+ * `conv2.weight` `[k·k·C1, C2]`, `conv2.bias`, `linear.weight` `[F, classes]`,
+ * `linear.bias`; metadata `format` (`CNN_FORMAT`), `shape` (JSON of the
+ * `CnnShape`), `layout` (`CNN_LAYOUT`), plus `extra`; and `more` tensors
+ * after the parameters (a checkpoint's optimiser state).
+ */
+export function encodeCnn(
+  params: CnnParams,
+  extra: Record<string, string> = {},
+  more: Map<string, Tensor> = new Map(),
+): Uint8Array<ArrayBuffer> {
+  const tensors = cnnNamedTensors(params);
+  for (const [name, t] of more) tensors.set(name, t);
+  return encodeSafetensors(tensors, {
+    format: CNN_FORMAT,
+    shape: JSON.stringify(params.shape),
+    layout: CNN_LAYOUT,
+    ...extra,
+  });
+}
+
+/** Whether a file's metadata says it holds a CNN (`encodeCnn`). */
+export function isCnnFile(metadata: Record<string, string>): boolean {
+  return metadata.format === CNN_FORMAT;
+}
+
+function shapeText(s: CnnShape): string {
+  return `${s.height}x${s.width} input, ${s.kernel}x${s.kernel} kernels, ${s.c1} and ${s.c2} ` +
+    `channels, ${s.classes} classes`;
+}
+
+/**
+ * Reads a CNN saved by `encodeCnn`; every problem is a one-line `UserError`
+ * naming `name`. With `expect`, a CNN of another shape is refused naming both.
+ */
+export function decodeCnn(
+  bytes: Uint8Array,
+  name: string,
+  expect?: CnnShape,
+): { params: CnnParams; metadata: Record<string, string>; tensors: Map<string, Tensor> } {
+  const { tensors, metadata } = decodeSafetensors(bytes, name);
+  if (!isCnnFile(metadata)) {
+    const what = metadata.format === "webgpu-mnist-mlp" || metadata.sizes !== undefined
+      ? "it holds an MLP (use it with --model mlp)"
+      : `its metadata 'format' is ${metadata.format ?? "missing"}`;
+    throw new UserError(`${name}: not a saved CNN: ${what}`);
+  }
+  let shape: CnnShape;
+  try {
+    const s = JSON.parse(metadata.shape ?? "");
+    const keys = ["height", "width", "kernel", "c1", "c2", "classes"] as const;
+    if (!keys.every((k) => Number.isSafeInteger(s?.[k]) && s[k] > 0)) throw new Error();
+    shape = Object.fromEntries(keys.map((k) => [k, s[k]])) as unknown as CnnShape;
+    cnnDims(shape);
+  } catch {
+    throw new UserError(`${name}: metadata 'shape' of the CNN is missing or bad`);
+  }
+  if (expect && JSON.stringify(cnnLayerSizes(shape)) !== JSON.stringify(cnnLayerSizes(expect))) {
+    throw new UserError(
+      `${name}: the CNN has ${shapeText(shape)}; this program needs ${shapeText(expect)}`,
+    );
+  }
+  const weights: Float32Array[] = [], biases: Float32Array[] = [];
+  cnnLayerSizes(shape).forEach(([k, n], l) => {
+    for (const [part, dims] of [["weight", [k, n]], ["bias", [n]]] as const) {
+      const t = tensors.get(`${CNN_LAYER_NAMES[l]}.${part}`);
+      const tensorName = `${CNN_LAYER_NAMES[l]}.${part}`;
+      if (!t) throw new UserError(`${name}: tensor '${tensorName}' is missing`);
+      if (t.shape.join(",") !== dims.join(",")) {
+        throw new UserError(
+          `${name}: tensor '${tensorName}' has shape [${t.shape}], the CNN's shape needs [${dims}]`,
+        );
+      }
+      (part === "weight" ? weights : biases).push(t.data);
+    }
+  });
+  return { params: { shape, weights, biases }, metadata, tensors };
 }
