@@ -1,10 +1,9 @@
 /**
- * What the fast trainer's two models (the MLP of fast/run.ts, the CNN of
- * fast/cnn/engine.ts) share around their epoch loops: the files they read and
- * write (`--save`, `--load`, `--resume`, `--plot`) and the one-line errors of
- * the faults a user can meet (a loss that is no longer finite, Ctrl-C, a
- * checkpoint made with other flags); and the MLP tuner's cache file
- * (`TUNE_CACHE_PATH`), so that fast/mlp/ itself touches no files.
+ * The files of the fast trainer, at the edge: the run loop's (fast/run.ts)
+ * checks that `--save` and `--plot` can be written before any work, reading
+ * `--load` and `--resume` files, writing checkpoints and the chart atomically
+ * (each failure a one-line `UserError` naming the flag), and the MLP tuner's
+ * cache file (`TUNE_CACHE_PATH`), so that fast/mlp/ itself touches no files.
  *
  * @module
  */
