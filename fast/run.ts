@@ -135,7 +135,7 @@ export async function runModel<P>(
   const optimizer = optimizerOf(config);
   const shuffle = config.shuffle ?? false;
   const { checkpoint, params } = await startingPoint(model, config, opts.params);
-  const { gpu, data, nTrain, nTest, log } = await prepareRun(config, opts);
+  const { gpu, data, nTrain, nTest, log, report } = await prepareRun(config, opts);
   // A device this run opened is destroyed when it ends, however it ends.
   using _ownDevice = {
     [Symbol.dispose]: () => {
@@ -198,6 +198,7 @@ export async function runModel<P>(
       nTrain,
       nTest,
       log,
+      report,
       signal: opts.signal,
       epochs: [],
       history: checkpoint ? [...checkpoint.history] : [],
@@ -220,9 +221,9 @@ export async function runModel<P>(
       profiling = false;
     }
     const test = await testPass(engine, gpu, nTest);
-    log(formatTest(test));
-    if (test.confusion) log(formatConfusion(test.confusion));
-    if (profile) log(formatProfile(profile));
+    report(formatTest(test));
+    if (test.confusion) report(formatConfusion(test.confusion));
+    if (profile) report(formatProfile(profile));
     if (config.plot) {
       const title = `${model.title}, ${optimizer.optimizer}, lr ${config.lr}, batch ` +
         `${config.batchSize}${
@@ -309,6 +310,8 @@ interface EpochLoop<P> {
   nTrain: number;
   nTest: number;
   log: (line: string) => void;
+  /** Where the epoch lines go (prepareRun's `report`). */
+  report: (line: string) => void;
   signal?: AbortSignal;
   /** Epochs this run trained. */
   epochs: EpochResult[];
@@ -439,7 +442,7 @@ async function finishEpoch<P>(
   }
   const result = { epoch, loss: total / nTrain, ms };
   loop.epochs.push(result);
-  loop.log(formatEpoch(result));
+  loop.report(formatEpoch(result));
   const point: EpochPoint = { epoch, loss: result.loss };
   if (config.plot && nTest > 0) {
     loop.setProfiling(false);

@@ -38,7 +38,7 @@ export {
 } from "./trainer.ts";
 
 /**
- * Trains the MLP with the slow trainer and tests it: logs one line per epoch
+ * Trains the MLP with the slow trainer and tests it: reports one line per epoch
  * and the test accuracy, returns the summary (`--json` prints it).
  */
 export async function trainSlow(
@@ -46,7 +46,7 @@ export async function trainSlow(
   opts: TrainOptions = {},
 ): Promise<TrainSummary> {
   const run = await prepareRun(config, opts);
-  const { gpu, data, nTrain, nTest, log } = run;
+  const { gpu, data, nTrain, nTest, report } = run;
   const profiler = new GpuProfiler(gpu, { enabled: config.profile });
   const params = opts.params ?? initialParams(config.init ?? "original", config.seed);
   const trainer = new SlowTrainer(gpu, params, profiler);
@@ -72,7 +72,7 @@ export async function trainSlow(
       }
       progress.clear();
       const result: EpochResult = { epoch, loss: lossSum / nTrain, ms: performance.now() - t0 };
-      log(formatEpoch(result));
+      report(formatEpoch(result));
       epochs.push(result);
       trainMs += result.ms;
       await profiler.collect(); // outside the epoch's clock
@@ -93,8 +93,8 @@ export async function trainSlow(
       total: nTest,
       ms: performance.now() - t0,
     };
-    log(formatTest(test));
-    if (profile) log(formatProfile(profile));
+    report(formatTest(test));
+    if (profile) report(formatProfile(profile));
     return {
       trainer: "slow",
       adapter: gpu.description,

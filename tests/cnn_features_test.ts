@@ -381,8 +381,9 @@ Deno.test("cnn: a real SIGINT to fast/main.ts --model cnn exits 130 with the che
     const total = epoch + 1;
     const resumed = await fastMain([...flags, "--epochs", String(total), "--resume"]).output();
     const resumedErr = new TextDecoder().decode(resumed.stderr);
+    const resumedOut = new TextDecoder().decode(resumed.stdout);
     assert.equal(resumed.code, 0, resumedErr);
-    assert.ok(resumedErr.includes(`[epoch ${total} done]`), resumedErr);
+    assert.ok(resumedOut.includes(`[epoch ${total} done]`), resumedOut + resumedErr);
     const whole = `${dir}/whole.safetensors`;
     const again = await fastMain([...flags.slice(0, -1), whole, "--epochs", String(total)])
       .output();

@@ -58,6 +58,22 @@ Deno.test("deno task fast --json: the summary alone on stdout, the log on stderr
   });
 });
 
+Deno.test("both CLIs without --json: results on stdout (`> run.log` keeps them), notices on stderr", async () => {
+  await withData(async (flags) => {
+    for (const trainer of ["fast", "slow"] as const) {
+      const extra = trainer === "fast" ? ["--no-tune", "--test-limit", "50"] : [];
+      const { code, stdout, stderr } = await runCli(trainer, [...flags, ...extra]);
+      assert.equal(code, 0, `${trainer}: ${stderr}`);
+      assert.match(stdout, /^\[epoch 1 done\] avg loss = \d+\.\d{4}/m, `${trainer}: ${stdout}`);
+      assert.match(stdout, /^validation: accuracy = /m, `${trainer}: ${stdout}`);
+      if (trainer === "fast") assert.match(stdout, /^true\\pred /m, "fast: the confusion matrix");
+      assert.doesNotMatch(stderr, /\[epoch 1 done\]|validation: accuracy/, `${trainer}: ${stderr}`);
+      assert.match(stderr, /^adapter: /m, `${trainer}: the adapter line stays on stderr`);
+      assert.doesNotMatch(stdout, /^adapter: /m, `${trainer}: ${stdout}`);
+    }
+  });
+});
+
 Deno.test("both CLIs: a bad flag is one line on stderr, nothing on stdout, exit code 2", async () => {
   for (const trainer of ["fast", "slow"] as const) {
     for (const args of [["--frobnicate"], ["--batch-size", "0"], ["--epochs", "x", "--json"]]) {

@@ -147,8 +147,9 @@ Deno.test("faults: Ctrl-C stops after the running chunk, keeps the last epoch's 
     const total = epoch + 1;
     const resumed = await fastMain([...flags, "--epochs", String(total), "--resume"]).output();
     const resumedErr = new TextDecoder().decode(resumed.stderr);
+    const resumedOut = new TextDecoder().decode(resumed.stdout);
     assert.equal(resumed.code, 0, resumedErr);
-    assert.ok(resumedErr.includes(`[epoch ${total} done]`), resumedErr);
+    assert.ok(resumedOut.includes(`[epoch ${total} done]`), resumedOut + resumedErr);
     const whole = `${dir}/whole.safetensors`;
     const data = await loadMnist({ dataDir: dir, announce: false });
     await trainFast(

@@ -1,8 +1,9 @@
 /**
  * Test helper: runs `fast/main.ts` with `flags` as its own process, sends it
- * a real SIGINT once the first epoch line is on stderr, and checks what every
- * interrupted run must show: exit code 130, the one-line message naming the
- * checkpoint, no stack trace. Returns the interrupted epoch and stderr.
+ * a real SIGINT once the first epoch line is on stdout (results go there,
+ * notices to stderr), and checks what every interrupted run must show: exit
+ * code 130, the one-line message naming the checkpoint on stderr, no stack
+ * trace. Returns the interrupted epoch and stderr.
  */
 
 import assert from "node:assert/strict";
@@ -23,22 +24,23 @@ export async function interruptAfterFirstEpoch(
   file: string,
 ): Promise<{ epoch: number; stderr: string }> {
   const child = fastMain([...flags, "--epochs", "100000"]).spawn();
-  let stderr = "";
+  const stderrText = new Response(child.stderr).text();
+  let stdout = "";
   const decoder = new TextDecoder();
-  const reader = child.stderr.getReader();
+  const reader = child.stdout.getReader();
   let sent = false;
   for (;;) {
     const { value, done } = await reader.read();
     if (done) break;
-    stderr += decoder.decode(value, { stream: true });
-    if (!sent && stderr.includes("[epoch 1 done]")) {
+    stdout += decoder.decode(value, { stream: true });
+    if (!sent && stdout.includes("[epoch 1 done]")) {
       child.kill("SIGINT");
       sent = true;
     }
   }
   const status = await child.status;
-  await child.stdout.cancel();
-  assert.ok(sent, stderr);
+  const stderr = await stderrText;
+  assert.ok(sent, stdout + stderr);
   assert.equal(status.code, 130, stderr);
   const m = stderr.match(
     /interrupted during epoch (\d+); checkpoint at (.+) holds epoch (\d+); continue with --resume/,

@@ -118,7 +118,7 @@ Flags:
   } (default ${DEFAULTS.seed})
   --train-limit N    train on the first N training images only
   --test-limit N     test on the first N test images only
-  --json             print one JSON summary on stdout (people's output stays on stderr)
+  --json             print one JSON summary on stdout (the results then go to stderr too)
   --profile          time every kernel on the GPU (timestamp queries) and print a table${
     name === "fast" ? FAST_HELP : ""
   }

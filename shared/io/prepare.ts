@@ -21,8 +21,14 @@ export interface TrainOptions {
   data?: MnistData;
   /** Starting weights (the slow trainer's default: `initialParams(config.init ?? "original", config.seed)`). */
   params?: MlpParams;
-  /** Lines for people (default: stderr). */
+  /** Notices for people: the adapter, resuming, files written (default: stderr). */
   log?: (line: string) => void;
+  /**
+   * The results: each epoch's line, the test accuracy, the confusion matrix and
+   * the profile (default: stdout, so `deno task fast > run.log` keeps them; stderr
+   * with `--json`, whose stdout holds the JSON alone; `log` when only `log` is given).
+   */
+  report?: (line: string) => void;
 }
 
 /** Everything a run needs, made ready (the model's weights are the trainer's business). */
@@ -33,15 +39,18 @@ export interface PreparedRun {
   nTrain: number;
   nTest: number;
   log: (line: string) => void;
+  report: (line: string) => void;
 }
 
 /** Loads data, applies limits, checks the batch size, opens the GPU. */
 export async function prepareRun(
   config: TrainConfig,
-  opts: Pick<TrainOptions, "gpu" | "data" | "log">,
+  opts: Pick<TrainOptions, "gpu" | "data" | "log" | "report">,
   gpuOptions: OpenGpuOptions = {},
 ): Promise<PreparedRun> {
   const log = opts.log ?? ((line: string) => console.error(line));
+  const report = opts.report ?? opts.log ??
+    ((line: string) => config.json ? console.error(line) : console.log(line));
   const data = opts.data ??
     await loadMnist({
       dataDir: config.dataDir,
@@ -57,7 +66,7 @@ export async function prepareRun(
   }
   const gpu = opts.gpu ?? await openGpu({ timestamps: config.profile, ...gpuOptions });
   if (!opts.gpu) log(`adapter: ${gpu.description}`);
-  return { gpu, data, nTrain, nTest, log };
+  return { gpu, data, nTrain, nTest, log, report };
 }
 
 /**
