@@ -9,6 +9,12 @@ import {
   type TrainConfig,
 } from "../shared/io/cli.ts";
 import { UsageError } from "../shared/io/errors.ts";
+import {
+  HYPER_NAMES,
+  HYPER_PARAMETERS,
+  OPTIMIZER_NAMES,
+  OPTIMIZERS,
+} from "../shared/model/optim.ts";
 
 Deno.test("defaults are the original program's", () => {
   const c = parseTrainArgs([], "fast") as TrainConfig;
@@ -81,8 +87,6 @@ Deno.test("the fast trainer's own flags are read", () => {
       "mlp",
       "--optimizer",
       "adam",
-      "--momentum",
-      "0.5",
       "--beta1",
       "0.8",
       "--beta2=0.99",
@@ -98,7 +102,9 @@ Deno.test("the fast trainer's own flags are read", () => {
     "fast",
   ) as TrainConfig;
   assert.equal(c.optimizer, "adam");
-  assert.equal(c.momentum, 0.5);
+  assert.equal(c.momentum, 0.9, "the default: Adam does not read it");
+  const m = parseTrainArgs(["--optimizer", "momentum", "--momentum", "0.5"], "fast");
+  assert.equal((m as TrainConfig).momentum, 0.5);
   assert.equal(c.beta1, 0.8);
   assert.equal(c.beta2, 0.99);
   assert.equal(c.eps, 1e-6);
@@ -123,10 +129,14 @@ Deno.test("fast-only flags: one-line exit-2 errors for bad values and bad combin
   const bad: [string[], RegExp][] = [
     [["--model", "rnn"], /--model/],
     [["--optimizer", "rmsprop"], /--optimizer/],
-    [["--momentum", "1"], /--momentum/],
-    [["--beta1", "-0.1"], /--beta1/],
-    [["--beta2", "x"], /--beta2/],
-    [["--eps", "0"], /--eps/],
+    [["--optimizer", "momentum", "--momentum", "1"], /--momentum must be a number from 0/],
+    [["--optimizer", "adam", "--beta1", "-0.1"], /--beta1 must be/],
+    [["--optimizer", "adam", "--beta2", "x"], /--beta2 must be/],
+    [["--optimizer", "adam", "--eps", "0"], /--eps must be a positive number/],
+    // A flag of another optimiser than the run's would do nothing: refused.
+    [["--momentum", "0.5"], /--momentum is a setting of --optimizer momentum, not of sgd/],
+    [["--optimizer", "adam", "--momentum", "0.5"], /--momentum .* not of adam/],
+    [["--optimizer", "momentum", "--eps", "1e-6"], /--eps is a setting of --optimizer adam/],
     [["--resume"], /--resume.*--save/],
     [["--save", "a", "--resume", "--load", "b"], /--resume and --load/],
     [["--save", ""], /--save/],
@@ -198,5 +208,21 @@ Deno.test("--help explains every flag", () => {
   for (const flag of FAST_ONLY_FLAGS) {
     assert.ok(helpText("fast").includes(`--${flag}`), `fast help names --${flag}`);
     assert.ok(!helpText("slow").includes(`--${flag}`), `slow help leaves out --${flag}`);
+  }
+});
+
+Deno.test("--help lists every optimiser and every hyper-parameter of the table, with its default", () => {
+  const help = helpText("fast");
+  const line = help.split("\n").find((l) => l.trimStart().startsWith("--optimizer NAME"));
+  assert.ok(line, "a line for --optimizer");
+  for (const name of OPTIMIZER_NAMES) assert.match(line, new RegExp(`\\b${name}\\b`));
+  for (const h of HYPER_NAMES) {
+    const { flag, default: dflt } = HYPER_PARAMETERS[h];
+    assert.ok(FAST_ONLY_FLAGS.includes(flag), `--${flag} is a fast-only flag`);
+    const hl = help.split("\n").find((l) => l.trimStart().startsWith(`--${flag} X`));
+    assert.ok(hl?.includes(`(default ${dflt};`), `--${flag}'s line gives its default: ${hl}`);
+    const readers = OPTIMIZER_NAMES.filter((o) => OPTIMIZERS[o].hyper.includes(h));
+    assert.ok(readers.length > 0, `some optimiser reads ${h}`);
+    for (const o of readers) assert.match(hl ?? "", new RegExp(`\\b${o}\\b.*only\\)$`));
   }
 });

@@ -16,8 +16,10 @@ import {
   momentumStep,
   newOptimizerState,
   OPTIMIZER_DEFAULTS,
+  OPTIMIZER_NAMES,
   type OptimizerName,
   type OptimizerOptions,
+  OPTIMIZERS,
   optimizerStep,
   optimizerUniform,
   sgdStep,
@@ -98,20 +100,25 @@ Deno.test("optimizerStep: counts steps and keeps per-tensor state", () => {
   close(b[0], 3 - 0.2 / (1 + 1e-8), 1e-12, "b[0]");
 });
 
-Deno.test("optimizerUniform: field layout of OptimizerStep", () => {
-  const bytes = optimizerUniform(131, 3, 0.5, OPTIMIZER_DEFAULTS);
-  const u = new Uint32Array(bytes), f = new Float32Array(bytes);
-  assert.equal(bytes.byteLength, 48);
+Deno.test("optimizerUniform: field layout of OptimizerStep, zero where the optimiser does not read", () => {
+  const adam = optimizerUniform(131, 3, 0.5, { ...OPTIMIZER_DEFAULTS, optimizer: "adam" });
+  const u = new Uint32Array(adam), f = new Float32Array(adam);
+  assert.equal(adam.byteLength, 48);
   assert.deepEqual([u[0], u[1]], [131, 3]);
+  // lr, μ (not Adam's), β1, β2, ε, 1 − β1³, 1 − β2³
   assert.deepEqual([...f.slice(2, 9)], [
     0.5,
-    Math.fround(0.9),
+    0,
     Math.fround(0.9),
     Math.fround(0.999),
     Math.fround(1e-8),
     Math.fround(1 - 0.9 ** 3),
     Math.fround(1 - 0.999 ** 3),
   ]);
+  const momentum = new Float32Array(
+    optimizerUniform(7, 2, 0.25, { ...OPTIMIZER_DEFAULTS, optimizer: "momentum", momentum: 0.5 }),
+  );
+  assert.deepEqual([...momentum.slice(2, 9)], [0.25, 0.5, 0, 0, 0, 1, 1]);
 });
 
 /**
@@ -131,13 +138,12 @@ async function runOptimizerKernel(name: OptimizerName, count: number, steps: num
       { length: steps },
       () => Float32Array.from({ length: count }, () => (rand() * 2 - 1) * 0.3),
     );
-    const stateCount = { sgd: 0, momentum: 1, adam: 2 }[name];
+    const { kernel, state: parts } = OPTIMIZERS[name];
     const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
     const param = device.createBuffer({ label: "test params", size: count * 4, usage: storage });
     device.queue.writeBuffer(param, 0, init);
     const grad = device.createBuffer({ label: "test grads", size: count * 4, usage: storage });
-    const state = Array.from(
-      { length: stateCount },
+    const state = parts.map(
       (_, i) =>
         device.createBuffer({
           label: `test optimiser state ${i}`,
@@ -156,9 +162,9 @@ async function runOptimizerKernel(name: OptimizerName, count: number, steps: num
       "read",
       ...state.map((): BindingKind => "write"),
     ];
-    const pipeline = await kernelPipeline(device, `${name}Step`, kinds);
+    const pipeline = await kernelPipeline(device, kernel, kinds);
     const bindGroup = device.createBindGroup({
-      label: `test ${name}Step bind group`,
+      label: `test ${kernel} bind group`,
       layout: pipeline.getBindGroupLayout(0),
       entries: [uniform, param, grad, ...state].map((buffer, binding) => ({
         binding,
@@ -168,8 +174,8 @@ async function runOptimizerKernel(name: OptimizerName, count: number, steps: num
     for (let t = 1; t <= steps; t++) {
       device.queue.writeBuffer(grad, 0, grads[t - 1]);
       device.queue.writeBuffer(uniform, 0, optimizerUniform(count, t, lr, opts));
-      const enc = device.createCommandEncoder({ label: `test ${name}Step step ${t}` });
-      const pass = enc.beginComputePass({ label: `test ${name}Step pass` });
+      const enc = device.createCommandEncoder({ label: `test ${kernel} step ${t}` });
+      const pass = enc.beginComputePass({ label: `test ${kernel} pass` });
       pass.setPipeline(pipeline);
       pass.setBindGroup(0, bindGroup);
       pass.dispatchWorkgroups(...workgroupGrid(count, 64));
@@ -191,8 +197,8 @@ async function runOptimizerKernel(name: OptimizerName, count: number, steps: num
   }
 }
 
-for (const name of ["sgd", "momentum", "adam"] as const) {
-  Deno.test(`${name}Step kernel: 5 steps on 131 elements equal the CPU reference`, async () => {
+for (const name of OPTIMIZER_NAMES) {
+  Deno.test(`${name}'s kernel: 5 steps on 131 elements equal the CPU reference`, async () => {
     const r = await runOptimizerKernel(name, 131, 5);
     let maxMove = 0;
     for (let i = 0; i < 131; i++) maxMove = Math.max(maxMove, Math.abs(r.cpuParams[i] - r.init[i]));
@@ -200,7 +206,7 @@ for (const name of ["sgd", "momentum", "adam"] as const) {
     for (let i = 0; i < 131; i++) {
       close(r.gpuParams[i], r.cpuParams[i], 1e-6 + 1e-5 * Math.abs(r.cpuParams[i]), `θ[${i}]`);
     }
-    const cpuState = [...r.cpuState.first, ...r.cpuState.second];
+    const cpuState = r.cpuState.parts.map((part) => part[0]); // the one tensor's
     assert.equal(r.gpuState.length, cpuState.length);
     r.gpuState.forEach((s, k) => {
       for (let i = 0; i < 131; i++) {

@@ -6,8 +6,9 @@
 // 1 − β^t comes in the uniform (correction1/2), computed on the host in float64: f32 pow(0.999, t)
 // is off by ~6e-8, a 6e-5 relative error in 1 − β2^t at t = 1.
 
-// struct OptimizerStep {count, step, lr, momentum, beta1, beta2, eps, correction1,
-// correction2}: optimizerStep.wgsl, which kernelSource prepends.
+// hp: struct OptimizerStep (optimizerStep.wgsl, which kernelSource prepends; filled by
+// optimizerUniform, shared/model/optim.ts). This kernel reads count, lr, beta1, beta2, eps,
+// correction1 and correction2.
 
 @group(0) @binding(0) var<uniform> hp: OptimizerStep;
 @group(0) @binding(1) var<storage, read_write> param: array<f32>; // [count]
