@@ -71,6 +71,7 @@ Deno.test("every flag is read", () => {
     beta1: 0.9,
     beta2: 0.999,
     eps: 1e-8,
+    weightDecay: 0.01,
     shuffle: false,
     save: undefined,
     load: undefined,
@@ -105,6 +106,12 @@ Deno.test("the fast trainer's own flags are read", () => {
   assert.equal(c.momentum, 0.9, "the default: Adam does not read it");
   const m = parseTrainArgs(["--optimizer", "momentum", "--momentum", "0.5"], "fast");
   assert.equal((m as TrainConfig).momentum, 0.5);
+  const w = parseTrainArgs(["--optimizer", "adamw", "--weight-decay", "0.1"], "fast");
+  assert.deepEqual([(w as TrainConfig).optimizer, (w as TrainConfig).weightDecay], ["adamw", 0.1]);
+  const w0 = parseTrainArgs(["--optimizer=adamw", "--weight-decay=0", "--beta1", "0.8"], "fast");
+  assert.deepEqual([(w0 as TrainConfig).weightDecay, (w0 as TrainConfig).beta1], [0, 0.8]);
+  const wd = parseTrainArgs(["--optimizer", "adamw"], "fast") as TrainConfig;
+  assert.equal(wd.weightDecay, 0.01, "PyTorch's default λ");
   assert.equal(c.beta1, 0.8);
   assert.equal(c.beta2, 0.99);
   assert.equal(c.eps, 1e-6);
@@ -137,6 +144,15 @@ Deno.test("fast-only flags: one-line exit-2 errors for bad values and bad combin
     [["--momentum", "0.5"], /--momentum is a setting of --optimizer momentum, not of sgd/],
     [["--optimizer", "adam", "--momentum", "0.5"], /--momentum .* not of adam/],
     [["--optimizer", "momentum", "--eps", "1e-6"], /--eps is a setting of --optimizer adam/],
+    [
+      ["--optimizer", "adamw", "--weight-decay", "-1"],
+      /--weight-decay must be a number ≥ 0, got '-1'/,
+    ],
+    [["--weight-decay", "-1"], /--weight-decay must be a number ≥ 0, got '-1'/],
+    [["--optimizer", "adamw", "--weight-decay", "abc"], /--weight-decay must be/],
+    [["--optimizer", "adamw", "--weight-decay", "Infinity"], /--weight-decay must be/],
+    [["--optimizer", "adam", "--weight-decay", "0.1"], /--weight-decay .* adamw, not of adam/],
+    [["--weight-decay", "0.1"], /--weight-decay is a setting of --optimizer adamw, not of sgd/],
     [["--resume"], /--resume.*--save/],
     [["--save", "a", "--resume", "--load", "b"], /--resume and --load/],
     [["--save", ""], /--save/],
@@ -171,6 +187,7 @@ Deno.test("bad values get a one-line UsageError naming the flag", () => {
     [["--frobnicate"], /frobnicate/],
     [["--no-tune"], /--no-tune/], // slow trainer has no tuner
     [["--optimizer", "adam"], /--optimizer.*fast trainer only/],
+    [["--weight-decay", "0.1"], /--weight-decay.*fast trainer only/],
     [["--shuffle"], /--shuffle.*fast trainer only/],
     [["--save", "x"], /--save.*fast trainer only/],
     [["--model", "cnn"], /--model.*fast trainer only/],

@@ -13,6 +13,7 @@ import { type BindingKind, kernelPipeline } from "../fast/cnn/kernels.ts";
 import { openGpu, readBuffer, workgroupGrid } from "../shared/gpu/device.ts";
 import {
   adamStep,
+  adamwStep,
   momentumStep,
   newOptimizerState,
   OPTIMIZER_DEFAULTS,
@@ -88,6 +89,50 @@ Deno.test("adamStep: the first step moves each weight by about lr, whatever the 
   close(p[2], -0.01 * 7 / (7 + 1e-8), 1e-15, "gradient 7");
 });
 
+Deno.test("adamwStep: two steps by hand: θ −= lr·λ·θ, then Adam's step", () => {
+  const lr = 0.1, wd = 0.5;
+  const p = new Float64Array([1]);
+  const state = { m: new Float64Array(1), v: new Float64Array(1) };
+  // Step 1, g = 1: θ = 1 − 0.1·0.5·1 = 0.95; m = 0.1, v = 0.001, m̂ = v̂ = 1 → θ = 0.95 − 0.1/(1 + 1e-8).
+  adamwStep(p, [1], state, 1, lr, 0.9, 0.999, 1e-8, wd);
+  close(state.m[0], 0.1, 1e-15, "m after step 1");
+  close(state.v[0], 0.001, 1e-15, "v after step 1");
+  const after1 = 0.95 - 0.1 / (1 + 1e-8);
+  close(p[0], after1, 1e-15, "θ after step 1");
+  // Step 2, g = 2: θ·(1 − 0.05), then Adam with m = 0.29, v = 0.004999, 1 − β1² = 0.19,
+  // 1 − β2² = 0.001999 (the moments do not see the decay: it is decoupled).
+  adamwStep(p, [2], state, 2, lr, 0.9, 0.999, 1e-8, wd);
+  close(state.m[0], 0.29, 1e-15, "m after step 2");
+  close(state.v[0], 0.004999, 1e-15, "v after step 2");
+  const expected = after1 * 0.95 -
+    0.1 * (0.29 / 0.19) / (Math.sqrt(0.004999) / Math.sqrt(0.001999) + 1e-8);
+  close(p[0], expected, 1e-14, "θ after step 2");
+  close(p[0], 0.7109818, 1e-7, "θ after step 2 (decimal)");
+});
+
+Deno.test("adamwStep: with zero gradients only the decay moves θ, by (1 − lr·λ) a step (not L2 through Adam)", () => {
+  // L2 regularisation inside Adam (g + λθ) would move each weight by about lr a step,
+  // whatever its size; the decoupled decay shrinks it in proportion.
+  const p = new Float64Array([2, -0.5, 0]);
+  const state = { m: new Float64Array(3), v: new Float64Array(3) };
+  for (let t = 1; t <= 3; t++) adamwStep(p, [0, 0, 0], state, t, 0.01, 0.9, 0.999, 1e-8, 0.2);
+  close(p[0], 2 * 0.998 ** 3, 1e-15, "θ = 2");
+  close(p[1], -0.5 * 0.998 ** 3, 1e-15, "θ = −0.5");
+  assert.equal(p[2], 0, "θ = 0 stays");
+});
+
+Deno.test("adamw with λ = 0 is adam, bit for bit", () => {
+  const grads = [[0.3, -2, 1e-4], [-0.1, 0.7, 5]];
+  const run = (name: OptimizerName) => {
+    const p = new Float64Array([0.5, -1, 2]);
+    const state = newOptimizerState(name, [3]);
+    const opts = { ...OPTIMIZER_DEFAULTS, optimizer: name, weightDecay: 0 };
+    for (const g of grads) optimizerStep([p], [g], state, 0.01, opts);
+    return [p, ...state.parts.flat()];
+  };
+  assert.deepEqual(run("adamw"), run("adam"));
+});
+
 Deno.test("optimizerStep: counts steps and keeps per-tensor state", () => {
   const opts: OptimizerOptions = { ...OPTIMIZER_DEFAULTS, optimizer: "adam" };
   const a = new Float64Array([1, 2]), b = new Float64Array([3]);
@@ -119,6 +164,14 @@ Deno.test("optimizerUniform: field layout of OptimizerStep, zero where the optim
     optimizerUniform(7, 2, 0.25, { ...OPTIMIZER_DEFAULTS, optimizer: "momentum", momentum: 0.5 }),
   );
   assert.deepEqual([...momentum.slice(2, 9)], [0.25, 0.5, 0, 0, 0, 1, 1]);
+  // weightDecay follows the bias corrections: AdamW's λ, zero for Adam (the same kernel).
+  assert.equal(f[9], 0, "Adam's λ");
+  const adamw = optimizerUniform(131, 3, 0.5, {
+    ...OPTIMIZER_DEFAULTS,
+    optimizer: "adamw",
+    weightDecay: 0.25,
+  });
+  assert.deepEqual([...new Float32Array(adamw).slice(2, 10)], [...f.slice(2, 9), 0.25]);
 });
 
 /**
@@ -130,7 +183,13 @@ async function runOptimizerKernel(name: OptimizerName, count: number, steps: num
   const gpu = await openGpu({ onError: (m) => errors.push(m) });
   const { device } = gpu;
   try {
-    const opts: OptimizerOptions = { ...OPTIMIZER_DEFAULTS, optimizer: name, momentum: 0.8 };
+    // λ = 0.5: AdamW's decay (lr·λ = 2.5% a step) is as visible as its Adam step.
+    const opts: OptimizerOptions = {
+      ...OPTIMIZER_DEFAULTS,
+      optimizer: name,
+      momentum: 0.8,
+      weightDecay: 0.5,
+    };
     const lr = 0.05;
     const rand = mulberry32(99);
     const init = Float32Array.from({ length: count }, () => rand() * 2 - 1);

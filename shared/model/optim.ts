@@ -8,7 +8,7 @@
  * engines (fast/mlp/, fast/cnn/) read `OPTIMIZERS` and `HYPER_PARAMETERS`
  * instead of switching on an optimiser's name. (The slow trainer has SGD only.)
  *
- * The updates follow PyTorch (no weight decay, no dampening, no Nesterov):
+ * The updates follow PyTorch (no dampening, no Nesterov; weight decay only in AdamW):
  *
  * - SGD: θ ← θ − lr·g
  * - momentum (`torch.optim.SGD(momentum=μ)`): v ← μ·v + g; θ ← θ − lr·v
@@ -16,6 +16,9 @@
  * - Adam (Kingma & Ba, `torch.optim.Adam`), step t = 1, 2, …:
  *   m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²;
  *   θ ← θ − (lr / (1−β1ᵗ)) · m / (sqrt(v) / sqrt(1−β2ᵗ) + ε).
+ * - AdamW (Loshchilov & Hutter, `torch.optim.AdamW`): decoupled weight decay
+ *   λ, θ ← θ − lr·λ·θ, then Adam's step (Adam is AdamW with λ = 0; both run
+ *   adamStep.wgsl).
  *
  * Not here: which buffers hold the state on the GPU, or when the kernel runs
  * (the engines).
@@ -27,7 +30,7 @@
 // Hyper-parameters
 
 /** The hyper-parameters an optimiser may read besides the learning rate. */
-export type HyperName = "momentum" | "beta1" | "beta2" | "eps";
+export type HyperName = "momentum" | "beta1" | "beta2" | "eps" | "weightDecay";
 
 /** A value for every hyper-parameter. */
 export type HyperParameters = Record<HyperName, number>;
@@ -85,6 +88,14 @@ export const HYPER_PARAMETERS: Readonly<Record<HyperName, HyperParameter>> = {
     offset: 24,
     inEveryCheckpoint: true,
   },
+  weightDecay: {
+    flag: "weight-decay",
+    default: 0.01,
+    range: "nonnegative",
+    help: "AdamW's decoupled weight decay λ: θ −= lr·λ·θ",
+    offset: 36,
+    inEveryCheckpoint: false,
+  },
 };
 
 /** The hyper-parameters' names, in `HYPER_PARAMETERS`' order. */
@@ -94,7 +105,7 @@ export const HYPER_NAMES = Object.keys(HYPER_PARAMETERS) as readonly HyperName[]
 // The table of optimisers
 
 /** The optimisers a trainer can use: the keys of `OPTIMIZERS`. */
-export type OptimizerName = "sgd" | "momentum" | "adam";
+export type OptimizerName = "sgd" | "momentum" | "adam" | "adamw";
 
 /** A kernel under shared/kernels/optim/, each taking the `OptimizerStep` uniform at binding 0. */
 export type OptimizerKernel = "sgdStep" | "momentumStep" | "adamStep";
@@ -183,6 +194,17 @@ export const OPTIMIZERS: Readonly<Record<OptimizerName, Optimizer>> = {
     flops: 12,
     step: (p, g, [m, v], t, lr, o) => adamStep(p, g, { m, v }, t, lr, o.beta1, o.beta2, o.eps),
   },
+  adamw: {
+    name: "adamw",
+    title: "AdamW",
+    hyper: ["beta1", "beta2", "eps", "weightDecay"],
+    state: ADAM_STATE,
+    kernel: "adamStep", // with the uniform's weightDecay λ (zero for Adam)
+    fusable: false,
+    flops: 15,
+    step: (p, g, [m, v], t, lr, o) =>
+      adamwStep(p, g, { m, v }, t, lr, o.beta1, o.beta2, o.eps, o.weightDecay),
+  },
 };
 
 /** Every optimiser name, in the order help texts list them. */
@@ -260,6 +282,25 @@ export function adamStep(
 }
 
 /**
+ * One AdamW step `t` (1-based), in place: the decoupled weight decay
+ * θ ← θ − lr·λ·θ, then Adam's step (`torch.optim.AdamW`).
+ */
+export function adamwStep(
+  param: Param,
+  grad: ArrayLike<number>,
+  state: AdamState,
+  step: number,
+  lr: number,
+  beta1: number,
+  beta2: number,
+  eps: number,
+  weightDecay: number,
+): void {
+  for (let i = 0; i < param.length; i++) param[i] -= lr * weightDecay * param[i];
+  adamStep(param, grad, state, step, lr, beta1, beta2, eps);
+}
+
+/**
  * The state an optimiser keeps for a list of tensors, and its step count:
  * float64 in this CPU reference (`optimizerStep` advances it; nothing is
  * global), float32 as the GPU engines hold it (fast/engine.ts).
@@ -303,7 +344,7 @@ export function optimizerStep(
 // ---------------------------------------------------------------------------
 // The kernels' uniform
 
-/** Bytes of the `OptimizerStep` uniform of the optimiser kernels (9 fields, padded to 16). */
+/** Bytes of the `OptimizerStep` uniform of the optimiser kernels (10 fields, padded to 16). */
 export const OPTIMIZER_UNIFORM_BYTES = 48;
 
 /**

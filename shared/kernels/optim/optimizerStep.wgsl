@@ -23,4 +23,6 @@ struct OptimizerStep {
   // float64 (adamStep.wgsl says why).
   correction1: f32,
   correction2: f32,
+  // AdamW's decoupled weight decay λ (adamStep; zero for Adam).
+  weightDecay: f32,
 }
