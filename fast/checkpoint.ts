@@ -5,8 +5,10 @@
  * A checkpoint is the model file `deno task predict --model FILE` reads (the
  * MLP's or the CNN's tensors and metadata), with:
  * - the optimiser's state as `optim.<tensor>.<part>` tensors, shaped as
- *   their parameter tensor (`velocity`, or Adam's `m` and `v`);
- * - metadata `model`, the optimiser's settings, `epoch`, `optimizer_step`,
+ *   their parameter tensor (the parts of shared/model/optim.ts's `OPTIMIZERS`
+ *   table: momentum's `velocity`, or Adam's `m` and `v`);
+ * - metadata `model`, the optimiser's name and hyper-parameters (those with
+ *   `inEveryCheckpoint`, and those it reads), `epoch`, `optimizer_step`,
  *   the run's settings (seed, lr, batch size, shuffle, data) and `history`
  *   (JSON: loss and accuracy per epoch, for the chart).
  *
@@ -19,7 +21,13 @@
 import type { Tensor } from "../shared/io/safetensors.ts";
 import { UserError } from "../shared/io/errors.ts";
 import type { EpochPoint } from "../shared/io/report.ts";
-import type { OptimizerOptions } from "../shared/model/optim.ts";
+import {
+  HYPER_NAMES,
+  HYPER_PARAMETERS,
+  isOptimizerName,
+  type OptimizerOptions,
+  OPTIMIZERS,
+} from "../shared/model/optim.ts";
 import type { OptimizerState } from "./engine.ts";
 
 /** How a model is written to and read from safetensors (fast/mlp/model.ts, fast/cnn/model.ts). */
@@ -61,9 +69,6 @@ export interface Checkpoint<P> {
   metadata: Record<string, string>;
 }
 
-/** Names of the optimiser-state tensors per parameter tensor, by optimiser. */
-const STATE_PARTS = { sgd: [], momentum: ["velocity"], adam: ["m", "v"] } as const;
-
 /** A checkpoint of `model` after `epoch` epochs (see the module doc). */
 export function encodeCheckpoint<P>(
   model: ModelCodec<P>,
@@ -74,21 +79,21 @@ export function encodeCheckpoint<P>(
   s: CheckpointSettings,
 ): Uint8Array {
   const o = s.optimizer;
+  const optimizer = OPTIMIZERS[o.optimizer];
   const shapes = [...model.tensors(params)].map(([name, t]) => [name, t.shape] as const);
   const more = new Map<string, Tensor>();
-  STATE_PARTS[o.optimizer].forEach((part, k) => {
-    const list = k === 0 ? state.first : state.second;
+  optimizer.state.forEach((part, k) => {
     shapes.forEach(([name, shape], t) => {
-      more.set(`optim.${name}.${part}`, { shape, data: list[t] });
+      more.set(`optim.${name}.${part.name}`, { shape, data: state.parts[k][t] });
     });
   });
+  const hyper = HYPER_NAMES
+    .filter((h) => HYPER_PARAMETERS[h].inEveryCheckpoint || optimizer.hyper.includes(h))
+    .map((h) => [HYPER_PARAMETERS[h].flag.replaceAll("-", "_"), String(o[h])]);
   return model.encode(params, {
     model: model.name,
     optimizer: o.optimizer,
-    momentum: String(o.momentum),
-    beta1: String(o.beta1),
-    beta2: String(o.beta2),
-    eps: String(o.eps),
+    ...Object.fromEntries(hyper),
     epoch: String(epoch),
     optimizer_step: String(state.step),
     seed: String(s.seed),
@@ -111,10 +116,10 @@ export function decodeCheckpoint<P>(
   const { params, metadata, tensors } = model.decode(bytes, file);
   const epoch = Number(metadata.epoch);
   const step = Number(metadata.optimizer_step);
-  const optimizer = metadata.optimizer as keyof typeof STATE_PARTS;
+  const optimizer = metadata.optimizer ?? "";
   if (
     !Number.isSafeInteger(epoch) || epoch < 1 || !Number.isSafeInteger(step) || step < 0 ||
-    !(optimizer in STATE_PARTS)
+    !isOptimizerName(optimizer)
   ) {
     throw new UserError(
       `${file}: not a checkpoint of the fast trainer (no epoch, optimizer_step or optimizer in ` +
@@ -122,18 +127,19 @@ export function decodeCheckpoint<P>(
     );
   }
   const names = [...model.tensors(params).keys()];
-  const lists = STATE_PARTS[optimizer].map((part) =>
+  const parts = OPTIMIZERS[optimizer].state.map((part) =>
     names.map((name) => {
-      const t = tensors.get(`optim.${name}.${part}`);
+      const key = `optim.${name}.${part.name}`;
+      const t = tensors.get(key);
       if (!t || t.data.length !== tensors.get(name)!.data.length) {
-        throw new UserError(`${file}: optimiser state 'optim.${name}.${part}' is missing or bad`);
+        throw new UserError(`${file}: optimiser state '${key}' is missing or bad`);
       }
       return t.data;
     })
   );
   return {
     params,
-    optimizerState: { step, first: lists[0] ?? [], second: lists[1] ?? [] },
+    optimizerState: { step, parts },
     epoch,
     // A bad history only loses the chart its earlier epochs; training is unaffected.
     history: parseHistory(metadata.history),

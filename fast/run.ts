@@ -19,7 +19,11 @@ import type { TrainConfig } from "../shared/io/cli.ts";
 import { UserError } from "../shared/io/errors.ts";
 import { type Gpu, gpuChecked } from "../shared/gpu/device.ts";
 import type { MnistData } from "../shared/data/mnist.ts";
-import { OPTIMIZER_DEFAULTS, type OptimizerOptions } from "../shared/model/optim.ts";
+import {
+  OPTIMIZER_DEFAULTS,
+  type OptimizerOptions,
+  optimizerOptions,
+} from "../shared/model/optim.ts";
 import {
   formatProfile,
   GpuProfiler,
@@ -111,13 +115,7 @@ export interface RunOptions<P> extends Omit<TrainOptions, "params"> {
 
 /** The optimiser settings of `config`, with shared/model/optim.ts's defaults. */
 function optimizerOf(config: TrainConfig): OptimizerOptions {
-  return {
-    optimizer: config.optimizer ?? OPTIMIZER_DEFAULTS.optimizer,
-    momentum: config.momentum ?? OPTIMIZER_DEFAULTS.momentum,
-    beta1: config.beta1 ?? OPTIMIZER_DEFAULTS.beta1,
-    beta2: config.beta2 ?? OPTIMIZER_DEFAULTS.beta2,
-    eps: config.eps ?? OPTIMIZER_DEFAULTS.eps,
-  };
+  return optimizerOptions(config.optimizer ?? OPTIMIZER_DEFAULTS.optimizer, config);
 }
 
 // ---------------------------------------------------------------------------
@@ -554,7 +552,9 @@ function fastSummary(r: FastRunResult): TrainSummary {
         ? { init: r.model.initName(r.config) }
         : {}),
       ...(r.model.name !== "mlp" ? { model: r.model.name } : {}),
-      ...(r.optimizer.optimizer !== "sgd" ? { optimizer: r.optimizer.optimizer } : {}),
+      ...(r.optimizer.optimizer !== OPTIMIZER_DEFAULTS.optimizer
+        ? { optimizer: r.optimizer.optimizer }
+        : {}),
       ...(r.shuffle ? { shuffle: r.shuffle } : {}),
     },
     epochs: r.epochs,

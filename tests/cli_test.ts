@@ -9,6 +9,12 @@ import {
   type TrainConfig,
 } from "../shared/io/cli.ts";
 import { UsageError } from "../shared/io/errors.ts";
+import {
+  HYPER_NAMES,
+  HYPER_PARAMETERS,
+  OPTIMIZER_NAMES,
+  OPTIMIZERS,
+} from "../shared/model/optim.ts";
 
 Deno.test("defaults are the original program's", () => {
   const c = parseTrainArgs([], "fast") as TrainConfig;
@@ -65,6 +71,7 @@ Deno.test("every flag is read", () => {
     beta1: 0.9,
     beta2: 0.999,
     eps: 1e-8,
+    weightDecay: 0.01,
     shuffle: false,
     save: undefined,
     load: undefined,
@@ -81,8 +88,6 @@ Deno.test("the fast trainer's own flags are read", () => {
       "mlp",
       "--optimizer",
       "adam",
-      "--momentum",
-      "0.5",
       "--beta1",
       "0.8",
       "--beta2=0.99",
@@ -98,7 +103,15 @@ Deno.test("the fast trainer's own flags are read", () => {
     "fast",
   ) as TrainConfig;
   assert.equal(c.optimizer, "adam");
-  assert.equal(c.momentum, 0.5);
+  assert.equal(c.momentum, 0.9, "the default: Adam does not read it");
+  const m = parseTrainArgs(["--optimizer", "momentum", "--momentum", "0.5"], "fast");
+  assert.equal((m as TrainConfig).momentum, 0.5);
+  const w = parseTrainArgs(["--optimizer", "adamw", "--weight-decay", "0.1"], "fast");
+  assert.deepEqual([(w as TrainConfig).optimizer, (w as TrainConfig).weightDecay], ["adamw", 0.1]);
+  const w0 = parseTrainArgs(["--optimizer=adamw", "--weight-decay=0", "--beta1", "0.8"], "fast");
+  assert.deepEqual([(w0 as TrainConfig).weightDecay, (w0 as TrainConfig).beta1], [0, 0.8]);
+  const wd = parseTrainArgs(["--optimizer", "adamw"], "fast") as TrainConfig;
+  assert.equal(wd.weightDecay, 0.01, "PyTorch's default λ");
   assert.equal(c.beta1, 0.8);
   assert.equal(c.beta2, 0.99);
   assert.equal(c.eps, 1e-6);
@@ -123,10 +136,23 @@ Deno.test("fast-only flags: one-line exit-2 errors for bad values and bad combin
   const bad: [string[], RegExp][] = [
     [["--model", "rnn"], /--model/],
     [["--optimizer", "rmsprop"], /--optimizer/],
-    [["--momentum", "1"], /--momentum/],
-    [["--beta1", "-0.1"], /--beta1/],
-    [["--beta2", "x"], /--beta2/],
-    [["--eps", "0"], /--eps/],
+    [["--optimizer", "momentum", "--momentum", "1"], /--momentum must be a number from 0/],
+    [["--optimizer", "adam", "--beta1", "-0.1"], /--beta1 must be/],
+    [["--optimizer", "adam", "--beta2", "x"], /--beta2 must be/],
+    [["--optimizer", "adam", "--eps", "0"], /--eps must be a positive number/],
+    // A flag of another optimiser than the run's would do nothing: refused.
+    [["--momentum", "0.5"], /--momentum is a setting of --optimizer momentum, not of sgd/],
+    [["--optimizer", "adam", "--momentum", "0.5"], /--momentum .* not of adam/],
+    [["--optimizer", "momentum", "--eps", "1e-6"], /--eps is a setting of --optimizer adam/],
+    [
+      ["--optimizer", "adamw", "--weight-decay", "-1"],
+      /--weight-decay must be a number ≥ 0, got '-1'/,
+    ],
+    [["--weight-decay", "-1"], /--weight-decay must be a number ≥ 0, got '-1'/],
+    [["--optimizer", "adamw", "--weight-decay", "abc"], /--weight-decay must be/],
+    [["--optimizer", "adamw", "--weight-decay", "Infinity"], /--weight-decay must be/],
+    [["--optimizer", "adam", "--weight-decay", "0.1"], /--weight-decay .* adamw, not of adam/],
+    [["--weight-decay", "0.1"], /--weight-decay is a setting of --optimizer adamw, not of sgd/],
     [["--resume"], /--resume.*--save/],
     [["--save", "a", "--resume", "--load", "b"], /--resume and --load/],
     [["--save", ""], /--save/],
@@ -161,6 +187,7 @@ Deno.test("bad values get a one-line UsageError naming the flag", () => {
     [["--frobnicate"], /frobnicate/],
     [["--no-tune"], /--no-tune/], // slow trainer has no tuner
     [["--optimizer", "adam"], /--optimizer.*fast trainer only/],
+    [["--weight-decay", "0.1"], /--weight-decay.*fast trainer only/],
     [["--shuffle"], /--shuffle.*fast trainer only/],
     [["--save", "x"], /--save.*fast trainer only/],
     [["--model", "cnn"], /--model.*fast trainer only/],
@@ -198,5 +225,21 @@ Deno.test("--help explains every flag", () => {
   for (const flag of FAST_ONLY_FLAGS) {
     assert.ok(helpText("fast").includes(`--${flag}`), `fast help names --${flag}`);
     assert.ok(!helpText("slow").includes(`--${flag}`), `slow help leaves out --${flag}`);
+  }
+});
+
+Deno.test("--help lists every optimiser and every hyper-parameter of the table, with its default", () => {
+  const help = helpText("fast");
+  const line = help.split("\n").find((l) => l.trimStart().startsWith("--optimizer NAME"));
+  assert.ok(line, "a line for --optimizer");
+  for (const name of OPTIMIZER_NAMES) assert.match(line, new RegExp(`\\b${name}\\b`));
+  for (const h of HYPER_NAMES) {
+    const { flag, default: dflt } = HYPER_PARAMETERS[h];
+    assert.ok(FAST_ONLY_FLAGS.includes(flag), `--${flag} is a fast-only flag`);
+    const hl = help.split("\n").find((l) => l.trimStart().startsWith(`--${flag} X`));
+    assert.ok(hl?.includes(`(default ${dflt};`), `--${flag}'s line gives its default: ${hl}`);
+    const readers = OPTIMIZER_NAMES.filter((o) => OPTIMIZERS[o].hyper.includes(h));
+    assert.ok(readers.length > 0, `some optimiser reads ${h}`);
+    for (const o of readers) assert.match(hl ?? "", new RegExp(`\\b${o}\\b.*only\\)$`));
   }
 });

@@ -141,8 +141,8 @@ Deno.test("cnn --resume: another batch size, an MLP file, or no file are one lin
     const file = `${dir}/c.safetensors`;
     await trainFast(cnnConfig({ optimizer: "momentum", save: file }), { gpu, data, log: quiet });
     const m = decodeCheckpoint(cnnModel(), await Deno.readFile(file), file);
-    assert.equal(m.optimizerState.first.length, 6, "a velocity per tensor");
-    assert.equal(m.optimizerState.second.length, 0);
+    assert.equal(m.optimizerState.parts.length, 1, "one part: the velocity");
+    assert.equal(m.optimizerState.parts[0].length, 6, "a velocity per tensor");
     const refused = async (over: Partial<TrainConfig>, pattern: RegExp) => {
       await assert.rejects(
         () => trainFast(cnnConfig(over), { gpu, data, log: quiet }),

@@ -431,6 +431,7 @@ async function compareWithReference(
   batchSize: number,
   lr: number,
   order?: Uint32Array,
+  hyper: Partial<OptimizerOptions> = {},
 ) {
   using opened = await openTestGpu();
   const { gpu, errors } = opened;
@@ -439,7 +440,7 @@ async function compareWithReference(
   const labels = randomLabels(nTrain, shape.classes, 32);
   const testImages = randomBytes(9 * perImage, 33);
   const testLabels = randomLabels(9, shape.classes, 34);
-  const opts: OptimizerOptions = { ...OPTIMIZER_DEFAULTS, optimizer };
+  const opts: OptimizerOptions = { ...OPTIMIZER_DEFAULTS, ...hyper, optimizer };
   const params = initCnnParams(5, shape);
   const engine = await createCnnEngine(gpu.device, {
     params,
@@ -510,6 +511,13 @@ for (const optimizer of ["sgd", "momentum", "adam"] as const) {
     );
   });
 }
+
+Deno.test("engine, tiny CNN, adamw (λ = 5): 3 steps (shuffled, last batch partial) equal the CPU reference", async () => {
+  // lr·λ = 5% a step: the decoupled decay moves a weight about as much as Adam's step does.
+  await compareWithReference(TINY, "adamw", 10, 4, 0.01, shuffledIndices(10, 4), {
+    weightDecay: 5,
+  });
+});
 
 Deno.test("engine, 8-channel CNN (vec4 kernels, conv1's im2col padded 9 → 16), adam: 3 steps equal the CPU reference", async () => {
   const shape = { ...TINY, c1: 8, c2: 8, classes: 10 };

@@ -13,6 +13,7 @@ import type { CnnDims, CnnParams, CnnShape } from "../../shared/model/cnn.ts";
 import { UsageError, UserError } from "../../shared/io/errors.ts";
 import { bufferFrom } from "../../shared/gpu/device.ts";
 import { batchRanges } from "../../shared/model/mlp.ts";
+import { OPTIMIZERS } from "../../shared/model/optim.ts";
 import { UNIFORM_STRIDE } from "./kernels.ts";
 import { type CnnBuffers, type CnnNet, partialFloats } from "./step.ts";
 
@@ -78,14 +79,8 @@ export function createBuffers(
     packed.set(opts.params.weights[l], offset);
     packed.set(opts.params.biases[l], offset + kPad * n);
   });
-  const state = net.optimizer === "sgd"
-    ? []
-    : net.optimizer === "momentum"
-    ? [floats("momentum velocity v", net.paramFloats)]
-    : [
-      floats("Adam first moment m", net.paramFloats),
-      floats("Adam second moment v", net.paramFloats),
-    ];
+  // One buffer per part of the optimiser's state (shared/model/optim.ts): none for SGD.
+  const state = OPTIMIZERS[net.optimizer].state.map((part) => floats(part.label, net.paramFloats));
 
   // The dataset, resident: images [n, words] (packed bytes), labels [n] (u32).
   const images = (set: LabeledImages) => packImages(set, net.pixels, net.words);

@@ -408,23 +408,27 @@ class GpuCnnEngine implements CnnEngine {
   }
 
   /**
-   * The optimiser's state, per tensor in the order W1, b1, W2, b2, W3, b3
-   * (`cnnTensors`): `first` the velocity or Adam's m, `second` Adam's v;
-   * `step` the steps taken (Adam's t).
+   * The optimiser's state: per part of it (the velocity; Adam's m, then v),
+   * per tensor in the order W1, b1, W2, b2, W3, b3 (`cnnTensors`); `step`
+   * the steps taken (Adam's t).
    */
   async readOptimizerState(): Promise<OptimizerState> {
-    const lists: Float32Array[][] = [];
+    const parts: Float32Array[][] = [];
     for (const buffer of this.#p.made.buffers.state) {
-      lists.push(this.#unpack(new Float32Array(await readBuffer(this.#p.device, buffer))));
+      parts.push(this.#unpack(new Float32Array(await readBuffer(this.#p.device, buffer))));
     }
-    return { step: this.#stepsTaken, first: lists[0] ?? [], second: lists[1] ?? [] };
+    return { step: this.#stepsTaken, parts };
   }
 
   /** Sets the optimiser's state and step count (`--resume`); shapes as `readOptimizerState`'s. */
   writeOptimizerState(state: OptimizerState): void {
     const { device, net, made } = this.#p;
-    const lists = [state.first, state.second].slice(0, made.buffers.state.length);
-    lists.forEach((tensors, i) => {
+    if (state.parts.length !== made.buffers.state.length) {
+      throw new RangeError(
+        `optimiser state has ${state.parts.length} parts, want ${made.buffers.state.length}`,
+      );
+    }
+    state.parts.forEach((tensors, i) => {
       const packed = new Float32Array(net.paramFloats);
       net.layers.forEach(({ k, kPad, n, offset }, l) => {
         const [w, b] = [tensors[2 * l], tensors[2 * l + 1]];

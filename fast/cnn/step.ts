@@ -22,7 +22,7 @@
 
 import type { CnnDims, CnnShape } from "../../shared/model/cnn.ts";
 import { CNN_LAYER_NAMES, cnnLayerSizes } from "../../shared/model/cnn.ts";
-import type { OptimizerName } from "../../shared/model/optim.ts";
+import { type OptimizerName, OPTIMIZERS } from "../../shared/model/optim.ts";
 import type { BindingKind } from "./kernels.ts";
 
 /** Rows of the batch each split-K slice of the weight gradient sums. */
@@ -84,7 +84,7 @@ export interface CnnBuffers {
   /** [W1|b1, W2|b2, W3|b3] as `LayerBlock`s say; the gradients and optimiser state alike. */
   params: GPUBuffer;
   grads: GPUBuffer;
-  /** None (SGD), momentum's velocity, or Adam's m and v. */
+  /** One buffer per part of the optimiser's state: none (SGD), momentum's velocity, Adam's m and v. */
   state: GPUBuffer[];
   /** Training images [nTrain, words] (packed bytes) and labels [nTrain] (u32), in the epoch's order. */
   trainImages: GPUBuffer;
@@ -342,10 +342,10 @@ function lossAndBackwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
     poolBackwardStage("pool1", { H: d.h1, W: d.w1, C: s.c1 }, [b.gPool1, b.arg1, b.z1, b.gZ1]),
     // Backward of  z1 = cols1 · W1 + b1:  ∂[W1; b1] = [cols1 | 1]ᵀ · ∂z1   (x needs no gradient)
     ...weightGradStages(net, 0, b.cols1, b.gZ1, block(net, b.grads, 0), b.partial),
-    // θ ← the optimiser's step on every parameter at once (sgdStep, momentumStep or adamStep)
+    // θ ← the optimiser's step on every parameter at once (its kernel: sgdStep, momentumStep, …)
     {
-      name: `params ${net.optimizer}Step`,
-      kernel: `${net.optimizer}Step`,
+      name: `params ${OPTIMIZERS[net.optimizer].kernel}`,
+      kernel: OPTIMIZERS[net.optimizer].kernel,
       constants: {},
       uniform: "step",
       buffers: [b.params, b.grads, ...b.state],

@@ -19,7 +19,7 @@
 
 import { readBuffer } from "../../shared/gpu/device.ts";
 import type { MlpParams } from "../../shared/model/mlp.ts";
-import { type OptimizerOptions, optimizerUniform } from "../../shared/model/optim.ts";
+import { type OptimizerOptions, OPTIMIZERS, optimizerUniform } from "../../shared/model/optim.ts";
 
 // ---------------------------------------------------------------------------
 // What the buffers are sized by
@@ -54,7 +54,10 @@ export interface MlpSetup {
   /** The device's largest texture side. */
   maxTextureRows: number;
   optimizer: OptimizerOptions;
-  /** Momentum or Adam: gradients are stored and one optimiser dispatch updates (not SGD). */
+  /**
+   * An optimiser that is not `fusable` (shared/model/optim.ts: all but SGD): gradients are
+   * stored and one dispatch of its kernel updates.
+   */
   separateUpdate: boolean;
   /** GPU-shaped output-layer kernels (`smallKernels: "gpu"`). */
   gpuSmall: boolean;
@@ -227,9 +230,9 @@ export interface ParameterBuffers {
   /** W1, W2, W3 and b1, b2, b3 as sub-ranges of `paramBuffer`. */
   weights: BufferRange[];
   biases: BufferRange[];
-  /** Momentum/Adam: ∂W1 ∂b1 ∂W2 ∂b2 ∂W3 ∂b3 (padding stays zero). */
+  /** With `separateUpdate`: ∂W1 ∂b1 ∂W2 ∂b2 ∂W3 ∂b3 (padding stays zero). */
   gradBuffer?: GPUBuffer;
-  /** The optimiser's state: momentum's velocity, or Adam's m and v; none for SGD. */
+  /** One buffer per part of the optimiser's `state` (momentum's velocity; Adam's m, v); none for SGD. */
   stateBuffers: GPUBuffer[];
   /**
    * Where the weight-gradient kernels write ∂W1..∂W3 and ∂b1..∂b3: the
@@ -263,12 +266,9 @@ function parameterBuffers(alloc: Allocator, setup: MlpSetup, params: MlpParams):
   const gradBuffer = setup.separateUpdate
     ? packedBuffer("gradients ∂W1 ∂b1 ∂W2 ∂b2 ∂W3 ∂b3 (packed)", S)
     : undefined;
-  const stateNames = setup.optimizer.optimizer === "momentum"
-    ? ["momentum velocity"]
-    : setup.optimizer.optimizer === "adam"
-    ? ["Adam first moment m", "Adam second moment v"]
-    : [];
-  const stateBuffers = stateNames.map((n) => packedBuffer(`${n} (packed)`, S | CS | CD));
+  const stateBuffers = OPTIMIZERS[setup.optimizer.optimizer].state.map((part) =>
+    packedBuffer(`${part.label} (packed)`, S | CS | CD)
+  );
   const gradRanges = gradBuffer ? ranges(gradBuffer) : paramRanges;
   // The CPU-shaped output layer reads W3 from a uniform copy, refreshed after each update of W3.
   const w3Copy = setup.gpuSmall ? undefined : alloc.buffer(
@@ -444,7 +444,7 @@ function stepTable(alloc: Allocator, setup: MlpSetup, sortRows: boolean): StepTa
 }
 
 // ---------------------------------------------------------------------------
-// The optimiser's table (momentum, Adam)
+// The optimiser's uniforms (momentum, Adam: any optimiser with a kernel of its own)
 
 /** One `OptimizerStep` uniform per batch of an epoch, at STEP_STRIDE bytes. */
 export interface OptimizerTable {

@@ -36,7 +36,7 @@
 import { type Gpu, readMapped } from "../../shared/gpu/device.ts";
 import type { PassTimestamps } from "../../shared/gpu/profiler.ts";
 import { batchRanges, type MlpParams, PIXELS } from "../../shared/model/mlp.ts";
-import { OPTIMIZER_DEFAULTS, type OptimizerOptions } from "../../shared/model/optim.ts";
+import { OPTIMIZER_DEFAULTS, type OptimizerOptions, OPTIMIZERS } from "../../shared/model/optim.ts";
 import {
   type EncodedEpoch,
   EpochInterrupted,
@@ -227,7 +227,7 @@ function mlpSetup(
     maxTextureRows: gpu.device.limits.maxTextureDimension2D,
     optimizer,
     // SGD stays folded into the weight-gradient kernels; the others store gradients.
-    separateUpdate: optimizer.optimizer !== "sgd",
+    separateUpdate: !OPTIMIZERS[optimizer.optimizer].fusable,
     gpuSmall: (opts.smallKernels ?? (gpu.software ? "cpu" : "gpu")) === "gpu",
     shuffle: opts.shuffle ?? false,
     overlapEpochs: opts.overlapEpochs ?? false,
@@ -281,7 +281,7 @@ export async function createMlpEngine(
     const blank = createBlankPixels(alloc, setup, data, opts);
     const buffers = createMlpBuffers(alloc, setup, params, data, blank.sortRows);
     const kernelOptions = { updateInPlace: !setup.separateUpdate, zeroLists: blank.zeroLists };
-    const layouts = createLayouts(device, setup.gpuSmall);
+    const layouts = createLayouts(device, setup.gpuSmall, OPTIMIZERS[setup.optimizer.optimizer]);
     const pipelines = await createPipelines(device, setup, layouts, plan, kernelOptions, {
       slots: opts.tuneSlots ?? [],
       software: gpu.software,
@@ -345,10 +345,8 @@ function mlpEngine(
       };
     },
     async readOptimizerState() {
-      const [first, second] = await Promise.all(
-        b.stateBuffers.map((s) => readPacked(device, s, b.packed)),
-      );
-      return { step: chunks.stepsTaken, first: first ?? [], second: second ?? [] };
+      const parts = await Promise.all(b.stateBuffers.map((s) => readPacked(device, s, b.packed)));
+      return { step: chunks.stepsTaken, parts };
     },
     writeOptimizerState(state) {
       writeOptimizerState(ctx, state);
@@ -508,8 +506,10 @@ async function evaluateConfusion(ctx: StepContext): Promise<TestCounts> {
 /** Writes the optimiser's state tensors into their packed buffers (the step count is the caller's). */
 function writeOptimizerState(ctx: StepContext, state: OptimizerState): void {
   const { stateBuffers, packed } = ctx.buffers;
-  const lists = [state.first, state.second].slice(0, stateBuffers.length);
-  lists.forEach((tensors, s) => {
+  if (state.parts.length !== stateBuffers.length) {
+    throw new Error(`optimiser state has ${state.parts.length} parts, want ${stateBuffers.length}`);
+  }
+  state.parts.forEach((tensors, s) => {
     if (tensors.length !== packed.lengths.length) {
       throw new Error(
         `optimiser state has ${tensors.length} tensors, want ${packed.lengths.length}`,

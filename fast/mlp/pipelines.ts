@@ -13,7 +13,12 @@
  * @module
  */
 
-import { OPTIMIZER_UNIFORM_BYTES } from "../../shared/model/optim.ts";
+import {
+  type Optimizer,
+  OPTIMIZER_UNIFORM_BYTES,
+  type OptimizerKernel,
+  OPTIMIZERS,
+} from "../../shared/model/optim.ts";
 import { kernelSource, specialize, unrollLoops } from "../../shared/kernels/sources.ts";
 import { type BlankPixels, type ListBindGroups, listBindGroups } from "./blank_pixels.ts";
 import { listKernel, listKernelSource } from "./blank_pixels.ts";
@@ -54,8 +59,7 @@ export interface MlpLayouts {
   splitGrad: GPUBindGroupLayout;
   count: GPUBindGroupLayout;
   sum: GPUBindGroupLayout;
-  momentum: GPUBindGroupLayout;
-  adam: GPUBindGroupLayout;
+  optimizer: GPUBindGroupLayout;
   gather: GPUBindGroupLayout;
 }
 
@@ -82,8 +86,15 @@ function layout(device: GPUDevice, label: string, kinds: BindingKind[]): GPUBind
   });
 }
 
-/** The layouts (`gpuSmall`: the GPU-shaped output layer, which reads W3 from storage). */
-export function createLayouts(device: GPUDevice, gpuSmall: boolean): MlpLayouts {
+/**
+ * The layouts (`gpuSmall`: the GPU-shaped output layer, which reads W3 from
+ * storage; `optimizer`: the optimiser, whose kernel binds one buffer per part of its state).
+ */
+export function createLayouts(
+  device: GPUDevice,
+  gpuSmall: boolean,
+  optimizer: Optimizer,
+): MlpLayouts {
   const outputLayerKernel = gpuSmall ? "outputLayerRows" : "outputLayer";
   const L = (label: string, kinds: BindingKind[]) => layout(device, label, kinds);
   return {
@@ -127,8 +138,13 @@ export function createLayouts(device: GPUDevice, gpuSmall: boolean): MlpLayouts 
     splitGrad: L("weightGradSplit layout", ["uniform", "read", "read", "rw", "rw", "rw"]),
     count: L("countCorrect layout", ["uniform", "read", "read", "read", "read", "rw"]),
     sum: L("sumLosses layout", ["uniform", "read", "rw"]),
-    momentum: L("momentumStep layout", ["optimUniform", "rw", "read", "rw"]),
-    adam: L("adamStep layout", ["optimUniform", "rw", "read", "rw", "rw"]),
+    // the optimiser's kernel: its uniform, θ, ∂θ, then each part of its state
+    optimizer: L(`${optimizer.kernel} layout`, [
+      "optimUniform",
+      "rw",
+      "read",
+      ...optimizer.state.map((): BindingKind => "rw"),
+    ]),
     gather: L("gatherRows layout", ["read", "read", "rw"]),
   };
 }
@@ -145,9 +161,9 @@ export interface MlpPipelines {
   outputLayerKernel: "outputLayer" | "outputLayerRows";
   count: GPUComputePipeline;
   sum: GPUComputePipeline;
-  /** Momentum/Adam: the update of the whole packed buffer, and its kernel's name. */
+  /** Momentum, Adam (`separateUpdate`): the update of the whole packed buffer, and its kernel's name. */
   optimizer?: GPUComputePipeline;
-  optimizerKernel: "momentumStep" | "adamStep";
+  optimizerKernel: OptimizerKernel;
   /** With `shuffle`: the gathers of images (n0 / 4 words a row) and labels (1). */
   gatherX?: GPUComputePipeline;
   gatherY?: GPUComputePipeline;
@@ -253,8 +269,7 @@ async function compileFixed(
   const outputLayerKernel = gpuSmall ? "outputLayerRows" : "outputLayer";
   const outputLayerConsts = { K: n2, C: n3 };
   const splitConsts = { K: n2, N: n3, CHUNK: SPLIT_CHUNK };
-  const adam = setup.optimizer.optimizer === "adam";
-  const optimizerKernel = adam ? "adamStep" : "momentumStep";
+  const optimizerKernel = OPTIMIZERS[setup.optimizer.optimizer].kernel;
   const gatherSource = (words: number) =>
     specialize(kernelSource("gatherRows"), { ROWS: nTrain, WORDS: words });
   const update = { UPDATE_IN_PLACE: !separateUpdate };
@@ -272,11 +287,7 @@ async function compileFixed(
       ),
       compile("sumLosses", kernelSource("sumLosses"), layouts.sum),
       separateUpdate
-        ? compile(
-          optimizerKernel,
-          kernelSource(optimizerKernel),
-          adam ? layouts.adam : layouts.momentum,
-        )
+        ? compile(optimizerKernel, kernelSource(optimizerKernel), layouts.optimizer)
         : undefined,
       shuffle ? compile("gatherRows images", gatherSource(n0 / 4), layouts.gather) : undefined,
       shuffle ? compile("gatherRows labels", gatherSource(1), layouts.gather) : undefined,
@@ -466,7 +477,6 @@ function otherBindGroups(
   const [, , b3] = b.biases;
   const [, , gw3] = b.gradWeights;
   const [, , gb3] = b.gradBiases;
-  const optimizerLayout = p.optimizerKernel === "adamStep" ? layouts.adam : layouts.momentum;
   const gather = (label: string, src: GPUBuffer, out: GPUBuffer, order: GPUBuffer) =>
     bindGroup(device, label, layouts.gather, [order, src, out], 0);
   return {
@@ -514,7 +524,7 @@ function otherBindGroups(
       ? bindGroup(
         device,
         `${p.optimizerKernel} bind group`,
-        optimizerLayout,
+        layouts.optimizer,
         [b.optimizerTable.buffer, b.paramBuffer, b.gradBuffer, ...b.stateBuffers],
         OPTIMIZER_UNIFORM_BYTES,
       )

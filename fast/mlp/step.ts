@@ -29,6 +29,7 @@
 
 import { workgroupGrid } from "../../shared/gpu/device.ts";
 import type { PassTimestamps } from "../../shared/gpu/profiler.ts";
+import { OPTIMIZERS } from "../../shared/model/optim.ts";
 import { listDispatch } from "./blank_pixels.ts";
 import {
   type BufferRange,
@@ -314,7 +315,7 @@ function encodeBackward(ctx: StepContext, rec: Recorder, index: number, rows: nu
     // Momentum/Adam: every gradient is stored; now update all parameters at once,
     // θ[i] ← update(θ[i], ∂θ[i], state[i]) for each float of the packed buffer.
     const n = b.totalFloats;
-    const flops = n * (optimizer.optimizer === "adam" ? 12 : 4);
+    const flops = n * OPTIMIZERS[optimizer.optimizer].flops;
     dispatch(
       ctx,
       rec,

@@ -10,10 +10,23 @@
 import { parseArgs } from "node:util";
 import { UsageError } from "./errors.ts";
 import { type InitName, INITS } from "../model/mlp.ts";
-import { OPTIMIZER_DEFAULTS, type OptimizerName, OPTIMIZERS } from "../model/optim.ts";
+import {
+  HYPER_NAMES,
+  HYPER_PARAMETERS,
+  type HyperName,
+  type HyperParameters,
+  isOptimizerName,
+  OPTIMIZER_NAMES,
+  type OptimizerName,
+  OPTIMIZERS,
+} from "../model/optim.ts";
 
-/** What a trainer is asked to do. */
-export interface TrainConfig {
+/**
+ * What a trainer is asked to do. The fast trainer's optimiser
+ * hyper-parameters (`momentum`, `beta1`, …: shared/model/optim.ts's
+ * `HYPER_PARAMETERS`) are optional fields; absent ones take their defaults.
+ */
+export interface TrainConfig extends Partial<HyperParameters> {
   /** Directory holding the MNIST IDX files; undefined searches the defaults. */
   dataDir?: string;
   epochs: number;
@@ -42,14 +55,6 @@ export interface TrainConfig {
   model?: "mlp" | "cnn";
   /** The optimiser (default "sgd"); see shared/model/optim.ts. */
   optimizer?: OptimizerName;
-  /** μ of the momentum optimiser (default 0.9). */
-  momentum?: number;
-  /** Adam's β1 (default 0.9). */
-  beta1?: number;
-  /** Adam's β2 (default 0.999). */
-  beta2?: number;
-  /** Adam's ε (default 1e-8). */
-  eps?: number;
   /** Visit the training images in the order `shuffledIndices(n, seed + epoch)` (default false). */
   shuffle?: boolean;
   /** Write a checkpoint (safetensors) here at the end of every epoch. */
@@ -68,10 +73,7 @@ export const FAST_ONLY_FLAGS: readonly string[] = [
   "tune",
   "model",
   "optimizer",
-  "momentum",
-  "beta1",
-  "beta2",
-  "eps",
+  ...HYPER_NAMES.map((h) => HYPER_PARAMETERS[h].flag),
   "shuffle",
   "save",
   "load",
@@ -89,6 +91,7 @@ export const DEFAULTS = {
 
 /** The `--help` text for a trainer called `name` ("slow" or "fast"). */
 export function helpText(name: "slow" | "fast"): string {
+  const titles = OPTIMIZER_NAMES.map((o) => OPTIMIZERS[o].title);
   const what = name === "slow"
     ? "Train the MNIST MLP the naive way: one kernel per step, each submitted and awaited."
     : "Train the MNIST MLP the fast way: cached pipelines, fused and tiled kernels, one readback per epoch.";
@@ -97,7 +100,7 @@ export function helpText(name: "slow" | "fast"): string {
 Usage: deno task ${name} [flags]
 
 Model: 784 → 512 (ReLU) → 128 (ReLU) → 10, softmax cross-entropy, ${
-    name === "fast" ? "SGD (or momentum, Adam)" : "SGD"
+    name === "fast" ? `${titles[0]} (or ${titles.slice(1).join(", ")})` : "SGD"
   }.
 
 Flags:
@@ -120,23 +123,24 @@ Flags:
   --test-limit N     test on the first N test images only
   --json             print one JSON summary on stdout (the results then go to stderr too)
   --profile          time every kernel on the GPU (timestamp queries) and print a table${
-    name === "fast" ? FAST_HELP : ""
+    name === "fast" ? fastHelp() : ""
   }
   --help             show this help
 ${name === "fast" ? FAST_NOTES : SLOW_NOTES}`;
 }
 
-const FAST_HELP = `
+/** The fast trainer's own flags; the optimiser's from shared/model/optim.ts's table. */
+function fastHelp(): string {
+  return `
   --no-tune          skip timing the matmul variants at start-up; use the adapter-type defaults
   --tune             time them on a CPU adapter too (by default only a GPU is timed: on a CPU
                      adapter compiling every variant takes minutes on a cold machine, and the
                      default, texture-16x16, is as fast as the tuner's picks there)
   --model mlp|cnn    the network: the MLP above (default), or the LeNet-style CNN of fast/cnn/engine.ts
-  --optimizer NAME   sgd (default), momentum or adam (PyTorch's updates)
-  --momentum X       μ of momentum (default ${OPTIMIZER_DEFAULTS.momentum})
-  --beta1 X          Adam's β1 (default ${OPTIMIZER_DEFAULTS.beta1})
-  --beta2 X          Adam's β2 (default ${OPTIMIZER_DEFAULTS.beta2})
-  --eps X            Adam's ε (default ${OPTIMIZER_DEFAULTS.eps})
+  --optimizer NAME   ${OPTIMIZER_NAMES[0]} (default), ${
+    OPTIMIZER_NAMES.slice(1, -1).join(", ")
+  } or ${OPTIMIZER_NAMES.at(-1)} (PyTorch's updates)
+${HYPER_NAMES.map(hyperHelp).join("\n")}
   --shuffle          a new seeded order of the training images every epoch (seed + epoch)
   --save FILE        write a checkpoint (safetensors: weights, optimiser state, epoch) at the
                      end of every epoch; \`deno task predict --model FILE\` reads it
@@ -145,6 +149,14 @@ const FAST_HELP = `
                      (the file's model, optimizer, batch size, seed, shuffle and data size must match)
   --plot FILE.svg    chart of loss and test accuracy per epoch (tests after every epoch);
                      for the CNN also its first layer's filters as small images`;
+}
+
+/** `--help`'s line of hyper-parameter `h`: flag, what it is, default, the optimisers that read it. */
+function hyperHelp(h: HyperName): string {
+  const { flag, help, default: dflt } = HYPER_PARAMETERS[h];
+  const readers = OPTIMIZER_NAMES.filter((o) => OPTIMIZERS[o].hyper.includes(h));
+  return `  ${`--${flag} X`.padEnd(19)}${help} (default ${dflt}; ${readers.join(" and ")} only)`;
+}
 
 const SLOW_NOTES = `
 An epoch of the full 60,000 images takes tens of minutes on a CPU adapter (llvmpipe: 27 min
@@ -176,7 +188,7 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
   let values;
   try {
     ({ values } = parseArgs({
-      args,
+      args: joinNegativeValues(args),
       strict: true,
       allowPositionals: false,
       options: {
@@ -194,10 +206,7 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
         tune: { type: "boolean" },
         model: { type: "string" },
         optimizer: { type: "string" },
-        momentum: { type: "string" },
-        beta1: { type: "string" },
-        beta2: { type: "string" },
-        eps: { type: "string" },
+        ...HYPER_FLAG_OPTIONS,
         shuffle: { type: "boolean" },
         save: { type: "string" },
         load: { type: "string" },
@@ -253,9 +262,9 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
     );
   }
   const init = model === "cnn" || fromFile ? undefined : (values.init ?? "original") as InitName;
-  const optimizer = values.optimizer ?? "sgd";
-  if (!(OPTIMIZERS as readonly string[]).includes(optimizer)) {
-    throw new UsageError(`--optimizer must be ${OPTIMIZERS.join(", ")}, got '${optimizer}'`);
+  const optimizer = values.optimizer ?? OPTIMIZER_NAMES[0];
+  if (!isOptimizerName(optimizer)) {
+    throw new UsageError(`--optimizer must be ${OPTIMIZER_NAMES.join(", ")}, got '${optimizer}'`);
   }
   for (const f of ["save", "load", "plot"] as const) {
     if (values[f] !== undefined && values[f].trim() === "") {
@@ -275,11 +284,8 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
     ? {
       tune: values.tune ?? false,
       model: model as "mlp" | "cnn",
-      optimizer: optimizer as OptimizerName,
-      momentum: fraction("momentum", values.momentum, OPTIMIZER_DEFAULTS.momentum, true),
-      beta1: fraction("beta1", values.beta1, OPTIMIZER_DEFAULTS.beta1, true),
-      beta2: fraction("beta2", values.beta2, OPTIMIZER_DEFAULTS.beta2, true),
-      eps: positiveNumber("eps", values.eps, OPTIMIZER_DEFAULTS.eps),
+      optimizer,
+      ...hyperParameters(values as Record<string, string | undefined>, optimizer),
       shuffle: values.shuffle ?? false,
       save: values.save,
       load: values.load,
@@ -303,21 +309,65 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
   };
 }
 
-function positiveNumber(flag: string, v: string | undefined, dflt: number): number {
-  if (v === undefined) return dflt;
-  const x = Number(v);
-  if (v.trim() === "" || !Number.isFinite(x) || x <= 0) {
-    throw new UsageError(`--${flag} must be a positive number, got '${v}'`);
+/**
+ * `--flag -1` as `--flag=-1`: `parseArgs` refuses a value that starts with a
+ * dash as ambiguous, so a negative number would get a message about dashes
+ * instead of its flag's range.
+ */
+function joinNegativeValues(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const next = args[i + 1];
+    if (/^--[^=]+$/.test(args[i]) && next !== undefined && /^-(\d|\.\d)/.test(next)) {
+      out.push(`${args[i]}=${next}`);
+      i++;
+    } else out.push(args[i]);
   }
-  return x;
+  return out;
 }
 
-/** A number in [0, 1) (zero allowed when `zeroOk`). */
-function fraction(flag: string, v: string | undefined, dflt: number, zeroOk: boolean): number {
-  if (v === undefined) return dflt;
+/** `parseArgs` options of every hyper-parameter flag (values are checked by `hyperParameters`). */
+const HYPER_FLAG_OPTIONS: Record<string, { type: "string" }> = Object.fromEntries(
+  HYPER_NAMES.map((h) => [HYPER_PARAMETERS[h].flag, { type: "string" }]),
+);
+
+/**
+ * Every hyper-parameter, from its flag in `values` or its default. A value
+ * outside its `range`, or a flag that `optimizer` does not read, is a
+ * one-line `UsageError`.
+ */
+function hyperParameters(
+  values: Record<string, string | undefined>,
+  optimizer: OptimizerName,
+): HyperParameters {
+  const hyper = {} as HyperParameters;
+  for (const h of HYPER_NAMES) {
+    const { flag, range, default: dflt } = HYPER_PARAMETERS[h];
+    const v = values[flag];
+    hyper[h] = v === undefined ? dflt : inRange(flag, v, range);
+    if (v !== undefined && !OPTIMIZERS[optimizer].hyper.includes(h)) {
+      const readers = OPTIMIZER_NAMES.filter((o) => OPTIMIZERS[o].hyper.includes(h));
+      throw new UsageError(
+        `--${flag} is a setting of --optimizer ${readers.join(" or ")}, not of ${optimizer} ` +
+          "(drop it, or choose that optimizer)",
+      );
+    }
+  }
+  return hyper;
+}
+
+/** `v` as a number in `range` (shared/model/optim.ts's `HyperParameter`), else a `UsageError`. */
+function inRange(flag: string, v: string, range: "fraction" | "positive" | "nonnegative"): number {
   const x = Number(v);
-  if (v.trim() === "" || !Number.isFinite(x) || x < 0 || x >= 1 || (!zeroOk && x === 0)) {
-    throw new UsageError(`--${flag} must be a number from 0 up to (not including) 1, got '${v}'`);
+  const ok = v.trim() !== "" && Number.isFinite(x) &&
+    (range === "fraction" ? x >= 0 && x < 1 : range === "positive" ? x > 0 : x >= 0);
+  if (!ok) {
+    const what = range === "fraction"
+      ? "a number from 0 up to (not including) 1"
+      : range === "positive"
+      ? "a positive number"
+      : "a number ≥ 0";
+    throw new UsageError(`--${flag} must be ${what}, got '${v}'`);
   }
   return x;
 }

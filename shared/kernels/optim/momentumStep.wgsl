@@ -3,8 +3,8 @@
 //   θ[i] ← θ[i] − lr · v[i]
 //   param, grad, velocity: [count]; velocity starts at zero (so step 1 is v = g, as PyTorch's clone).
 
-// struct OptimizerStep {count, step, lr, momentum, beta1, beta2, eps, correction1,
-// correction2}: optimizerStep.wgsl, which kernelSource prepends.
+// hp: struct OptimizerStep (optimizerStep.wgsl, which kernelSource prepends; filled by
+// optimizerUniform, shared/model/optim.ts). This kernel reads count, lr and momentum.
 
 @group(0) @binding(0) var<uniform> hp: OptimizerStep;
 @group(0) @binding(1) var<storage, read_write> param: array<f32>; // [count]

@@ -1,7 +1,8 @@
 // OptimizerStep: the uniform every optimiser kernel (sgdStep, momentumStep,
 // adamStep) reads at binding 0, one per step, laid out by optimizerUniform
-// (shared/model/optim.ts, OPTIMIZER_UNIFORM_BYTES), so a trainer can switch
-// kernels without new buffers. kernelSource (shared/kernels/sources.ts)
+// (shared/model/optim.ts, OPTIMIZER_UNIFORM_BYTES; each hyper-parameter at
+// its HYPER_PARAMETERS offset, zero where the run's optimiser does not read
+// it), so a trainer can switch kernels without new buffers. kernelSource (shared/kernels/sources.ts)
 // prepends this file to every kernel under shared/kernels/optim/, so each of
 // them declares `var<uniform> hp: OptimizerStep` without a copy of the struct.
 
@@ -22,4 +23,6 @@ struct OptimizerStep {
   // float64 (adamStep.wgsl says why).
   correction1: f32,
   correction2: f32,
+  // AdamW's decoupled weight decay λ (adamStep; zero for Adam).
+  weightDecay: f32,
 }

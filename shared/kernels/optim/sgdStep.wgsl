@@ -4,8 +4,8 @@
 // by optimizerUniform in shared/model/optim.ts), so a trainer can switch kernels without new buffers.
 // One thread per element; i = (group.y · groups.x + group.x) · 64 + local.
 
-// struct OptimizerStep {count, step, lr, momentum, beta1, beta2, eps, correction1,
-// correction2}: optimizerStep.wgsl, which kernelSource prepends.
+// hp: struct OptimizerStep (optimizerStep.wgsl, which kernelSource prepends; filled by
+// optimizerUniform, shared/model/optim.ts). This kernel reads count and lr.
 
 @group(0) @binding(0) var<uniform> hp: OptimizerStep;
 @group(0) @binding(1) var<storage, read_write> param: array<f32>; // [count]
