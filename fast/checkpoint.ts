@@ -16,7 +16,8 @@
  * @module
  */
 
-import type { Tensor } from "../shared/io/safetensors.ts";
+import type { ImageSize, Tensor } from "../shared/io/safetensors.ts";
+import type { DataShape } from "../shared/data/dataset.ts";
 import { UserError } from "../shared/io/errors.ts";
 import type { EpochPoint } from "../shared/io/report.ts";
 import type { OptimizerOptions } from "../shared/model/optim.ts";
@@ -28,13 +29,29 @@ export interface ModelCodec<P> {
   readonly name: "mlp" | "cnn";
   /** The parameter tensors by file name, in the engines' order W1, b1, W2, b2, W3, b3. */
   tensors(params: P): Map<string, Tensor>;
-  /** The model file: its tensors and metadata, then `extra` metadata and `more` tensors. */
-  encode(params: P, extra: Record<string, string>, more: Map<string, Tensor>): Uint8Array;
-  /** Reads a model file; a file of another model or shape is a one-line `UserError`. */
+  /**
+   * The model file: its tensors and metadata (the images it takes are
+   * `image`), then `extra` metadata and `more` tensors.
+   */
+  encode(
+    params: P,
+    extra: Record<string, string>,
+    more: Map<string, Tensor>,
+    image: ImageSize,
+  ): Uint8Array;
+  /**
+   * Reads a model file, built as the file says, with the image size and
+   * classes it takes (`shape`); a file of another model is a one-line `UserError`.
+   */
   decode(
     bytes: Uint8Array,
     file: string,
-  ): { params: P; metadata: Record<string, string>; tensors: Map<string, Tensor> };
+  ): {
+    params: P;
+    shape: DataShape;
+    metadata: Record<string, string>;
+    tensors: Map<string, Tensor>;
+  };
 }
 
 /** The run settings a checkpoint records (and `--resume` compares). */
@@ -47,11 +64,15 @@ export interface CheckpointSettings {
   trainImages: number;
   testImages: number;
   dataSource: string;
+  /** The images' height and width (the MLP's file records them unless 28 × 28). */
+  image: ImageSize;
 }
 
 /** A checkpoint read back: what `--resume` needs to continue exactly. */
 export interface Checkpoint<P> {
   params: P;
+  /** The image size and classes the model takes. */
+  shape: DataShape;
   optimizerState: OptimizerState;
   /** Epochs done. */
   epoch: number;
@@ -82,24 +103,29 @@ export function encodeCheckpoint<P>(
       more.set(`optim.${name}.${part}`, { shape, data: list[t] });
     });
   });
-  return model.encode(params, {
-    model: model.name,
-    optimizer: o.optimizer,
-    momentum: String(o.momentum),
-    beta1: String(o.beta1),
-    beta2: String(o.beta2),
-    eps: String(o.eps),
-    epoch: String(epoch),
-    optimizer_step: String(state.step),
-    seed: String(s.seed),
-    lr: String(s.lr),
-    batch_size: String(s.batchSize),
-    shuffle: String(s.shuffle),
-    train_images: String(s.trainImages),
-    test_images: String(s.testImages),
-    data_source: s.dataSource,
-    history: JSON.stringify(history),
-  }, more);
+  return model.encode(
+    params,
+    {
+      model: model.name,
+      optimizer: o.optimizer,
+      momentum: String(o.momentum),
+      beta1: String(o.beta1),
+      beta2: String(o.beta2),
+      eps: String(o.eps),
+      epoch: String(epoch),
+      optimizer_step: String(state.step),
+      seed: String(s.seed),
+      lr: String(s.lr),
+      batch_size: String(s.batchSize),
+      shuffle: String(s.shuffle),
+      train_images: String(s.trainImages),
+      test_images: String(s.testImages),
+      data_source: s.dataSource,
+      history: JSON.stringify(history),
+    },
+    more,
+    s.image,
+  );
 }
 
 /** Reads a checkpoint written by `encodeCheckpoint`; a bad file is a one-line `UserError`. */
@@ -108,7 +134,7 @@ export function decodeCheckpoint<P>(
   bytes: Uint8Array,
   file: string,
 ): Checkpoint<P> {
-  const { params, metadata, tensors } = model.decode(bytes, file);
+  const { params, shape, metadata, tensors } = model.decode(bytes, file);
   const epoch = Number(metadata.epoch);
   const step = Number(metadata.optimizer_step);
   const optimizer = metadata.optimizer as keyof typeof STATE_PARTS;
@@ -133,6 +159,7 @@ export function decodeCheckpoint<P>(
   );
   return {
     params,
+    shape,
     optimizerState: { step, first: lists[0] ?? [], second: lists[1] ?? [] },
     epoch,
     // A bad history only loses the chart its earlier epochs; training is unaffected.

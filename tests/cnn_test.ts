@@ -32,7 +32,7 @@ import {
 import { UsageError } from "../shared/io/errors.ts";
 import { type Gpu, openGpu, readBuffer, workgroupGrid } from "../shared/gpu/device.ts";
 import { matmul, matmulTransA, matmulTransB, reluBackward } from "../shared/model/mlp.ts";
-import { type MnistData } from "../shared/data/mnist.ts";
+import type { Dataset } from "../shared/data/dataset.ts";
 import {
   OPTIMIZER_DEFAULTS,
   type OptimizerName,
@@ -625,8 +625,11 @@ Deno.test("trainCnn: epochs, loss and accuracy as the CPU reference computes the
   const { gpu, errors } = opened;
   const shape = TINY;
   const perImage = shape.height * shape.width;
-  const data: MnistData = {
+  const data: Dataset = {
     source: "synthetic",
+    height: shape.height,
+    width: shape.width,
+    classes: shape.classes,
     trainImages: randomBytes(23 * perImage, 41),
     trainLabels: randomLabels(23, shape.classes, 42),
     testImages: randomBytes(11 * perImage, 43),

@@ -3,7 +3,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { UserError } from "../shared/io/errors.ts";
-import { encodeIdx, IMAGE_BYTES } from "../shared/data/idx.ts";
+import { encodeIdx } from "../shared/data/idx.ts";
+
+/** Bytes of one MNIST image (28 × 28). */
+const IMAGE_BYTES = 784;
 import {
   DEFAULT_DATA_LOCATIONS,
   findMnistFiles,
