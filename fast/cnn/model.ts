@@ -1,8 +1,8 @@
 /**
  * The CNN as the run loop (fast/run.ts) sees it (`--model cnn`): its
  * starting weights (drawn from `--seed`, for the data's image size and
- * classes; a size it cannot take is refused in one line), its file (safetensors,
- * `encodeCnn`), its engine (fast/cnn/engine.ts), and its first layer's
+ * classes; a size it cannot take is refused in one line), its file
+ * (safetensors, `encodeCnn`), its engine (fast/cnn/engine.ts), and its first layer's
  * filters under the `--plot` chart.
  *
  * @module
@@ -17,6 +17,7 @@ import {
   cnnShapeFor,
   cnnSizeProblem,
   initCnnParams,
+  MNIST_CNN,
 } from "../../shared/model/cnn.ts";
 import { checkModelFits } from "../../shared/data/dataset.ts";
 import { filtersSvg } from "../../shared/io/report.ts";
@@ -43,7 +44,9 @@ export function trainCnn(config: TrainConfig, opts: CnnRunOptions = {}): Promise
 /**
  * The CNN `Model`. Its starting weights are `shape`'s network (given: it
  * must fit the data) or `MNIST_CNN`'s kernels and channels on the data's
- * image size and classes; a file holds its own shape.
+ * image size and classes. A file (--load, --resume) brings its own image
+ * size and classes (checked against the data by the run loop), and must have
+ * this model's kernels and channels.
  */
 export function cnnModel(shape?: CnnShape): Model<CnnParams> {
   return {
@@ -51,7 +54,19 @@ export function cnnModel(shape?: CnnShape): Model<CnnParams> {
     title: "CNN",
     tensors: cnnNamedTensors,
     encode: (params, extra, more) => encodeCnn(params, extra, more),
-    decode: (bytes, file) => decodeCnn(bytes, file),
+    decode: (bytes, file) => {
+      // Any image size and classes; the kernels and channels are this model's.
+      const decoded = decodeCnn(bytes, file);
+      const [has, needs] = [decoded.params.shape, shape ?? MNIST_CNN];
+      const layers = (s: CnnShape) =>
+        `${s.kernel}x${s.kernel} kernels, ${s.c1} and ${s.c2} channels`;
+      if (layers(has) !== layers(needs)) {
+        throw new UserError(
+          `${file}: the CNN has ${layers(has)}; this program needs ${layers(needs)}`,
+        );
+      }
+      return decoded;
+    },
     initialParams: (config, data) => {
       if (shape) checkModelFits(shape, "the CNN's shape", data);
       const s = shape ?? cnnShapeFor(data);

@@ -39,7 +39,18 @@ export function mlpModel(tuneCachePath: string | null = TUNE_CACHE_PATH): Model<
     title: "MLP",
     tensors: mlpNamedTensors,
     encode: encodeMlp,
-    decode: (bytes, file) => decodeMlp(bytes, file),
+    decode: (bytes, file) => {
+      // Any image size and classes; the hidden layers are the original's (512, 128).
+      const decoded = decodeMlp(bytes, file);
+      const want = mlpSizes(decoded.shape);
+      if (decoded.params.sizes.join(",") !== want.join(",")) {
+        throw new UserError(
+          `${file}: model has layers ${decoded.params.sizes.join("→")}, this program needs ` +
+            `${want.join("→")}`,
+        );
+      }
+      return decoded;
+    },
     initialParams: (config, shape) =>
       initialParams(config.init ?? "original", config.seed, mlpSizes(shape)),
     initName: (config) => config.init ?? "original",
