@@ -178,12 +178,15 @@ export type ImageSize = Pick<DataShape, "height" | "width">;
  * not MNIST's 28 × 28 (`image`, "HxW"; absent, as in files written before
  * it existed, it is 28x28) and the layout, plus whatever `extra` the caller
  * adds; `more` tensors follow the parameters (a checkpoint's optimiser state).
+ * Without `image`: 28 × 28 for 784 inputs, else one row of pixels.
  */
 export function encodeMlp(
   params: MlpParams,
   extra: Record<string, string> = {},
   more: Map<string, Tensor> = new Map(),
-  image: ImageSize = MNIST_SHAPE,
+  image: ImageSize = params.sizes[0] === MNIST_SHAPE.height * MNIST_SHAPE.width
+    ? MNIST_SHAPE
+    : { height: 1, width: params.sizes[0] },
 ): Uint8Array<ArrayBuffer> {
   if (image.height * image.width !== params.sizes[0]) {
     throw new Error(`encodeMlp: ${sizeText(image)} images do not give ${params.sizes[0]} inputs`);
