@@ -25,7 +25,7 @@ import { UserError } from "../shared/io/errors.ts";
 import { encodeIdx } from "../shared/data/idx.ts";
 import { decodeCnn, encodeCnn, encodeMlp } from "../shared/io/safetensors.ts";
 import { initParams } from "../shared/model/mlp.ts";
-import type { Dataset } from "../shared/data/dataset.ts";
+import { type Dataset, limitDataset } from "../shared/data/dataset.ts";
 import { OPTIMIZER_DEFAULTS } from "../shared/model/optim.ts";
 import { confusionMatrix, filtersSvg } from "../shared/io/report.ts";
 
@@ -282,7 +282,7 @@ Deno.test("cnn: an aborted signal stops the epoch after the submitted steps (exi
     batchSize: 4,
     lr: 0.01,
     optimizer: OPTIMIZER_DEFAULTS,
-    train: { images: data.trainImages, labels: data.trainLabels, n: 96 },
+    data: limitDataset(data, 96, 0),
   });
   let asked = 0;
   const progress: number[] = [];

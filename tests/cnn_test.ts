@@ -43,6 +43,25 @@ import { mulberry32, shuffledIndices } from "../shared/model/rng.ts";
 /** A 13×13 input with 3×3 kernels: both pools drop an odd last row and column. */
 const TINY: CnnShape = { height: 13, width: 13, kernel: 3, c1: 3, c2: 5, classes: 4 };
 
+/** A `Dataset` of `shape`'s image size and classes: these training images and labels, and a test set. */
+function dataOf(
+  shape: CnnShape,
+  [trainImages, trainLabels]: [Uint8Array, Uint8Array],
+  [testImages, testLabels]: [Uint8Array, Uint8Array] = [new Uint8Array(0), new Uint8Array(0)],
+): Dataset {
+  const { height, width, classes } = shape;
+  return {
+    source: "synthetic",
+    height,
+    width,
+    classes,
+    trainImages,
+    trainLabels,
+    testImages,
+    testLabels,
+  };
+}
+
 function randoms(n: number, seed: number, lo = -1, hi = 1): Float32Array<ArrayBuffer> {
   const rand = mulberry32(seed);
   return Float32Array.from({ length: n }, () => lo + (hi - lo) * rand());
@@ -447,8 +466,7 @@ async function compareWithReference(
     lr,
     optimizer: opts,
     shuffle: order !== undefined,
-    train: { images, labels, n: nTrain },
-    test: { images: testImages, labels: testLabels, n: 9 },
+    data: dataOf(shape, [images, labels], [testImages, testLabels]),
   });
   if (order) engine.setOrder(order);
   else order = Uint32Array.from({ length: nTrain }, (_, i) => i);
@@ -534,7 +552,7 @@ Deno.test("engine: setOrder before each epoch, two shuffled epochs equal the CPU
     lr,
     optimizer: opts,
     shuffle: true,
-    train: { images, labels, n },
+    data: dataOf(shape, [images, labels]),
   });
   const cpu = cloneCnnParams(params);
   const state = newCnnOptimizerState(opts, cpu);
@@ -566,7 +584,7 @@ Deno.test("engine: setOrder before each epoch, two shuffled epochs equal the CPU
     batchSize,
     lr,
     optimizer: opts,
-    train: { images, labels, n },
+    data: dataOf(shape, [images, labels]),
   });
   assert.throws(() => unshuffled.setOrder(shuffledIndices(n, 1)), /shuffle option/);
   unshuffled.destroy();
@@ -593,8 +611,11 @@ Deno.test("engine: the GPU's confusion counts over several test batches (the las
     batchSize: 8,
     lr: 0.1,
     optimizer: OPTIMIZER_DEFAULTS,
-    train: { images: randomBytes(4 * perImage, 64), labels: randomLabels(4, 5, 65), n: 4 },
-    test: { images: testImages, labels: testLabels, n: nTest },
+    data: dataOf(
+      shape,
+      [randomBytes(4 * perImage, 64), randomLabels(4, 5, 65)],
+      [testImages, testLabels],
+    ),
   });
   const first = await engine.evaluateConfusion();
   const again = await engine.evaluateConfusion(); // cleared in between, not accumulated
@@ -704,7 +725,7 @@ Deno.test("createCnnEngine: a batch too large for the device's buffers is a one-
         batchSize: 100_000,
         lr: 0.01,
         optimizer: OPTIMIZER_DEFAULTS,
-        train: { images: new Uint8Array(n * 784), labels: new Uint8Array(n), n },
+        data: dataOf(MNIST_CNN, [new Uint8Array(n * 784), new Uint8Array(n)]),
       }),
     (err: Error) =>
       err instanceof UsageError &&

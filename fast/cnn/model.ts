@@ -74,14 +74,7 @@ export function cnnModel(shape?: CnnShape): Model<CnnParams> {
       if (why) throw new UserError(`${data.files?.trainImages ?? data.source}: ${why}`);
       return initCnnParams(config.seed, s);
     },
-    async createEngine({ gpu, params, data, nTrain, nTest, config, optimizer, shuffle, ...s }) {
-      const pixels = params.shape.height * params.shape.width;
-      if (data.trainImages.length !== data.trainLabels.length * pixels) {
-        throw new UserError(
-          `training images are ${data.trainImages.length / data.trainLabels.length} bytes each; ` +
-            `the CNN takes ${params.shape.height}×${params.shape.width}`,
-        );
-      }
+    async createEngine({ gpu, params, data, nTrain, config, optimizer, shuffle, ...s }) {
       const { batchSize } = config;
       // A device that refuses (out of memory, a limit) is one line that says what was asked of
       // it; what was made is freed before the error goes on.
@@ -98,8 +91,7 @@ export function cnnModel(shape?: CnnShape): Model<CnnParams> {
               lr: config.lr,
               optimizer,
               shuffle,
-              train: { images: data.trainImages, labels: data.trainLabels, n: nTrain },
-              test: { images: data.testImages, labels: data.testLabels, n: nTest },
+              data,
               passTimestamps: s.passTimestamps,
             }),
         );
