@@ -7,7 +7,8 @@
  * MLPs print the same losses; `deno task predict` reads the saved models and
  * agrees with the test pass; the 3-class confusion matrix is 3 × 3. Then the
  * one-line errors: a model that does not fit the data (size, classes), a CNN
- * too small for its images, IDX files that disagree.
+ * too small for its images, a fast MLP on pixels it cannot pack, IDX files
+ * that disagree.
  *
  * @module
  */
@@ -246,35 +247,39 @@ Deno.test("a model that does not fit the data is one line and exit 1 (fast --loa
   );
 });
 
-Deno.test("the CNN refuses images too small for it in one line, exit 1", async () => {
+Deno.test("15x15 images: the CNN (too small) and the fast MLP (225 pixels, 4 per word) refuse in one line, exit 1", async () => {
   const dir = `${root}/small`;
   await Deno.mkdir(dir);
-  // 12 x 12: the top-left corner of MNIST digits (mostly blank, it does not matter here).
+  // 15 x 15: the middle of MNIST digits.
   const crop = (images: Uint8Array) => {
-    const n = images.length / 784, out = new Uint8Array(n * 144);
+    const n = images.length / 784, out = new Uint8Array(n * 225);
     for (let i = 0; i < n; i++) {
-      for (let y = 0; y < 12; y++) {
-        out.set(
-          images.subarray(i * 784 + (y + 8) * 28 + 8, i * 784 + (y + 8) * 28 + 20),
-          i * 144 + y * 12,
-        );
+      for (let y = 0; y < 15; y++) {
+        const from = i * 784 + (y + 6) * 28 + 6;
+        out.set(images.subarray(from, from + 15), i * 225 + y * 15);
       }
     }
     return out;
   };
   await writeSet(
     dir,
-    [12, 12],
+    [15, 15],
     {
       images: crop(mnist.trainImages.subarray(0, 60 * 784)),
       labels: mnist.trainLabels.slice(0, 60),
     },
     { images: crop(mnist.testImages.subarray(0, 20 * 784)), labels: mnist.testLabels.slice(0, 20) },
   );
+  const flags = ["--data", dir, "--batch-size", "20", "--no-tune"];
   assertOneLine(
-    await runCli("fast/main.ts", ["--data", dir, "--model", "cnn", "--batch-size", "20"]),
+    await runCli("fast/main.ts", [...flags, "--model", "cnn"]),
     1,
-    /small\/train-images-idx3-ubyte: the CNN cannot take 12x12 images \(5x5 conv → 8x8, 2x2 pool → 4x4, 5x5 conv → 0x0: no pixel left\); it needs at least 16x16/,
+    /small\/train-images-idx3-ubyte: the CNN cannot take 15x15 images \(5x5 conv → 11x11, 2x2 pool → 5x5, 5x5 conv → 1x1, 2x2 pool → 0x0: no pixel left\); it needs at least 16x16/,
+  );
+  assertOneLine(
+    await runCli("fast/main.ts", flags),
+    1,
+    /small\/train-images-idx3-ubyte: the fast MLP packs 4 pixels per word and cannot take 15x15 images/,
   );
   // The smallest size the CNN takes, by its own arithmetic.
   assert.equal(cnnSizeProblem(cnnShapeFor({ height: 16, width: 16, classes: 10 })), undefined);

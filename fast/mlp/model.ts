@@ -61,7 +61,7 @@ export function mlpModel(tuneCachePath: string | null = TUNE_CACHE_PATH): Model<
         throw new UserError(
           `${setup.data.files?.trainImages ?? setup.data.source}: the fast MLP packs 4 pixels ` +
             `per word and cannot take ${height}x${width} images (${height * width} pixels, not ` +
-            `a multiple of 4); the slow trainer and --model cnn can`,
+            `a multiple of 4); the slow trainer takes any size`,
         );
       }
       return createMlpEngineTuned(setup, cache);
