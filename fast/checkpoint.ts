@@ -35,9 +35,9 @@ export interface ModelCodec<P> {
    */
   encode(
     params: P,
+    image: ImageSize,
     extra: Record<string, string>,
     more: Map<string, Tensor>,
-    image: ImageSize,
   ): Uint8Array;
   /**
    * Reads a model file, built as the file says, with the image size and
@@ -103,29 +103,24 @@ export function encodeCheckpoint<P>(
       more.set(`optim.${name}.${part}`, { shape, data: list[t] });
     });
   });
-  return model.encode(
-    params,
-    {
-      model: model.name,
-      optimizer: o.optimizer,
-      momentum: String(o.momentum),
-      beta1: String(o.beta1),
-      beta2: String(o.beta2),
-      eps: String(o.eps),
-      epoch: String(epoch),
-      optimizer_step: String(state.step),
-      seed: String(s.seed),
-      lr: String(s.lr),
-      batch_size: String(s.batchSize),
-      shuffle: String(s.shuffle),
-      train_images: String(s.trainImages),
-      test_images: String(s.testImages),
-      data_source: s.dataSource,
-      history: JSON.stringify(history),
-    },
-    more,
-    s.image,
-  );
+  return model.encode(params, s.image, {
+    model: model.name,
+    optimizer: o.optimizer,
+    momentum: String(o.momentum),
+    beta1: String(o.beta1),
+    beta2: String(o.beta2),
+    eps: String(o.eps),
+    epoch: String(epoch),
+    optimizer_step: String(state.step),
+    seed: String(s.seed),
+    lr: String(s.lr),
+    batch_size: String(s.batchSize),
+    shuffle: String(s.shuffle),
+    train_images: String(s.trainImages),
+    test_images: String(s.testImages),
+    data_source: s.dataSource,
+    history: JSON.stringify(history),
+  }, more);
 }
 
 /** Reads a checkpoint written by `encodeCheckpoint`; a bad file is a one-line `UserError`. */

@@ -53,7 +53,7 @@ export function cnnModel(shape?: CnnShape): Model<CnnParams> {
     name: "cnn",
     title: "CNN",
     tensors: cnnNamedTensors,
-    encode: (params, extra, more) => encodeCnn(params, extra, more),
+    encode: (params, _image, extra, more) => encodeCnn(params, extra, more),
     decode: (bytes, file) => {
       // Any image size and classes; the kernels and channels are this model's.
       const decoded = decodeCnn(bytes, file);

@@ -38,7 +38,7 @@ export function mlpModel(tuneCachePath: string | null = TUNE_CACHE_PATH): Model<
     name: "mlp",
     title: "MLP",
     tensors: mlpNamedTensors,
-    encode: encodeMlp,
+    encode: (params, image, extra, more) => encodeMlp(params, extra, more, image),
     decode: (bytes, file) => {
       // Any image size and classes; the hidden layers are the original's (512, 128).
       const decoded = decodeMlp(bytes, file);
