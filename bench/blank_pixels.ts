@@ -15,7 +15,7 @@
 
 import { parseArgs } from "node:util";
 import { loadMnist } from "../shared/data/mnist.ts";
-import { batchRanges, PIXELS } from "../shared/model/mlp.ts";
+import { batchRanges } from "../shared/model/mlp.ts";
 import { inkKeys, rowOrderByInk } from "../fast/mlp/blank_pixels.ts";
 
 const { values } = parseArgs({
@@ -29,7 +29,8 @@ const mnist = await loadMnist({
   testLimit: 1,
   announce: false,
 });
-const images = mnist.trainImages, n = mnist.trainLabels.length, side = Math.sqrt(PIXELS);
+const images = mnist.trainImages, n = mnist.trainLabels.length, side = mnist.width;
+const PIXELS = mnist.height * mnist.width;
 const pct = (part: number, all: number) => `${(100 * part / all).toFixed(1)}%`;
 
 /** Pixels in 4 × 4 tiles, tiles along the rows of tiles (as `tileWord` in the kernels). */

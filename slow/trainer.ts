@@ -12,7 +12,7 @@
 
 import { bufferFrom, type Gpu, readBuffer } from "../shared/gpu/device.ts";
 import type { GpuProfiler } from "../shared/gpu/profiler.ts";
-import { type MlpParams, PIXELS } from "../shared/model/mlp.ts";
+import type { MlpParams } from "../shared/model/mlp.ts";
 import { kernelSource } from "../shared/kernels/sources.ts";
 
 /** The kernels the slow trainer dispatches, one file each in `shared/kernels/slow/`. */
@@ -148,7 +148,7 @@ function matmulFlops(kernel: SlowKernel, uniform: ArrayBuffer): number | undefin
 export class SlowTrainer {
   /** The device everything runs on. */
   readonly device: GPUDevice;
-  /** Layer widths, e.g. [784, 512, 128, 10]. */
+  /** Layer widths: pixels, hidden layers, classes (MNIST: [784, 512, 128, 10]). */
   readonly sizes: readonly number[];
   readonly #weights: GPUBuffer[];
   readonly #biases: GPUBuffer[];
@@ -186,7 +186,7 @@ export class SlowTrainer {
   }
 
   /**
-   * One SGD step on images `start..start+count` of `images` (784 bytes each)
+   * One SGD step on images `start..start+count` of `images` (`sizes[0]` bytes each)
    * with their `labels`: forward, loss, backward, update. Returns the
    * per-image losses −log p_y (read back from the GPU every step).
    */
@@ -334,25 +334,26 @@ export class SlowTrainer {
     for (const b of [...this.#weights, ...this.#biases]) b.destroy();
   }
 
-  /** The batch's pixels as floats `x: [count, 784]` on the GPU. */
+  /** The batch's pixels as floats `x: [count, pixels]` on the GPU (`pixels` = the input width). */
   async #uploadBatch(
     scratch: StepBuffers,
     images: Uint8Array,
     start: number,
     count: number,
   ): Promise<GPUBuffer> {
+    const pixels = this.sizes[0];
     // SLOW: each batch is copied out of the dataset into a freshly allocated
     // buffer (destroyed after the step) instead of uploading the dataset once.
     const bytes = scratch.upload(
       "batch pixels (bytes)",
-      images.slice(start * PIXELS, (start + count) * PIXELS),
+      images.slice(start * pixels, (start + count) * pixels),
     );
-    const x = scratch.floats("batch pixels x", count * PIXELS);
+    const x = scratch.floats("batch pixels x", count * pixels);
     await this.#dispatch(
       "bytesToFloats",
-      shapeUniform([count * PIXELS]),
+      shapeUniform([count * pixels]),
       [bytes, x],
-      linearGroups(count * PIXELS),
+      linearGroups(count * pixels),
     );
     return x;
   }

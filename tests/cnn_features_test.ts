@@ -25,7 +25,7 @@ import { UserError } from "../shared/io/errors.ts";
 import { encodeIdx } from "../shared/data/idx.ts";
 import { decodeCnn, encodeCnn, encodeMlp } from "../shared/io/safetensors.ts";
 import { initParams } from "../shared/model/mlp.ts";
-import type { MnistData } from "../shared/data/mnist.ts";
+import { type Dataset, limitDataset } from "../shared/data/dataset.ts";
 import { OPTIMIZER_DEFAULTS } from "../shared/model/optim.ts";
 import { confusionMatrix, filtersSvg } from "../shared/io/report.ts";
 
@@ -282,7 +282,7 @@ Deno.test("cnn: an aborted signal stops the epoch after the submitted steps (exi
     batchSize: 4,
     lr: 0.01,
     optimizer: OPTIMIZER_DEFAULTS,
-    train: { images: data.trainImages, labels: data.trainLabels, n: 96 },
+    data: limitDataset(data, 96, 0),
   });
   let asked = 0;
   const progress: number[] = [];
@@ -339,7 +339,7 @@ Deno.test("deno task predict classifies with a saved CNN as the CPU reference do
   });
 });
 /** Writes `data` as the four MNIST IDX files into `dir`. */
-async function writeIdxDir(dir: string, data: MnistData) {
+async function writeIdxDir(dir: string, data: Dataset) {
   const nTrain = data.trainLabels.length, nTest = data.testLabels.length;
   await Deno.writeFile(
     `${dir}/train-images-idx3-ubyte`,

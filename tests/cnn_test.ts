@@ -32,7 +32,7 @@ import {
 import { UsageError } from "../shared/io/errors.ts";
 import { type Gpu, openGpu, readBuffer, workgroupGrid } from "../shared/gpu/device.ts";
 import { matmul, matmulTransA, matmulTransB, reluBackward } from "../shared/model/mlp.ts";
-import { type MnistData } from "../shared/data/mnist.ts";
+import type { Dataset } from "../shared/data/dataset.ts";
 import {
   OPTIMIZER_DEFAULTS,
   type OptimizerName,
@@ -42,6 +42,25 @@ import { mulberry32, shuffledIndices } from "../shared/model/rng.ts";
 
 /** A 13×13 input with 3×3 kernels: both pools drop an odd last row and column. */
 const TINY: CnnShape = { height: 13, width: 13, kernel: 3, c1: 3, c2: 5, classes: 4 };
+
+/** A `Dataset` of `shape`'s image size and classes: these training images and labels, and a test set. */
+function dataOf(
+  shape: CnnShape,
+  [trainImages, trainLabels]: [Uint8Array, Uint8Array],
+  [testImages, testLabels]: [Uint8Array, Uint8Array] = [new Uint8Array(0), new Uint8Array(0)],
+): Dataset {
+  const { height, width, classes } = shape;
+  return {
+    source: "synthetic",
+    height,
+    width,
+    classes,
+    trainImages,
+    trainLabels,
+    testImages,
+    testLabels,
+  };
+}
 
 function randoms(n: number, seed: number, lo = -1, hi = 1): Float32Array<ArrayBuffer> {
   const rand = mulberry32(seed);
@@ -448,8 +467,7 @@ async function compareWithReference(
     lr,
     optimizer: opts,
     shuffle: order !== undefined,
-    train: { images, labels, n: nTrain },
-    test: { images: testImages, labels: testLabels, n: 9 },
+    data: dataOf(shape, [images, labels], [testImages, testLabels]),
   });
   if (order) engine.setOrder(order);
   else order = Uint32Array.from({ length: nTrain }, (_, i) => i);
@@ -542,7 +560,7 @@ Deno.test("engine: setOrder before each epoch, two shuffled epochs equal the CPU
     lr,
     optimizer: opts,
     shuffle: true,
-    train: { images, labels, n },
+    data: dataOf(shape, [images, labels]),
   });
   const cpu = cloneCnnParams(params);
   const state = newCnnOptimizerState(opts, cpu);
@@ -574,7 +592,7 @@ Deno.test("engine: setOrder before each epoch, two shuffled epochs equal the CPU
     batchSize,
     lr,
     optimizer: opts,
-    train: { images, labels, n },
+    data: dataOf(shape, [images, labels]),
   });
   assert.throws(() => unshuffled.setOrder(shuffledIndices(n, 1)), /shuffle option/);
   unshuffled.destroy();
@@ -601,8 +619,11 @@ Deno.test("engine: the GPU's confusion counts over several test batches (the las
     batchSize: 8,
     lr: 0.1,
     optimizer: OPTIMIZER_DEFAULTS,
-    train: { images: randomBytes(4 * perImage, 64), labels: randomLabels(4, 5, 65), n: 4 },
-    test: { images: testImages, labels: testLabels, n: nTest },
+    data: dataOf(
+      shape,
+      [randomBytes(4 * perImage, 64), randomLabels(4, 5, 65)],
+      [testImages, testLabels],
+    ),
   });
   const first = await engine.evaluateConfusion();
   const again = await engine.evaluateConfusion(); // cleared in between, not accumulated
@@ -633,8 +654,11 @@ Deno.test("trainCnn: epochs, loss and accuracy as the CPU reference computes the
   const { gpu, errors } = opened;
   const shape = TINY;
   const perImage = shape.height * shape.width;
-  const data: MnistData = {
+  const data: Dataset = {
     source: "synthetic",
+    height: shape.height,
+    width: shape.width,
+    classes: shape.classes,
     trainImages: randomBytes(23 * perImage, 41),
     trainLabels: randomLabels(23, shape.classes, 42),
     testImages: randomBytes(11 * perImage, 43),
@@ -709,7 +733,7 @@ Deno.test("createCnnEngine: a batch too large for the device's buffers is a one-
         batchSize: 100_000,
         lr: 0.01,
         optimizer: OPTIMIZER_DEFAULTS,
-        train: { images: new Uint8Array(n * 784), labels: new Uint8Array(n), n },
+        data: dataOf(MNIST_CNN, [new Uint8Array(n * 784), new Uint8Array(n)]),
       }),
     (err: Error) =>
       err instanceof UsageError &&

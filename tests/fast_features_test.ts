@@ -32,7 +32,8 @@ import { shuffledIndices } from "../shared/model/rng.ts";
 import { decodeMlp, decodeSafetensors, encodeMlp } from "../shared/io/safetensors.ts";
 import { encodeIdx } from "../shared/data/idx.ts";
 import { EpochInterrupted } from "../fast/engine.ts";
-import { createMlpEngine, type EngineData } from "../fast/mlp/engine.ts";
+import { createMlpEngine } from "../fast/mlp/engine.ts";
+import type { Dataset } from "../shared/data/dataset.ts";
 import { packedLayout } from "../fast/mlp/buffers.ts";
 import { predictFiles } from "../fast/predict.ts";
 import { trainFast } from "../fast/train.ts";
@@ -93,7 +94,7 @@ function tensorsOf(p: MlpParams): Float32Array[] {
  */
 function cpuTrain(
   params: MlpParams,
-  data: EngineData,
+  data: Dataset,
   batchSize: number,
   lr: number,
   opts: OptimizerOptions,
@@ -105,7 +106,7 @@ function cpuTrain(
   const losses: number[] = [];
   for (let e = 1; e <= epochs; e++) {
     const order = orderOf?.(e);
-    for (const [s, c] of batchRanges(data.nTrain, batchSize)) {
+    for (const [s, c] of batchRanges(data.trainLabels.length, batchSize)) {
       const x = new Float32Array(c * 784);
       const y = new Uint8Array(c);
       for (let r = 0; r < c; r++) {

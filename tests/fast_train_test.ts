@@ -25,7 +25,8 @@ import {
   type OptimizerOptions,
   optimizerStep,
 } from "../shared/model/optim.ts";
-import { createMlpEngine, type EngineData, type MlpEngineOptions } from "../fast/mlp/engine.ts";
+import { createMlpEngine, type MlpEngineOptions } from "../fast/mlp/engine.ts";
+import type { Dataset } from "../shared/data/dataset.ts";
 import { inkKeys, rowOrderByInk } from "../fast/mlp/blank_pixels.ts";
 import { type Slot, SLOTS, VARIANTS } from "../fast/mlp/matmul.ts";
 import { trainFast } from "../fast/train.ts";
@@ -53,14 +54,16 @@ function maxRelDiff(a: MlpParams, b: MlpParams, floor = 1e-3): number {
 /** CPU reference of steps `first..first+count-1`; returns the batches' mean losses. */
 function cpuSteps(
   params: MlpParams,
-  data: EngineData,
+  data: Dataset,
   batchSize: number,
   lr: number,
   first: number,
   count: number,
 ): number[] {
   const out: number[] = [];
-  for (const [s, c] of batchRanges(data.nTrain, batchSize).slice(first, first + count)) {
+  for (
+    const [s, c] of batchRanges(data.trainLabels.length, batchSize).slice(first, first + count)
+  ) {
     out.push(
       trainStep(
         params,
@@ -74,7 +77,7 @@ function cpuSteps(
 }
 
 async function checkSteps(
-  data: EngineData,
+  data: Dataset,
   batchSize: number,
   first: number,
   count: number,
@@ -177,8 +180,8 @@ Deno.test("fast: skipping all-zero pixels in layer 1 (forward, weight gradient) 
       images.fill(0, i * 784 + 28 * (top + 8), (i + 1) * 784);
     }
   };
-  band(data.trainImages, data.nTrain);
-  band(data.testImages, data.nTest);
+  band(data.trainImages, data.trainLabels.length);
+  band(data.testImages, data.testLabels.length);
   const plan = Object.fromEntries(SLOTS.map((s) => [s, "texture-16x16"]));
   const params = initParams(1337);
   const cpu = cloneParams(params);
@@ -224,7 +227,7 @@ Deno.test("fast: skipping all-zero pixels in layer 1 (forward, weight gradient) 
     });
     try {
       for (let e = 1; e <= 2; e++) {
-        trainer.setOrder(shuffledIndices(data.nTrain, 20 + e));
+        trainer.setOrder(shuffledIndices(data.trainLabels.length, 20 + e));
         trainer.runSteps(0, 3);
       }
       shuffled.push(await trainer.readParams());

@@ -14,7 +14,8 @@ import type { TrainConfig } from "../shared/io/cli.ts";
 import { UsageError, UserError } from "../shared/io/errors.ts";
 import { gpuChecked, openGpu } from "../shared/gpu/device.ts";
 import { encodeIdx } from "../shared/data/idx.ts";
-import { loadMnist, type MnistData } from "../shared/data/mnist.ts";
+import { loadMnist } from "../shared/data/mnist.ts";
+import { type Dataset, MNIST_SHAPE } from "../shared/data/dataset.ts";
 import { batchRanges, initParams, pixelsToFloats, trainStep } from "../shared/model/mlp.ts";
 import { decodeMlp } from "../shared/io/safetensors.ts";
 import { trainFast } from "../fast/train.ts";
@@ -81,7 +82,7 @@ Deno.test("faults: a loss that is no longer finite names the epoch and step; the
  * mean loss, taken before its update, is not finite.
  */
 function cpuFirstBadStep(
-  data: MnistData,
+  data: Dataset,
   seed: number,
   batchSize: number,
   lr1: number,
@@ -103,7 +104,7 @@ function cpuFirstBadStep(
 }
 
 /** Writes `data` as the four MNIST IDX files into `dir`. */
-async function writeIdxDir(dir: string, data: MnistData) {
+async function writeIdxDir(dir: string, data: Dataset) {
   const nTrain = data.trainLabels.length, nTest = data.testLabels.length;
   await Deno.writeFile(
     `${dir}/train-images-idx3-ubyte`,
@@ -180,8 +181,9 @@ Deno.test("faults: buffers past the device's limits are one line naming the set-
   // storage binding may have by default (llvmpipe keeps the default).
   const n = 65600;
   assert.ok(n * 512 * 4 > gpu.device.limits.maxStorageBufferBindingSize);
-  const data: MnistData = {
+  const data: Dataset = {
     source: "synthetic",
+    ...MNIST_SHAPE,
     trainImages: new Uint8Array(n * 784),
     trainLabels: new Uint8Array(n),
     testImages: new Uint8Array(784),

@@ -3,10 +3,9 @@
  * trainer's engine), and the device a test file shares.
  */
 
-import type { EngineData } from "../fast/mlp/engine.ts";
 import { type Gpu, openGpu, type OpenGpuOptions } from "../shared/gpu/device.ts";
 import { encodeIdx } from "../shared/data/idx.ts";
-import type { MnistData } from "../shared/data/mnist.ts";
+import { type Dataset, MNIST_SHAPE } from "../shared/data/dataset.ts";
 import { mulberry32 } from "../shared/model/rng.ts";
 
 /** `n` synthetic digits: random bytes with many zeros (like MNIST), labels 0–9. */
@@ -19,16 +18,16 @@ export function synthetic(n: number, seed: number): { images: Uint8Array; labels
   return { images, labels };
 }
 
-/** Engine data of `nTrain` training and `nTest` test synthetic digits. */
-export function engineData(nTrain: number, nTest: number, seed = 7): EngineData {
+/** `nTrain` training and `nTest` test synthetic digits (28 × 28, labels 0–9: MNIST's shape). */
+export function engineData(nTrain: number, nTest: number, seed = 7): Dataset {
   const tr = synthetic(nTrain, seed), te = synthetic(nTest, seed + 1);
   return {
+    source: "synthetic",
+    ...MNIST_SHAPE,
     trainImages: tr.images,
     trainLabels: tr.labels,
     testImages: te.images,
     testLabels: te.labels,
-    nTrain,
-    nTest,
   };
 }
 
@@ -36,7 +35,7 @@ export function engineData(nTrain: number, nTest: number, seed = 7): EngineData 
  * Learnable digits for whole training runs: `engineData`'s random bytes with
  * the label's tenth of the image (78 pixels) set bright.
  */
-export function learnableDigits(nTrain: number, nTest: number, seed = 21): MnistData {
+export function learnableDigits(nTrain: number, nTest: number, seed = 21): Dataset {
   const d = engineData(nTrain, nTest, seed);
   for (
     const [images, labels, n] of [
@@ -49,20 +48,14 @@ export function learnableDigits(nTrain: number, nTest: number, seed = 21): Mnist
       for (let p = y * 78; p < y * 78 + 78; p++) images[i * 784 + p] = 255;
     }
   }
-  return {
-    source: "synthetic",
-    trainImages: d.trainImages,
-    trainLabels: d.trainLabels,
-    testImages: d.testImages,
-    testLabels: d.testLabels,
-  };
+  return d;
 }
 
 /**
  * Learnable digits drawn pixel by pixel from one stream: the label's tenth of
  * the image bright, the rest sparse random bytes.
  */
-export function brightBandDigits(nTrain: number, nTest: number, seed = 3): MnistData {
+export function brightBandDigits(nTrain: number, nTest: number, seed = 3): Dataset {
   const rand = mulberry32(seed);
   const make = (n: number) => {
     const images = new Uint8Array(n * 784);
@@ -83,6 +76,7 @@ export function brightBandDigits(nTrain: number, nTest: number, seed = 3): Mnist
   const tr = make(nTrain), te = make(nTest);
   return {
     source: "synthetic",
+    ...MNIST_SHAPE,
     trainImages: tr.images,
     trainLabels: tr.labels,
     testImages: te.images,
@@ -144,13 +138,17 @@ export async function fileGpu(opts: Omit<OpenGpuOptions, "onError"> = {}): Promi
   return { ...gpu, errors };
 }
 
-/** Writes `data` as the four uncompressed MNIST IDX files in `dir` (for `--data dir`). */
-export async function writeIdxDir(dir: string, data: MnistData): Promise<void> {
+/**
+ * Writes `data` as the four uncompressed IDX files in `dir`, under MNIST's
+ * names (for `--data dir`); images of `data`'s height and width.
+ */
+export async function writeIdxDir(dir: string, data: Dataset): Promise<void> {
   const nTrain = data.trainLabels.length, nTest = data.testLabels.length;
+  const { height: h, width: w } = data;
   const files: [string, Uint8Array][] = [
-    ["train-images-idx3-ubyte", encodeIdx([nTrain, 28, 28], data.trainImages)],
+    ["train-images-idx3-ubyte", encodeIdx([nTrain, h, w], data.trainImages)],
     ["train-labels-idx1-ubyte", encodeIdx([nTrain], data.trainLabels)],
-    ["t10k-images-idx3-ubyte", encodeIdx([nTest, 28, 28], data.testImages)],
+    ["t10k-images-idx3-ubyte", encodeIdx([nTest, h, w], data.testImages)],
     ["t10k-labels-idx1-ubyte", encodeIdx([nTest], data.testLabels)],
   ];
   for (const [name, bytes] of files) await Deno.writeFile(`${dir}/${name}`, bytes);

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { UserError } from "../shared/io/errors.ts";
-import { checkMnistPair, encodeIdx, type Idx, parseIdx, parseIdxGz } from "../shared/data/idx.ts";
+import { checkImagePair, encodeIdx, type Idx, parseIdx, parseIdxGz } from "../shared/data/idx.ts";
 import { mulberry32 } from "../shared/model/rng.ts";
 
 async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
@@ -104,11 +104,11 @@ Deno.test("fuzz parseIdx: 4,000 random and mutated inputs, only UserError escape
     }
     checkOutcome(outcome, threw, "fuzz.idx", input);
     if (!threw && rand() < 0.5) {
-      // Pairing it with anything is an MNIST check that also only refuses politely.
+      // Pairing it with anything is an images/labels check that also only refuses politely.
       const other = parseIdx(valid[int(rand, 2)], "other");
       for (const [a, b] of [[outcome as Idx, other], [other, outcome as Idx]]) {
         try {
-          checkMnistPair(a, "a.idx", b, "b.idx");
+          checkImagePair(a, "a.idx", b, "b.idx");
         } catch (err) {
           assert.ok(err instanceof UserError, String(err));
         }

