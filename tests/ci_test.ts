@@ -12,6 +12,7 @@
  */
 
 import assert from "node:assert/strict";
+import { childDeadline } from "./deadline.ts";
 
 const CI = new URL("../.ci/run", import.meta.url).pathname;
 const INSTALL_CHROMIUM = new URL("./install_chromium.sh", import.meta.url).pathname;
@@ -138,6 +139,7 @@ exit 99
       const at = name === "chromium" ? chromium : `${root}/bin/${name}`;
       await Deno.writeTextFile(at, text, { mode: 0o755 });
     }
+    const deadline = childDeadline(".ci/run (stand-ins)", 60_000);
     const out = await new Deno.Command(`${root}/bin/bash`, {
       args: [`${root}/.ci/run`],
       clearEnv: true,
@@ -147,7 +149,9 @@ exit 99
         ...(s.timeout ? { CI_TEST_TIMEOUT: String(s.timeout) } : {}),
       },
       stdin: "null",
+      signal: deadline.signal,
     }).output();
+    deadline.check();
     const dec = new TextDecoder();
     const calls = await Deno.readTextFile(`${root}/calls`).then((t) => t.trimEnd().split("\n"))
       .catch(() => []);

@@ -9,11 +9,13 @@
 
 import assert from "node:assert/strict";
 import { learnableDigits, writeIdxDir } from "./fixtures.ts";
+import { childDeadline } from "./deadline.ts";
 
 const decoder = new TextDecoder();
 
 /** Runs `<trainer>/main.ts args` to its end; returns exit code, stdout, stderr. */
 async function runCli(trainer: "fast" | "slow", args: string[]) {
+  const deadline = childDeadline(`${trainer}/main.ts ${args.join(" ")}`);
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -24,7 +26,9 @@ async function runCli(trainer: "fast" | "slow", args: string[]) {
       ...args,
     ],
     stdin: "null",
+    signal: deadline.signal,
   }).output();
+  deadline.check();
   return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
 }
 

@@ -11,6 +11,7 @@ import { batchRanges, initParams, pixelsToFloats, trainStep } from "../shared/mo
 import { loadMnist } from "../shared/data/mnist.ts";
 import { encodeMlp } from "../shared/io/safetensors.ts";
 import { classify, predictFiles } from "../fast/predict.ts";
+import { childDeadline } from "./deadline.ts";
 
 /** A 28x28 digit drawn larger (nearest-neighbour ×3), dark ink on white. */
 function bigOnWhite(digit: Uint8Array): GreyImage {
@@ -78,8 +79,9 @@ Deno.test("predict: a PNG of a sample digit gets the digit its bytes get", async
     );
 
     // The CLI: output per image, and a one-line error for a bad model file.
-    const run = (args: string[]) =>
-      new Deno.Command(Deno.execPath(), {
+    const run = async (args: string[]) => {
+      const deadline = childDeadline(`fast/predict.ts ${args.join(" ")}`);
+      const out = await new Deno.Command(Deno.execPath(), {
         args: [
           "run",
           "--allow-read",
@@ -88,7 +90,11 @@ Deno.test("predict: a PNG of a sample digit gets the digit its bytes get", async
         ],
         stdout: "piped",
         stderr: "piped",
+        signal: deadline.signal,
       }).output();
+      deadline.check();
+      return out;
+    };
     const ok = await run(["--model", model, files[0]]);
     assert.equal(ok.code, 0);
     assert.match(

@@ -26,6 +26,7 @@ import {
 import type { TrainConfig } from "../shared/io/cli.ts";
 import { mulberry32 } from "../shared/model/rng.ts";
 import { SlowTrainer, trainSlow } from "../slow/train.ts";
+import { childDeadline } from "./deadline.ts";
 
 /** Opens the real adapter; GPU errors are collected so a test can assert there were none. */
 async function openTestGpu(): Promise<{ gpu: Gpu; errors: string[] }> {
@@ -203,11 +204,14 @@ Deno.test("two slow epochs on real digits: loss falls, accuracy beats chance, ma
 
 /** Runs `slow/main.ts` with `args`; returns exit code, stdout, stderr. */
 async function runSlowCli(args: string[]) {
+  const deadline = childDeadline(`slow/main.ts ${args.join(" ")}`);
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-read", "--allow-write=data", "--allow-env", "slow/main.ts", ...args],
     cwd: new URL("..", import.meta.url),
     stdin: "null",
+    signal: deadline.signal,
   }).output();
+  deadline.check();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }

@@ -27,6 +27,7 @@ import { trainFast } from "../fast/train.ts";
 import { bundlePage } from "../fast/web/serve.ts";
 import { WEB_COMPARE_STEPS, WEB_DIGITS, WEB_SMALL, type WebObservations } from "./web_shared.ts";
 import { KERNEL_SOURCES } from "../shared/kernels/sources.ts";
+import { childDeadline } from "./deadline.ts";
 
 const SHOTS = decodeURIComponent(new URL("../data/web-test", import.meta.url).pathname);
 
@@ -81,6 +82,7 @@ Deno.test("web page in Chromium: trains like deno task fast, classifies drawn di
     gpu.device.destroy();
   }
   await Deno.mkdir(SHOTS, { recursive: true });
+  const browser = childDeadline("tests/browser/web_browser.ts");
   const run = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -94,7 +96,9 @@ Deno.test("web page in Chromium: trains like deno task fast, classifies drawn di
     cwd: decodeURIComponent(new URL("..", import.meta.url).pathname),
     stdout: "piped",
     stderr: "piped",
+    signal: browser.signal,
   }).output();
+  browser.check();
   await Deno.remove(model);
   const stderr = new TextDecoder().decode(run.stderr);
   assert.ok(run.success, `tests/browser/web_browser.ts failed:\n${stderr}`);
@@ -181,27 +185,33 @@ Deno.test("deno task serve: serves the page, its bundle and the npm package's MN
   const root = decodeURIComponent(new URL("..", import.meta.url).pathname);
   const serveArgs = JSON.parse(await Deno.readTextFile(`${root}deno.json`)).tasks.serve
     .split(" ").slice(1) as string[]; // deno run --allow-… fast/web/serve.ts
+  const badDeadline = childDeadline("fast/web/serve.ts --port http");
   const bad = await new Deno.Command(Deno.execPath(), {
     args: [...serveArgs, "--port", "http"],
     cwd: root,
     stdout: "piped",
     stderr: "piped",
+    signal: badDeadline.signal,
   }).output();
+  badDeadline.check();
   assert.equal(bad.code, 2);
   assert.equal(
     new TextDecoder().decode(bad.stderr),
     "error: --port must be a port number (0 to 65535), got 'http'\n",
   );
+  const serving = childDeadline("fast/web/serve.ts --port 0");
   const child = new Deno.Command(Deno.execPath(), {
     args: [...serveArgs, "--port", "0"],
     cwd: root,
     stdout: "piped",
     stderr: "null",
+    signal: serving.signal,
   }).spawn();
   try {
     const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
     const { value } = await lines.read();
     lines.releaseLock();
+    serving.check();
     const url = value?.match(/at (http:\/\/127\.0\.0\.1:\d+\/) /)?.[1];
     assert.ok(url, `no address in ${value}`);
     const page = await fetch(url);
@@ -221,7 +231,7 @@ Deno.test("deno task serve: serves the page, its bundle and the npm package's MN
     await missing.body?.cancel();
     assert.equal(missing.status, 404);
   } finally {
-    child.kill("SIGTERM");
+    if (!serving.signal.aborted) child.kill("SIGTERM");
     await child.status;
     await child.stdout.cancel().catch(() => {});
   }
