@@ -62,6 +62,63 @@ Deno.test("deno task fast --json: the summary alone on stdout, the log on stderr
   });
 });
 
+Deno.test("deno task fast --json: config.optimizer, shuffle, init (absent after --load), confusion", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cli-json-" });
+  try {
+    const data = learnableDigits(200, 50, 4);
+    await writeIdxDir(dir, data);
+    const flags = ["--data", dir, "--epochs", "1", "--batch-size", "50", "--no-tune", "--json"];
+    const file = `${dir}/model.safetensors`;
+    const json = async (args: string[]) => {
+      const { code, stdout, stderr } = await runCli("fast", args);
+      assert.equal(code, 0, stderr);
+      return JSON.parse(stdout);
+    };
+    const plain = await json(flags);
+    assert.deepEqual(Object.keys(plain.config).sort(), [
+      "batchSize",
+      "epochs",
+      "init",
+      "lr",
+      "seed",
+    ]);
+    assert.deepEqual(plain.config, {
+      epochs: 1,
+      batchSize: 50,
+      lr: 0.01,
+      seed: 1337,
+      init: "original",
+    });
+    const tuned = await json([
+      ...flags,
+      ...["--optimizer", "momentum", "--shuffle", "--init", "kaiming", "--save", file],
+    ]);
+    assert.equal(tuned.config.optimizer, "momentum");
+    assert.equal(tuned.config.shuffle, true);
+    assert.equal(tuned.config.init, "kaiming");
+    // The confusion matrix: 10 rows of 10 counts, row t summing to the test digits labelled t.
+    const { confusion, correct, total } = tuned.test;
+    assert.equal(total, 50);
+    assert.equal(confusion.length, 10);
+    const labelled = Array.from(
+      { length: 10 },
+      (_, t) => data.testLabels.filter((l) => l === t).length,
+    );
+    confusion.forEach((row: number[], t: number) => {
+      assert.equal(row.length, 10);
+      assert.ok(row.every((c) => Number.isInteger(c) && c >= 0), String(row));
+      assert.equal(row.reduce((a, b) => a + b, 0), labelled[t], `row ${t}`);
+    });
+    assert.equal(confusion.reduce((a: number, row: number[], t: number) => a + row[t], 0), correct);
+    // --load: the weights come from the file, so the summary names no init.
+    const loaded = await json([...flags, "--load", file]);
+    assert.ok(!("init" in loaded.config), JSON.stringify(loaded.config));
+    assert.ok(!("optimizer" in loaded.config) && !("shuffle" in loaded.config));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("both CLIs: a bad flag is one line on stderr, nothing on stdout, exit code 2", async () => {
   for (const trainer of ["fast", "slow"] as const) {
     for (const args of [["--frobnicate"], ["--batch-size", "0"], ["--epochs", "x", "--json"]]) {

@@ -113,6 +113,24 @@ Deno.test("predict: a PNG of a sample digit gets the digit its bytes get", async
     const err = new TextDecoder().decode(bad.stderr).trim();
     assert.match(err, /^error: .*bad\.safetensors: not a valid safetensors file/);
     assert.equal(err.split("\n").length, 1);
+
+    // Usage errors: one line naming the flag, nothing on stdout, exit code 2.
+    const usage: [string[], string][] = [
+      [[files[0]], "error: --model FILE is required (see --help)"],
+      [["--model", model], "error: give at least one INPUT image or IDX file"],
+      ...["0", "-1", "2.5", "ten"].map((limit): [string[], string] => [
+        ["--model", model, `--limit=${limit}`, "mnist:test"],
+        `error: --limit must be a positive whole number, got '${limit}'`,
+      ]),
+    ];
+    const noValue = ["--model", model, "mnist:test", "--limit"];
+    usage.push([noValue, "error: Option '--limit <value>' argument missing (see --help)"]);
+    for (const [args, line] of usage) {
+      const u = await run(args);
+      assert.equal(u.code, 2, args.join(" "));
+      assert.equal(new TextDecoder().decode(u.stderr), line + "\n", args.join(" "));
+      assert.equal(u.stdout.length, 0, args.join(" "));
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
