@@ -12,7 +12,7 @@
 
 import assert from "node:assert/strict";
 import { brightBandDigits, fileGpu } from "./fixtures.ts";
-import { fastMain, interruptAfterFirstEpoch } from "./interrupt.ts";
+import { fastMainOutput, interruptAfterFirstEpoch } from "./interrupt.ts";
 import { createCnnEngine } from "../fast/cnn/engine.ts";
 import { decodeCheckpoint } from "../fast/checkpoint.ts";
 import { cnnModel } from "../fast/cnn/model.ts";
@@ -379,14 +379,13 @@ Deno.test("cnn: a real SIGINT to fast/main.ts --model cnn exits 130 with the che
     }
     // --resume to epoch E + 1 = the same weights as an uninterrupted run.
     const total = epoch + 1;
-    const resumed = await fastMain([...flags, "--epochs", String(total), "--resume"]).output();
+    const resumed = await fastMainOutput([...flags, "--epochs", String(total), "--resume"]);
     const resumedErr = new TextDecoder().decode(resumed.stderr);
     const resumedOut = new TextDecoder().decode(resumed.stdout);
     assert.equal(resumed.code, 0, resumedErr);
     assert.ok(resumedOut.includes(`[epoch ${total} done]`), resumedOut + resumedErr);
     const whole = `${dir}/whole.safetensors`;
-    const again = await fastMain([...flags.slice(0, -1), whole, "--epochs", String(total)])
-      .output();
+    const again = await fastMainOutput([...flags.slice(0, -1), whole, "--epochs", String(total)]);
     assert.equal(again.code, 0, new TextDecoder().decode(again.stderr));
     const a = decodeCnn(await Deno.readFile(file), file).params;
     const b = decodeCnn(await Deno.readFile(whole), whole).params;

@@ -9,11 +9,13 @@
 
 import assert from "node:assert/strict";
 import { learnableDigits, writeIdxDir } from "./fixtures.ts";
+import { childDeadline } from "./deadline.ts";
 
 const decoder = new TextDecoder();
 
 /** Runs `<trainer>/main.ts args` to its end; returns exit code, stdout, stderr. */
 async function runCli(trainer: "fast" | "slow", args: string[]) {
+  const deadline = childDeadline(`${trainer}/main.ts ${args.join(" ")}`);
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -24,7 +26,9 @@ async function runCli(trainer: "fast" | "slow", args: string[]) {
       ...args,
     ],
     stdin: "null",
+    signal: deadline.signal,
   }).output();
+  deadline.check();
   return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
 }
 
@@ -72,6 +76,63 @@ Deno.test("both CLIs without --json: results on stdout (`> run.log` keeps them),
       assert.doesNotMatch(stdout, /^adapter: /m, `${trainer}: ${stdout}`);
     }
   });
+});
+
+Deno.test("deno task fast --json: config.optimizer, shuffle, init (absent after --load), confusion", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cli-json-" });
+  try {
+    const data = learnableDigits(200, 50, 4);
+    await writeIdxDir(dir, data);
+    const flags = ["--data", dir, "--epochs", "1", "--batch-size", "50", "--no-tune", "--json"];
+    const file = `${dir}/model.safetensors`;
+    const json = async (args: string[]) => {
+      const { code, stdout, stderr } = await runCli("fast", args);
+      assert.equal(code, 0, stderr);
+      return JSON.parse(stdout);
+    };
+    const plain = await json(flags);
+    assert.deepEqual(Object.keys(plain.config).sort(), [
+      "batchSize",
+      "epochs",
+      "init",
+      "lr",
+      "seed",
+    ]);
+    assert.deepEqual(plain.config, {
+      epochs: 1,
+      batchSize: 50,
+      lr: 0.01,
+      seed: 1337,
+      init: "original",
+    });
+    const tuned = await json([
+      ...flags,
+      ...["--optimizer", "momentum", "--shuffle", "--init", "kaiming", "--save", file],
+    ]);
+    assert.equal(tuned.config.optimizer, "momentum");
+    assert.equal(tuned.config.shuffle, true);
+    assert.equal(tuned.config.init, "kaiming");
+    // The confusion matrix: 10 rows of 10 counts, row t summing to the test digits labelled t.
+    const { confusion, correct, total } = tuned.test;
+    assert.equal(total, 50);
+    assert.equal(confusion.length, 10);
+    const labelled = Array.from(
+      { length: 10 },
+      (_, t) => data.testLabels.filter((l) => l === t).length,
+    );
+    confusion.forEach((row: number[], t: number) => {
+      assert.equal(row.length, 10);
+      assert.ok(row.every((c) => Number.isInteger(c) && c >= 0), String(row));
+      assert.equal(row.reduce((a, b) => a + b, 0), labelled[t], `row ${t}`);
+    });
+    assert.equal(confusion.reduce((a: number, row: number[], t: number) => a + row[t], 0), correct);
+    // --load: the weights come from the file, so the summary names no init.
+    const loaded = await json([...flags, "--load", file]);
+    assert.ok(!("init" in loaded.config), JSON.stringify(loaded.config));
+    assert.ok(!("optimizer" in loaded.config) && !("shuffle" in loaded.config));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("both CLIs: a bad flag is one line on stderr, nothing on stdout, exit code 2", async () => {

@@ -292,6 +292,42 @@ Deno.test("fast Ctrl-C: the MLP's epoch stops after the submitted chunk, not at 
   }
 });
 
+Deno.test("fast Ctrl-C through trainFast: the signal is read between chunks, the epoch abandoned mid-way", async () => {
+  // The run loop asks the signal at each epoch's start and, through the engine's stop, after
+  // each submitted chunk (100 steps of 4 images: chunks of 8, 32, 32, 28). A signal that reads
+  // aborted from its third read on (epoch 1's start, then after chunks 1 and 2) stops epoch 1
+  // after 40 steps: nothing logged, nothing saved, exit code 130.
+  const dir = await Deno.makeTempDir({ prefix: "fast-abort-" });
+  try {
+    const file = `${dir}/never.safetensors`;
+    let reads = 0;
+    const signal = {
+      get aborted() {
+        return ++reads >= 3;
+      },
+    } as unknown as AbortSignal;
+    const lines: string[] = [];
+    await assert.rejects(
+      () =>
+        trainFast(configOf({ epochs: 3, batchSize: 4, lr: 0.05, save: file }), {
+          gpu,
+          data: learnableDigits(400, 8),
+          log: (l) => lines.push(l),
+          signal,
+          tuneCachePath: null,
+        }),
+      (e: unknown) =>
+        e instanceof UserError && e.exitCode === 130 &&
+        /^interrupted during epoch 1;/.test(e.message),
+    );
+    assert.equal(reads, 3, "read at the epoch's start and after the first two chunks");
+    assert.ok(!lines.some((l) => l.startsWith("[epoch")), lines.join("\n"));
+    await assert.rejects(() => Deno.stat(file), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("fast --save/--resume: 3 epochs in one go = 2 epochs + resume for 1 (Adam, shuffled)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "fast-resume-" });
   try {

@@ -1264,3 +1264,117 @@ Deno.test("fast matmul: the tuning cache survives bad files and read-only places
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+// ---------------------------------------------------------------------------
+// Every blocked variant at the model's shapes
+
+/**
+ * The slots of the 784 → 512 → 128 → 10 model (as `slotShapes` gives them:
+ * layer 1 reads image bytes), at 13 rows: one partial row tile, to keep
+ * llvmpipe's time small (the shapes' K and N are what the variants unroll and
+ * tile differently from the small cases above). Against the CPU only: the
+ * small cases above check the bits against tiled-16's.
+ */
+const MODEL_SLOTS: MatmulShape[] = [
+  { op: "forward", k: 784, n: 512, aBytes: true },
+  { op: "forward", k: 512, n: 128, aBytes: false },
+  { op: "inputGrad", k: 128, n: 512, aBytes: false },
+  { op: "weightGrad", k: 512, n: 128, aBytes: false },
+  { op: "weightGrad", k: 784, n: 512, aBytes: true },
+];
+
+/** Runs slot `c` with variant `v` on inputs of `seed`; the outputs and the CPU's. */
+async function runModelSlot(v: MatmulVariant, c: Case, seed: number) {
+  const { k, n } = c.shape;
+  const none = { texture: new Float32Array(0), width: 1 };
+  const at = { start: c.start, count: c.rows, lr: 0 };
+  const size = dispatchSize(c.shape, v, c.rows);
+  const src = variantSource(c.shape, v);
+  if (c.shape.op === "forward") {
+    const a = operandA(c, seed);
+    const w = randoms(k * n, seed + 1).map((x) => x * 0.1);
+    const b = randoms(n, seed + 2);
+    const out = await runKernel(
+      label(v, c),
+      src,
+      "product",
+      [
+        "step",
+        a.words,
+        none,
+        w,
+        none,
+        b,
+        new Float32Array(c.rows * n).fill(NaN),
+      ],
+      at,
+      size,
+    );
+    return { out, bindings: [6], want: [relu(addBias(matmul(a.floats, w, c.rows, k, n), b))] };
+  }
+  if (c.shape.op === "inputGrad") {
+    const g = randoms(c.rows * k, seed);
+    const w = randoms(n * k, seed + 1);
+    const act = relu(randoms(c.rows * n, seed + 2));
+    const out = await runKernel(
+      label(v, c),
+      src,
+      "product",
+      [
+        "step",
+        g,
+        none,
+        w,
+        none,
+        new Float32Array(act),
+        new Float32Array(c.rows * n).fill(NaN),
+      ],
+      at,
+      size,
+    );
+    return { out, bindings: [6], want: [reluBackward(matmulTransB(g, w, c.rows, k, n), act)] };
+  }
+  const lr = 0.5;
+  const a = operandA(c, seed);
+  const g = randoms(c.rows * n, seed + 1);
+  const w = randoms(k * n, seed + 2);
+  const b = randoms(n, seed + 3);
+  const gw = matmulTransA(a.floats, g, c.rows, k, n);
+  const gb = columnSums(g, c.rows, n);
+  const out = await runKernel(
+    label(v, c),
+    src,
+    "weightGrad",
+    ["step", a.words, none, g, none, w, b],
+    { ...at, lr },
+    size,
+  );
+  return {
+    out,
+    bindings: [5, 6],
+    want: [w.map((x, i) => x - lr * gw[i]), b.map((x, i) => x - lr * gb[i])],
+  };
+}
+
+for (const v of VARIANTS.filter((v) => v.family === "blocked")) {
+  Deno.test(`fast kernels: ${v.name} at the model's shapes (784→512→128, 13 rows) equals the CPU`, async () => {
+    const slots = MODEL_SLOTS.map((shape): Case => ({
+      shape,
+      rows: 13,
+      start: shape.aBytes ? 3 : 0,
+    }))
+      .filter((c) => fits(v, c));
+    // Every variant runs layer 1's forward at least; the -r8 ones only that op.
+    assert.ok(
+      slots.length >= (v.rm ? 1 : 4),
+      `${v.name} fits ${slots.length} of the model's slots`,
+    );
+    for (const [i, c] of slots.entries()) {
+      const seed = 40 + 5 * i;
+      const got = await runModelSlot(v, c, seed);
+      got.bindings.forEach((b, j) => {
+        assertClose(new Float32Array(got.out.get(b)!), got.want[j], `${label(v, c)} [${b}]`, 1e-4);
+      });
+    }
+  });
+}

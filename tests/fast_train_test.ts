@@ -360,7 +360,8 @@ Deno.test("fast: trainFast epochs match a CPU-reference training loop", async ()
     }
     const want = sum / 250;
     const got = summary.epochs[e].loss;
-    assert.ok(Math.abs(got - want) <= 1e-3 * want, `epoch ${e + 1}: ${got} vs CPU ${want}`);
+    // As printed (four decimals): within half the last decimal of the CPU's.
+    assert.ok(Math.abs(got - want) <= 5e-5, `epoch ${e + 1}: ${got} vs CPU ${want}`);
   }
   const pred = predict(params, pixelsToFloats(data.testImages, 0, 100), 100);
   let correct = 0;
@@ -445,7 +446,9 @@ Deno.test("fast: tuning picks a fitting variant per slot, caches it, and reuses 
     assert.ok(
       Math.abs(first.epochs[0].loss - second.epochs[0].loss) <= 1e-5 * first.epochs[0].loss,
     );
-    // Without --tune a CPU adapter is not timed: the CPU plan, said to be the default.
+    // Without --tune a CPU adapter is not timed: the CPU plan, said to be the default. A GPU
+    // is timed (and the choice cached) with or without --tune. Either way, one of the two
+    // runs here on whatever adapter the machine has.
     lines.length = 0;
     await trainFast({ ...config, tune: false }, {
       gpu,
@@ -453,11 +456,17 @@ Deno.test("fast: tuning picks a fitting variant per slot, caches it, and reuses 
       log: (l) => lines.push(l),
       tuneCachePath: `${dir}/other.json`,
     });
-    assert.ok(gpu.software);
     const plain = lines.find((l) => l.startsWith("matmul variants:")) ?? "";
-    assert.equal(plain.match(/\(default\)/g)?.length, SLOTS.length, plain);
-    assert.ok(!lines.some((l) => l.startsWith("compiling and timing")));
-    await assert.rejects(() => Deno.stat(`${dir}/other.json`), Deno.errors.NotFound);
+    if (gpu.software) {
+      assert.equal(plain.match(/\(default\)/g)?.length, SLOTS.length, plain);
+      assert.ok(!lines.some((l) => l.startsWith("compiling and timing")));
+      await assert.rejects(() => Deno.stat(`${dir}/other.json`), Deno.errors.NotFound);
+    } else {
+      assert.equal(plain.match(/\(tuned/g)?.length, SLOTS.length, plain);
+      assert.ok(lines.some((l) => l.startsWith("compiling and timing")));
+      const other = JSON.parse(await Deno.readTextFile(`${dir}/other.json`));
+      assert.equal(Object.keys(other[gpu.description]).length, SLOTS.length);
+    }
     // A cache that cannot be written is no error.
     await Deno.chmod(dir, 0o500);
     await trainFast(config, { gpu, data, log: () => {}, tuneCachePath: `${dir}/sub/cache.json` });

@@ -9,7 +9,8 @@
 
 import assert from "node:assert/strict";
 import { brightBandDigits, fileGpu } from "./fixtures.ts";
-import { fastMain, interruptAfterFirstEpoch } from "./interrupt.ts";
+import { fastMainOutput, interruptAfterFirstEpoch, interruptTwice } from "./interrupt.ts";
+import { childDeadline } from "./deadline.ts";
 import type { TrainConfig } from "../shared/io/cli.ts";
 import { UsageError, UserError } from "../shared/io/errors.ts";
 import { gpuChecked, openGpu } from "../shared/gpu/device.ts";
@@ -146,7 +147,7 @@ Deno.test("faults: Ctrl-C stops after the running chunk, keeps the last epoch's 
 
     // --resume to epoch E + 1 = the same weights as an uninterrupted run.
     const total = epoch + 1;
-    const resumed = await fastMain([...flags, "--epochs", String(total), "--resume"]).output();
+    const resumed = await fastMainOutput([...flags, "--epochs", String(total), "--resume"]);
     const resumedErr = new TextDecoder().decode(resumed.stderr);
     const resumedOut = new TextDecoder().decode(resumed.stdout);
     assert.equal(resumed.code, 0, resumedErr);
@@ -235,4 +236,77 @@ Deno.test("faults: --batch-size equal to the training set trains; one more is ex
     () => trainFast(configOf({ batchSize: 97 }), { gpu, data, log: quiet }),
     (e: unknown) => e instanceof UsageError && e.exitCode === 2 && oneLine(e),
   );
+});
+
+Deno.test("faults: fast/main.ts, a real process: a loss that is no longer finite is one line and exit 1", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "faults-nan-cli-" });
+  try {
+    await writeIdxDir(dir, brightBandDigits(200, 20));
+    const out = await fastMainOutput(
+      ["--data", dir, "--batch-size", "32", "--lr", "100", "--epochs", "3", "--no-tune"],
+    );
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 1, stderr);
+    // stdout holds results only: the epoch lines before the bad one, if any.
+    const stdout = new TextDecoder().decode(out.stdout);
+    assert.ok(stdout.split("\n").every((l) => l === "" || l.startsWith("[epoch ")), stdout);
+    const errors = stderr.split("\n").filter((l) => l.startsWith("error: "));
+    assert.equal(errors.length, 1, stderr);
+    assert.match(errors[0], /in epoch \d+ at step \d+ of 7.*try a smaller --lr/);
+    assert.ok(!/^\s+at /m.test(stderr), "no stack trace");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("faults: a second Ctrl-C exits at once (130), without waiting for the orderly stop", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "faults-sigint2-" });
+  try {
+    // Chunks of 32 steps of 128 images: the orderly stop after the first Ctrl-C takes a
+    // while, and the second (sent every 5 ms from then on) ends the process before it.
+    await writeIdxDir(dir, brightBandDigits(8192, 20, 8));
+    const file = `${dir}/ckpt.safetensors`;
+    const flags = ["--data", dir, "--batch-size", "128", "--no-tune", "--save", file];
+    const { code, stderr } = await interruptTwice(flags);
+    assert.equal(code, 130, stderr);
+    assert.ok(!stderr.includes("interrupted during epoch"), `no orderly stop:\n${stderr}`);
+    assert.ok(!/^\s+at /m.test(stderr), "no stack trace");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("faults: without --allow-write, --save and --plot are refused in one line before any work", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "faults-perm-" });
+  try {
+    await writeIdxDir(dir, brightBandDigits(64, 8));
+    const main = new URL("../fast/main.ts", import.meta.url).pathname;
+    for (const flag of ["--save", "--plot"]) {
+      const file = `${dir}/out.${flag === "--save" ? "safetensors" : "svg"}`;
+      const deadline = childDeadline(`fast/main.ts ${flag} without --allow-write`);
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-read",
+          "--allow-env",
+          main,
+          ...["--data", dir, "--epochs", "1", "--batch-size", "32", "--no-tune", flag, file],
+        ],
+        stdout: "piped",
+        stderr: "piped",
+        stdin: "null",
+        signal: deadline.signal,
+      }).output();
+      deadline.check();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 1, stderr);
+      assert.equal(
+        stderr.trim(),
+        `error: ${flag} ${file}: no permission to write there (deno run --allow-write=${dir} …)`,
+      );
+      await assert.rejects(() => Deno.stat(file), Deno.errors.NotFound);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -178,7 +178,13 @@ Deno.test("optimizerUniform: field layout of OptimizerStep, zero where the optim
  * Runs `steps` steps of an optimiser kernel on the real adapter and the CPU
  * reference from the same float32 parameters and gradients; returns both.
  */
-async function runOptimizerKernel(name: OptimizerName, count: number, steps: number) {
+async function runOptimizerKernel(
+  name: OptimizerName,
+  count: number,
+  steps: number,
+  gradScale = 0.3,
+  cpuOpts: Partial<OptimizerOptions> = {},
+) {
   const errors: string[] = [];
   const gpu = await openGpu({ onError: (m) => errors.push(m) });
   const { device } = gpu;
@@ -195,7 +201,7 @@ async function runOptimizerKernel(name: OptimizerName, count: number, steps: num
     const init = Float32Array.from({ length: count }, () => rand() * 2 - 1);
     const grads = Array.from(
       { length: steps },
-      () => Float32Array.from({ length: count }, () => (rand() * 2 - 1) * 0.3),
+      () => Float32Array.from({ length: count }, () => (rand() * 2 - 1) * gradScale),
     );
     const { kernel, state: parts } = OPTIMIZERS[name];
     const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -248,7 +254,9 @@ async function runOptimizerKernel(name: OptimizerName, count: number, steps: num
 
     const cpuParams = new Float64Array(init);
     const cpuState = newOptimizerState(name, [count]);
-    for (let t = 1; t <= steps; t++) optimizerStep([cpuParams], [grads[t - 1]], cpuState, lr, opts);
+    for (let t = 1; t <= steps; t++) {
+      optimizerStep([cpuParams], [grads[t - 1]], cpuState, lr, { ...opts, ...cpuOpts });
+    }
     assert.deepEqual(errors, []);
     return { init, gpuParams, gpuState, cpuParams, cpuState };
   } finally {
@@ -274,3 +282,20 @@ for (const name of OPTIMIZER_NAMES) {
     });
   });
 }
+
+Deno.test("adamStep kernel: gradients near ε (1e-8) — ε as the CPU reference has it, not 10ε", async () => {
+  // With |g| ~ ε, the step lr·m̂/(sqrt(v̂) + ε) depends on ε itself: a kernel (or uniform)
+  // with 10ε moves each weight about half as far, which the tolerance below tells apart.
+  const eps = OPTIMIZER_DEFAULTS.eps;
+  const r = await runOptimizerKernel("adam", 131, 5, 3 * eps);
+  const wrong = await runOptimizerKernel("adam", 131, 5, 3 * eps, { eps: 10 * eps });
+  const tol = (x: number) => 1e-6 + 1e-5 * Math.abs(x);
+  let maxMove = 0, apart = 0;
+  for (let i = 0; i < 131; i++) {
+    maxMove = Math.max(maxMove, Math.abs(r.cpuParams[i] - r.init[i]));
+    close(r.gpuParams[i], r.cpuParams[i], tol(r.cpuParams[i]), `θ[${i}]`);
+    if (Math.abs(r.gpuParams[i] - wrong.cpuParams[i]) > tol(wrong.cpuParams[i])) apart++;
+  }
+  assert.ok(maxMove > 0.01, `the parameters moved (by up to ${maxMove})`);
+  assert.ok(apart > 100, `10ε would give other weights (${apart} of 131 apart)`);
+});

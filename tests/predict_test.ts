@@ -11,6 +11,7 @@ import { batchRanges, initParams, pixelsToFloats, trainStep } from "../shared/mo
 import { loadMnist } from "../shared/data/mnist.ts";
 import { encodeMlp } from "../shared/io/safetensors.ts";
 import { classify, predictFiles } from "../fast/predict.ts";
+import { childDeadline } from "./deadline.ts";
 
 /** A 28x28 digit drawn larger (nearest-neighbour ×3), dark ink on white. */
 function bigOnWhite(digit: Uint8Array): GreyImage {
@@ -78,8 +79,9 @@ Deno.test("predict: a PNG of a sample digit gets the digit its bytes get", async
     );
 
     // The CLI: output per image, and a one-line error for a bad model file.
-    const run = (args: string[]) =>
-      new Deno.Command(Deno.execPath(), {
+    const run = async (args: string[]) => {
+      const deadline = childDeadline(`fast/predict.ts ${args.join(" ")}`);
+      const out = await new Deno.Command(Deno.execPath(), {
         args: [
           "run",
           "--allow-read",
@@ -88,7 +90,11 @@ Deno.test("predict: a PNG of a sample digit gets the digit its bytes get", async
         ],
         stdout: "piped",
         stderr: "piped",
+        signal: deadline.signal,
       }).output();
+      deadline.check();
+      return out;
+    };
     const ok = await run(["--model", model, files[0]]);
     assert.equal(ok.code, 0);
     assert.match(
@@ -107,6 +113,24 @@ Deno.test("predict: a PNG of a sample digit gets the digit its bytes get", async
     const err = new TextDecoder().decode(bad.stderr).trim();
     assert.match(err, /^error: .*bad\.safetensors: not a valid safetensors file/);
     assert.equal(err.split("\n").length, 1);
+
+    // Usage errors: one line naming the flag, nothing on stdout, exit code 2.
+    const usage: [string[], string][] = [
+      [[files[0]], "error: --model FILE is required (see --help)"],
+      [["--model", model], "error: give at least one INPUT image or IDX file"],
+      ...["0", "-1", "2.5", "ten"].map((limit): [string[], string] => [
+        ["--model", model, `--limit=${limit}`, "mnist:test"],
+        `error: --limit must be a positive whole number, got '${limit}'`,
+      ]),
+    ];
+    const noValue = ["--model", model, "mnist:test", "--limit"];
+    usage.push([noValue, "error: Option '--limit <value>' argument missing (see --help)"]);
+    for (const [args, line] of usage) {
+      const u = await run(args);
+      assert.equal(u.code, 2, args.join(" "));
+      assert.equal(new TextDecoder().decode(u.stderr), line + "\n", args.join(" "));
+      assert.equal(u.stdout.length, 0, args.join(" "));
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
