@@ -23,6 +23,8 @@ export const WEB_DIGITS: [number, [number, number][][]][] = [
 export interface WebObservations {
   /** The status line once ready, after training, after loading the model. */
   ready: string;
+  /** The optimiser menu's options, in order. */
+  optimizers: string[];
   trained: string;
   loaded: string;
   /** Paused during the first epoch: the status, again 1.5 s later, and the button's label. */

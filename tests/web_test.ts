@@ -27,6 +27,7 @@ import { trainFast } from "../fast/train.ts";
 import { bundlePage } from "../fast/web/serve.ts";
 import { WEB_COMPARE_STEPS, WEB_DIGITS, WEB_SMALL, type WebObservations } from "./web_shared.ts";
 import { KERNEL_SOURCES } from "../shared/kernels/sources.ts";
+import { OPTIMIZER_NAMES } from "../shared/model/optim.ts";
 import { childDeadline } from "./deadline.ts";
 
 const SHOTS = decodeURIComponent(new URL("../data/web-test", import.meta.url).pathname);
@@ -107,6 +108,9 @@ Deno.test("web page in Chromium: trains like deno task fast, classifies drawn di
 
   await t.step("the page opened a WebGPU adapter and loaded the npm package's MNIST", () => {
     assert.match(seen.ready, /^adapter: .*60000 train \/ 10000 test images .*Ready\.$/);
+  });
+  await t.step("its optimiser menu lists every optimiser of shared/model/optim.ts's table", () => {
+    assert.deepEqual(seen.optimizers, [...OPTIMIZER_NAMES]);
   });
   await t.step("Pause holds the run between chunks of steps; Resume goes on", () => {
     const [paused, later, button] = seen.paused;

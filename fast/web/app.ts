@@ -10,7 +10,7 @@
 
 import { type Gpu, openGpu } from "../../shared/gpu/device.ts";
 import { initialParams, type InitName, type MlpParams } from "../../shared/model/mlp.ts";
-import type { OptimizerName } from "../../shared/model/optim.ts";
+import { OPTIMIZER_NAMES, type OptimizerName } from "../../shared/model/optim.ts";
 import { decodeMlp, encodeMlp } from "../../shared/io/safetensors.ts";
 import { formatEpoch } from "../../shared/io/summary.ts";
 import {
@@ -277,6 +277,10 @@ async function loadModel(page: Page, file: File | undefined): Promise<void> {
 
 /** Wires every control to the page. */
 function wireControls(page: Page): void {
+  // The optimiser menu is shared/model/optim.ts's table: a new row appears here with no edit.
+  $<HTMLSelectElement>("optimizer").replaceChildren(
+    ...OPTIMIZER_NAMES.map((name) => new Option(name)),
+  );
   const start = $<HTMLButtonElement>("start");
   const pad = $<HTMLCanvasElement>("pad");
   makeDrawable(pad, () => predict(page));

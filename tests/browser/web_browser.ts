@@ -77,6 +77,7 @@ async function observe(server: PageServer, model: string, shots: string) {
     page.on("pageerror", (e) => pageErrors.push(e.message));
     await page.goto(server.url);
     const ready = await waitStatus(page, /Ready|error/, 60_000);
+    const optimizers = await page.locator("#optimizer option").allTextContents();
     await page.fill("#train-limit", String(WEB_SMALL.trainLimit));
     await page.fill("#test-limit", String(WEB_SMALL.testLimit));
     await page.fill("#batch-size", String(WEB_SMALL.batchSize));
@@ -118,6 +119,7 @@ async function observe(server: PageServer, model: string, shots: string) {
     }
     out = {
       ready,
+      optimizers,
       paused: [paused, stillPaused, pauseButton],
       trained,
       loaded,
