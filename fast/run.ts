@@ -550,6 +550,7 @@ function fastSummary(r: FastRunResult): TrainSummary {
       ...(r.model.initName && !r.config.load && !r.config.resume
         ? { init: r.model.initName(r.config) }
         : {}),
+      ...(r.config.hidden ? { hidden: r.config.hidden } : {}),
       ...(r.model.name !== "mlp" ? { model: r.model.name } : {}),
       ...(r.optimizer.optimizer !== "sgd" ? { optimizer: r.optimizer.optimizer } : {}),
       ...(r.shuffle ? { shuffle: r.shuffle } : {}),

@@ -21,7 +21,7 @@
 
 import type { TrainConfig } from "../shared/io/cli.ts";
 import { formatProfile, GpuProfiler } from "../shared/gpu/profiler.ts";
-import { batchRanges, initialParams } from "../shared/model/mlp.ts";
+import { batchRanges, initialParams, mlpSizes } from "../shared/model/mlp.ts";
 import { epochProgress, type EpochResult, type TrainSummary } from "../shared/io/summary.ts";
 import { formatEpoch, formatTest, prepareRun, type TrainOptions } from "../shared/io/prepare.ts";
 import { SlowTrainer } from "./trainer.ts";
@@ -48,7 +48,8 @@ export async function trainSlow(
   const run = await prepareRun(config, opts);
   const { gpu, data, nTrain, nTest, log } = run;
   const profiler = new GpuProfiler(gpu, { enabled: config.profile });
-  const params = opts.params ?? initialParams(config.init ?? "original", config.seed);
+  const params = opts.params ??
+    initialParams(config.init ?? "original", config.seed, mlpSizes(config.hidden));
   const trainer = new SlowTrainer(gpu, params, profiler);
   let trainMs = 0;
   try {
@@ -105,6 +106,7 @@ export async function trainSlow(
         lr: config.lr,
         seed: config.seed,
         init: config.init ?? "original",
+        ...(config.hidden ? { hidden: config.hidden } : {}),
       },
       epochs,
       test,

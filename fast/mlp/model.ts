@@ -9,7 +9,8 @@
  */
 
 import type { TrainConfig } from "../../shared/io/cli.ts";
-import { initialParams, LAYER_SIZES, type MlpParams } from "../../shared/model/mlp.ts";
+import { UserError } from "../../shared/io/errors.ts";
+import { initialParams, type MlpParams, mlpSizes } from "../../shared/model/mlp.ts";
 import { decodeMlp, encodeMlp, mlpNamedTensors } from "../../shared/io/safetensors.ts";
 import type { TrainSummary } from "../../shared/io/summary.ts";
 import { readTuneCache, TUNE_CACHE_PATH, writeTuneCache } from "../files.ts";
@@ -24,11 +25,19 @@ export interface MlpRunOptions extends RunOptions<MlpParams> {
 
 /** Trains the MLP as `deno task fast` does (see fast/run.ts) and returns the summary. */
 export function trainMlp(config: TrainConfig, opts: MlpRunOptions = {}): Promise<TrainSummary> {
-  return runModel(mlpModel(opts.tuneCachePath), config, opts);
+  return runModel(mlpModel(opts.tuneCachePath, config.hidden), config, opts);
 }
 
-/** The MLP `Model`, with the tune cache at `tuneCachePath` (`null`: none). */
-export function mlpModel(tuneCachePath: string | null = TUNE_CACHE_PATH): Model<MlpParams> {
+/**
+ * The MLP `Model`, with the tune cache at `tuneCachePath` (`null`: none).
+ * `hidden` (`--hidden`): the hidden layers a file given to `--load` or
+ * `--resume` must have; unset, a file's are taken as they are (its input
+ * and output widths must still be the data's).
+ */
+export function mlpModel(
+  tuneCachePath: string | null = TUNE_CACHE_PATH,
+  hidden?: readonly number[],
+): Model<MlpParams> {
   const cache: TuneCacheFile | null = tuneCachePath === null ? null : {
     read: () => readTuneCache(tuneCachePath),
     write: (known) => writeTuneCache(tuneCachePath, known),
@@ -38,8 +47,19 @@ export function mlpModel(tuneCachePath: string | null = TUNE_CACHE_PATH): Model<
     title: "MLP",
     tensors: mlpNamedTensors,
     encode: encodeMlp,
-    decode: (bytes, file) => decodeMlp(bytes, file, LAYER_SIZES),
-    initialParams: (config) => initialParams(config.init ?? "original", config.seed),
+    decode(bytes, file) {
+      const decoded = decodeMlp(bytes, file, hidden ? mlpSizes(hidden) : undefined);
+      const { sizes } = decoded.params, want = mlpSizes(sizes.slice(1, -1));
+      if (sizes.join() !== want.join()) {
+        throw new UserError(
+          `${file}: model has layers ${sizes.join("→")}, the data needs ${want[0]} inputs and ` +
+            `${want.at(-1)} outputs`,
+        );
+      }
+      return decoded;
+    },
+    initialParams: (config) =>
+      initialParams(config.init ?? "original", config.seed, mlpSizes(config.hidden)),
     initName: (config) => config.init ?? "original",
     createEngine: (setup) => createMlpEngineTuned(setup, cache),
   };

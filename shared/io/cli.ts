@@ -9,7 +9,7 @@
 
 import { parseArgs } from "node:util";
 import { UsageError } from "./errors.ts";
-import { type InitName, INITS } from "../model/mlp.ts";
+import { DEFAULT_HIDDEN, type InitName, INITS } from "../model/mlp.ts";
 import { OPTIMIZER_DEFAULTS, type OptimizerName, OPTIMIZERS } from "../model/optim.ts";
 
 /** What a trainer is asked to do. */
@@ -25,6 +25,11 @@ export interface TrainConfig {
    * them from `seed`). Undefined for the CNN, which has its own.
    */
   init?: InitName;
+  /**
+   * The MLP's hidden layer widths, input to output (`--hidden 512,128`; unset: `DEFAULT_HIDDEN`,
+   * the original's). The layers are `[pixels, ...hidden, classes]`. Undefined for the CNN.
+   */
+  hidden?: number[];
   /** Use only the first N training images. */
   trainLimit?: number;
   /** Use only the first N test images. */
@@ -96,9 +101,8 @@ export function helpText(name: "slow" | "fast"): string {
 
 Usage: deno task ${name} [flags]
 
-Model: 784 → 512 (ReLU) → 128 (ReLU) → 10, softmax cross-entropy, ${
-    name === "fast" ? "SGD (or momentum, Adam)" : "SGD"
-  }.
+Model: 784 → 512 (ReLU) → 128 (ReLU) → 10 (the hidden layers: --hidden), softmax
+cross-entropy, ${name === "fast" ? "SGD (or momentum, Adam)" : "SGD"}.
 
 Flags:
   --data DIR         a folder of MNIST-format IDX files (train-images-idx3-ubyte[.gz] etc., e.g.
@@ -112,6 +116,12 @@ Flags:
   --init NAME        initial weights: original (default; the original program's formula, the
                      run its README publishes) or kaiming (He-uniform drawn from --seed)${
     name === "fast" ? "; not\n                     with --model cnn, which has its own" : ""
+  }
+  --hidden N,N,...   the MLP's hidden layer widths, input to output (default ${
+    DEFAULT_HIDDEN.join(",")
+  }, the
+                     original's); e.g. --hidden 256 (one hidden layer) or --hidden 1024,256,64${
+    name === "fast" ? "; not\n                     with --model cnn" : ""
   }
   --seed N           seed of --init kaiming${
     name === "fast" ? ", of --shuffle and of the CNN's weights" : ""
@@ -186,6 +196,7 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
         lr: { type: "string" },
         seed: { type: "string" },
         init: { type: "string" },
+        hidden: { type: "string" },
         "train-limit": { type: "string" },
         "test-limit": { type: "string" },
         json: { type: "boolean" },
@@ -245,6 +256,12 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
       "--init chooses the MLP's initial weights; the CNN has its own (drop --init, or use --seed)",
     );
   }
+  const hidden = hiddenSizes(values.hidden);
+  if (model === "cnn" && hidden !== undefined) {
+    throw new UsageError(
+      "--hidden sets the MLP's hidden layers; the CNN has its own (drop --hidden)",
+    );
+  }
   const fromFile = values.load !== undefined || values.resume;
   if (fromFile && values.init !== undefined) {
     throw new UsageError(
@@ -294,6 +311,7 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
     lr,
     seed,
     ...(init ? { init } : {}),
+    ...(hidden ? { hidden } : {}),
     trainLimit: positiveInt("train-limit", values["train-limit"]),
     testLimit: positiveInt("test-limit", values["test-limit"]),
     json: values.json ?? false,
@@ -301,6 +319,22 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
     noTune: values["no-tune"] ?? false,
     ...fastOnly,
   };
+}
+
+/** Largest width `--hidden` takes for a layer (a device's limits may allow less). */
+const MAX_HIDDEN = 1 << 20;
+
+/** `--hidden`'s widths: positive whole numbers separated by commas (undefined: not given). */
+function hiddenSizes(v: string | undefined): number[] | undefined {
+  if (v === undefined) return undefined;
+  const parts = v.split(",");
+  if (!parts.every((p) => /^\s*\d+\s*$/.test(p) && Number(p) > 0 && Number(p) <= MAX_HIDDEN)) {
+    throw new UsageError(
+      `--hidden must be layer widths from 1 to ${MAX_HIDDEN} separated by commas ` +
+        `(e.g. 512,128), got '${v}'`,
+    );
+  }
+  return parts.map(Number);
 }
 
 function positiveNumber(flag: string, v: string | undefined, dflt: number): number {

@@ -1,8 +1,9 @@
 /**
  * The model both trainers train, and a plain CPU reference of it.
  *
- * MLP 784 → 512 (ReLU) → 128 (ReLU) → 10, softmax cross-entropy averaged
- * over the batch, plain SGD. Weights are stored `W[in][out]` row-major, so a
+ * MLP 784 → 512 (ReLU) → 128 (ReLU) → 10 by default (the original's network;
+ * `--hidden` picks other hidden layers, any number of them: `mlpSizes`),
+ * softmax cross-entropy averaged over the batch, plain SGD. Weights are stored `W[in][out]` row-major, so a
  * layer is `z = x·W + b` with `x: [B, in]`, `W: [in, out]`, `z: [B, out]`.
  *
  * The CPU reference here is the oracle every GPU kernel and trainer is tested
@@ -14,11 +15,29 @@
 
 import { mulberry32 } from "./rng.ts";
 
-/** Layer widths of the MLP: input, two hidden layers, output. */
-export const LAYER_SIZES: readonly number[] = [784, 512, 128, 10];
-
 /** Pixels per image (28 × 28). */
 export const PIXELS = 784;
+
+/** Classes of MNIST (the digits 0–9): the output layer's width. */
+export const CLASSES = 10;
+
+/** The hidden layers' widths by default (`--hidden 512,128`: the original's network). */
+export const DEFAULT_HIDDEN: readonly number[] = [512, 128];
+
+/**
+ * Layer widths `[pixels, ...hidden, classes]`: the input, the hidden layers
+ * (ReLU), the output (softmax). Both trainers take any such list.
+ */
+export function mlpSizes(
+  hidden: readonly number[] = DEFAULT_HIDDEN,
+  pixels = PIXELS,
+  classes = CLASSES,
+): number[] {
+  return [pixels, ...hidden, classes];
+}
+
+/** Layer widths of the default MLP: input, two hidden layers, output. */
+export const LAYER_SIZES: readonly number[] = mlpSizes();
 
 /** Weights and biases of the MLP; `weights[l]` is `[in, out]` row-major. */
 export interface MlpParams {
@@ -248,11 +267,11 @@ export interface ForwardPass {
   acts: ArrayLike<number>[];
   /** Pre-activations of each layer; the last are the logits. */
   zs: Float64Array[];
-  /** Softmax of the logits, `[B, 10]`. */
+  /** Softmax of the logits, `[B, classes]`. */
   probs: Float64Array;
 }
 
-/** The forward pass on a batch `x: [B, 784]`. */
+/** The forward pass on a batch `x: [B, sizes[0]]`. */
 export function forward(params: MlpParams, x: ArrayLike<number>, batch: number): ForwardPass {
   const { sizes } = params;
   const L = sizes.length - 1;
