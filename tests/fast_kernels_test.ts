@@ -928,7 +928,7 @@ Deno.test("fast kernels: outputLayerRows (16 lanes a row, + ∂act) equals the C
     const losses = new Float32Array(start + rows + 3).fill(-1);
     const out = await runKernel(
       `outputLayerRows K${k} rows${rows}`,
-      specialize(kernelSource("outputLayerRows"), { K: k, C: c }),
+      specialize(kernelSource("outputLayerRows"), { K: k, C: c, ROWS: 4 }),
       "outputLayerRows",
       [
         "step",
