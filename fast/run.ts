@@ -53,6 +53,11 @@ export interface Model<P> extends ModelCodec<P> {
   readonly title: string;
   /** The weights a run starts from when no file gives them. */
   initialParams(config: TrainConfig): P;
+  /**
+   * Throws a one-line `UserError` when `config`'s network cannot fit `gpu` (with
+   * `nTest` test images), before its weights are made.
+   */
+  checkDevice?(gpu: Gpu, config: TrainConfig, nTest: number): void;
   /** Their name in the summary's `config.init` (the MLP's `--init`; the CNN has no choice). */
   initName?(config: TrainConfig): InitName;
   /**
@@ -142,6 +147,7 @@ export async function runModel<P>(
       if (!opts.gpu) gpu.device.destroy();
     },
   };
+  if (!params) model.checkDevice?.(gpu, config, nTest);
   const settings: CheckpointSettings = {
     optimizer,
     seed: config.seed,

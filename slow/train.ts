@@ -20,6 +20,7 @@
  */
 
 import type { TrainConfig } from "../shared/io/cli.ts";
+import { checkMlpLimits } from "../shared/gpu/limits.ts";
 import { formatProfile, GpuProfiler } from "../shared/gpu/profiler.ts";
 import { batchRanges, initialParams, mlpSizes } from "../shared/model/mlp.ts";
 import { epochProgress, type EpochResult, type TrainSummary } from "../shared/io/summary.ts";
@@ -47,9 +48,15 @@ export async function trainSlow(
 ): Promise<TrainSummary> {
   const run = await prepareRun(config, opts);
   const { gpu, data, nTrain, nTest, log } = run;
+  const sizes = opts.params?.sizes ?? mlpSizes(config.hidden);
+  try {
+    checkMlpLimits(gpu.device.limits, sizes, config.batchSize);
+  } catch (err) {
+    if (!opts.gpu) gpu.device.destroy();
+    throw err;
+  }
   const profiler = new GpuProfiler(gpu, { enabled: config.profile });
-  const params = opts.params ??
-    initialParams(config.init ?? "original", config.seed, mlpSizes(config.hidden));
+  const params = opts.params ?? initialParams(config.init ?? "original", config.seed, sizes);
   const trainer = new SlowTrainer(gpu, params, profiler);
   let trainMs = 0;
   try {

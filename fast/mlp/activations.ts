@@ -17,6 +17,7 @@
  */
 
 import type { Allocator, BufferRange, MlpSetup, ParameterBuffers } from "./buffers.ts";
+import { TEXTURE_ROW_FLOATS } from "./matmul.ts";
 
 /** Rows per chunk of the split output-layer weight gradient (`weightGradSplit.wgsl`). */
 export const SPLIT_CHUNK = 32;
@@ -103,7 +104,8 @@ export interface Mirrors {
 
 /**
  * The mirrors of `setup`. A texture is made only where it fits the device
- * (`maxTextureRows` a side) and its rows are whole texels; the texture
+ * (`maxTextureRows` a side) and its rows can be copied (`TEXTURE_ROW_FLOATS`
+ * floats to a line); the texture
  * variants that would need one that is missing do not fit
  * (`variantFits` in fast/mlp/matmul.ts).
  */
@@ -124,7 +126,7 @@ export function createMirrors(
     rows: number | "batch",
   ) => {
     const height = rows === "batch" ? maxRows : rows;
-    if (n % 4 !== 0 || n / 4 > maxTex || height > maxTex) return;
+    if (n % TEXTURE_ROW_FLOATS !== 0 || n / 4 > maxTex || height > maxTex) return;
     const t = alloc.texture(`${name} texture [${height}][${n / 4}]`, n / 4, height);
     mirrors.set(name, { src, floatsPerRow: n, rows, texture: t });
   };

@@ -32,7 +32,8 @@ import {
   shapeMultiplyAdds,
   type Slot,
 } from "./matmul.ts";
-import { type MlpBindGroups, type MlpPipelines, pipelineOf } from "./pipelines.ts";
+import type { MlpBindGroups } from "./bind_groups.ts";
+import { type MlpPipelines, pipelineOf } from "./pipelines.ts";
 import { type MlpStage, testStages, trainStages } from "./step.ts";
 
 /** Everything the encoders read: the engine's objects, its stages and its current plan. */

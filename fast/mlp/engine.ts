@@ -40,6 +40,7 @@
  */
 
 import { type Gpu, readMapped } from "../../shared/gpu/device.ts";
+import { checkBuffer, checkMlpLimits } from "../../shared/gpu/limits.ts";
 import type { PassTimestamps } from "../../shared/gpu/profiler.ts";
 import { UserError } from "../../shared/io/errors.ts";
 import { batchRanges, type MlpParams } from "../../shared/model/mlp.ts";
@@ -74,7 +75,6 @@ import {
   submit,
 } from "./encode.ts";
 import { ChunkedSteps, trainEpoch } from "./epochs.ts";
-import { checkDeviceLimits } from "./limits.ts";
 import {
   defaultVariant,
   type MatmulShape,
@@ -87,7 +87,8 @@ import {
   variantByName,
   variantFits,
 } from "./matmul.ts";
-import { createBindGroups, createLayouts, createPipelines, pipelineOf } from "./pipelines.ts";
+import { createBindGroups } from "./bind_groups.ts";
+import { createLayouts, createPipelines, pipelineOf } from "./pipelines.ts";
 
 // ---------------------------------------------------------------------------
 // The engine's interface
@@ -284,7 +285,10 @@ export async function createMlpEngine(
 ): Promise<MlpEngine> {
   const { device } = gpu;
   const setup = mlpSetup(gpu, params.sizes, data, opts);
-  checkDeviceLimits(gpu.device.limits, setup);
+  const { limits } = gpu.device;
+  checkMlpLimits(limits, setup.sizes, setup.maxRows);
+  const images = `the training images [${setup.nTrain}, ${setup.sizes[0]}]`;
+  checkBuffer(limits, images, setup.nTrain * setup.sizes[0], "use --train-limit");
   const plan = choosePlan(setup, gpu.software, opts.plan);
   const alloc = allocator(device);
   // When a part fails (a pipeline that does not compile, after every buffer

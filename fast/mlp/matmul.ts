@@ -214,6 +214,24 @@ function kernelName(op: MatmulOp, v: MatmulVariant): string {
 }
 
 /**
+ * Floats per row of an operand a texture variant reads from a texture must be
+ * a multiple of this: WebGPU copies a buffer into a texture in rows of a
+ * multiple of 256 bytes (`bytesPerRow`).
+ */
+export const TEXTURE_ROW_FLOATS = 64;
+
+/**
+ * The widths (floats per row) of the operands the texture variants of
+ * `shape` read from textures: forward A [rows, K] (unless image bytes) and
+ * W [K, N]; inputGrad G [rows, K] and W [N, K]; weightGrad A [rows, K]
+ * (unless image bytes) and G [rows, N].
+ */
+function textureWidths(shape: MatmulShape): number[] {
+  if (shape.op === "inputGrad") return [shape.k];
+  return shape.aBytes ? [shape.n] : [shape.k, shape.n];
+}
+
+/**
  * Whether `v` computes `shape` correctly with `maxRows` rows at most, on a
  * device whose textures may be `maxTextureRows` high (activation textures
  * are `maxRows` high).
@@ -231,8 +249,9 @@ export function variantFits(
   if (v.family !== "texture") return true;
   const [b0, b1] = v.block;
   if (shape.k % 4 !== 0 || shape.n % 4 !== 0 || b1 % 4 !== 0) return false;
-  // Operand textures are K / 4 or N / 4 texels wide.
-  if (shape.k / 4 > maxTextureRows || shape.n / 4 > maxTextureRows) return false;
+  // Operands copied into textures: rows of whole 256-byte lines, at most maxTextureRows texels.
+  const rowsFit = (w: number) => w % TEXTURE_ROW_FLOATS === 0 && w / 4 <= maxTextureRows;
+  if (!textureWidths(shape).every(rowsFit)) return false;
   if (shape.op === "weightGrad" && b0 % 4 !== 0) return false;
   // The forward kernel takes 16 values of k per trip (image bytes: one vec4u).
   if (shape.op === "forward" && shape.k % 16 !== 0) return false;

@@ -10,10 +10,12 @@
 
 import type { TrainConfig } from "../../shared/io/cli.ts";
 import { UserError } from "../../shared/io/errors.ts";
+import { checkMlpLimits } from "../../shared/gpu/limits.ts";
 import { initialParams, type MlpParams, mlpSizes } from "../../shared/model/mlp.ts";
 import { decodeMlp, encodeMlp, mlpNamedTensors } from "../../shared/io/safetensors.ts";
 import type { TrainSummary } from "../../shared/io/summary.ts";
 import { readTuneCache, TUNE_CACHE_PATH, writeTuneCache } from "../files.ts";
+import { activationRows } from "./buffers.ts";
 import { type Model, runModel, type RunOptions } from "../run.ts";
 import { createMlpEngineTuned, type TuneCacheFile } from "./tuner.ts";
 
@@ -60,6 +62,12 @@ export function mlpModel(
     },
     initialParams: (config) =>
       initialParams(config.init ?? "original", config.seed, mlpSizes(config.hidden)),
+    checkDevice: (gpu, config, nTest) =>
+      checkMlpLimits(
+        gpu.device.limits,
+        mlpSizes(config.hidden),
+        activationRows(config.batchSize, nTest),
+      ),
     initName: (config) => config.init ?? "original",
     createEngine: (setup) => createMlpEngineTuned(setup, cache),
   };

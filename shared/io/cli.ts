@@ -256,12 +256,7 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
       "--init chooses the MLP's initial weights; the CNN has its own (drop --init, or use --seed)",
     );
   }
-  const hidden = hiddenSizes(values.hidden);
-  if (model === "cnn" && hidden !== undefined) {
-    throw new UsageError(
-      "--hidden sets the MLP's hidden layers; the CNN has its own (drop --hidden)",
-    );
-  }
+  const hidden = hiddenSizes(values.hidden, model);
   const fromFile = values.load !== undefined || values.resume;
   if (fromFile && values.init !== undefined) {
     throw new UsageError(
@@ -324,9 +319,17 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
 /** Largest width `--hidden` takes for a layer (a device's limits may allow less). */
 const MAX_HIDDEN = 1 << 20;
 
-/** `--hidden`'s widths: positive whole numbers separated by commas (undefined: not given). */
-function hiddenSizes(v: string | undefined): number[] | undefined {
+/**
+ * `--hidden`'s widths: positive whole numbers separated by commas (undefined:
+ * not given); not for the CNN.
+ */
+function hiddenSizes(v: string | undefined, model: string): number[] | undefined {
   if (v === undefined) return undefined;
+  if (model === "cnn") {
+    throw new UsageError(
+      "--hidden sets the MLP's hidden layers; the CNN has its own (drop --hidden)",
+    );
+  }
   const parts = v.split(",");
   if (!parts.every((p) => /^\s*\d+\s*$/.test(p) && Number(p) > 0 && Number(p) <= MAX_HIDDEN)) {
     throw new UsageError(

@@ -271,8 +271,9 @@ export function specialize(src: string, constants: Record<string, number | boole
   }
   const unset = [...out.matchAll(/^const (\w+) = SET_BY_HOST;/gm)].map((m) => m[1]);
   if (unset.length > 0) {
-    const kernel = /^\/\/ (\w+)/m.exec(src)?.[1] ?? "a kernel";
-    throw new Error(`${kernel}: the host did not set ${unset.join(", ")} (SET_BY_HOST)`);
+    // The kernel's name, from its header line "// name: formula" (a prelude's is capitalised).
+    const name = /^\/\/ ([a-z]\w*):/m.exec(src)?.[1] ?? "?";
+    throw new Error(`kernel ${name}: the host did not set ${unset.join(", ")} (SET_BY_HOST)`);
   }
   return out;
 }
