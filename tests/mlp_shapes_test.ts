@@ -213,7 +213,9 @@ Deno.test("both CLIs: a bad --hidden is one line, exit code 2, nothing written",
       for (const [args, message] of bad) {
         if (trainer === "slow" && args.includes("--model")) continue; // a fast-only flag
         const files = trainer === "fast" ? ["--save", "m.safetensors", "--plot", "p.svg"] : [];
-        const { code, stdout, stderr } = await runCli(trainer, [...args, ...files], dir);
+        // A data folder that is not there: were the flag let through, a quick exit 1.
+        const rest = [...files, "--data", "no-such-folder"];
+        const { code, stdout, stderr } = await runCli(trainer, [...args, ...rest], dir);
         const what = `${trainer} ${args.join(" ")}`;
         assert.equal(code, 2, `${what}: ${stderr}`);
         assert.equal(stdout, "", what);
