@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { runMain, UsageError, UserError } from "../shared/io/errors.ts";
 import { readImage, toMnist } from "../shared/data/image.ts";
 import { IMAGE_BYTES, readFileOrFail, readIdx } from "../shared/data/idx.ts";
-import { forward, LAYER_SIZES, pixelsToFloats } from "../shared/model/mlp.ts";
+import { forward, mlpSizes, pixelsToFloats } from "../shared/model/mlp.ts";
 import { decodeCnn, decodeMlp, decodeSafetensors, isCnnFile } from "../shared/io/safetensors.ts";
 import { loadPackageMnist, MNIST_PACKAGE } from "../shared/data/mnist.ts";
 import { cnnForward, type CnnParams, MNIST_CNN } from "../shared/model/cnn.ts";
@@ -98,7 +98,15 @@ export async function predictFiles(
     const { params } = decodeCnn(bytes, modelPath, MNIST_CNN);
     run = (images, count) => classifyCnn(params, images, count);
   } else {
-    const { params } = decodeMlp(bytes, modelPath, LAYER_SIZES);
+    // Any hidden layers (--hidden); the input and output widths must be MNIST's.
+    const { params } = decodeMlp(bytes, modelPath);
+    const { sizes } = params, want = mlpSizes(sizes.slice(1, -1));
+    if (sizes.join() !== want.join()) {
+      throw new UserError(
+        `${modelPath}: model has layers ${sizes.join("→")}, this program needs ${want[0]} ` +
+          `inputs and ${want.at(-1)} outputs`,
+      );
+    }
     run = (images, count) => classify(params, images, count);
   }
   const results: Prediction[] = [];

@@ -19,8 +19,13 @@ import {
   type MlpParams,
   mlpSizes,
   pixelsToFloats,
+  predict,
   trainStep,
 } from "../shared/model/mlp.ts";
+import { encodeIdx } from "../shared/data/idx.ts";
+import { encodeMlp } from "../shared/io/safetensors.ts";
+import { mlpModel } from "../fast/mlp/model.ts";
+import { predictFiles } from "../fast/predict.ts";
 import {
   newOptimizerState,
   OPTIMIZER_DEFAULTS,
@@ -177,6 +182,39 @@ for (const hidden of [[256], [1024, 256, 64]]) {
     assert.ok(fast.epochs[1].loss < fast.epochs[0].loss, "the fast trainer learns");
   });
 }
+
+Deno.test("a saved MLP of another shape: --load takes it, --hidden must match, predict reads it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hidden-file-" });
+  try {
+    const file = `${dir}/h.safetensors`;
+    const params = initParams(5, mlpSizes([64, 32]));
+    await Deno.writeFile(file, encodeMlp(params));
+    const bytes = await Deno.readFile(file);
+    // Without --hidden the file's layers; with it, they must be the same.
+    assert.deepEqual(mlpModel(null).decode(bytes, file).params.sizes, [784, 64, 32, 10]);
+    assert.deepEqual(mlpModel(null, [64, 32]).decode(bytes, file).params, params);
+    assert.throws(
+      () => mlpModel(null, [512, 128]).decode(bytes, file),
+      /h\.safetensors: model has layers 784→64→32→10, --hidden 512,128 makes 784→512→128→10/,
+    );
+    const other = `${dir}/other.safetensors`;
+    await Deno.writeFile(other, encodeMlp(initParams(5, [100, 16, 10])));
+    assert.throws(
+      () => mlpModel(null).decode(Deno.readFileSync(other), other),
+      /model has layers 100→16→10, the data needs 784 inputs and 10 outputs/,
+    );
+    // predict builds the network from the file: the CPU reference's predictions.
+    const images = engineData(1, 6, 9).testImages;
+    const idx = `${dir}/six-images-idx3-ubyte`;
+    await Deno.writeFile(idx, encodeIdx([6, 28, 28], images));
+    const got = await predictFiles(file, [idx]);
+    const want = predict(params, pixelsToFloats(images, 0, 6), 6);
+    assert.deepEqual(got.map((r) => r.digit), [...want]);
+    await assert.rejects(predictFiles(other, [idx]), /100→16→10, this program needs 784 inputs/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 // ---------------------------------------------------------------------------
 // The command line, as real processes

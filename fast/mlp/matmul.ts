@@ -232,11 +232,11 @@ function textureWidths(shape: MatmulShape): number[] {
 }
 
 /**
- * Whether `v` computes `shape` correctly with `maxRows` rows at most, on a
- * device whose textures may be `maxTextureRows` high (activation textures
- * are `maxRows` high).
+ * Whether `v`'s kernel computes `shape` correctly with `maxRows` rows at
+ * most, on a device whose textures may be `maxTextureRows` high (activation
+ * textures are `maxRows` high), its texture operands written any way.
  */
-export function variantFits(
+export function kernelFits(
   v: MatmulVariant,
   shape: MatmulShape,
   maxRows: number,
@@ -249,15 +249,29 @@ export function variantFits(
   if (v.family !== "texture") return true;
   const [b0, b1] = v.block;
   if (shape.k % 4 !== 0 || shape.n % 4 !== 0 || b1 % 4 !== 0) return false;
-  // Operands copied into textures: rows of whole 256-byte lines, at most maxTextureRows texels.
-  const rowsFit = (w: number) => w % TEXTURE_ROW_FLOATS === 0 && w / 4 <= maxTextureRows;
-  if (!textureWidths(shape).every(rowsFit)) return false;
+  // Operand textures are K / 4 or N / 4 texels wide.
+  if (!textureWidths(shape).every((w) => w / 4 <= maxTextureRows)) return false;
   if (shape.op === "weightGrad" && b0 % 4 !== 0) return false;
   // The forward kernel takes 16 values of k per trip (image bytes: one vec4u).
   if (shape.op === "forward" && shape.k % 16 !== 0) return false;
   if (shape.op === "inputGrad" && shape.n > maxTextureRows) return false;
   if (shape.op === "forward" && shape.k > maxTextureRows) return false;
   return maxRows <= maxTextureRows;
+}
+
+/**
+ * Whether the engine can run `v` on `shape` (see `kernelFits`): a texture
+ * variant also needs its operands' rows copyable into textures by the engine
+ * (`TEXTURE_ROW_FLOATS`).
+ */
+export function variantFits(
+  v: MatmulVariant,
+  shape: MatmulShape,
+  maxRows: number,
+  maxTextureRows: number,
+): boolean {
+  if (!kernelFits(v, shape, maxRows, maxTextureRows)) return false;
+  return v.family !== "texture" || textureWidths(shape).every((w) => w % TEXTURE_ROW_FLOATS === 0);
 }
 
 /**

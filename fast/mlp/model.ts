@@ -50,8 +50,14 @@ export function mlpModel(
     tensors: mlpNamedTensors,
     encode: encodeMlp,
     decode(bytes, file) {
-      const decoded = decodeMlp(bytes, file, hidden ? mlpSizes(hidden) : undefined);
+      const decoded = decodeMlp(bytes, file);
       const { sizes } = decoded.params, want = mlpSizes(sizes.slice(1, -1));
+      if (hidden && sizes.join() !== mlpSizes(hidden).join()) {
+        throw new UserError(
+          `${file}: model has layers ${sizes.join("→")}, --hidden ${hidden.join(",")} makes ` +
+            `${mlpSizes(hidden).join("→")} (drop --hidden to take the file's)`,
+        );
+      }
       if (sizes.join() !== want.join()) {
         throw new UserError(
           `${file}: model has layers ${sizes.join("→")}, the data needs ${want[0]} inputs and ` +
