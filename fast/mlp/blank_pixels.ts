@@ -224,7 +224,7 @@ export interface ListBindGroups {
   nonzeroGroupsTest: GPUBindGroup;
 }
 
-/** The bind groups of the list kernels, made with `bindGroup` (fast/mlp/pipelines.ts). */
+/** The bind groups of the list kernels, made with `bindGroup` (fast/mlp/bind_groups.ts). */
 export function listBindGroups(
   bindGroup: (label: string, resources: GPUBuffer[]) => GPUBindGroup,
   steps: GPUBuffer,
@@ -245,7 +245,7 @@ export function listBindGroups(
   };
 }
 
-/** A list kernel's dispatch, for fast/mlp/step.ts's `dispatch`. */
+/** A list kernel's dispatch, for fast/mlp/encode.ts's `dispatch`. */
 export interface ListDispatch {
   kernel: "nonzeroRows" | "nonzeroGroups";
   group: GPUBindGroup;

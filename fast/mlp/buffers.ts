@@ -12,8 +12,8 @@
  * fast/mlp/activations.ts's; the blank-pixel lists and row order
  * fast/mlp/blank_pixels.ts's.
  *
- * Not here: what reads or writes them (fast/mlp/step.ts) and how they are
- * bound (fast/mlp/pipelines.ts). WebGPU and plain TypeScript only.
+ * Not here: what reads or writes them (fast/mlp/step.ts, encode.ts) and how they are
+ * bound (fast/mlp/bind_groups.ts). WebGPU and plain TypeScript only.
  *
  * @module
  */
