@@ -183,25 +183,28 @@ for (const hidden of [[256], [1024, 256, 64]]) {
   });
 }
 
-Deno.test("a saved MLP of another shape: --load takes it, --hidden must match, predict reads it", async () => {
+Deno.test("a saved MLP of another shape: --load needs its --hidden, predict reads it", async () => {
   const dir = await Deno.makeTempDir({ prefix: "hidden-file-" });
   try {
     const file = `${dir}/h.safetensors`;
     const params = initParams(5, mlpSizes([64, 32]));
     await Deno.writeFile(file, encodeMlp(params));
     const bytes = await Deno.readFile(file);
-    // Without --hidden the file's layers; with it, they must be the same.
-    assert.deepEqual(mlpModel(null).decode(bytes, file).params.sizes, [784, 64, 32, 10]);
+    // --load and --resume train the layers the flags give: the file must have them.
     assert.deepEqual(mlpModel(null, [64, 32]).decode(bytes, file).params, params);
     assert.throws(
-      () => mlpModel(null, [512, 128]).decode(bytes, file),
-      /h\.safetensors: model has layers 784→64→32→10, --hidden 512,128 makes 784→512→128→10/,
+      () => mlpModel(null).decode(bytes, file),
+      /h\.safetensors: model has layers 784→64→32→10, --hidden 512,128 \(the default\) makes 784→512→128→10: give --hidden 64,32$/,
+    );
+    assert.throws(
+      () => mlpModel(null, [64]).decode(bytes, file),
+      /784→64→32→10, --hidden 64 makes 784→64→10: give --hidden 64,32$/,
     );
     const other = `${dir}/other.safetensors`;
     await Deno.writeFile(other, encodeMlp(initParams(5, [100, 16, 10])));
     assert.throws(
-      () => mlpModel(null).decode(Deno.readFileSync(other), other),
-      /model has layers 100→16→10, the data needs 784 inputs and 10 outputs/,
+      () => mlpModel(null, [16]).decode(Deno.readFileSync(other), other),
+      /model has layers 100→16→10, --hidden 16 makes 784→16→10$/,
     );
     // predict builds the network from the file: the CPU reference's predictions.
     const images = engineData(1, 6, 9).testImages;

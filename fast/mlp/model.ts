@@ -11,7 +11,7 @@
 import type { TrainConfig } from "../../shared/io/cli.ts";
 import { UserError } from "../../shared/io/errors.ts";
 import { checkMlpLimits } from "../../shared/gpu/limits.ts";
-import { initialParams, type MlpParams, mlpSizes } from "../../shared/model/mlp.ts";
+import { DEFAULT_HIDDEN, initialParams, type MlpParams, mlpSizes } from "../../shared/model/mlp.ts";
 import { decodeMlp, encodeMlp, mlpNamedTensors } from "../../shared/io/safetensors.ts";
 import type { TrainSummary } from "../../shared/io/summary.ts";
 import { readTuneCache, TUNE_CACHE_PATH, writeTuneCache } from "../files.ts";
@@ -32,9 +32,8 @@ export function trainMlp(config: TrainConfig, opts: MlpRunOptions = {}): Promise
 
 /**
  * The MLP `Model`, with the tune cache at `tuneCachePath` (`null`: none).
- * `hidden` (`--hidden`): the hidden layers a file given to `--load` or
- * `--resume` must have; unset, a file's are taken as they are (its input
- * and output widths must still be the data's).
+ * `hidden` (`--hidden`; unset: `DEFAULT_HIDDEN`): the hidden layers the run
+ * trains, which a file given to `--load` or `--resume` must have.
  */
 export function mlpModel(
   tuneCachePath: string | null = TUNE_CACHE_PATH,
@@ -44,6 +43,7 @@ export function mlpModel(
     read: () => readTuneCache(tuneCachePath),
     write: (known) => writeTuneCache(tuneCachePath, known),
   };
+  const want = mlpSizes(hidden);
   return {
     name: "mlp",
     title: "MLP",
@@ -51,17 +51,17 @@ export function mlpModel(
     encode: encodeMlp,
     decode(bytes, file) {
       const decoded = decodeMlp(bytes, file);
-      const { sizes } = decoded.params, want = mlpSizes(sizes.slice(1, -1));
-      if (hidden && sizes.join() !== mlpSizes(hidden).join()) {
-        throw new UserError(
-          `${file}: model has layers ${sizes.join("→")}, --hidden ${hidden.join(",")} makes ` +
-            `${mlpSizes(hidden).join("→")} (drop --hidden to take the file's)`,
-        );
-      }
+      const { sizes } = decoded.params;
       if (sizes.join() !== want.join()) {
+        const flag = `--hidden ${(hidden ?? DEFAULT_HIDDEN).join(",")}${
+          hidden ? "" : " (the default)"
+        }`;
+        const sameEnds = sizes[0] === want[0] && sizes.at(-1) === want.at(-1);
+        const fix = sameEnds && sizes.length > 2
+          ? `: give --hidden ${sizes.slice(1, -1).join(",")}`
+          : "";
         throw new UserError(
-          `${file}: model has layers ${sizes.join("→")}, the data needs ${want[0]} inputs and ` +
-            `${want.at(-1)} outputs`,
+          `${file}: model has layers ${sizes.join("→")}, ${flag} makes ${want.join("→")}${fix}`,
         );
       }
       return decoded;
