@@ -37,8 +37,8 @@ import {
   variantFits,
   VARIANTS,
   variantSource,
-} from "../fast/mlp/matmul.ts";
-import { pickFastest } from "../fast/mlp/tuner.ts";
+} from "../fast/mlp/variants/matmul.ts";
+import { pickFastest } from "../fast/mlp/variants/tuner.ts";
 import { readTuneCache, writeTuneCache } from "../fast/files.ts";
 import { evalConstInt, kernelSource, specialize, unrollLoops } from "../shared/kernels/sources.ts";
 

@@ -33,7 +33,7 @@ import {
   optimizerStep,
 } from "../shared/model/optim.ts";
 import { createMlpEngine, type EngineData, type MlpEngineOptions } from "../fast/mlp/engine.ts";
-import { slotsOf } from "../fast/mlp/matmul.ts";
+import { slotsOf } from "../fast/mlp/variants/matmul.ts";
 import { trainFast } from "../fast/train.ts";
 import { trainSlow } from "../slow/train.ts";
 import { engineData, fileGpu, learnableDigits } from "./fixtures.ts";

@@ -17,7 +17,7 @@
  */
 
 import type { Allocator, BufferRange, MlpSetup, ParameterBuffers } from "./buffers.ts";
-import { TEXTURE_ROW_FLOATS } from "./matmul.ts";
+import { TEXTURE_ROW_FLOATS } from "./variants/matmul.ts";
 
 /** Rows per chunk of the split output-layer weight gradient (`weightGradSplit.wgsl`). */
 export const SPLIT_CHUNK = 32;
@@ -107,7 +107,7 @@ export interface Mirrors {
  * (`maxTextureRows` a side) and its rows can be copied (`TEXTURE_ROW_FLOATS`
  * floats to a line); the texture
  * variants that would need one that is missing do not fit
- * (`variantFits` in fast/mlp/matmul.ts).
+ * (`variantFits` in fast/mlp/variants/matmul.ts).
  */
 export function createMirrors(
   alloc: Allocator,

@@ -14,9 +14,9 @@
  */
 
 import { OPTIMIZER_UNIFORM_BYTES } from "../../shared/model/optim.ts";
-import { type BlankPixels, type ListBindGroups, listBindGroups } from "./blank_pixels.ts";
+import { type BlankPixels, type ListBindGroups, listBindGroups } from "./variants/blank_pixels.ts";
 import { type BufferRange, type MlpBuffers, STEP_SIZE } from "./buffers.ts";
-import type { Slot } from "./matmul.ts";
+import type { Slot } from "./variants/matmul.ts";
 import type { MlpLayouts, MlpPipelines } from "./pipelines.ts";
 
 /** Every bind group a dispatch of the engine uses, by what it binds for. */

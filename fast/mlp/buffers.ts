@@ -10,7 +10,7 @@
  * chunk, loss sum and tuning run), the optimiser's table; then the readback
  * helpers. The activations, their gradients and the operands' textures are
  * fast/mlp/activations.ts's; the blank-pixel lists and row order
- * fast/mlp/blank_pixels.ts's.
+ * fast/mlp/variants/blank_pixels.ts's.
  *
  * Not here: what reads or writes them (fast/mlp/step.ts, encode.ts) and how they are
  * bound (fast/mlp/bind_groups.ts). WebGPU and plain TypeScript only.
@@ -27,7 +27,7 @@ import {
   createMirrors,
   type Mirrors,
 } from "./activations.ts";
-import type { OutputVariant } from "./matmul.ts";
+import type { OutputVariant } from "./variants/matmul.ts";
 
 // ---------------------------------------------------------------------------
 // What the buffers are sized by

@@ -20,7 +20,7 @@
 import { workgroupGrid } from "../../shared/gpu/device.ts";
 import type { PassTimestamps } from "../../shared/gpu/profiler.ts";
 import { copyMirror, SPLIT_CHUNK } from "./activations.ts";
-import { listDispatch } from "./blank_pixels.ts";
+import { listDispatch } from "./variants/blank_pixels.ts";
 import { type MlpBuffers, type MlpSetup, STEP_STRIDE } from "./buffers.ts";
 import {
   dispatchSize,
@@ -31,7 +31,7 @@ import {
   type Plan,
   shapeMultiplyAdds,
   type Slot,
-} from "./matmul.ts";
+} from "./variants/matmul.ts";
 import type { MlpBindGroups } from "./bind_groups.ts";
 import { type MlpPipelines, pipelineOf } from "./pipelines.ts";
 import { type MlpStage, testStages, trainStages } from "./step.ts";

@@ -13,7 +13,7 @@
  *   each with its formula and shapes;
  * - fast/mlp/pipelines.ts: bind group layouts, pipelines (compiled in
  *   parallel), bind groups;
- * - fast/mlp/blank_pixels.ts: skipping all-zero pixels in layer 1 (ink keys,
+ * - fast/mlp/variants/blank_pixels.ts: skipping all-zero pixels in layer 1 (ink keys,
  *   row orders, the nonzeroRows / nonzeroGroups lists);
  * - fast/mlp/buffers.ts: the buffers with their shapes (dataset as packed
  *   bytes, packed parameters / gradients / optimiser state, readbacks, the
@@ -21,9 +21,9 @@
  *   the optimiser's table), and readbacks;
  * - fast/mlp/activations.ts: activations, their gradients, and the copies
  *   (textures, a uniform) that variants read;
- * - fast/mlp/matmul.ts: the slots, their shapes and the matmul variants.
+ * - fast/mlp/variants/matmul.ts: the slots, their shapes and the matmul variants.
  *
- * Above the engine, using it: fast/mlp/tuner.ts (choosing a variant per
+ * Above the engine, using it: fast/mlp/variants/tuner.ts (choosing a variant per
  * slot: timing, the cache; `createMlpEngineTuned`) and fast/mlp/model.ts
  * (the MLP as the run loop's `Model`).
  *
@@ -51,7 +51,7 @@ import {
   type BlankPixels,
   createBlankPixels,
   writeTrainRowOrder,
-} from "./blank_pixels.ts";
+} from "./variants/blank_pixels.ts";
 import {
   activationRows,
   allocator,
@@ -86,7 +86,7 @@ import {
   slotsOf,
   variantByName,
   variantFits,
-} from "./matmul.ts";
+} from "./variants/matmul.ts";
 import { createBindGroups } from "./bind_groups.ts";
 import { createLayouts, createPipelines, pipelineOf } from "./pipelines.ts";
 
@@ -109,7 +109,7 @@ export interface MlpEngineOptions extends BlankPixelOptions {
   tuneSlots?: readonly Slot[];
   /**
    * Rows `timeVariant` can also time besides `batchSize` (capped at it): the
-   * tuner's screening rows (fast/mlp/tuner.ts). Default: `batchSize` only.
+   * tuner's screening rows (fast/mlp/variants/tuner.ts). Default: `batchSize` only.
    */
   screenRows?: number;
   /** Steps per command buffer (default: 32). */
@@ -133,7 +133,7 @@ export interface MlpEngineOptions extends BlankPixelOptions {
   overlapEpochs?: boolean;
   /**
    * How the small output-layer kernels are shaped (default: `"cpu"` on CPU
-   * adapters, `"gpu"` on GPUs; see `OutputVariant` in fast/mlp/matmul.ts).
+   * adapters, `"gpu"` on GPUs; see `OutputVariant` in fast/mlp/variants/matmul.ts).
    * Both fuse the last hidden layer's input gradient into the output layer's
    * kernel. `"cpu"`: one row per invocation, W_L read from a uniform copy
    * (`outputLayer`; when W_L is too large for a uniform binding, as for
@@ -153,13 +153,13 @@ export interface MlpEngineOptions extends BlankPixelOptions {
    * there are all zero (`nonzeroRows.wgsl`); the forward kernel, per block
    * of rows, the groups of 16 pixels that are zero in all of them
    * (`nonzeroGroups.wgsl`). Same sums bit for bit; `false` does all the work.
-   * See fast/mlp/blank_pixels.ts.
+   * See fast/mlp/variants/blank_pixels.ts.
    */
   skipZeros?: boolean;
   /**
    * With `skipZeros`: the layer-1 weight gradient's blocks of pixels are 4 × 4
    * tiles of the (square) images rather than runs of a row (default true; see
-   * `tileWidth` in fast/mlp/matmul.ts). Same sums bit for bit either way.
+   * `tileWidth` in fast/mlp/variants/matmul.ts). Same sums bit for bit either way.
    */
   imageTiles?: boolean;
   /**

@@ -1,7 +1,7 @@
 /**
  * The MLP as the run loop (fast/run.ts) sees it: its starting weights
  * (`--init`), its file (safetensors, `encodeMlp`), and its engine, made by
- * the tuner (fast/mlp/tuner.ts's `createMlpEngineTuned`: the matmul variant
+ * the tuner (fast/mlp/variants/tuner.ts's `createMlpEngineTuned`: the matmul variant
  * of each slot taken from the tune cache, timed on a GPU or with `--tune`,
  * or the adapter type's default). The tune cache is fast/files.ts's file.
  *
@@ -17,7 +17,7 @@ import type { TrainSummary } from "../../shared/io/summary.ts";
 import { readTuneCache, TUNE_CACHE_PATH, writeTuneCache } from "../files.ts";
 import { activationRows } from "./buffers.ts";
 import { type Model, runModel, type RunOptions } from "../run.ts";
-import { createMlpEngineTuned, type TuneCacheFile } from "./tuner.ts";
+import { createMlpEngineTuned, type TuneCacheFile } from "./variants/tuner.ts";
 
 /** Options of the MLP's run beyond `RunOptions`. */
 export interface MlpRunOptions extends RunOptions<MlpParams> {

@@ -2,7 +2,7 @@
  * The fast MLP engine's bind group layouts and compute pipelines, all made
  * once when the engine is created (webgpu-samples style: a label on each). Pipelines are compiled asynchronously, all in parallel:
  * the plan's matmul variants (and any the tuner may time), the list kernels
- * of blank-pixel skipping (fast/mlp/blank_pixels.ts), and the fixed kernels
+ * of blank-pixel skipping (fast/mlp/variants/blank_pixels.ts), and the fixed kernels
  * (output layer and its weight gradient, test counts, loss sum, optimiser,
  * gather).
  *
@@ -16,7 +16,7 @@
 
 import { OPTIMIZER_UNIFORM_BYTES } from "../../shared/model/optim.ts";
 import { kernelSource, specialize, unrollLoops } from "../../shared/kernels/sources.ts";
-import { listKernel, listKernelSource } from "./blank_pixels.ts";
+import { listKernel, listKernelSource } from "./variants/blank_pixels.ts";
 import { SPLIT_CHUNK } from "./activations.ts";
 import { type MlpSetup, STEP_SIZE } from "./buffers.ts";
 import {
@@ -30,7 +30,7 @@ import {
   slotsOf,
   tuneCandidates,
   variantSource,
-} from "./matmul.ts";
+} from "./variants/matmul.ts";
 
 // ---------------------------------------------------------------------------
 // Bind group layouts

@@ -3,7 +3,7 @@
  * step and of the test pass, in the order they run, each with its formula
  * and shapes. This file only describes them (`MlpStage`); fast/mlp/encode.ts
  * records them into command buffers, with the variant the plan gives each
- * (fast/mlp/matmul.ts: the matmul family of each slot, the output layer's
+ * (fast/mlp/variants/matmul.ts: the matmul family of each slot, the output layer's
  * shape), and fast/mlp/engine.ts decides when.
  *
  * The network (shared/model/mlp.ts is its CPU reference), layer sizes
@@ -20,7 +20,7 @@
  * layer's input gradient is computed before its weights are updated.
  *
  * What a variant does beyond the formula is not a stage: blank-pixel lists
- * before layer 1's texture kernels (fast/mlp/blank_pixels.ts), the copy of
+ * before layer 1's texture kernels (fast/mlp/variants/blank_pixels.ts), the copy of
  * an operand into the texture a texture variant reads, the split sums of the
  * output layer's weight gradient on GPUs. A stage names the operands it may
  * read from such a copy (`mirrored`) and those it writes (`writes`): the
@@ -30,7 +30,7 @@
  * @module
  */
 
-import type { Slot } from "./matmul.ts";
+import type { Slot } from "./variants/matmul.ts";
 
 /** One stage of a step. */
 export interface MlpStage {

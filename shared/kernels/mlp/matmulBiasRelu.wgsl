@@ -6,7 +6,7 @@
 // Register-blocked: each invocation computes an RM × RN block of out and keeps
 // it in registers, so each loaded A value is used RN times and each W value
 // RM times. Operands come from storage buffers. K, N, RM, RN and A_BYTES are
-// specialised by the host (fast/mlp/matmul.ts) before compiling.
+// specialised by the host (fast/mlp/variants/matmul.ts) before compiling.
 
 // struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 

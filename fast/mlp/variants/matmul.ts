@@ -3,7 +3,7 @@
  * that use a big matmul and their shapes, the variants that can compute
  * them, how to compile a variant for a shape (kernel file and constants) and
  * how to dispatch it. Which variant a slot gets is the tuner's choice
- * (fast/mlp/tuner.ts) or `defaultVariant`; the engine (fast/mlp/engine.ts)
+ * (fast/mlp/variants/tuner.ts) or `defaultVariant`; the engine (fast/mlp/engine.ts)
  * compiles and dispatches what it is given.
  *
  * Three fused operations use a big matmul each (see `shared/kernels/`):
@@ -30,8 +30,8 @@
  * @module
  */
 
-import { kernelSource, specialize, unrollLoops } from "../../shared/kernels/sources.ts";
-import { LAYER_SIZES } from "../../shared/model/mlp.ts";
+import { kernelSource, specialize, unrollLoops } from "../../../shared/kernels/sources.ts";
+import { LAYER_SIZES } from "../../../shared/model/mlp.ts";
 
 /**
  * A tunable matmul slot of a training step, by layer i (1-based): the forward

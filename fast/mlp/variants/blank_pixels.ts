@@ -22,8 +22,8 @@
  * @module
  */
 
-import { kernelSource, specialize } from "../../shared/kernels/sources.ts";
-import type { Allocator, EngineData, MlpSetup } from "./buffers.ts";
+import { kernelSource, specialize } from "../../../shared/kernels/sources.ts";
+import type { Allocator, EngineData, MlpSetup } from "../buffers.ts";
 import {
   type KernelOptions,
   type MatmulShape,

@@ -7,7 +7,7 @@
  * engine the run loop trains with: cache, timing, warm-up, one log line.
  *
  * Not the engine (fast/mlp/engine.ts) and not the variant catalogue
- * (fast/mlp/matmul.ts): this file only chooses among what they offer. The
+ * (fast/mlp/variants/matmul.ts): this file only chooses among what they offer. The
  * cache is read and written through a `TuneCacheFile` the caller hands in
  * (fast/files.ts's `readTuneCache` and `writeTuneCache`, at the edge): no
  * files and no Deno APIs here.
@@ -15,12 +15,12 @@
  * @module
  */
 
-import { type Gpu, gpuChecked } from "../../shared/gpu/device.ts";
-import type { MlpParams } from "../../shared/model/mlp.ts";
-import type { TuneCache } from "../files.ts";
-import type { EngineSetup } from "../run.ts";
-import { activationRows } from "./buffers.ts";
-import { createMlpEngine, type MlpEngine } from "./engine.ts";
+import { type Gpu, gpuChecked } from "../../../shared/gpu/device.ts";
+import type { MlpParams } from "../../../shared/model/mlp.ts";
+import type { TuneCache } from "../../files.ts";
+import type { EngineSetup } from "../../run.ts";
+import { activationRows } from "../buffers.ts";
+import { createMlpEngine, type MlpEngine } from "../engine.ts";
 import {
   type MatmulShape,
   type MatmulVariant,
