@@ -50,7 +50,7 @@ export async function trainSlow(
   const { gpu, data, nTrain, nTest, log } = run;
   const sizes = opts.params?.sizes ?? mlpSizes(config.hidden);
   try {
-    checkMlpLimits(gpu.device.limits, sizes, config.batchSize);
+    checkMlpLimits(gpu.device.limits, sizes, config.batchSize, "setting up the slow trainer: ");
   } catch (err) {
     if (!opts.gpu) gpu.device.destroy();
     throw err;

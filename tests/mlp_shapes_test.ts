@@ -144,6 +144,40 @@ Deno.test("fast engine: a layer larger than the device's buffers is one line nam
   );
 });
 
+Deno.test("both trainers: a --hidden layer past the device's buffers is one line, before any weight is made", async () => {
+  const limit = gpu.device.limits.maxStorageBufferBindingSize;
+  const width = Math.floor(limit / (784 * 4)) + 64;
+  const data = learnableDigits(20, 10, 5);
+  const config: TrainConfig = {
+    epochs: 1,
+    batchSize: 10,
+    lr: 0.01,
+    seed: 1,
+    hidden: [width],
+    json: false,
+    profile: false,
+    noTune: true,
+  };
+  const run = {
+    slow: () => trainSlow(config, { gpu, data, log: () => {} }),
+    fast: () => trainFast(config, { gpu, data, log: () => {}, tuneCachePath: null }),
+  };
+  for (const [name, train] of Object.entries(run)) {
+    await assert.rejects(train, (err: Error) => {
+      assert.equal(err.name, "UserError", `${name}: ${err.stack}`);
+      assert.match(
+        err.message,
+        new RegExp(
+          `^setting up the ${name} trainer: layer 1's weights W1 \\[784, ${width}\\] takes ` +
+            `[\\d.]+ MiB, more than this device's (maxStorageBufferBindingSize|maxBufferSize) ` +
+            `\\([\\d.]+ MiB\\): give smaller --hidden sizes$`,
+        ),
+      );
+      return true;
+    });
+  }
+});
+
 for (const hidden of [[256], [1024, 256, 64]]) {
   Deno.test(`slow = fast at printed precision with --hidden ${hidden.join(",")}`, async () => {
     // 310 learnable digits in batches of 50 (the last partial), 2 epochs, the default lr. (At

@@ -73,6 +73,7 @@ export function mlpModel(
         gpu.device.limits,
         mlpSizes(config.hidden),
         activationRows(config.batchSize, nTest),
+        "setting up the fast trainer: ",
       ),
     initName: (config) => config.init ?? "original",
     createEngine: (setup) => createMlpEngineTuned(setup, cache),

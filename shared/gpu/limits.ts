@@ -19,19 +19,25 @@ export type BufferLimits = Pick<
 
 /**
  * Throws a one-line `UserError` when a weight matrix of an MLP with layer
- * sizes `sizes`, or a layer's activations for `rows` rows, exceeds `limits`.
+ * sizes `sizes`, or a layer's activations for `rows` rows, exceeds `limits`;
+ * `context` starts the line (e.g. "setting up the fast trainer: ").
  */
-export function checkMlpLimits(limits: BufferLimits, sizes: readonly number[], rows: number): void {
+export function checkMlpLimits(
+  limits: BufferLimits,
+  sizes: readonly number[],
+  rows: number,
+  context = "",
+): void {
   for (let i = 1; i < sizes.length; i++) {
     checkBuffer(
       limits,
-      `layer ${i}'s weights W${i} [${sizes[i - 1]}, ${sizes[i]}]`,
+      `${context}layer ${i}'s weights W${i} [${sizes[i - 1]}, ${sizes[i]}]`,
       sizes[i - 1] * sizes[i] * 4,
       "give smaller --hidden sizes",
     );
     checkBuffer(
       limits,
-      `layer ${i}'s activations [${rows}, ${sizes[i]}]`,
+      `${context}layer ${i}'s activations [${rows}, ${sizes[i]}]`,
       rows * sizes[i] * 4,
       "give a smaller --hidden size there or a smaller --batch-size",
     );
