@@ -16,7 +16,7 @@
 import { parseArgs } from "node:util";
 import { loadMnist } from "../shared/data/mnist.ts";
 import { batchRanges } from "../shared/model/mlp.ts";
-import { inkKeys, rowOrderByInk } from "../fast/mlp/blank_pixels.ts";
+import { inkKeys, rowOrderByInk } from "../fast/mlp/variants/blank_pixels.ts";
 
 const { values } = parseArgs({
   options: {

@@ -27,8 +27,8 @@ import {
   SLOTS,
   tuneCandidates,
   VARIANTS,
-} from "../fast/mlp/matmul.ts";
-import { median } from "../fast/mlp/tuner.ts";
+} from "../fast/mlp/variants/matmul.ts";
+import { median } from "../fast/mlp/variants/tuner.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

@@ -17,8 +17,8 @@ import { openGpu } from "../shared/gpu/device.ts";
 import { loadMnist } from "../shared/data/mnist.ts";
 import { initParams } from "../shared/model/mlp.ts";
 import { createMlpEngine } from "../fast/mlp/engine.ts";
-import { shapeMultiplyAdds, SLOTS, tuneCandidates, VARIANTS } from "../fast/mlp/matmul.ts";
-import { median } from "../fast/mlp/tuner.ts";
+import { shapeMultiplyAdds, SLOTS, tuneCandidates, VARIANTS } from "../fast/mlp/variants/matmul.ts";
+import { median } from "../fast/mlp/variants/tuner.ts";
 import { envNumber } from "./env.ts";
 
 const batch = envNumber("BENCH_BATCH", 500);

@@ -75,7 +75,7 @@ export async function writePlot(
 }
 
 // ---------------------------------------------------------------------------
-// The MLP tuner's cache (fast/mlp/tuner.ts)
+// The MLP tuner's cache (fast/mlp/variants/tuner.ts)
 
 /** Where the MLP tuner's choices are remembered, per adapter and shape. */
 export const TUNE_CACHE_PATH: string = decodeURIComponent(

@@ -112,6 +112,7 @@ export async function predictFiles(
     shape = cnn.shape;
     run = (images, count) => classifyCnn(cnn.params, images, count);
   } else {
+    // Any hidden layers, image size and classes: the file's.
     const mlp = decodeMlp(bytes, modelPath);
     shape = mlp.shape;
     run = (images, count) => classify(mlp.params, images, count);

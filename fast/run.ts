@@ -61,6 +61,11 @@ export interface Model<P> extends ModelCodec<P> {
    * one-line `UserError` naming it.
    */
   initialParams(config: TrainConfig, data: Dataset): P;
+  /**
+   * Throws a one-line `UserError` when `config`'s network for `data` cannot
+   * fit `gpu` (with `nTest` test images), before its weights are made.
+   */
+  checkDevice?(gpu: Gpu, config: TrainConfig, data: Dataset, nTest: number): void;
   /** Their name in the summary's `config.init` (the MLP's `--init`; the CNN has no choice). */
   initName?(config: TrainConfig): InitName;
   /**
@@ -147,6 +152,7 @@ export async function runModel<P>(
       if (!opts.gpu) gpu.device.destroy();
     },
   };
+  if (!params) model.checkDevice?.(gpu, config, data, nTest);
   const settings: CheckpointSettings = {
     optimizer,
     seed: config.seed,
@@ -568,6 +574,7 @@ function fastSummary(r: FastRunResult): TrainSummary {
       ...(r.model.initName && !r.config.load && !r.config.resume
         ? { init: r.model.initName(r.config) }
         : {}),
+      ...(r.config.hidden ? { hidden: r.config.hidden } : {}),
       ...(r.model.name !== "mlp" ? { model: r.model.name } : {}),
       ...(r.optimizer.optimizer !== OPTIMIZER_DEFAULTS.optimizer
         ? { optimizer: r.optimizer.optimizer }

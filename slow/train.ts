@@ -20,6 +20,7 @@
  */
 
 import type { TrainConfig } from "../shared/io/cli.ts";
+import { checkMlpLimits } from "../shared/gpu/limits.ts";
 import { formatProfile, GpuProfiler } from "../shared/gpu/profiler.ts";
 import { batchRanges, initialParams, mlpSizes } from "../shared/model/mlp.ts";
 import { epochProgress, type EpochResult, type TrainSummary } from "../shared/io/summary.ts";
@@ -47,10 +48,16 @@ export async function trainSlow(
 ): Promise<TrainSummary> {
   const run = await prepareRun(config, opts);
   const { gpu, data, nTrain, nTest, report } = run;
+  // The layer sizes: the data's pixels in, --hidden, its classes out.
+  const sizes = opts.params?.sizes ?? mlpSizes(config.hidden, data);
+  try {
+    checkMlpLimits(gpu.device.limits, sizes, config.batchSize, "setting up the slow trainer: ");
+  } catch (err) {
+    if (!opts.gpu) gpu.device.destroy();
+    throw err;
+  }
   const profiler = new GpuProfiler(gpu, { enabled: config.profile });
-  // The layer sizes come from the data: its pixels in, its classes out.
-  const params = opts.params ??
-    initialParams(config.init ?? "original", config.seed, mlpSizes(data));
+  const params = opts.params ?? initialParams(config.init ?? "original", config.seed, sizes);
   const trainer = new SlowTrainer(gpu, params, profiler);
   let trainMs = 0;
   try {
@@ -107,6 +114,7 @@ export async function trainSlow(
         lr: config.lr,
         seed: config.seed,
         init: config.init ?? "original",
+        ...(config.hidden ? { hidden: config.hidden } : {}),
       },
       epochs,
       test,

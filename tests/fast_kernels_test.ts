@@ -28,6 +28,7 @@ import { readMapped } from "../shared/gpu/device.ts";
 import {
   defaultVariant,
   dispatchSize,
+  kernelFits,
   type MatmulShape,
   type MatmulVariant,
   tileWidth,
@@ -36,8 +37,8 @@ import {
   variantFits,
   VARIANTS,
   variantSource,
-} from "../fast/mlp/matmul.ts";
-import { pickFastest } from "../fast/mlp/tuner.ts";
+} from "../fast/mlp/variants/matmul.ts";
+import { pickFastest } from "../fast/mlp/variants/tuner.ts";
 import { readTuneCache, writeTuneCache } from "../fast/files.ts";
 import { evalConstInt, kernelSource, specialize, unrollLoops } from "../shared/kernels/sources.ts";
 
@@ -262,7 +263,7 @@ function cases(op: MatmulShape["op"], bytesToo: boolean): Case[] {
   return out;
 }
 
-const fits = (v: MatmulVariant, c: Case) => variantFits(v, c.shape, c.rows, 16384);
+const fits = (v: MatmulVariant, c: Case) => kernelFits(v, c.shape, c.rows, 16384);
 
 /** The cases `v` fits; one that fits none would make a test that checks nothing, so that fails. */
 function casesFor(
@@ -928,7 +929,7 @@ Deno.test("fast kernels: outputLayerRows (16 lanes a row, + ∂act) equals the C
     const losses = new Float32Array(start + rows + 3).fill(-1);
     const out = await runKernel(
       `outputLayerRows K${k} rows${rows}`,
-      specialize(kernelSource("outputLayerRows"), { K: k, C: c }),
+      specialize(kernelSource("outputLayerRows"), { K: k, C: c, ROWS: 4 }),
       "outputLayerRows",
       [
         "step",
@@ -1157,6 +1158,16 @@ Deno.test("fast matmul: textures only where shapes and rows fit; defaults by ada
   assert.equal(defaultVariant(fwd, true, 500, 8192).name, "texture-16x16");
   assert.equal(defaultVariant(fwd, false, 500, 8192).name, "tiled-16");
   assert.equal(defaultVariant(fwd, true, 60000, 8192).name, "registers-16x16");
+  // The engine copies operands into textures in 256-byte rows: a layer 32 wide (W1's rows, or
+  // ∂z1's) runs the kernel fine but cannot be copied, so the engine takes registers there.
+  for (const shape of [{ ...fwd, n: 32 }, { ...fwd, op: "weightGrad" as const, n: 32 }]) {
+    assert.ok(kernelFits(tex, shape, 500, 8192), shape.op);
+    assert.ok(!variantFits(tex, shape, 500, 8192), shape.op);
+    assert.equal(defaultVariant(shape, true, 500, 8192).name, "registers-16x16");
+  }
+  const inputGrad: MatmulShape = { op: "inputGrad", k: 32, n: 64, aBytes: false };
+  assert.ok(kernelFits(tex, inputGrad, 500, 8192) && !variantFits(tex, inputGrad, 500, 8192));
+  assert.ok(variantFits(tex, { ...inputGrad, k: 64, n: 32 }, 500, 8192), "∂z2 rows of 64 floats");
 });
 
 Deno.test("fast matmul: the tuner tries the blocked family on GPUs only, where K and N fit; textures only on CPUs", () => {

@@ -27,8 +27,8 @@ import {
 } from "../shared/model/optim.ts";
 import { createMlpEngine, type MlpEngineOptions } from "../fast/mlp/engine.ts";
 import type { Dataset } from "../shared/data/dataset.ts";
-import { inkKeys, rowOrderByInk } from "../fast/mlp/blank_pixels.ts";
-import { type Slot, SLOTS, VARIANTS } from "../fast/mlp/matmul.ts";
+import { inkKeys, rowOrderByInk } from "../fast/mlp/variants/blank_pixels.ts";
+import { type Slot, SLOTS, VARIANTS } from "../fast/mlp/variants/matmul.ts";
 import { trainFast } from "../fast/train.ts";
 import { trainSlow } from "../slow/train.ts";
 import { shuffledIndices } from "../shared/model/rng.ts";

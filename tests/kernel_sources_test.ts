@@ -10,6 +10,7 @@ import {
   KERNEL_SOURCES,
   kernelSource,
   PRELUDES,
+  specialize,
   STEP_KERNELS,
   STEP_STRUCT,
 } from "../shared/kernels/sources.ts";
@@ -105,4 +106,34 @@ Deno.test("kernelSource prepends each prelude to every kernel of its folder, non
   for (const name of files.keys()) {
     if (!prefixed.has(name)) assert.equal(kernelSource(name), KERNEL_SOURCES[name], name);
   }
+});
+
+Deno.test("specialize: a constant the host must set is SET_BY_HOST, and one left unset fails, named", () => {
+  // Every MLP kernel whose shapes the host sets declares them one way: `const NAME = SET_BY_HOST;`.
+  const hostSet = [...STEP_KERNELS].filter((k) =>
+    /^const \w+ = SET_BY_HOST;/m.test(kernelSource(k))
+  );
+  assert.deepEqual(
+    [...STEP_KERNELS].filter((k) => !hostSet.includes(k)),
+    ["sumLosses"],
+    "every MLP kernel but the loss sum (one workgroup of 256) takes its shapes from the host",
+  );
+  for (const k of hostSet) {
+    const unset = [...kernelSource(k).matchAll(/^const (\w+) = SET_BY_HOST;/gm)].map((m) => m[1]);
+    assert.throws(
+      () => specialize(kernelSource(k), {}),
+      new RegExp(
+        `^Error: kernel ${k}: the host did not set ${unset.join(", ")} \\(SET_BY_HOST\\)$`,
+      ),
+    );
+    // Setting all but the last still names the last; setting all of them leaves none.
+    const some = Object.fromEntries(unset.slice(0, -1).map((name) => [name, 4]));
+    assert.throws(
+      () => specialize(kernelSource(k), some),
+      new RegExp(`did not set ${unset.at(-1)} `),
+    );
+    const all = specialize(kernelSource(k), Object.fromEntries(unset.map((name) => [name, 4])));
+    assert.doesNotMatch(all, /= SET_BY_HOST;/, k);
+  }
+  assert.throws(() => specialize(kernelSource("countCorrect"), { Q: 1 }), /no 'const Q = …;'/);
 });

@@ -12,6 +12,7 @@ import {
   LAYER_SIZES,
   lossAndGradients,
   type MlpParams,
+  mlpSizes,
   originalParams,
   pixelsToFloats,
   predict,
@@ -116,6 +117,66 @@ Deno.test("lossAndGradients matches central finite differences on a small MLP", 
     }
   }
   assert.equal(checked, 7 * 6 + 6 * 5 + 5 * 4 + 6 + 5 + 4);
+});
+
+Deno.test("lossAndGradients matches central finite differences with 1 to 4 hidden layers", () => {
+  // Every weight and bias of MLPs of other depths than the default's, in float64.
+  for (const sizes of [[6, 5, 4], [6, 5, 4, 3], [7, 3, 6, 4, 5], [5, 4, 6, 3, 5, 4]]) {
+    const L = sizes.length - 1, classes = sizes[L];
+    const p = initParams(7 + L, sizes);
+    const rand = mulberry32(L);
+    for (const b of p.biases) for (let i = 0; i < b.length; i++) b[i] = rand() * 0.2 - 0.1;
+    const f64 = {
+      sizes: p.sizes,
+      weights: p.weights.map((w) => Float64Array.from(w)),
+      biases: p.biases.map((b) => Float64Array.from(b)),
+    } as unknown as MlpParams;
+    const { x } = randomBatch(4, sizes[0], 11 + L);
+    const labels = new Uint8Array([0, classes - 1, 1, 2 % classes]);
+    const grads = lossAndGradients(f64, x, labels);
+    assert.equal(grads.weights.length, L);
+    const h = 1e-6;
+    let checked = 0;
+    for (const kind of ["weights", "biases"] as const) {
+      for (let l = 0; l < L; l++) {
+        const t = f64[kind][l];
+        assert.equal(grads[kind][l].length, t.length, `${sizes}: ${kind}[${l}] length`);
+        for (let i = 0; i < t.length; i++) {
+          const keep = t[i];
+          t[i] = keep + h;
+          const up = meanLoss(f64, x, labels);
+          t[i] = keep - h;
+          const down = meanLoss(f64, x, labels);
+          t[i] = keep;
+          const numeric = (up - down) / (2 * h);
+          const analytic = grads[kind][l][i];
+          assert.ok(
+            Math.abs(numeric - analytic) <= 1e-6 + 1e-4 * Math.abs(numeric),
+            `${sizes}: ${kind}[${l}][${i}]: analytic ${analytic} vs numeric ${numeric}`,
+          );
+          checked++;
+        }
+      }
+    }
+    let params = 0;
+    for (let l = 0; l < L; l++) params += sizes[l] * sizes[l + 1] + sizes[l + 1];
+    assert.equal(checked, params, `${sizes}: every parameter checked`);
+  }
+});
+
+Deno.test("mlpSizes: [pixels, ...hidden, classes], the original's by default", () => {
+  assert.deepEqual(mlpSizes(), [784, 512, 128, 10]);
+  assert.deepEqual(LAYER_SIZES, [784, 512, 128, 10]);
+  assert.deepEqual(mlpSizes([256]), [784, 256, 10]);
+  assert.deepEqual(mlpSizes([1024, 256, 64], { height: 32, width: 32, classes: 3 }), [
+    1024,
+    1024,
+    256,
+    64,
+    3,
+  ]);
+  // The multiply-adds of any depth: forward and ∂W per layer, ∂x for all but the first.
+  assert.equal(stepMultiplyAdds(2, [784, 256, 10]), 2 * (2 * (784 * 256 + 256 * 10) + 256 * 10));
 });
 
 Deno.test("trainStep lowers the loss on its own batch", () => {

@@ -5,14 +5,15 @@
  *
  * In order: the dataset (packed bytes, 4 pixels per u32, and u32 labels),
  * the packed parameters (and with momentum or Adam the gradients and the
- * optimiser's state, in the same layout), the activations and their
- * gradients, the readback buffers, the uniform step table (one
- * `struct Step {start, count, lr, rowOrder}` per batch, test chunk, loss sum
- * and tuning run), the optimiser's table, the textures; then the readback
- * helpers. The blank-pixel lists and row order are fast/mlp/blank_pixels.ts's.
+ * optimiser's state, in the same layout), the readback buffers, the uniform
+ * step table (one `struct Step {start, count, lr, rowOrder}` per batch, test
+ * chunk, loss sum and tuning run), the optimiser's table; then the readback
+ * helpers. The activations, their gradients and the operands' textures are
+ * fast/mlp/activations.ts's; the blank-pixel lists and row order
+ * fast/mlp/variants/blank_pixels.ts's.
  *
- * Not here: what reads or writes them (fast/mlp/step.ts) and how they are
- * bound (fast/mlp/pipelines.ts). WebGPU and plain TypeScript only.
+ * Not here: what reads or writes them (fast/mlp/step.ts, encode.ts) and how they are
+ * bound (fast/mlp/bind_groups.ts). WebGPU and plain TypeScript only.
  *
  * @module
  */
@@ -21,13 +22,20 @@ import { readBuffer } from "../../shared/gpu/device.ts";
 import type { MlpParams } from "../../shared/model/mlp.ts";
 import type { Dataset } from "../../shared/data/dataset.ts";
 import { type OptimizerOptions, OPTIMIZERS, optimizerUniform } from "../../shared/model/optim.ts";
+import {
+  type ActivationBuffers,
+  activationBuffers,
+  createMirrors,
+  type Mirrors,
+} from "./activations.ts";
+import type { OutputVariant } from "./variants/matmul.ts";
 
 // ---------------------------------------------------------------------------
 // What the buffers are sized by
 
 /** The sizes and choices every part of the engine is made for (decided in `createMlpEngine`). */
 export interface MlpSetup {
-  /** Layer sizes [n0, n1, n2, n3]: pixels, hidden 1, hidden 2, classes. */
+  /** Layer sizes [n0, n1, …, nL]: pixels, the hidden layers, classes. */
   sizes: readonly number[];
   batchSize: number;
   lr: number;
@@ -48,8 +56,8 @@ export interface MlpSetup {
    * stored and one dispatch of its kernel updates.
    */
   separateUpdate: boolean;
-  /** GPU-shaped output-layer kernels (`smallKernels: "gpu"`). */
-  gpuSmall: boolean;
+  /** How the output layer's kernels are shaped (`smallKernels`, the device's limits). */
+  output: OutputVariant;
   /** Make what `setOrder` needs. */
   shuffle: boolean;
   /** Make what `encodeEpoch` needs (copies of the per-image losses). */
@@ -187,7 +195,7 @@ function datasetBuffers(alloc: Allocator, setup: MlpSetup, data: Dataset): Datas
 
 /** Where each parameter tensor lies in the packed parameter buffer. */
 export interface PackedLayout {
-  /** Byte offset of W1, b1, W2, b2, W3, b3 (multiples of `align`). */
+  /** Byte offset of W1, b1, …, WL, bL (multiples of `align`). */
   offsets: number[];
   /** Floats of each tensor. */
   lengths: number[];
@@ -209,34 +217,31 @@ export function packedLayout(sizes: readonly number[], align = 256): PackedLayou
   return { offsets, lengths, bytes: at };
 }
 
-/** The parameters and what updates them, each a packed buffer W1, b1, W2, b2, W3, b3. */
+/** The parameters and what updates them, each a packed buffer W1, b1, …, WL, bL. */
 export interface ParameterBuffers {
   packed: PackedLayout;
   /** Floats of a packed buffer (padding included). */
   totalFloats: number;
-  /** The parameters: W1 [n0, n1], b1 [n1], W2 [n1, n2], b2 [n2], W3 [n2, n3], b3 [n3]. */
+  /** The parameters: W_i [n(i−1), n_i] and b_i [n_i] for each layer i = 1 … L. */
   paramBuffer: GPUBuffer;
-  /** W1, W2, W3 and b1, b2, b3 as sub-ranges of `paramBuffer`. */
+  /** W1 … WL and b1 … bL as sub-ranges of `paramBuffer` (index i − 1: layer i). */
   weights: BufferRange[];
   biases: BufferRange[];
-  /** With `separateUpdate`: ∂W1 ∂b1 ∂W2 ∂b2 ∂W3 ∂b3 (padding stays zero). */
+  /** Momentum/Adam(W): ∂W1 ∂b1 … ∂WL ∂bL (padding stays zero). */
   gradBuffer?: GPUBuffer;
   /** One buffer per part of the optimiser's `state` (momentum's velocity; Adam's m, v); none for SGD. */
   stateBuffers: GPUBuffer[];
   /**
-   * Where the weight-gradient kernels write ∂W1..∂W3 and ∂b1..∂b3: the
-   * parameters themselves (SGD, updated in place) or the gradients.
+   * Where the weight-gradient kernels write ∂W_i and ∂b_i: the parameters
+   * themselves (SGD, updated in place) or the gradients.
    */
   gradWeights: BufferRange[];
   gradBiases: BufferRange[];
-  /** CPU-shaped output layer (`outputLayer.wgsl`): W3 as a uniform, [n2 · n3 / 4] vec4. */
-  w3Copy?: GPUBuffer;
 }
 
 function parameterBuffers(alloc: Allocator, setup: MlpSetup, params: MlpParams): ParameterBuffers {
   const S = GPUBufferUsage.STORAGE, CS = GPUBufferUsage.COPY_SRC, CD = GPUBufferUsage.COPY_DST;
   const { device } = alloc;
-  const [, , n2, n3] = setup.sizes;
   const packed = packedLayout(
     setup.sizes,
     Math.max(256, device.limits.minStorageBufferOffsetAlignment),
@@ -244,27 +249,23 @@ function parameterBuffers(alloc: Allocator, setup: MlpSetup, params: MlpParams):
   const packedBuffer = (label: string, usage: number) => alloc.buffer(label, packed.bytes, usage);
   const ranges = (b: GPUBuffer): BufferRange[] =>
     packed.offsets.map((offset, t) => ({ buffer: b, offset, size: packed.lengths[t] * 4 }));
-  const paramBuffer = packedBuffer("parameters W1 b1 W2 b2 W3 b3 (packed)", S | CS | CD);
+  const tensors = (d: string) =>
+    setup.sizes.slice(1).map((_, l) => `${d}W${l + 1} ${d}b${l + 1}`).join(" ");
+  const paramBuffer = packedBuffer(`parameters ${tensors("")} (packed)`, S | CS | CD);
   const paramRanges = ranges(paramBuffer);
-  const weights = [0, 2, 4].map((t) => paramRanges[t]);
-  const biases = [1, 3, 5].map((t) => paramRanges[t]);
-  for (let l = 0; l < 3; l++) {
+  const weights = paramRanges.filter((_, t) => t % 2 === 0);
+  const biases = paramRanges.filter((_, t) => t % 2 === 1);
+  for (let l = 0; l < weights.length; l++) {
     device.queue.writeBuffer(paramBuffer, weights[l].offset, params.weights[l].slice());
     device.queue.writeBuffer(paramBuffer, biases[l].offset, params.biases[l].slice());
   }
   const gradBuffer = setup.separateUpdate
-    ? packedBuffer("gradients ∂W1 ∂b1 ∂W2 ∂b2 ∂W3 ∂b3 (packed)", S)
+    ? packedBuffer(`gradients ${tensors("∂")} (packed)`, S)
     : undefined;
   const stateBuffers = OPTIMIZERS[setup.optimizer.optimizer].state.map((part) =>
     packedBuffer(`${part.label} (packed)`, S | CS | CD)
   );
   const gradRanges = gradBuffer ? ranges(gradBuffer) : paramRanges;
-  // The CPU-shaped output layer reads W3 from a uniform copy, refreshed after each update of W3.
-  const w3Copy = setup.gpuSmall ? undefined : alloc.buffer(
-    `W3 uniform copy [${n2}][${n3}]`,
-    Math.ceil((n2 * n3) / 4) * 16,
-    GPUBufferUsage.UNIFORM | CD,
-  );
   return {
     packed,
     totalFloats: packed.bytes / 4,
@@ -273,65 +274,8 @@ function parameterBuffers(alloc: Allocator, setup: MlpSetup, params: MlpParams):
     biases,
     gradBuffer,
     stateBuffers,
-    gradWeights: [0, 2, 4].map((t) => gradRanges[t]),
-    gradBiases: [1, 3, 5].map((t) => gradRanges[t]),
-    w3Copy,
-  };
-}
-
-// ---------------------------------------------------------------------------
-// Activations, their gradients, losses
-
-/** Rows per chunk of the split layer-3 weight gradient (`weightGradSplit.wgsl`). */
-export const SPLIT_CHUNK = 32;
-
-/** What one step computes, for up to `maxRows` rows. */
-export interface ActivationBuffers {
-  /** relu(x·W1 + b1): [maxRows, n1]. */
-  a1: GPUBuffer;
-  /** relu(a1·W2 + b2): [maxRows, n2]. */
-  a2: GPUBuffer;
-  /** ∂loss/∂z3 = softmax(z3) − onehot(y): [maxRows, n3]. */
-  dz3: GPUBuffer;
-  /** ∂loss/∂z2: [maxRows, n2]. */
-  dz2: GPUBuffer;
-  /** ∂loss/∂z1: [maxRows, n1]. */
-  dz1: GPUBuffer;
-  /** −log p_y of each training image, by position in the epoch's order: [nTrain]. */
-  losses: GPUBuffer;
-  /** The epoch's Σ losses: [1]. */
-  lossTotal: GPUBuffer;
-  /** GPU-shaped layer-3 weight gradient: partial sums, [⌈maxRows / 32⌉, n2 · n3 + n3]. */
-  splitPartials?: GPUBuffer;
-  /** Floats per row of `splitPartials`: ∂W3 and ∂b3. */
-  splitWidth: number;
-  /** Test pass: confusion[t][p], [n3, n3] u32. */
-  confusion: GPUBuffer;
-}
-
-function activationBuffers(alloc: Allocator, setup: MlpSetup): ActivationBuffers {
-  const S = GPUBufferUsage.STORAGE, CS = GPUBufferUsage.COPY_SRC, CD = GPUBufferUsage.COPY_DST;
-  const [, n1, n2, n3] = setup.sizes;
-  const { maxRows, nTrain } = setup;
-  const splitWidth = n2 * n3 + n3;
-  const splitRows = Math.ceil(maxRows / SPLIT_CHUNK);
-  return {
-    a1: alloc.buffer(`a1 [${maxRows}, ${n1}]`, maxRows * n1 * 4, S | CS),
-    a2: alloc.buffer(`a2 [${maxRows}, ${n2}]`, maxRows * n2 * 4, S | CS),
-    dz3: alloc.buffer(`dz3 [${maxRows}, ${n3}]`, maxRows * n3 * 4, S | CS),
-    dz2: alloc.buffer(`dz2 [${maxRows}, ${n2}]`, maxRows * n2 * 4, S | CS),
-    dz1: alloc.buffer(`dz1 [${maxRows}, ${n1}]`, maxRows * n1 * 4, S | CS),
-    losses: alloc.buffer(`per-image losses [${nTrain}]`, nTrain * 4, S | CS),
-    lossTotal: alloc.buffer("epoch loss total", 4, S | CS),
-    splitPartials: setup.gpuSmall
-      ? alloc.buffer(
-        `layer-3 gradient partial sums [${splitRows}, ${splitWidth}]`,
-        splitRows * splitWidth * 4,
-        S,
-      )
-      : undefined,
-    splitWidth,
-    confusion: alloc.buffer(`test confusion counts [${n3}, ${n3}]`, n3 * n3 * 4, S | CS | CD),
+    gradWeights: gradRanges.filter((_, t) => t % 2 === 0),
+    gradBiases: gradRanges.filter((_, t) => t % 2 === 1),
   };
 }
 
@@ -353,14 +297,14 @@ export interface ReadbackBuffers {
   epochStaging: GPUBuffer[];
   /** With `overlapEpochs`: epoch e's per-image losses, copied: [nTrain] each. */
   lossCopies?: GPUBuffer[];
-  /** The test pass's confusion counts: [n3, n3] u32. */
+  /** The test pass's confusion counts: [nL, nL] u32. */
   confusionStaging: GPUBuffer;
 }
 
 function readbackBuffers(alloc: Allocator, setup: MlpSetup): ReadbackBuffers {
   const MR = GPUBufferUsage.MAP_READ, CS = GPUBufferUsage.COPY_SRC, CD = GPUBufferUsage.COPY_DST;
   const { nTrain } = setup;
-  const n3 = setup.sizes[3];
+  const nL = setup.sizes[setup.sizes.length - 1];
   const readbacks = [...Array(EPOCH_READBACKS).keys()];
   return {
     lossStaging: alloc.buffer("tuning readback", 4, MR | CD),
@@ -370,7 +314,7 @@ function readbackBuffers(alloc: Allocator, setup: MlpSetup): ReadbackBuffers {
         alloc.buffer(`per-image losses of an epoch, copy ${i} [${nTrain}]`, nTrain * 4, CS | CD)
       )
       : undefined,
-    confusionStaging: alloc.buffer("test confusion readback", n3 * n3 * 4, MR | CD),
+    confusionStaging: alloc.buffer("test confusion readback", nL * nL * 4, MR | CD),
   };
 }
 
@@ -471,36 +415,6 @@ function optimizerTable(alloc: Allocator, setup: MlpSetup, totalFloats: number):
 }
 
 // ---------------------------------------------------------------------------
-// Textures (rgba32float, 4 floats per texel along a row)
-
-/** Copies of operands for the texture variants (see `copyToTexture` in fast/mlp/step.ts). */
-export interface TextureSet {
-  /** A 1 × 1 texture for a variant that reads no texture at that binding. */
-  dummyTex: GPUTexture;
-  /** W1: [n0][n1 / 4] texels. */
-  w1Tex: GPUTexture;
-  /** W2: [n1][n2 / 4] texels. */
-  w2Tex: GPUTexture;
-  /** a1, dz2, dz1: [maxRows][n1 / 4], [maxRows][n2 / 4], [maxRows][n1 / 4] (1 row if too high). */
-  a1Tex: GPUTexture;
-  dz2Tex: GPUTexture;
-  dz1Tex: GPUTexture;
-}
-
-function textures(alloc: Allocator, setup: MlpSetup): TextureSet {
-  const [n0, n1, n2] = setup.sizes;
-  const rows = setup.maxRows <= setup.maxTextureRows ? setup.maxRows : 1;
-  return {
-    dummyTex: alloc.texture("unused texture binding", 1, 1),
-    w1Tex: alloc.texture(`W1 texture [${n0}][${n1 / 4}]`, n1 / 4, n0),
-    w2Tex: alloc.texture(`W2 texture [${n1}][${n2 / 4}]`, n2 / 4, n1),
-    a1Tex: alloc.texture(`a1 texture [${rows}][${n1 / 4}]`, n1 / 4, rows),
-    dz2Tex: alloc.texture(`dz2 texture [${rows}][${n2 / 4}]`, n2 / 4, rows),
-    dz1Tex: alloc.texture(`dz1 texture [${rows}][${n1 / 4}]`, n1 / 4, rows),
-  };
-}
-
-// ---------------------------------------------------------------------------
 // All of them
 
 /** Every buffer and texture of the engine but the blank-pixel ones. */
@@ -510,7 +424,7 @@ export type MlpBuffers =
   & ActivationBuffers
   & ReadbackBuffers
   & StepTable
-  & TextureSet
+  & Mirrors
   & {
     optimizerTable: OptimizerTable;
     /** A 16-byte storage buffer for a binding a kernel does not use. */
@@ -529,13 +443,14 @@ export function createMlpBuffers(
   sortRows: boolean,
 ): MlpBuffers {
   const parameters = parameterBuffers(alloc, setup, params);
+  const activations = activationBuffers(alloc, setup);
   return {
     ...datasetBuffers(alloc, setup, data),
     ...parameters,
-    ...activationBuffers(alloc, setup),
+    ...activations,
     ...readbackBuffers(alloc, setup),
     ...stepTable(alloc, setup, sortRows),
-    ...textures(alloc, setup),
+    ...createMirrors(alloc, setup, parameters, activations),
     optimizerTable: optimizerTable(alloc, setup, parameters.totalFloats),
     dummyStorage: alloc.buffer("unused storage binding", 16, GPUBufferUsage.STORAGE),
   };
@@ -558,7 +473,7 @@ export async function readRange(
   return new Float32Array(await readBuffer(device, b, count * 4, start * 4));
 }
 
-/** A packed buffer read back and cut into its tensors W1, b1, W2, b2, W3, b3. */
+/** A packed buffer read back and cut into its tensors W1, b1, …, WL, bL. */
 export async function readPacked(
   device: GPUDevice,
   b: GPUBuffer,

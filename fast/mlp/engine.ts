@@ -5,25 +5,31 @@
  * each part lives in a file of its own, read top to bottom, and imports
  * only the ones listed after it:
  *
- * - fast/mlp/step.ts: encoding: the dispatch helpers, one training step
- *   (`encodeStep`, each dispatch with its formula), the epoch's end, the test
- *   pass;
+ * - fast/mlp/epochs.ts: the chunked epoch loop (`ChunkedSteps`, `trainEpoch`);
+ * - fast/mlp/encode.ts: recording the stages: the dispatch helpers, each
+ *   stage with its variant, the copies variants read, the epoch's end, the
+ *   test pass;
+ * - fast/mlp/step.ts: the stages of a training step and of the test pass,
+ *   each with its formula and shapes;
  * - fast/mlp/pipelines.ts: bind group layouts, pipelines (compiled in
  *   parallel), bind groups;
- * - fast/mlp/blank_pixels.ts: skipping all-zero pixels in layer 1 (ink keys,
+ * - fast/mlp/variants/blank_pixels.ts: skipping all-zero pixels in layer 1 (ink keys,
  *   row orders, the nonzeroRows / nonzeroGroups lists);
- * - fast/mlp/buffers.ts: every buffer and texture with its shape (dataset as
- *   packed bytes, packed parameters / gradients / optimiser state,
- *   activations, readbacks, the uniform step table `{start, count, lr,
- *   rowOrder}` at 256-byte strides, the optimiser's table), and readbacks;
- * - fast/mlp/matmul.ts: the slots, their shapes and the matmul variants.
+ * - fast/mlp/buffers.ts: the buffers with their shapes (dataset as packed
+ *   bytes, packed parameters / gradients / optimiser state, readbacks, the
+ *   uniform step table `{start, count, lr, rowOrder}` at 256-byte strides,
+ *   the optimiser's table), and readbacks;
+ * - fast/mlp/activations.ts: activations, their gradients, and the copies
+ *   (textures, a uniform) that variants read;
+ * - fast/mlp/variants/matmul.ts: the slots, their shapes and the matmul variants.
  *
- * Above the engine, using it: fast/mlp/tuner.ts (choosing a variant per
+ * Above the engine, using it: fast/mlp/variants/tuner.ts (choosing a variant per
  * slot: timing, the cache; `createMlpEngineTuned`) and fast/mlp/model.ts
  * (the MLP as the run loop's `Model`).
  *
- * All parameters live in one packed buffer (W1, b1, W2, b2, W3, b3, each at
- * a 256-byte aligned offset). SGD is folded into the weight-gradient kernels;
+ * Any MLP [n0, n1, …, nL] with at least one hidden layer. All parameters
+ * live in one packed buffer (W1, b1, …, WL, bL, each at a 256-byte aligned
+ * offset). SGD is folded into the weight-gradient kernels;
  * with momentum or Adam they store ∂W, ∂b and one optimiser dispatch updates
  * the whole packed buffer at the end of each step. With shuffling, a gather
  * dispatch per epoch copies the training set into the epoch's order, so every
@@ -34,24 +40,19 @@
  */
 
 import { type Gpu, readMapped } from "../../shared/gpu/device.ts";
+import { checkBuffer, checkMlpLimits } from "../../shared/gpu/limits.ts";
 import type { PassTimestamps } from "../../shared/gpu/profiler.ts";
+import { UserError } from "../../shared/io/errors.ts";
 import { batchRanges, type MlpParams } from "../../shared/model/mlp.ts";
 import { type Dataset, pixelsOf } from "../../shared/data/dataset.ts";
 import { OPTIMIZER_DEFAULTS, type OptimizerOptions, OPTIMIZERS } from "../../shared/model/optim.ts";
-import {
-  type EncodedEpoch,
-  EpochInterrupted,
-  type OptimizerState,
-  type OverlappingEngine,
-  type SubmittedEpoch,
-  type TestCounts,
-} from "../engine.ts";
+import type { OptimizerState, OverlappingEngine, TestCounts } from "../engine.ts";
 import {
   type BlankPixelOptions,
   type BlankPixels,
   createBlankPixels,
   writeTrainRowOrder,
-} from "./blank_pixels.ts";
+} from "./variants/blank_pixels.ts";
 import {
   activationRows,
   allocator,
@@ -62,31 +63,32 @@ import {
   readRange,
 } from "./buffers.ts";
 import {
+  dispatchSlot,
+  encodeGather,
+  encodeTestPass,
+  outsidePass,
+  planChanged,
+  record,
+  refreshWeightMirrors,
+  stagesOf,
+  type StepContext,
+  submit,
+} from "./encode.ts";
+import { ChunkedSteps, trainEpoch } from "./epochs.ts";
+import {
   defaultVariant,
   type MatmulShape,
   type MatmulVariant,
+  outputVariant,
   type Plan,
   type Slot,
-  SLOTS,
   slotShapes,
+  slotsOf,
   variantByName,
   variantFits,
-} from "./matmul.ts";
-import { createBindGroups, createLayouts, createPipelines, pipelineOf } from "./pipelines.ts";
-import {
-  copyW3,
-  dispatchSlot,
-  encodeEpochEnd,
-  encodeGather,
-  encodeStep,
-  encodeTestPass,
-  encodeWeightTextures,
-  outsidePass,
-  record,
-  type Recorder,
-  type StepContext,
-  submit,
-} from "./step.ts";
+} from "./variants/matmul.ts";
+import { createBindGroups } from "./bind_groups.ts";
+import { createLayouts, createPipelines, pipelineOf } from "./pipelines.ts";
 
 // ---------------------------------------------------------------------------
 // The engine's interface
@@ -104,7 +106,7 @@ export interface MlpEngineOptions extends BlankPixelOptions {
   tuneSlots?: readonly Slot[];
   /**
    * Rows `timeVariant` can also time besides `batchSize` (capped at it): the
-   * tuner's screening rows (fast/mlp/tuner.ts). Default: `batchSize` only.
+   * tuner's screening rows (fast/mlp/variants/tuner.ts). Default: `batchSize` only.
    */
   screenRows?: number;
   /** Steps per command buffer (default: 32). */
@@ -128,16 +130,18 @@ export interface MlpEngineOptions extends BlankPixelOptions {
   overlapEpochs?: boolean;
   /**
    * How the small output-layer kernels are shaped (default: `"cpu"` on CPU
-   * adapters, `"gpu"` on GPUs). Both fuse layer 3's input gradient into the
-   * output layer's kernel. `"cpu"`: one row per invocation, W3 read from a
-   * uniform copy (`outputLayer`), layer 3's weight gradient one
-   * row of W3 per invocation (`weightGradRow`). `"gpu"`: 16 invocations per row
-   * (`outputLayerRows`), layer 3's weight gradient split over
-   * chunks of rows, then summed in order (`weightGradSplit` +
-   * `weightGradSplitSum`). Layer 3 (×10) is tiny and not tuned: on a GPU,
-   * registers-4x4 left its weight gradient to ~100 invocations looping over
-   * the batch (0.8 ms a step on an H200, more than all the big matmuls), and
-   * tiles still loop over the whole batch in 8 workgroups (37 µs a step).
+   * adapters, `"gpu"` on GPUs; see `OutputVariant` in fast/mlp/variants/matmul.ts).
+   * Both fuse the last hidden layer's input gradient into the output layer's
+   * kernel. `"cpu"`: one row per invocation, W_L read from a uniform copy
+   * (`outputLayer`; when W_L is too large for a uniform binding, as for
+   * `"gpu"`), its weight gradient one row of W_L per invocation
+   * (`weightGradRow`). `"gpu"`: 16 invocations per row (`outputLayerRows`),
+   * its weight gradient split over chunks of rows, then summed in order
+   * (`weightGradSplit` + `weightGradSplitSum`). The output layer (×10) is
+   * tiny and not tuned: on a GPU, registers-4x4 left its weight gradient to
+   * ~100 invocations looping over the batch (0.8 ms a step on an H200, more
+   * than all the big matmuls), and tiles still loop over the whole batch in
+   * 8 workgroups (37 µs a step).
    */
   smallKernels?: "cpu" | "gpu";
   /**
@@ -146,13 +150,13 @@ export interface MlpEngineOptions extends BlankPixelOptions {
    * there are all zero (`nonzeroRows.wgsl`); the forward kernel, per block
    * of rows, the groups of 16 pixels that are zero in all of them
    * (`nonzeroGroups.wgsl`). Same sums bit for bit; `false` does all the work.
-   * See fast/mlp/blank_pixels.ts.
+   * See fast/mlp/variants/blank_pixels.ts.
    */
   skipZeros?: boolean;
   /**
    * With `skipZeros`: the layer-1 weight gradient's blocks of pixels are 4 × 4
    * tiles of the (square) images rather than runs of a row (default true; see
-   * `tileWidth` in fast/mlp/matmul.ts). Same sums bit for bit either way.
+   * `tileWidth` in fast/mlp/variants/matmul.ts). Same sums bit for bit either way.
    */
   imageTiles?: boolean;
   /**
@@ -164,9 +168,6 @@ export interface MlpEngineOptions extends BlankPixelOptions {
   sortRows?: boolean;
 }
 
-/** Steps in an epoch's first command buffer: the GPU starts after a few steps are encoded. */
-const FIRST_CHUNK_STEPS = 8;
-
 /** The fast MLP engine on one device: `Engine<MlpParams>` and what the tuner and benches use. */
 export interface MlpEngine extends OverlappingEngine<MlpParams> {
   /** The variant of each slot (change with `setVariant`). */
@@ -177,6 +178,8 @@ export interface MlpEngine extends OverlappingEngine<MlpParams> {
   readonly batches: readonly [number, number][];
   /** Rows the activation buffers hold (the largest batch or test chunk). */
   readonly maxRows: number;
+  /** The tunable slots of a step, in order (`slotsOf` the layer sizes). */
+  readonly slots: readonly Slot[];
   /** The matmul shape of each slot. */
   readonly shapes: Record<Slot, MatmulShape>;
   /**
@@ -206,10 +209,15 @@ function mlpSetup(
   opts: MlpEngineOptions,
 ): MlpSetup {
   const pixels = pixelsOf(data);
-  if (sizes.length !== 4 || sizes[0] !== pixels || pixels % 4 || sizes[1] % 4 || sizes[2] % 4) {
-    throw new Error(`the fast trainer needs a ${pixels}→h→h→c MLP, got ${sizes.join("→")}`);
+  if (sizes.length < 3 || sizes[0] !== pixels || pixels % 4 !== 0) {
+    throw new UserError(
+      `the fast trainer needs at least one hidden layer and a multiple of 4 pixels per image ` +
+        `(packed 4 to a word), got layers ${sizes.join("→")} for ${pixels}-pixel images`,
+    );
   }
   const { batchSize, lr } = opts;
+  const { limits } = gpu.device;
+  const L = sizes.length - 1;
   const nTrain = data.trainLabels.length, nTest = data.testLabels.length;
   const optimizer = opts.optimizer ?? OPTIMIZER_DEFAULTS;
   const maxRows = activationRows(batchSize, nTest);
@@ -222,11 +230,15 @@ function mlpSetup(
     batches: batchRanges(nTrain, batchSize),
     evalChunks: batchRanges(nTest, maxRows),
     maxRows,
-    maxTextureRows: gpu.device.limits.maxTextureDimension2D,
+    maxTextureRows: limits.maxTextureDimension2D,
     optimizer,
     // SGD stays folded into the weight-gradient kernels; the others store gradients.
     separateUpdate: !OPTIMIZERS[optimizer.optimizer].fusable,
-    gpuSmall: (opts.smallKernels ?? (gpu.software ? "cpu" : "gpu")) === "gpu",
+    output: outputVariant(
+      opts.smallKernels ?? (gpu.software ? "cpu" : "gpu"),
+      sizes[L - 1] * sizes[L] * 4,
+      limits.maxUniformBufferBindingSize,
+    ),
     shuffle: opts.shuffle ?? false,
     overlapEpochs: opts.overlapEpochs ?? false,
     tuneRows: [...new Set([Math.min(opts.screenRows ?? batchSize, batchSize), batchSize])],
@@ -242,7 +254,7 @@ function choosePlan(
   const shapes = slotShapes(setup.sizes);
   const { maxRows, maxTextureRows } = setup;
   const plan = {} as Plan;
-  for (const slot of SLOTS) {
+  for (const slot of slotsOf(setup.sizes)) {
     const name = names[slot];
     const v = name
       ? variantByName(name)
@@ -271,6 +283,10 @@ export async function createMlpEngine(
 ): Promise<MlpEngine> {
   const { device } = gpu;
   const setup = mlpSetup(gpu, params.sizes, data, opts);
+  const { limits } = gpu.device;
+  checkMlpLimits(limits, setup.sizes, setup.maxRows);
+  const images = `the training images [${setup.nTrain}, ${setup.sizes[0]}]`;
+  checkBuffer(limits, images, setup.nTrain * setup.sizes[0], "use --train-limit");
   const plan = choosePlan(setup, gpu.software, opts.plan);
   const alloc = allocator(device);
   // When a part fails (a pipeline that does not compile, after every buffer
@@ -279,7 +295,7 @@ export async function createMlpEngine(
     const blank = createBlankPixels(alloc, setup, data, opts);
     const buffers = createMlpBuffers(alloc, setup, params, data, blank.sortRows);
     const kernelOptions = { updateInPlace: !setup.separateUpdate, zeroLists: blank.zeroLists };
-    const layouts = createLayouts(device, setup.gpuSmall, OPTIMIZERS[setup.optimizer.optimizer]);
+    const layouts = createLayouts(device, setup.output, OPTIMIZERS[setup.optimizer.optimizer]);
     const pipelines = await createPipelines(device, setup, layouts, plan, kernelOptions, {
       slots: opts.tuneSlots ?? [],
       software: gpu.software,
@@ -293,13 +309,15 @@ export async function createMlpEngine(
       pipelines,
       groups: createBindGroups(device, layouts, buffers, blank, pipelines),
       kernelOptions,
+      stages: stagesOf(setup),
+      mirrorsRead: new Set(),
       passTimestamps: opts.passTimestamps,
     };
+    planChanged(ctx);
     // The weight textures start as copies of the weights, whatever the plan,
     // so that `setVariant` may switch to a texture variant at any time.
     const rec = record(device, "initial weight textures");
-    encodeWeightTextures(ctx, rec);
-    copyW3(ctx, rec);
+    refreshWeightMirrors(ctx, rec);
     submit(device, rec);
     return mlpEngine(ctx, blank, alloc.owned, opts);
   } catch (err) {
@@ -324,6 +342,7 @@ function mlpEngine(
     plan: ctx.plan,
     batches,
     maxRows: setup.maxRows,
+    slots: slotsOf(setup.sizes),
     shapes: ctx.shapes,
     runSteps: (first, count) => chunks.submit(first, count),
     trainEpoch: (onProgress, stop) => trainEpoch(chunks, opts.afterSubmit, onProgress, stop),
@@ -338,8 +357,8 @@ function mlpEngine(
       const t = await readPacked(device, b.paramBuffer, b.packed);
       return {
         sizes: [...setup.sizes],
-        weights: [0, 2, 4].map((i) => t[i]),
-        biases: [1, 3, 5].map((i) => t[i]),
+        weights: t.filter((_, i) => i % 2 === 0),
+        biases: t.filter((_, i) => i % 2 === 1),
       };
     },
     async readOptimizerState() {
@@ -361,143 +380,21 @@ function mlpEngine(
 }
 
 // ---------------------------------------------------------------------------
-// Training: chunks of steps, epochs
-
-/** Submits runs of training steps and keeps count of the optimiser's steps and the epochs. */
-class ChunkedSteps {
-  /** Optimiser steps taken (Adam's t of the last one). */
-  stepsTaken = 0;
-  /** Epochs begun; epoch e reads its loss back through readback e % EPOCH_READBACKS. */
-  #epochsBegun = 0;
-  constructor(readonly ctx: StepContext, readonly stepsPerSubmit: number) {}
-
-  /** The readback (0 .. EPOCH_READBACKS − 1) of a new epoch. */
-  epochReadback(): number {
-    return this.#epochsBegun++ % EPOCH_READBACKS;
-  }
-
-  /**
-   * Encodes steps `first .. first+count-1` into one command buffer, then
-   * `tail` (if any) into the same one, and submits it.
-   */
-  submit(first: number, count: number, tail?: (rec: Recorder) => void): void {
-    const { ctx } = this;
-    const n = ctx.setup.batches.length;
-    if (first < 0 || count < 0 || first + count > n) {
-      throw new RangeError(`steps ${first}..${first + count - 1} outside 0..${n - 1}`);
-    }
-    ctx.buffers.optimizerTable.ensure(this.stepsTaken - first);
-    const rec = record(
-      ctx.device,
-      `steps ${first}..${first + count - 1}${tail ? " and the loss sum" : ""}`,
-    );
-    for (let i = first; i < first + count; i++) encodeStep(ctx, rec, i);
-    tail?.(rec);
-    submit(ctx.device, rec);
-    this.stepsTaken += count;
-  }
-
-  /** A whole epoch in one command buffer, not yet submitted (`MlpEngine.encodeEpoch`). */
-  encodeEpoch(): EncodedEpoch {
-    const { ctx } = this;
-    const readback = this.epochReadback();
-    const n = ctx.setup.batches.length;
-    ctx.buffers.optimizerTable.ensure(this.stepsTaken);
-    const rec = record(ctx.device, `epoch: steps 0..${n - 1} and the loss sum`);
-    for (let i = 0; i < n; i++) encodeStep(ctx, rec, i);
-    encodeEpochEnd(ctx, rec, readback);
-    const commands = outsidePass(rec).finish();
-    return {
-      submit: () => {
-        ctx.device.queue.submit([commands]);
-        this.stepsTaken += n;
-        return submittedEpoch(ctx, readback);
-      },
-    };
-  }
-}
-
-/**
- * The readbacks of an epoch that ended with `encodeEpochEnd(ctx, rec, readback)`
- * and was submitted.
- */
-function submittedEpoch(ctx: StepContext, readback: number): SubmittedEpoch {
-  const b = ctx.buffers;
-  let loss: Promise<number> | undefined;
-  return {
-    readLoss: () => {
-      if (!loss) {
-        loss = readMapped(b.epochStaging[readback]).then((bytes) => new Float32Array(bytes)[0]);
-        loss.catch(() => {}); // a readback nobody awaits (the run failed) is no unhandled error
-      }
-      return loss;
-    },
-    readLosses: (start, count) =>
-      readRange(ctx.device, b.lossCopies?.[readback] ?? b.losses, start, count),
-  };
-}
-
-/**
- * One epoch in chunks of steps (`Engine.trainEpoch`). A short first chunk
- * starts the GPU after encoding a few steps; each next chunk is encoded while
- * the one before runs. With `onProgress` or `stop`, at most two chunks are in
- * flight: after submitting chunk i + 1, chunk i is awaited and reported; then,
- * unless chunk i + 1 was the epoch's last, `stop` is asked (between chunks: an
- * epoch whose every step was submitted is never interrupted).
- */
-async function trainEpoch(
-  chunks: ChunkedSteps,
-  afterSubmit: (() => Promise<void>) | undefined,
-  onProgress?: (stepsDone: number) => void,
-  stop?: () => boolean,
-): Promise<number> {
-  const { ctx, stepsPerSubmit } = chunks;
-  const n = ctx.setup.batches.length;
-  const readback = chunks.epochReadback();
-  let previous: { done: Promise<void>; steps: number } | undefined; // the chunk before the last
-  const firstChunk = Math.min(stepsPerSubmit, FIRST_CHUNK_STEPS);
-  for (let first = 0, count = 0; first < n; first += count) {
-    count = Math.min(first === 0 ? firstChunk : stepsPerSubmit, n - first);
-    // The loss sum rides in the epoch's last command buffer.
-    const last = first + count === n;
-    chunks.submit(first, count, last ? (rec) => encodeEpochEnd(ctx, rec, readback) : undefined);
-    await afterSubmit?.();
-    if (!onProgress && !stop) continue;
-    // Keep the GPU fed with this chunk while waiting for the one before.
-    const done = ctx.device.queue.onSubmittedWorkDone();
-    if (previous) {
-      await previous.done;
-      onProgress?.(previous.steps);
-    }
-    previous = { done, steps: first + count };
-    if (!last && stop?.()) {
-      await done;
-      throw new EpochInterrupted(first + count);
-    }
-  }
-  if (previous && onProgress) {
-    await previous.done;
-    onProgress(previous.steps);
-  }
-  return await submittedEpoch(ctx, readback).readLoss();
-}
-
-// ---------------------------------------------------------------------------
 // Test pass, optimiser state, order, variants
 
 /** The test pass (one submit, one readback). */
 async function evaluateConfusion(ctx: StepContext): Promise<TestCounts> {
-  const n3 = ctx.setup.sizes[3];
+  const nL = ctx.setup.sizes[ctx.setup.sizes.length - 1];
   const rec = record(ctx.device, "test evaluation");
   encodeTestPass(ctx, rec);
   submit(ctx.device, rec);
   const counts = new Uint32Array(await readMapped(ctx.buffers.confusionStaging));
   const confusion = Array.from(
-    { length: n3 },
-    (_, t) => Array.from(counts.subarray(t * n3, (t + 1) * n3)),
+    { length: nL },
+    (_, t) => Array.from(counts.subarray(t * nL, (t + 1) * nL)),
   );
   let correct = 0;
-  for (let t = 0; t < n3; t++) correct += confusion[t][t];
+  for (let t = 0; t < nL; t++) correct += confusion[t][t];
   return { correct, confusion };
 }
 
@@ -549,8 +446,9 @@ function setVariant(ctx: StepContext, slot: Slot, v: MatmulVariant): void {
     throw new Error(`variant ${v.name} does not fit ${slot} with ${maxRows} rows`);
   }
   ctx.plan[slot] = v;
+  planChanged(ctx);
   const rec = record(ctx.device, "weight textures refresh");
-  encodeWeightTextures(ctx, rec);
+  refreshWeightMirrors(ctx, rec);
   submit(ctx.device, rec);
 }
 

@@ -141,7 +141,7 @@ export class TrainingSession {
     let chunkStart = 0;
     const trainer = await createMlpEngine(
       gpu,
-      params ?? initialParams(settings.init, settings.seed, mlpSizes(data)),
+      params ?? initialParams(settings.init, settings.seed, mlpSizes(undefined, data)),
       limitDataset(data, nTrain, nTest),
       {
         batchSize: settings.batchSize,

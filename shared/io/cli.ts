@@ -9,7 +9,7 @@
 
 import { parseArgs } from "node:util";
 import { UsageError } from "./errors.ts";
-import { type InitName, INITS } from "../model/mlp.ts";
+import { DEFAULT_HIDDEN, type InitName, INITS } from "../model/mlp.ts";
 import {
   HYPER_NAMES,
   HYPER_PARAMETERS,
@@ -38,6 +38,11 @@ export interface TrainConfig extends Partial<HyperParameters> {
    * them from `seed`). Undefined for the CNN, which has its own.
    */
   init?: InitName;
+  /**
+   * The MLP's hidden layer widths, input to output (`--hidden 512,128`; unset: `DEFAULT_HIDDEN`,
+   * the original's). The layers are `[pixels, ...hidden, classes]`. Undefined for the CNN.
+   */
+  hidden?: number[];
   /** Use only the first N training images. */
   trainLimit?: number;
   /** Use only the first N test images. */
@@ -99,7 +104,8 @@ export function helpText(name: "slow" | "fast"): string {
 
 Usage: deno task ${name} [flags]
 
-Model: 784 → 512 (ReLU) → 128 (ReLU) → 10, softmax cross-entropy, ${
+Model: pixels → 512 (ReLU) → 128 (ReLU) → classes (MNIST: 784 → 512 → 128 → 10; the hidden
+layers are --hidden's, the pixels and classes the data's), softmax cross-entropy, ${
     name === "fast" ? `${titles[0]} (or ${titles.slice(1).join(", ")})` : "SGD"
   }.
 
@@ -117,6 +123,12 @@ Flags:
   --init NAME        initial weights: original (default; the original program's formula, the
                      run its README publishes) or kaiming (He-uniform drawn from --seed)${
     name === "fast" ? "; not\n                     with --model cnn, which has its own" : ""
+  }
+  --hidden N,N,...   the MLP's hidden layer widths, input to output (default ${
+    DEFAULT_HIDDEN.join(",")
+  }, the
+                     original's); e.g. --hidden 256 (one hidden layer) or --hidden 1024,256,64${
+    name === "fast" ? "; not\n                     with --model cnn" : ""
   }
   --seed N           seed of --init kaiming${
     name === "fast" ? ", of --shuffle and of the CNN's weights" : ""
@@ -200,6 +212,7 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
         lr: { type: "string" },
         seed: { type: "string" },
         init: { type: "string" },
+        hidden: { type: "string" },
         "train-limit": { type: "string" },
         "test-limit": { type: "string" },
         json: { type: "boolean" },
@@ -256,6 +269,7 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
       "--init chooses the MLP's initial weights; the CNN has its own (drop --init, or use --seed)",
     );
   }
+  const hidden = hiddenSizes(values.hidden, model);
   const fromFile = values.load !== undefined || values.resume;
   if (fromFile && values.init !== undefined) {
     throw new UsageError(
@@ -302,6 +316,7 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
     lr,
     seed,
     ...(init ? { init } : {}),
+    ...(hidden ? { hidden } : {}),
     trainLimit: positiveInt("train-limit", values["train-limit"]),
     testLimit: positiveInt("test-limit", values["test-limit"]),
     json: values.json ?? false,
@@ -309,6 +324,30 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
     noTune: values["no-tune"] ?? false,
     ...fastOnly,
   };
+}
+
+/** Largest width `--hidden` takes for a layer (a device's limits may allow less). */
+const MAX_HIDDEN = 1 << 20;
+
+/**
+ * `--hidden`'s widths: positive whole numbers separated by commas (undefined:
+ * not given); not for the CNN.
+ */
+function hiddenSizes(v: string | undefined, model: string): number[] | undefined {
+  if (v === undefined) return undefined;
+  if (model === "cnn") {
+    throw new UsageError(
+      "--hidden sets the MLP's hidden layers; the CNN has its own (drop --hidden)",
+    );
+  }
+  const parts = v.split(",");
+  if (!parts.every((p) => /^\s*\d+\s*$/.test(p) && Number(p) > 0 && Number(p) <= MAX_HIDDEN)) {
+    throw new UsageError(
+      `--hidden must be layer widths from 1 to ${MAX_HIDDEN} separated by commas ` +
+        `(e.g. 512,128), got '${v}'`,
+    );
+  }
+  return parts.map(Number);
 }
 
 /**

@@ -31,6 +31,8 @@ export interface TrainSummary {
     seed: number;
     /** The MLP's initial weights (absent for the CNN). */
     init?: "original" | "kaiming";
+    /** The MLP's hidden layer widths, when `--hidden` was given. */
+    hidden?: number[];
     /**
      * Fast trainer, when not the defaults (sgd, in order). `model` is declared
      * but no trainer sets it yet: a CNN run's summary does not name its model.

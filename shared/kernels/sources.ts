@@ -255,8 +255,11 @@ export function kernelSource(name: string): string {
 
 /**
  * `src` with each `const NAME = …;` line of `constants` set to the given
- * value (numbers as `u32`). Throws when a name has no such line, so a kernel
- * and its host cannot drift apart silently.
+ * value (numbers as `u32`). A kernel marks each constant its host sets as
+ * `const NAME = SET_BY_HOST;` (a name WGSL does not know, so such a line
+ * could not compile anyway). Throws when a name has no such line, or when a
+ * `SET_BY_HOST` line is left unset, naming them: a kernel and its host
+ * cannot drift apart silently.
  */
 export function specialize(src: string, constants: Record<string, number | boolean>): string {
   let out = src;
@@ -265,6 +268,12 @@ export function specialize(src: string, constants: Record<string, number | boole
     if (!re.test(out)) throw new Error(`kernel has no 'const ${name} = …;' line to specialise`);
     const lit = typeof value === "boolean" ? String(value) : `${value >>> 0}u`;
     out = out.replace(re, `const ${name} = ${lit};`);
+  }
+  const unset = [...out.matchAll(/^const (\w+) = SET_BY_HOST;/gm)].map((m) => m[1]);
+  if (unset.length > 0) {
+    // The kernel's name, from its header line "// name: formula" (a prelude's is capitalised).
+    const name = /^\/\/ ([a-z]\w*):/m.exec(src)?.[1] ?? "?";
+    throw new Error(`kernel ${name}: the host did not set ${unset.join(", ")} (SET_BY_HOST)`);
   }
   return out;
 }

@@ -1,10 +1,11 @@
 /**
  * The model both trainers train, and a plain CPU reference of it.
  *
- * MLP pixels → 512 (ReLU) → 128 (ReLU) → classes (on MNIST 784 → 512 → 128
- * → 10, the original's network), softmax cross-entropy averaged over the
- * batch, plain SGD. The input and output widths come from the data
- * (`mlpSizes`). Weights are stored `W[in][out]` row-major, so a
+ * MLP pixels → 512 (ReLU) → 128 (ReLU) → classes by default (on MNIST 784 →
+ * 512 → 128 → 10, the original's network; `--hidden` picks other hidden
+ * layers, any number of them; the input and output widths come from the
+ * data: `mlpSizes`), softmax cross-entropy averaged over the batch, plain
+ * SGD. Weights are stored `W[in][out]` row-major, so a
  * layer is `z = x·W + b` with `x: [B, in]`, `W: [in, out]`, `z: [B, out]`.
  *
  * The CPU reference here is the oracle every GPU kernel and trainer is tested
@@ -15,24 +16,25 @@
  */
 
 import { mulberry32 } from "./rng.ts";
-import type { DataShape } from "../data/dataset.ts";
+import { type DataShape, MNIST_SHAPE } from "../data/dataset.ts";
 
-/** Layer widths of the MLP on MNIST: input (28 × 28 pixels), two hidden layers, output. */
-export const LAYER_SIZES: readonly number[] = [784, 512, 128, 10];
-
-/** The hidden layers' widths of the original's network. */
+/** The hidden layers' widths by default (`--hidden 512,128`: the original's network). */
 export const DEFAULT_HIDDEN: readonly number[] = [512, 128];
 
 /**
- * Layer widths of an MLP for data of `shape`: its pixels (`height · width`),
- * the `hidden` widths, its classes. MNIST's are `LAYER_SIZES`.
+ * Layer widths `[pixels, ...hidden, classes]` for data of `shape`: the input
+ * (`height · width` pixels), the hidden layers (ReLU), the output (softmax,
+ * one per class). Both trainers take any such list.
  */
 export function mlpSizes(
-  shape: DataShape,
   hidden: readonly number[] = DEFAULT_HIDDEN,
+  shape: DataShape = MNIST_SHAPE,
 ): number[] {
   return [shape.height * shape.width, ...hidden, shape.classes];
 }
+
+/** Layer widths of the default MLP on MNIST: 784 → 512 → 128 → 10. */
+export const LAYER_SIZES: readonly number[] = mlpSizes();
 
 /** Weights and biases of the MLP; `weights[l]` is `[in, out]` row-major. */
 export interface MlpParams {
@@ -274,7 +276,7 @@ export interface ForwardPass {
   probs: Float64Array;
 }
 
-/** The forward pass on a batch `x: [B, pixels]`. */
+/** The forward pass on a batch `x: [B, sizes[0]]`. */
 export function forward(params: MlpParams, x: ArrayLike<number>, batch: number): ForwardPass {
   const { sizes } = params;
   const L = sizes.length - 1;

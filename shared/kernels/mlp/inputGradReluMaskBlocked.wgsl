@@ -12,11 +12,13 @@
 
 // struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
-const K = 128u;
-const N = 512u;
-const WX = 16u;
-const WY = 16u;
-const KT = 16u;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and specialize checks first).
+const K = SET_BY_HOST;
+const N = SET_BY_HOST;
+const WX = SET_BY_HOST;
+const WY = SET_BY_HOST;
+const KT = SET_BY_HOST;
 const BM = 4u * WY;
 const BN = 4u * WX;
 const THREADS = WX * WY;

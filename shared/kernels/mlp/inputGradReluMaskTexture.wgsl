@@ -12,10 +12,12 @@
 
 // struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
-const K = 128u;
-const N = 512u;
-const RM = 16u;
-const RN = 16u;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and specialize checks first).
+const K = SET_BY_HOST;
+const N = SET_BY_HOST;
+const RM = SET_BY_HOST;
+const RN = SET_BY_HOST;
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(2) var gTex: texture_2d<f32>;

@@ -7,9 +7,11 @@
 
 // struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
-const K = 128u;
-const N = 512u;
-const T = 16u;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and specialize checks first).
+const K = SET_BY_HOST;
+const N = SET_BY_HOST;
+const T = SET_BY_HOST;
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> g: array<f32>;

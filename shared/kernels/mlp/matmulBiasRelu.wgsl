@@ -6,15 +6,17 @@
 // Register-blocked: each invocation computes an RM × RN block of out and keeps
 // it in registers, so each loaded A value is used RN times and each W value
 // RM times. Operands come from storage buffers. K, N, RM, RN and A_BYTES are
-// specialised by the host (fast/mlp/matmul.ts) before compiling.
+// specialised by the host (fast/mlp/variants/matmul.ts) before compiling.
 
 // struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
-const K = 784u;
-const N = 512u;
-const RM = 8u;
-const RN = 8u;
-const A_BYTES = true;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and specialize checks first).
+const K = SET_BY_HOST;
+const N = SET_BY_HOST;
+const RM = SET_BY_HOST;
+const RN = SET_BY_HOST;
+const A_BYTES = SET_BY_HOST;
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> aWords: array<u32>;

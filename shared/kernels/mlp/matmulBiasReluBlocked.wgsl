@@ -13,16 +13,18 @@
 
 // struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
-const K = 784u;
-const N = 512u;
-const A_BYTES = true;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and specialize checks first).
+const K = SET_BY_HOST;
+const N = SET_BY_HOST;
+const A_BYTES = SET_BY_HOST;
 // Invocations per workgroup along the columns (n) and along the rows.
-const WX = 16u;
-const WY = 16u;
+const WX = SET_BY_HOST;
+const WY = SET_BY_HOST;
 // Rows of out per invocation: 4 or 8.
-const RM = 4u;
+const RM = SET_BY_HOST;
 // Values of k staged per step.
-const KT = 16u;
+const KT = SET_BY_HOST;
 const BM = RM * WY;
 const BN = 4u * WX;
 const THREADS = WX * WY;

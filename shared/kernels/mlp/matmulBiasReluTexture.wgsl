@@ -24,12 +24,14 @@
 
 // struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
-const K = 784u;
-const N = 512u;
-const RM = 16u;
-const NV = 4u; // vec4 columns per invocation (RN = 4·NV)
-const A_BYTES = true;
-const SKIP_ZERO_GROUPS = false;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and specialize checks first).
+const K = SET_BY_HOST;
+const N = SET_BY_HOST;
+const RM = SET_BY_HOST;
+const NV = SET_BY_HOST; // vec4 columns per invocation (RN = 4·NV)
+const A_BYTES = SET_BY_HOST;
+const SKIP_ZERO_GROUPS = SET_BY_HOST;
 
 const K16 = K / 16u; // trips of the main loop
 

@@ -21,8 +21,10 @@
 
 // struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
-const K = 784u;
-const ROWS = 32u;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and specialize checks first).
+const K = SET_BY_HOST;
+const ROWS = SET_BY_HOST;
 
 const K16 = K / 16u; // vec4u (16 pixels) per image
 const NO_ORDER = 0xffffffffu;

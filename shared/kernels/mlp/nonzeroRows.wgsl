@@ -17,11 +17,13 @@
 
 // struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
-const K = 784u;
-const BLOCK = 32u;
-const MAX_ROWS = 500u;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and specialize checks first).
+const K = SET_BY_HOST;
+const BLOCK = SET_BY_HOST;
+const MAX_ROWS = SET_BY_HOST;
 // > 0: blocks of 4 × 4 tiles of an image IMAGE_WIDTH wide (weightGradTexture.wgsl).
-const IMAGE_WIDTH = 0u;
+const IMAGE_WIDTH = SET_BY_HOST;
 
 const K4 = K / 4u; // u32 words (4 pixels) per image
 const K16 = K / 16u; // whole vec4u (16 pixels) per image

@@ -13,17 +13,19 @@
 
 // struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
-const K = 784u;
-const N = 512u;
-const A_BYTES = true;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and specialize checks first).
+const K = SET_BY_HOST;
+const N = SET_BY_HOST;
+const A_BYTES = SET_BY_HOST;
 // false: w and bias are gradient buffers; ∂W and ∂b are written as they are,
 // for an optimiser step (momentumStep.wgsl, adamStep.wgsl) after the backward pass.
-const UPDATE_IN_PLACE = true;
+const UPDATE_IN_PLACE = SET_BY_HOST;
 // Invocations per workgroup along n (columns of W) and along k (rows of W).
-const WX = 16u;
-const WY = 16u;
+const WX = SET_BY_HOST;
+const WY = SET_BY_HOST;
 // Batch rows staged per step.
-const RT = 16u;
+const RT = SET_BY_HOST;
 const BM = 4u * WY;
 const BN = 4u * WX;
 const THREADS = WX * WY;

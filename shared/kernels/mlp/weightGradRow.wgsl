@@ -13,11 +13,13 @@
 
 // struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
-const K = 128u;
-const N = 10u;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and specialize checks first).
+const K = SET_BY_HOST;
+const N = SET_BY_HOST;
 // false: w and bias are gradient buffers; ∂W and ∂b are written as they are,
 // for an optimiser step (momentumStep.wgsl, adamStep.wgsl) after the backward pass.
-const UPDATE_IN_PLACE = true;
+const UPDATE_IN_PLACE = SET_BY_HOST;
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(1) var<storage, read> a: array<f32>;

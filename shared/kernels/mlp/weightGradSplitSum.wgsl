@@ -8,10 +8,12 @@
 
 // struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
-const K = 128u;
-const N = 10u;
-const CHUNK = 32u;
-const UPDATE_IN_PLACE = true;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and specialize checks first).
+const K = SET_BY_HOST;
+const N = SET_BY_HOST;
+const CHUNK = SET_BY_HOST;
+const UPDATE_IN_PLACE = SET_BY_HOST;
 
 @group(0) @binding(0) var<uniform> step: Step;
 @group(0) @binding(3) var<storage, read_write> partial: array<f32>;

@@ -26,20 +26,22 @@
 
 // struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
 
-const K = 784u;
-const N = 512u;
-const RI = 16u;
-const JV = 4u; // vec4 columns per invocation (RJ = 4·JV)
-const A_BYTES = true;
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and specialize checks first).
+const K = SET_BY_HOST;
+const N = SET_BY_HOST;
+const RI = SET_BY_HOST;
+const JV = SET_BY_HOST; // vec4 columns per invocation (RJ = 4·JV)
+const A_BYTES = SET_BY_HOST;
 // false: w and bias are gradient buffers; ∂W and ∂b are written as they are,
 // for an optimiser step (momentumStep.wgsl, adamStep.wgsl) after the backward pass.
-const UPDATE_IN_PLACE = true;
-const SKIP_ZERO_ROWS = false;
-const MAX_ROWS = 500u; // rows per list (SKIP_ZERO_ROWS)
+const UPDATE_IN_PLACE = SET_BY_HOST;
+const SKIP_ZERO_ROWS = SET_BY_HOST;
+const MAX_ROWS = SET_BY_HOST; // rows per list (SKIP_ZERO_ROWS)
 // > 0 (bytes only): the K pixels are an image IMAGE_WIDTH wide, and an
 // invocation's RI values of k are not consecutive pixels but 4 × 4 tiles of
 // it (tileWord). Needs IMAGE_WIDTH and the image height multiples of 4.
-const IMAGE_WIDTH = 0u;
+const IMAGE_WIDTH = SET_BY_HOST;
 
 const RI4 = RI / 4u; // A values per row in groups of 4
 // Bytes read as vec4u (16 pixels): needs 16-byte aligned rows and blocks.

@@ -7,7 +7,7 @@
  * engine the run loop trains with: cache, timing, warm-up, one log line.
  *
  * Not the engine (fast/mlp/engine.ts) and not the variant catalogue
- * (fast/mlp/matmul.ts): this file only chooses among what they offer. The
+ * (fast/mlp/variants/matmul.ts): this file only chooses among what they offer. The
  * cache is read and written through a `TuneCacheFile` the caller hands in
  * (fast/files.ts's `readTuneCache` and `writeTuneCache`, at the edge): no
  * files and no Deno APIs here.
@@ -15,18 +15,18 @@
  * @module
  */
 
-import { type Gpu, gpuChecked } from "../../shared/gpu/device.ts";
-import type { MlpParams } from "../../shared/model/mlp.ts";
-import type { TuneCache } from "../files.ts";
-import type { EngineSetup } from "../run.ts";
-import { activationRows } from "./buffers.ts";
-import { createMlpEngine, type MlpEngine } from "./engine.ts";
+import { type Gpu, gpuChecked } from "../../../shared/gpu/device.ts";
+import type { MlpParams } from "../../../shared/model/mlp.ts";
+import type { TuneCache } from "../../files.ts";
+import type { EngineSetup } from "../../run.ts";
+import { activationRows } from "../buffers.ts";
+import { createMlpEngine, type MlpEngine } from "../engine.ts";
 import {
   type MatmulShape,
   type MatmulVariant,
   type Slot,
-  SLOTS,
   slotShapes,
+  slotsOf,
   tuneCandidates,
   variantFits,
   VARIANTS,
@@ -65,7 +65,7 @@ export async function createMlpEngineTuned(
   const timing = config.tune || !gpu.software;
   const cached = config.noTune
     ? { known: {}, missing: [] }
-    : cachedPlan(gpu, slotShapes(setup.params.sizes), batchSize, maxRows, cache);
+    : cachedPlan(gpu, setup.params.sizes, batchSize, maxRows, cache);
   const { known } = cached;
   const missing = timing ? cached.missing : [];
   const smaller = `--batch-size ${batchSize} (a smaller --batch-size needs less GPU memory)`;
@@ -100,7 +100,7 @@ export async function createMlpEngineTuned(
       `timing the matmul variants at ${smaller}`,
       async () => {
         const results = await tuneSlots(gpu, engine, missing, batchSize, cache, log);
-        for (const slot of SLOTS) {
+        for (const slot of engine.slots) {
           // An lr-0 step entry: the weights are untouched.
           if (!results[slot]) await engine.timeVariant(slot, engine.plan[slot], screenRows);
         }
@@ -115,7 +115,9 @@ export async function createMlpEngineTuned(
       return ms === undefined ? "tuned" : `tuned, ${ms.toFixed(1)} ms`;
     };
     log(
-      `matmul variants: ${SLOTS.map((s) => `${s} ${engine.plan[s].name} (${how(s)})`).join(", ")}`,
+      `matmul variants: ${
+        engine.slots.map((s) => `${s} ${engine.plan[s].name} (${how(s)})`).join(", ")
+      }`,
     );
     return engine;
   } catch (err) {
@@ -132,10 +134,10 @@ interface CachedPlan {
   missing: Slot[];
 }
 
-/** What `cache` (none: `null`) knows for `gpu` and these shapes. */
+/** What `cache` (none: `null`) knows for `gpu` and the slots of layer sizes `sizes`. */
 function cachedPlan(
   gpu: Gpu,
-  shapes: Record<Slot, MatmulShape>,
+  sizes: readonly number[],
   batchSize: number,
   maxRows: number,
   cache: TuneCacheFile | null,
@@ -144,7 +146,8 @@ function cachedPlan(
   const missing: Slot[] = [];
   const entries = cache ? cache.read()[gpu.description] ?? {} : {};
   const maxTex = gpu.device.limits.maxTextureDimension2D;
-  for (const slot of SLOTS) {
+  const shapes = slotShapes(sizes);
+  for (const slot of slotsOf(sizes)) {
     const name = entries[shapeKey(shapes[slot], batchSize)];
     const v = VARIANTS.find((v) => v.name === name);
     if (v && variantFits(v, shapes[slot], maxRows, maxTex)) known[slot] = v.name;

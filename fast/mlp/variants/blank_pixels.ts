@@ -22,9 +22,9 @@
  * @module
  */
 
-import { kernelSource, specialize } from "../../shared/kernels/sources.ts";
-import type { Allocator, MlpSetup } from "./buffers.ts";
-import type { Dataset } from "../../shared/data/dataset.ts";
+import { kernelSource, specialize } from "../../../shared/kernels/sources.ts";
+import type { Allocator, MlpSetup } from "../buffers.ts";
+import type { Dataset } from "../../../shared/data/dataset.ts";
 import {
   type KernelOptions,
   type MatmulShape,
@@ -219,7 +219,7 @@ export interface ListBindGroups {
   nonzeroGroupsTest: GPUBindGroup;
 }
 
-/** The bind groups of the list kernels, made with `bindGroup` (fast/mlp/pipelines.ts). */
+/** The bind groups of the list kernels, made with `bindGroup` (fast/mlp/bind_groups.ts). */
 export function listBindGroups(
   bindGroup: (label: string, resources: GPUBuffer[]) => GPUBindGroup,
   steps: GPUBuffer,
@@ -240,7 +240,7 @@ export function listBindGroups(
   };
 }
 
-/** A list kernel's dispatch, for fast/mlp/step.ts's `dispatch`. */
+/** A list kernel's dispatch, for fast/mlp/encode.ts's `dispatch`. */
 export interface ListDispatch {
   kernel: "nonzeroRows" | "nonzeroGroups";
   group: GPUBindGroup;

@@ -3,7 +3,7 @@
  * that use a big matmul and their shapes, the variants that can compute
  * them, how to compile a variant for a shape (kernel file and constants) and
  * how to dispatch it. Which variant a slot gets is the tuner's choice
- * (fast/mlp/tuner.ts) or `defaultVariant`; the engine (fast/mlp/engine.ts)
+ * (fast/mlp/variants/tuner.ts) or `defaultVariant`; the engine (fast/mlp/engine.ts)
  * compiles and dispatches what it is given.
  *
  * Three fused operations use a big matmul each (see `shared/kernels/`):
@@ -23,26 +23,41 @@
  * workgroup memory and read as vec4) and `texture` (register-blocked,
  * operands fetched from rgba32float textures, which wins on CPU adapters such
  * as llvmpipe). On CPU adapters the tuner times only the texture family
- * (`tuneCandidates`). A kernel file holds
- * `const` declarations with default values (K, N, block sizes, A_BYTES) that
- * `specialize` rewrites before compiling, so each file stays plain WGSL.
+ * (`tuneCandidates`). A kernel file declares what the host sets (K, N, block
+ * sizes, A_BYTES) as `const NAME = SET_BY_HOST;` lines that `specialize`
+ * sets before compiling (`kernelConstants`), failing on one left unset.
  *
  * @module
  */
 
-import { kernelSource, specialize, unrollLoops } from "../../shared/kernels/sources.ts";
+import { kernelSource, specialize, unrollLoops } from "../../../shared/kernels/sources.ts";
+import { LAYER_SIZES } from "../../../shared/model/mlp.ts";
 
-/** The tunable matmul slots of one training step. */
-export type Slot = "forward1" | "forward2" | "inputGrad2" | "weightGrad2" | "weightGrad1";
+/**
+ * A tunable matmul slot of a training step, by layer i (1-based): the forward
+ * line of hidden layer i, its input gradient (i ≥ 2: layer 1's input is the
+ * images), its weight gradient. The output layer's kernels are not slots.
+ */
+export type Slot = `forward${number}` | `inputGrad${number}` | `weightGrad${number}`;
 
-/** All tunable slots, in step order. */
-export const SLOTS: readonly Slot[] = [
-  "forward1",
-  "forward2",
-  "inputGrad2",
-  "weightGrad2",
-  "weightGrad1",
-];
+/**
+ * The slots of an MLP with layer sizes `sizes` = [n0, n1, …, nL], in step
+ * order: forward1 … forward(L−1), then from layer L − 1 down to 1 its input
+ * gradient (not layer 1's) and its weight gradient.
+ */
+export function slotsOf(sizes: readonly number[]): Slot[] {
+  const L = sizes.length - 1;
+  const slots: Slot[] = [];
+  for (let i = 1; i < L; i++) slots.push(`forward${i}`);
+  for (let i = L - 1; i >= 1; i--) {
+    if (i >= 2) slots.push(`inputGrad${i}`);
+    slots.push(`weightGrad${i}`);
+  }
+  return slots;
+}
+
+/** The slots of the default MLP (784 → 512 → 128 → 10), in step order. */
+export const SLOTS: readonly Slot[] = slotsOf(LAYER_SIZES);
 
 /** The variant chosen for each tunable slot. */
 export type Plan = Record<Slot, MatmulVariant>;
@@ -65,20 +80,50 @@ export interface MatmulShape {
 }
 
 /**
- * The matmul shape of each tunable slot for layer sizes `sizes` = [n0, n1, n2, n3]:
- * forward1 `[rows, n0]·[n0, n1]` (image bytes), forward2 `[rows, n1]·[n1, n2]`,
- * inputGrad2 `[rows, n2]·[n1, n2]ᵀ`, weightGrad2 `[rows, n1]ᵀ·[rows, n2]`,
- * weightGrad1 `[rows, n0]ᵀ·[rows, n1]` (image bytes).
+ * The matmul shape of each tunable slot for layer sizes `sizes` = [n0, …, nL]:
+ * forward_i `[rows, n(i−1)]·[n(i−1), n_i]` (image bytes for i = 1),
+ * inputGrad_i `[rows, n_i]·[n(i−1), n_i]ᵀ`, weightGrad_i `[rows, n(i−1)]ᵀ·[rows, n_i]`
+ * (image bytes for i = 1).
  */
 export function slotShapes(sizes: readonly number[]): Record<Slot, MatmulShape> {
-  const [n0, n1, n2] = sizes;
-  return {
-    forward1: { op: "forward", k: n0, n: n1, aBytes: true },
-    forward2: { op: "forward", k: n1, n: n2, aBytes: false },
-    inputGrad2: { op: "inputGrad", k: n2, n: n1, aBytes: false },
-    weightGrad2: { op: "weightGrad", k: n1, n: n2, aBytes: false },
-    weightGrad1: { op: "weightGrad", k: n0, n: n1, aBytes: true },
-  };
+  const shapes = {} as Record<Slot, MatmulShape>;
+  for (let i = 1; i + 1 < sizes.length; i++) {
+    const [k, n, aBytes] = [sizes[i - 1], sizes[i], i === 1];
+    shapes[`forward${i}`] = { op: "forward", k, n, aBytes };
+    if (i >= 2) shapes[`inputGrad${i}`] = { op: "inputGrad", k: n, n: k, aBytes: false };
+    shapes[`weightGrad${i}`] = { op: "weightGrad", k, n, aBytes };
+  }
+  return shapes;
+}
+
+/**
+ * How the output layer's two stages are computed (not tuned: the layer is
+ * small). `layer`: "uniform", one row per invocation with W_L read from a
+ * uniform copy (`outputLayer.wgsl`: cheap on CPU adapters), or "rows", 16
+ * invocations per row with W_L from storage (`outputLayerRows.wgsl`: GPUs).
+ * `weightGrad`: "row", one row of W_L per invocation (`weightGradRow.wgsl`),
+ * or "split", partial sums over chunks of rows then their sum in order
+ * (`weightGradSplit.wgsl` + `weightGradSplitSum.wgsl`: GPUs).
+ */
+export interface OutputVariant {
+  layer: "uniform" | "rows";
+  weightGrad: "row" | "split";
+}
+
+/** Rows per workgroup of the "rows" output layer (`ROWS` of `outputLayerRows.wgsl`). */
+export const OUTPUT_ROWS_PER_GROUP = 4;
+
+/**
+ * The output variant for `smallKernels` ("cpu" or "gpu"), where W_L (`wBytes`)
+ * must fit a uniform buffer binding of `maxUniformBytes` for "uniform".
+ */
+export function outputVariant(
+  smallKernels: "cpu" | "gpu",
+  wBytes: number,
+  maxUniformBytes: number,
+): OutputVariant {
+  if (smallKernels === "gpu") return { layer: "rows", weightGrad: "split" };
+  return { layer: wBytes <= maxUniformBytes ? "uniform" : "rows", weightGrad: "row" };
 }
 
 /** A way to compute a fused matmul. */
@@ -169,11 +214,29 @@ function kernelName(op: MatmulOp, v: MatmulVariant): string {
 }
 
 /**
- * Whether `v` computes `shape` correctly with `maxRows` rows at most, on a
- * device whose textures may be `maxTextureRows` high (activation textures
- * are `maxRows` high).
+ * Floats per row of an operand a texture variant reads from a texture must be
+ * a multiple of this: WebGPU copies a buffer into a texture in rows of a
+ * multiple of 256 bytes (`bytesPerRow`).
  */
-export function variantFits(
+export const TEXTURE_ROW_FLOATS = 64;
+
+/**
+ * The widths (floats per row) of the operands the texture variants of
+ * `shape` read from textures: forward A [rows, K] (unless image bytes) and
+ * W [K, N]; inputGrad G [rows, K] and W [N, K]; weightGrad A [rows, K]
+ * (unless image bytes) and G [rows, N].
+ */
+function textureWidths(shape: MatmulShape): number[] {
+  if (shape.op === "inputGrad") return [shape.k];
+  return shape.aBytes ? [shape.n] : [shape.k, shape.n];
+}
+
+/**
+ * Whether `v`'s kernel computes `shape` correctly with `maxRows` rows at
+ * most, on a device whose textures may be `maxTextureRows` high (activation
+ * textures are `maxRows` high), its texture operands written any way.
+ */
+export function kernelFits(
   v: MatmulVariant,
   shape: MatmulShape,
   maxRows: number,
@@ -186,12 +249,29 @@ export function variantFits(
   if (v.family !== "texture") return true;
   const [b0, b1] = v.block;
   if (shape.k % 4 !== 0 || shape.n % 4 !== 0 || b1 % 4 !== 0) return false;
+  // Operand textures are K / 4 or N / 4 texels wide.
+  if (!textureWidths(shape).every((w) => w / 4 <= maxTextureRows)) return false;
   if (shape.op === "weightGrad" && b0 % 4 !== 0) return false;
   // The forward kernel takes 16 values of k per trip (image bytes: one vec4u).
   if (shape.op === "forward" && shape.k % 16 !== 0) return false;
   if (shape.op === "inputGrad" && shape.n > maxTextureRows) return false;
   if (shape.op === "forward" && shape.k > maxTextureRows) return false;
   return maxRows <= maxTextureRows;
+}
+
+/**
+ * Whether the engine can run `v` on `shape` (see `kernelFits`): a texture
+ * variant also needs its operands' rows copyable into textures by the engine
+ * (`TEXTURE_ROW_FLOATS`).
+ */
+export function variantFits(
+  v: MatmulVariant,
+  shape: MatmulShape,
+  maxRows: number,
+  maxTextureRows: number,
+): boolean {
+  if (!kernelFits(v, shape, maxRows, maxTextureRows)) return false;
+  return v.family !== "texture" || textureWidths(shape).every((w) => w % TEXTURE_ROW_FLOATS === 0);
 }
 
 /**
@@ -270,7 +350,12 @@ export function skipsZeroGroups(
     shape.aBytes && shape.k % 16 === 0;
 }
 
-/** The `const` values a variant's kernel file is compiled with for `shape`. */
+/** Side of the tiled family's square tiles (`T` of its kernels; see `dispatchSize`). */
+const TILE = 16;
+/** Blocked family: values of k (or rows) staged per step, and output rows per invocation, unless set. */
+const BLOCKED_KT = 16, BLOCKED_RM = 4;
+
+/** The `const` values a variant's kernel file is compiled with for `shape`: all it declares `SET_BY_HOST`. */
 function kernelConstants(
   shape: MatmulShape,
   v: MatmulVariant,
@@ -280,28 +365,29 @@ function kernelConstants(
   const c: Record<string, number | boolean> = { K: shape.k, N: shape.n };
   if (shape.op !== "inputGrad") c.A_BYTES = shape.aBytes;
   if (shape.op === "weightGrad") c.UPDATE_IN_PLACE = opts.updateInPlace ?? true;
-  if (v.family === "blocked") {
-    // Workgroups of WX × WY invocations, 4 × 4 outputs each.
-    Object.assign(c, { WX: b1 / 4, WY: b0 / (v.rm ?? 4) });
-    if (v.rm !== undefined) c.RM = v.rm;
-    if (v.kt !== undefined) c[shape.op === "weightGrad" ? "RT" : "KT"] = v.kt;
+  if (v.family === "tiled") c.T = TILE;
+  else if (v.family === "blocked") {
+    // Workgroups of WX × WY invocations, 4 × 4 (RM × 4 forward) outputs each.
+    const rm = v.rm ?? BLOCKED_RM;
+    Object.assign(c, { WX: b1 / 4, WY: b0 / rm });
+    if (shape.op === "forward") c.RM = rm;
+    c[shape.op === "weightGrad" ? "RT" : "KT"] = v.kt ?? BLOCKED_KT;
   } else if (v.family === "registers") {
     if (shape.op === "weightGrad") Object.assign(c, { RI: b0, RJ: b1 });
     else Object.assign(c, { RM: b0, RN: b1 });
-  } else if (v.family === "texture") {
-    if (shape.op === "forward") {
-      Object.assign(c, { RM: b0, NV: b1 / 4, SKIP_ZERO_GROUPS: skipsZeroGroups(shape, v, opts) });
-    } else if (shape.op === "inputGrad") Object.assign(c, { RM: b0, RN: b1 });
-    else {
-      const skip = skipsZeroRows(shape, v, opts);
-      Object.assign(c, { RI: b0, JV: b1 / 4, SKIP_ZERO_ROWS: skip });
-      if (skip) {
-        Object.assign(c, {
-          MAX_ROWS: opts.zeroLists!.maxRows,
-          IMAGE_WIDTH: tileWidth(shape, v, opts),
-        });
-      }
-    }
+  } else if (shape.op === "forward") {
+    Object.assign(c, { RM: b0, NV: b1 / 4, SKIP_ZERO_GROUPS: skipsZeroGroups(shape, v, opts) });
+  } else if (shape.op === "inputGrad") Object.assign(c, { RM: b0, RN: b1 });
+  else {
+    // Without the lists of nonzeroRows.wgsl, MAX_ROWS and IMAGE_WIDTH are unused (0).
+    const skip = skipsZeroRows(shape, v, opts);
+    Object.assign(c, {
+      RI: b0,
+      JV: b1 / 4,
+      SKIP_ZERO_ROWS: skip,
+      MAX_ROWS: skip ? opts.zeroLists!.maxRows : 0,
+      IMAGE_WIDTH: tileWidth(shape, v, opts),
+    });
   }
   return c;
 }
@@ -327,8 +413,8 @@ export function dispatchSize(
   const ceil = (a: number, b: number) => Math.max(1, Math.ceil(a / b));
   if (v.family === "tiled") {
     return shape.op === "weightGrad"
-      ? [ceil(shape.n, 16), ceil(shape.k, 16)]
-      : [ceil(shape.n, 16), ceil(rows, 16)];
+      ? [ceil(shape.n, TILE), ceil(shape.k, TILE)]
+      : [ceil(shape.n, TILE), ceil(rows, TILE)];
   }
   if (v.family === "blocked") {
     // One tile of b0 × b1 outputs (rows × n, or k × n) per workgroup.
