@@ -47,9 +47,10 @@ MUTANTS=(
   "kernel backward: blocked weight update sign|shared/kernels/mlp/weightGradBlocked.wgsl|w[at] = w[at] - step.lr * accs[i];|w[at] = w[at] + step.lr * accs[i];|tests/fast_kernels_test.ts|/blocked-32x32 at the model's shapes/"
   "slow kernel: reluBackward passes z = 0|shared/kernels/slow/reluBackward.wgsl|z[i] > 0.0)|z[i] >= 0.0)|tests/slow_kernels_test.ts|/reluBackward/"
   "IDX loader: dimensions read little-endian|shared/data/idx.ts|view.getUint32(4 + 4 * i, false)|view.getUint32(4 + 4 * i, true)|tests/idx_test.ts|"
-  "optimiser sgd: half the step|shared/kernels/optim/sgdStep.wgsl|param[i] -= hp.lr * grad[i];|param[i] -= hp.lr * grad[i] * 0.5;|tests/optim_test.ts|/sgdStep/"
-  "optimiser momentum: velocity decays twice as fast|shared/kernels/optim/momentumStep.wgsl|let v = hp.momentum * velocity[i] + grad[i];|let v = hp.momentum * velocity[i] * 0.5 + grad[i];|tests/optim_test.ts|/momentumStep/"
-  "optimiser adam: v from g, not g²|shared/kernels/optim/adamStep.wgsl|(1.0 - hp.beta2) * g * g;|(1.0 - hp.beta2) * g;|tests/optim_test.ts|/adamStep kernel/"
+  "optimiser sgd: half the step|shared/kernels/optim/sgdStep.wgsl|param[i] -= hp.lr * grad[i];|param[i] -= hp.lr * grad[i] * 0.5;|tests/optim_test.ts|/^sgd's kernel/"
+  "optimiser momentum: velocity decays twice as fast|shared/kernels/optim/momentumStep.wgsl|let v = hp.momentum * velocity[i] + grad[i];|let v = hp.momentum * velocity[i] * 0.5 + grad[i];|tests/optim_test.ts|/^momentum's kernel/"
+  "optimiser adam: v from g, not g²|shared/kernels/optim/adamStep.wgsl|(1.0 - hp.beta2) * g * g;|(1.0 - hp.beta2) * g;|tests/optim_test.ts|/^adam's kernel/"
+  "optimiser adamw: the weight decay dropped|shared/kernels/optim/adamStep.wgsl|let decayed = theta - hp.lr * hp.weightDecay * theta;|let decayed = theta;|tests/optim_test.ts|/^adamw's kernel/"
   "optimiser adam: ε × 10|shared/kernels/optim/adamStep.wgsl|+ hp.eps);|+ hp.eps * 10.0);|tests/optim_test.ts|/adamStep kernel/"
   "run loop: epoch loss × (1 + 4e-4)|fast/run.ts|loss: total / nTrain, ms };|loss: total / nTrain * (1 + 4e-4), ms };|tests/fast_train_test.ts|/trainFast epochs match/"
   "run loop: Ctrl-C waits for the epoch's end|fast/run.ts|const stop = signal ? () => signal.aborted : undefined;|const stop = signal ? () => false : undefined;|tests/fast_features_test.ts|/fast Ctrl-C/"
@@ -59,6 +60,7 @@ MUTANTS=(
   "files: a missing --save directory not refused|fast/files.ts|if (!isDir) throw|if (isDir && !isDir) throw|tests/cnn_features_test.ts|/cnn --resume: another batch size/"
   "files: the write-permission refusal disabled|fast/files.ts|.state !== \"granted\") {|.state !== \"granted\" && false) {|tests/faults_test.ts|/without --allow-write/"
   "predict: a light background not inverted|shared/data/image.ts|const invert = border / count > 127;|const invert = border / count < 127;|tests/image_test.ts tests/predict_test.ts|"
+  "texture copies: rows not a multiple of 64 floats let through (bug fixed 2026-12-06)|fast/mlp/variants/matmul.ts|textureWidths(shape).every((w) => w % TEXTURE_ROW_FLOATS === 0)|textureWidths(shape).every((w) => w % 4 === 0)|tests/fast_kernels_test.ts|/textures only where shapes and rows fit/"
   "web page: the engine gets half the learning rate|fast/web/session.ts|lr: settings.lr,|lr: settings.lr / 2,|tests/web_test.ts|/web page in Chromium/"
 )
 
