@@ -35,7 +35,7 @@ import type { OptimizerState } from "./engine.ts";
 export interface ModelCodec<P> {
   /** `"mlp"` or `"cnn"`: the checkpoint's `model`. */
   readonly name: "mlp" | "cnn";
-  /** The parameter tensors by file name, in the engines' order W1, b1, W2, b2, W3, b3. */
+  /** The parameter tensors by file name, in the engines' order W1, b1, …, WL, bL. */
   tensors(params: P): Map<string, Tensor>;
   /**
    * The model file: its tensors and metadata (the images it takes are

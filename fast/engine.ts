@@ -16,7 +16,7 @@ import type { OptimizerOptions, OptimizerState as TensorState } from "../shared/
 /**
  * An optimiser's state as float32 (shared/model/optim.ts's `OptimizerState`):
  * `parts[k]` is part k of the optimiser's `state` (momentum's velocity; Adam's
- * m, then v) per parameter tensor, in the order W1, b1, W2, b2, W3, b3; no
+ * m, then v) per parameter tensor, in the order W1, b1, …, WL, bL; no
  * parts for SGD. `step` is the number of steps taken (Adam's t of the last one).
  */
 export type OptimizerState = TensorState<Float32Array>;

@@ -380,10 +380,13 @@ Deno.test(".ci/run: a command failing outside the checks still ends with CI FAIL
       `${broken}/.ci/run`,
       (await Deno.readTextFile(CI)).replace(/^deno --version$/m, "false"),
     );
+    const deadline = childDeadline("bash .ci/run (a broken copy)");
     const out = await new Deno.Command("bash", {
       args: [`${broken}/.ci/run`],
       stdin: "null",
+      signal: deadline.signal,
     }).output();
+    deadline.check();
     const stdout = new TextDecoder().decode(out.stdout);
     assert.notEqual(out.code, 0);
     assert.match(lastLine(stdout)!, /^CI FAILED: a command at line \d+ of \.ci\/run failed$/);

@@ -32,10 +32,10 @@ import { trainSlow } from "../slow/train.ts";
 import { trainFast } from "../fast/train.ts";
 import { predictFiles } from "../fast/predict.ts";
 import { fileGpu } from "./fixtures.ts";
+import { type ProgramOutput, runDenoProgram } from "./deadline.ts";
 
 const gpu = await fileGpu();
 const quiet = () => {};
-const decoder = new TextDecoder();
 
 const N_TRAIN = 300, N_TEST = 100;
 
@@ -121,19 +121,8 @@ function configOf(over: Partial<TrainConfig>): TrainConfig {
 }
 
 /** Runs a deno program (`deno run --allow-read --allow-write --allow-env file args`) to its end. */
-async function runCli(file: string, args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      new URL(`../${file}`, import.meta.url).pathname,
-      ...args,
-    ],
-    stdin: "null",
-  }).output();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+function runCli(file: string, args: string[]): Promise<ProgramOutput> {
+  return runDenoProgram(file, args);
 }
 
 /**

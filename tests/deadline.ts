@@ -37,3 +37,39 @@ export function childDeadline(what: string, ms = CHILD_DEADLINE_MS): Deadline {
     },
   };
 }
+
+/** What a child process left: its exit code and its output as text. */
+export interface ProgramOutput {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `deno run --allow-read --allow-write --allow-env FILE args` (FILE
+ * relative to the repository's root) to its end under a deadline, in `cwd`
+ * (default: this process's), with no standard input.
+ */
+export async function runDenoProgram(
+  file: string,
+  args: string[],
+  cwd?: string,
+): Promise<ProgramOutput> {
+  const deadline = childDeadline(`${file} ${args.join(" ")}`);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      new URL(`../${file}`, import.meta.url).pathname,
+      ...args,
+    ],
+    cwd,
+    stdin: "null",
+    signal: deadline.signal,
+  }).output();
+  deadline.check();
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}

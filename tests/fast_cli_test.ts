@@ -9,27 +9,11 @@
 
 import assert from "node:assert/strict";
 import { learnableDigits, writeIdxDir } from "./fixtures.ts";
-import { childDeadline } from "./deadline.ts";
+import { type ProgramOutput, runDenoProgram } from "./deadline.ts";
 
-const decoder = new TextDecoder();
-
-/** Runs `<trainer>/main.ts args` to its end; returns exit code, stdout, stderr. */
-async function runCli(trainer: "fast" | "slow", args: string[]) {
-  const deadline = childDeadline(`${trainer}/main.ts ${args.join(" ")}`);
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      new URL(`../${trainer}/main.ts`, import.meta.url).pathname,
-      ...args,
-    ],
-    stdin: "null",
-    signal: deadline.signal,
-  }).output();
-  deadline.check();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+/** Runs `<trainer>/main.ts args` to its end (under a deadline); returns exit code, stdout, stderr. */
+function runCli(trainer: "fast" | "slow", args: string[]): Promise<ProgramOutput> {
+  return runDenoProgram(`${trainer}/main.ts`, args);
 }
 
 /** 200 training and 50 test digits as IDX files in a fresh directory; removed after `fn`. */

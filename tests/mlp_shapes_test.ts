@@ -38,6 +38,7 @@ import { slotsOf } from "../fast/mlp/variants/matmul.ts";
 import { trainFast } from "../fast/train.ts";
 import { trainSlow } from "../slow/train.ts";
 import { engineData, fileGpu, learnableDigits } from "./fixtures.ts";
+import { type ProgramOutput, runDenoProgram } from "./deadline.ts";
 
 const gpu = await fileGpu();
 
@@ -262,23 +263,9 @@ Deno.test("a saved MLP of another shape: --load needs its --hidden, predict read
 // ---------------------------------------------------------------------------
 // The command line, as real processes
 
-const decoder = new TextDecoder();
-
-/** Runs `<trainer>/main.ts args` in `cwd`; returns exit code, stdout, stderr. */
-async function runCli(trainer: "fast" | "slow", args: string[], cwd: string) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      new URL(`../${trainer}/main.ts`, import.meta.url).pathname,
-      ...args,
-    ],
-    cwd,
-    stdin: "null",
-  }).output();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+/** Runs `<trainer>/main.ts args` in `cwd` (under a deadline); returns exit code, stdout, stderr. */
+function runCli(trainer: "fast" | "slow", args: string[], cwd: string): Promise<ProgramOutput> {
+  return runDenoProgram(`${trainer}/main.ts`, args, cwd);
 }
 
 Deno.test("both CLIs: a bad --hidden is one line, exit code 2, nothing written", async () => {

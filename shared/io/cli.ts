@@ -104,10 +104,9 @@ export function helpText(name: "slow" | "fast"): string {
 
 Usage: deno task ${name} [flags]
 
-Model: pixels → 512 (ReLU) → 128 (ReLU) → classes (MNIST: 784 → 512 → 128 → 10; the hidden
-layers are --hidden's, the pixels and classes the data's), softmax cross-entropy, ${
-    name === "fast" ? `${titles[0]} (or ${titles.slice(1).join(", ")})` : "SGD"
-  }.
+Model: pixels → 512 (ReLU) → 128 (ReLU) → classes, softmax cross-entropy; the hidden layers are
+--hidden's, the pixels and classes the data's (MNIST: 784 and 10).
+Optimiser: ${name === "fast" ? `${titles[0]} (or ${titles.slice(1).join(", ")})` : "SGD"}.
 
 Flags:
   --data DIR         a folder of MNIST-format IDX files (train-images-idx3-ubyte[.gz] etc., e.g.
@@ -150,7 +149,7 @@ function fastHelp(): string {
   --tune             time them on a CPU adapter too (by default only a GPU is timed: on a CPU
                      adapter compiling every variant takes minutes on a cold machine, and the
                      default, texture-16x16, is as fast as the tuner's picks there)
-  --model mlp|cnn    the network: the MLP above (default), or the LeNet-style CNN of fast/cnn/engine.ts
+  --model mlp|cnn    the network: the MLP above (default), or the LeNet-style CNN (fast/cnn/)
   --optimizer NAME   ${OPTIMIZER_NAMES[0]} (default), ${
     OPTIMIZER_NAMES.slice(1, -1).join(", ")
   } or ${OPTIMIZER_NAMES.at(-1)} (PyTorch's updates)
@@ -158,9 +157,11 @@ ${HYPER_NAMES.map(hyperHelp).join("\n")}
   --shuffle          a new seeded order of the training images every epoch (seed + epoch)
   --save FILE        write a checkpoint (safetensors: weights, optimiser state, epoch) at the
                      end of every epoch; \`deno task predict --model FILE\` reads it
-  --load FILE        start from the weights saved in FILE (of the same --model; shape checked)
+  --load FILE        start from the weights saved in FILE (of the same --model, and for the MLP
+                     the same --hidden: the line that refuses a file says which fits)
   --resume           continue from the checkpoint at --save FILE; --epochs counts the total
-                     (the file's model, optimizer, batch size, seed, shuffle and data size must match)
+                     (the file's model, hidden layers, optimizer, batch size, seed, shuffle and
+                     data size must match)
   --plot FILE.svg    chart of loss and test accuracy per epoch (tests after every epoch);
                      for the CNN also its first layer's filters as small images`;
 }

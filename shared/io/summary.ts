@@ -2,7 +2,9 @@
  * The summary a training run returns, and how it is printed.
  *
  * `--json` prints `TrainSummary` as one JSON object on stdout; benchmarks and
- * scripts build on this shape. Lines for people go to stderr.
+ * scripts build on this shape. The result lines formatted here (epochs, test)
+ * go to stdout without `--json` and to stderr with it; notices always go to
+ * stderr (shared/io/prepare.ts's `report` and `log`).
  *
  * @module
  */
