@@ -78,35 +78,15 @@ export function createBuffers(
   // One buffer per part of the optimiser's state (shared/model/optim.ts): none for SGD.
   const state = OPTIMIZERS[net.optimizer].state.map((part) => floats(part.label, net.paramFloats));
 
-  // The dataset, resident: images [n, words] (packed bytes), labels [n] (u32).
-  const { data } = opts, hasTest = data.testLabels.length > 0;
-  const train = { images: data.trainImages, labels: data.trainLabels };
-  const test = hasTest ? { images: data.testImages, labels: data.testLabels } : train;
-  const images = (set: typeof train) => packImages(set, net.pixels, net.words);
-  const labels = (set: typeof train) => Uint32Array.from(set.labels);
-  const trainImages = upload("training images (packed bytes)", images(train), storage);
-  const trainLabels = upload("training labels", labels(train), storage);
-  // With shuffle, the steps read copies that setOrder gathers (until then: the order given).
-  const inOrder = opts.shuffle
-    ? {
-      images: upload("training images in epoch order (packed bytes)", images(train), storage),
-      labels: upload("training labels in epoch order", labels(train), storage),
-    }
-    : undefined;
-  const testImages = hasTest
-    ? upload("test images (packed bytes)", images(test), storage)
-    : trainImages;
-  const testLabels = hasTest ? upload("test labels", labels(test), storage) : trainLabels;
+  // The dataset, resident (with shuffle, also the copies that setOrder gathers into).
+  const { data } = opts;
+  const resident = residentData(net, data, opts.shuffle ?? false, upload);
+  const { trainImages, trainLabels, inOrder } = resident;
 
   // Per-batch {start, count} entries: training batches, then test batches.
   const trainRanges = batchRanges(net.nTrain, B);
   const testRanges = batchRanges(data.testLabels.length, B);
-  const entries = [...trainRanges, ...testRanges];
-  const batchWords = new Uint32Array(entries.length * UNIFORM_STRIDE / 4);
-  entries.forEach(([start, count], e) => {
-    batchWords[e * UNIFORM_STRIDE / 4] = start;
-    batchWords[e * UNIFORM_STRIDE / 4 + 1] = count;
-  });
+  const batchWords = batchEntries([...trainRanges, ...testRanges]);
 
   // Activations and their gradients, for a full batch (shapes: step.ts, CnnBuffers).
   const m1 = d.h1 * d.w1, m2 = d.h2 * d.w2, p1 = d.p1h * d.p1w;
@@ -117,8 +97,8 @@ export function createBuffers(
     state,
     trainImages: inOrder?.images ?? trainImages,
     trainLabels: inOrder?.labels ?? trainLabels,
-    testImages,
-    testLabels,
+    testImages: resident.testImages,
+    testLabels: resident.testLabels,
     x: floats("x [B, H, W, 1]", B * net.pixels),
     cols1: floats("conv1 im2col columns [B·h1·w1, k·k (padded)]", B * m1 * K1),
     z1: floats("conv1 z1 [B, h1, w1, C1]", B * m1 * s.c1),
@@ -172,6 +152,50 @@ export function createBuffers(
     lossReadback: readback("CNN epoch loss readback", 4),
     confusionReadback: readback("CNN confusion readback", s.classes * s.classes * 4),
   };
+}
+
+/**
+ * The dataset as the GPU holds it, uploaded with `upload`: images [n, words]
+ * (packed bytes), labels [n] (u32), for training and test (the training
+ * buffers stand in for an empty test set); with `shuffle`, copies of the
+ * training set that the steps read, in the order `setOrder` gathers.
+ */
+function residentData(
+  net: CnnNet,
+  data: Dataset,
+  shuffle: boolean,
+  upload: (label: string, data: ArrayBufferView<ArrayBuffer>, usage: number) => GPUBuffer,
+) {
+  const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const hasTest = data.testLabels.length > 0;
+  const train = { images: data.trainImages, labels: data.trainLabels };
+  const test = hasTest ? { images: data.testImages, labels: data.testLabels } : train;
+  const images = (set: typeof train) => packImages(set, net.pixels, net.words);
+  const labels = (set: typeof train) => Uint32Array.from(set.labels);
+  const trainImages = upload("training images (packed bytes)", images(train), storage);
+  const trainLabels = upload("training labels", labels(train), storage);
+  // With shuffle, the steps read copies that setOrder gathers (until then: the order given).
+  const inOrder = shuffle
+    ? {
+      images: upload("training images in epoch order (packed bytes)", images(train), storage),
+      labels: upload("training labels in epoch order", labels(train), storage),
+    }
+    : undefined;
+  const testImages = hasTest
+    ? upload("test images (packed bytes)", images(test), storage)
+    : trainImages;
+  const testLabels = hasTest ? upload("test labels", labels(test), storage) : trainLabels;
+  return { trainImages, trainLabels, inOrder, testImages, testLabels };
+}
+
+/** The per-batch uniform entries {start, count}, one per `UNIFORM_STRIDE` bytes. */
+function batchEntries(entries: [number, number][]): Uint32Array<ArrayBuffer> {
+  const batchWords = new Uint32Array(entries.length * UNIFORM_STRIDE / 4);
+  entries.forEach(([start, count], e) => {
+    batchWords[e * UNIFORM_STRIDE / 4] = start;
+    batchWords[e * UNIFORM_STRIDE / 4 + 1] = count;
+  });
+  return batchWords;
 }
 
 /**

@@ -82,8 +82,20 @@ async function inflate(data: Uint8Array<ArrayBuffer>, name: string): Promise<Uin
   }
 }
 
-/** Decodes a PNG to grey: the luma of RGB, transparent parts taken as white. */
-export async function decodePng(bytes: Uint8Array, name: string): Promise<GreyImage> {
+/** A PNG's header fields, its palette and its image data, from its chunks. */
+interface PngChunks {
+  width: number;
+  height: number;
+  depth: number;
+  colour: number;
+  interlace: number;
+  palette?: Uint8Array;
+  /** The IDAT chunks' bodies, joined. */
+  data: Uint8Array<ArrayBuffer>;
+}
+
+/** Walks a PNG's chunks to IEND: IHDR's fields, PLTE, the IDATs joined. Bad files are one line. */
+function readPngChunks(bytes: Uint8Array, name: string): PngChunks {
   const sig = [137, 80, 78, 71, 13, 10, 26, 10];
   if (bytes.length < 8 || sig.some((b, i) => bytes[i] !== b)) bad(name, "not a PNG file");
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -117,27 +129,26 @@ export async function decodePng(bytes: Uint8Array, name: string): Promise<GreyIm
   }
   if (colour < 0) bad(name, "PNG has no IHDR chunk");
   if (!sawEnd || idatLen === 0) bad(name, "PNG is truncated (no image data or no IEND)");
-  checkSize(name, width, height);
-  const channels = ({ 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as Record<number, number>)[colour];
-  if (!channels) bad(name, `PNG colour type ${colour} is not valid`);
-  const okDepth = colour === 3 ? [1, 2, 4, 8] : colour === 0 ? [1, 2, 4, 8, 16] : [8, 16];
-  if (!okDepth.includes(depth)) {
-    bad(name, `PNG bit depth ${depth} is not valid for colour type ${colour}`);
-  }
-  if (interlace !== 0) bad(name, "interlaced PNGs are not supported; save it without interlacing");
-  if (colour === 3 && !palette) bad(name, "palette PNG has no PLTE chunk");
-  const joined = new Uint8Array(idatLen);
+  const data = new Uint8Array(idatLen);
   let off = 0;
   for (const c of idat) {
-    joined.set(c, off);
+    data.set(c, off);
     off += c.length;
   }
-  const raw = await inflate(joined, name);
-  const bitsPerPixel = channels * depth;
-  const stride = Math.ceil((width * bitsPerPixel) / 8);
-  const bpp = Math.max(1, bitsPerPixel >> 3); // bytes per pixel for filtering
-  if (raw.length < height * (stride + 1)) bad(name, "PNG image data is shorter than its size says");
-  // Undo the per-row filters (PNG spec, section 9).
+  return { width, height, depth, colour, interlace, palette, data };
+}
+
+/**
+ * Undoes the per-row filters (PNG spec, section 9) of `raw` (each row a
+ * filter byte then `stride` bytes): the rows [height][stride].
+ */
+function unfilterRows(
+  raw: Uint8Array,
+  height: number,
+  stride: number,
+  bpp: number,
+  name: string,
+): Uint8Array {
   const rows = new Uint8Array(height * stride);
   for (let y = 0; y < height; y++) {
     const filter = raw[y * (stride + 1)];
@@ -171,6 +182,27 @@ export async function decodePng(bytes: Uint8Array, name: string): Promise<GreyIm
       cur[i] = (src[i] + p) & 0xff;
     }
   }
+  return rows;
+}
+
+/** Decodes a PNG to grey: the luma of RGB, transparent parts taken as white. */
+export async function decodePng(bytes: Uint8Array, name: string): Promise<GreyImage> {
+  const { width, height, depth, colour, interlace, palette, data } = readPngChunks(bytes, name);
+  checkSize(name, width, height);
+  const channels = ({ 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 } as Record<number, number>)[colour];
+  if (!channels) bad(name, `PNG colour type ${colour} is not valid`);
+  const okDepth = colour === 3 ? [1, 2, 4, 8] : colour === 0 ? [1, 2, 4, 8, 16] : [8, 16];
+  if (!okDepth.includes(depth)) {
+    bad(name, `PNG bit depth ${depth} is not valid for colour type ${colour}`);
+  }
+  if (interlace !== 0) bad(name, "interlaced PNGs are not supported; save it without interlacing");
+  if (colour === 3 && !palette) bad(name, "palette PNG has no PLTE chunk");
+  const raw = await inflate(data, name);
+  const bitsPerPixel = channels * depth;
+  const stride = Math.ceil((width * bitsPerPixel) / 8);
+  const bpp = Math.max(1, bitsPerPixel >> 3); // bytes per pixel for filtering
+  if (raw.length < height * (stride + 1)) bad(name, "PNG image data is shorter than its size says");
+  const rows = unfilterRows(raw, height, stride, bpp, name);
   // Sample i of row y, scaled to 0..255.
   const maxSample = (1 << Math.min(depth, 8)) - 1;
   const sample = (y: number, i: number): number => {

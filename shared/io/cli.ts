@@ -195,6 +195,58 @@ function positiveInt(flag: string, v: string | undefined): number | undefined {
   return n;
 }
 
+/** `--lr`: a positive number (default `DEFAULTS.lr`). */
+function learningRate(v: string | undefined): number {
+  let lr: number = DEFAULTS.lr;
+  if (v !== undefined) {
+    lr = Number(v);
+    if (v.trim() === "" || !Number.isFinite(lr) || lr <= 0) {
+      throw new UsageError(`--lr must be a positive number, got '${v}'`);
+    }
+  }
+  return lr;
+}
+
+/** `--seed`: a whole number from 0 to 2³² − 1 (default `DEFAULTS.seed`). */
+function seedOf(v: string | undefined): number {
+  if (v === undefined) return DEFAULTS.seed;
+  if (!/^\s*\d+\s*$/.test(v) || Number(v) > 0xffffffff) {
+    throw new UsageError(`--seed must be a whole number from 0 to 4294967295, got '${v}'`);
+  }
+  return Number(v);
+}
+
+/** `parseArgs` options of every hyper-parameter flag (values are checked by `hyperParameters`). */
+const HYPER_FLAG_OPTIONS: Record<string, { type: "string" }> = Object.fromEntries(
+  HYPER_NAMES.map((h) => [HYPER_PARAMETERS[h].flag, { type: "string" }]),
+);
+
+/** The trainers' flags as `parseArgs` reads them (each explained by `--help`). */
+const TRAIN_FLAGS = {
+  data: { type: "string" },
+  epochs: { type: "string" },
+  "batch-size": { type: "string" },
+  lr: { type: "string" },
+  seed: { type: "string" },
+  init: { type: "string" },
+  hidden: { type: "string" },
+  "train-limit": { type: "string" },
+  "test-limit": { type: "string" },
+  json: { type: "boolean" },
+  profile: { type: "boolean" },
+  "no-tune": { type: "boolean" },
+  tune: { type: "boolean" },
+  model: { type: "string" },
+  optimizer: { type: "string" },
+  ...HYPER_FLAG_OPTIONS,
+  shuffle: { type: "boolean" },
+  save: { type: "string" },
+  load: { type: "string" },
+  resume: { type: "boolean" },
+  plot: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
 /**
  * Parses trainer flags. Returns `"help"` when `--help` is given.
  * Throws `UsageError` for an unknown flag or a bad value.
@@ -206,30 +258,7 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
       args: joinNegativeValues(args),
       strict: true,
       allowPositionals: false,
-      options: {
-        data: { type: "string" },
-        epochs: { type: "string" },
-        "batch-size": { type: "string" },
-        lr: { type: "string" },
-        seed: { type: "string" },
-        init: { type: "string" },
-        hidden: { type: "string" },
-        "train-limit": { type: "string" },
-        "test-limit": { type: "string" },
-        json: { type: "boolean" },
-        profile: { type: "boolean" },
-        "no-tune": { type: "boolean" },
-        tune: { type: "boolean" },
-        model: { type: "string" },
-        optimizer: { type: "string" },
-        ...HYPER_FLAG_OPTIONS,
-        shuffle: { type: "boolean" },
-        save: { type: "string" },
-        load: { type: "string" },
-        resume: { type: "boolean" },
-        plot: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
+      options: TRAIN_FLAGS,
     }));
   } catch (err) {
     throw new UsageError(`${(err as Error).message.split("\n")[0]} (see --help)`);
@@ -239,22 +268,8 @@ export function parseTrainArgs(args: string[], name: "slow" | "fast"): TrainConf
     const flag = FAST_ONLY_FLAGS.find((f) => values[f as keyof typeof values] !== undefined);
     if (flag) throw new UsageError(`--${flag} is a flag of the fast trainer only (see --help)`);
   }
-  let lr: number = DEFAULTS.lr;
-  if (values.lr !== undefined) {
-    lr = Number(values.lr);
-    if (values.lr.trim() === "" || !Number.isFinite(lr) || lr <= 0) {
-      throw new UsageError(`--lr must be a positive number, got '${values.lr}'`);
-    }
-  }
-  let seed: number = DEFAULTS.seed;
-  if (values.seed !== undefined) {
-    if (!/^\s*\d+\s*$/.test(values.seed) || Number(values.seed) > 0xffffffff) {
-      throw new UsageError(
-        `--seed must be a whole number from 0 to 4294967295, got '${values.seed}'`,
-      );
-    }
-    seed = Number(values.seed);
-  }
+  const lr = learningRate(values.lr);
+  const seed = seedOf(values.seed);
   if (values.data !== undefined && values.data.trim() === "") {
     throw new UsageError("--data needs a directory");
   }
@@ -367,11 +382,6 @@ function joinNegativeValues(args: string[]): string[] {
   }
   return out;
 }
-
-/** `parseArgs` options of every hyper-parameter flag (values are checked by `hyperParameters`). */
-const HYPER_FLAG_OPTIONS: Record<string, { type: "string" }> = Object.fromEntries(
-  HYPER_NAMES.map((h) => [HYPER_PARAMETERS[h].flag, { type: "string" }]),
-);
 
 /**
  * Every hyper-parameter, from its flag in `values` or its default. A value

@@ -43,13 +43,13 @@ const K16 = K / 16u; // trips of the main loop
 @group(0) @binding(6) var<storage, read_write> outAct: array<vec4f>;
 @group(0) @binding(7) var<storage, read> groupList: array<u32>;
 
-// 4 pixel bytes of a u32 as floats 0..255. The ÷ 255 is applied once to the
-// sums (a divide per pixel and row would cost ~10% of the kernel on a CPU adapter).
+// 4 pixel bytes of a u32 as floats byte ÷ 255, each pixel scaled before its
+// multiply as the slow trainer scales it (shared/model/mlp.ts): summing the raw
+// bytes and scaling the sums once rounds differently, and on images with no
+// blank pixels the losses drifted apart in the fourth decimal by epoch 2.
 fn unpackBytes(word: u32) -> vec4f {
-  return vec4f((vec4u(word) >> vec4u(0u, 8u, 16u, 24u)) & vec4u(0xffu));
+  return vec4f((vec4u(word) >> vec4u(0u, 8u, 16u, 24u)) & vec4u(0xffu)) / 255.0;
 }
-
-const A_SCALE = select(1.0, 1.0 / 255.0, A_BYTES);
 
 @compute @workgroup_size(8, 2)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -125,7 +125,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     for (var j = 0u; j < NV; j++) {
       let c = c0 + j;
       if (row0 + i < step.count && c < N / 4u) {
-        outAct[rowOf[i] * (N / 4u) + c] = max(fma(acc[i][j], vec4f(A_SCALE), bias[c]), vec4f(0.0));
+        outAct[rowOf[i] * (N / 4u) + c] = max(acc[i][j] + bias[c], vec4f(0.0));
       }
     }
   }

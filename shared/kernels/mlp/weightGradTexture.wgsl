@@ -56,14 +56,19 @@ const A_VEC = A_BYTES && !TILED && K % 16u == 0u && RI % 16u == 0u;
 @group(0) @binding(6) var<storage, read_write> bias: array<vec4f>;
 @group(0) @binding(7) var<storage, read> rowList: array<u32>;
 
-// A[row, 4·k4 .. 4·k4+3] ÷ A_SCALE: for bytes the pixel values 0..255 as they
-// are; the ÷ 255 is applied once to the sums (a divide per pixel and row
-// would cost ~10% of the kernel on a CPU adapter).
+// 4 pixel bytes of a u32 as floats byte ÷ 255, each pixel scaled before its
+// multiply as the slow trainer scales it (shared/model/mlp.ts): summing the raw
+// bytes and scaling the sums once rounds differently, and on images with no
+// blank pixels the losses drifted apart in the fourth decimal by epoch 2.
+fn unpackBytes(word: u32) -> vec4f {
+  return vec4f((vec4u(word) >> vec4u(0u, 8u, 16u, 24u)) & vec4u(0xffu)) / 255.0;
+}
+
+// A[row, 4·k4 .. 4·k4+3].
 fn loadA4(row: u32, k4: u32) -> vec4f {
   if (A_BYTES) {
     let at = (step.start + row) * (K / 4u) + k4; // u32 word of the packed bytes
-    let word = aVec[at / 4u][at % 4u];
-    return vec4f((vec4u(word) >> vec4u(0u, 8u, 16u, 24u)) & vec4u(0xffu));
+    return unpackBytes(aVec[at / 4u][at % 4u]);
   }
   return textureLoad(aTex, vec2u(k4, row), 0);
 }
@@ -79,8 +84,6 @@ fn tileWord(q: u32) -> u32 {
 fn tilePixel(p: u32) -> u32 {
   return tileWord(p / 4u) * 4u + p % 4u;
 }
-
-const A_SCALE = select(1.0, 1.0 / 255.0, A_BYTES);
 
 @compute @workgroup_size(8, 2)
 fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -114,11 +117,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       if (A_VEC) {
         // The 16-pixel group holding k = i0 + 4t .. +3 (clamped past the last row of W).
         let v = aVec[(step.start + r) * (K / 16u) + min(i0 / 16u + t / 4u, K / 16u - 1u)];
-        a = vec4f((vec4u(v[t % 4u]) >> vec4u(0u, 8u, 16u, 24u)) & vec4u(0xffu));
+        a = unpackBytes(v[t % 4u]);
       } else if (TILED) {
         let at = (step.start + r) * (K / 4u) + tileWord(min(i0 / 4u + t, K / 4u - 1u));
-        let word = aVec[at / 4u][at % 4u];
-        a = vec4f((vec4u(word) >> vec4u(0u, 8u, 16u, 24u)) & vec4u(0xffu));
+        a = unpackBytes(aVec[at / 4u][at % 4u]);
       } else {
         a = loadA4(r, min(i0 / 4u + t, K / 4u - 1u));
       }
@@ -138,9 +140,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       if (i0 + i < K && c0 + j < N / 4u) {
         let at = select(i0 + i, tilePixel(i0 + i), TILED) * (N / 4u) + c0 + j;
         if (UPDATE_IN_PLACE) {
-          w[at] = w[at] - (step.lr * A_SCALE) * acc[i][j];
+          w[at] = w[at] - step.lr * acc[i][j];
         } else {
-          w[at] = A_SCALE * acc[i][j];
+          w[at] = acc[i][j];
         }
       }
     }
