@@ -54,10 +54,11 @@ export interface Model<P> extends ModelCodec<P> {
    */
   initialParams(config: TrainConfig, data: Dataset): P;
   /**
-   * Throws a one-line `UserError` when `config`'s network for `data` cannot
-   * fit `gpu` (with `nTest` test images), before its weights are made.
+   * Throws a one-line `UserError` when the network cannot fit `gpu` (with
+   * `nTest` test images), before its weights are made: `params`' (a file's, a
+   * caller's) when given, else `config`'s for `data`.
    */
-  checkDevice?(gpu: Gpu, config: TrainConfig, data: Dataset, nTest: number): void;
+  checkDevice?(gpu: Gpu, config: TrainConfig, data: Dataset, nTest: number, params?: P): void;
   /** Their name in the summary's `config.init` (the MLP's `--init`; the CNN has no choice). */
   initName?(config: TrainConfig): InitName;
   /**
@@ -136,10 +137,10 @@ export async function runModel<P>(
   const shuffle = config.shuffle ?? false;
   const { checkpoint, params, file } = await startingPoint(model, config, opts.params);
   const { gpu, data, nTrain, nTest, log, report } = await prepareRun(config, opts);
+  using _ownDevice = ownDevice(gpu, opts.gpu);
   // A model from a file must take the data's images and every label in it.
   if (file) checkModelFits(file.shape, file.name, data);
-  using _ownDevice = ownDevice(gpu, opts.gpu);
-  if (!params) model.checkDevice?.(gpu, config, data, nTest);
+  model.checkDevice?.(gpu, config, data, nTest, params);
   const settings = startSettings(model, config, checkpoint, {
     optimizer,
     shuffle,

@@ -70,10 +70,10 @@ export function mlpModel(
     },
     initialParams: (config, data) =>
       initialParams(config.init ?? "original", config.seed, mlpSizes(config.hidden, data)),
-    checkDevice: (gpu, config, data, nTest) =>
+    checkDevice: (gpu, config, data, nTest, params) =>
       checkMlpLimits(
         gpu.device.limits,
-        mlpSizes(config.hidden, data),
+        params?.sizes ?? mlpSizes(config.hidden, data),
         activationRows(config.batchSize, nTest),
         "setting up the fast trainer: ",
       ),
