@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
 import { createCnnEngine } from "../fast/cnn/engine.ts";
-import { type BindingKind, kernelPipeline, specializedSource } from "../fast/cnn/kernels.ts";
+import { type BindingKind, kernelPipeline, specializedSource } from "../fast/kit.ts";
 import { trainCnn } from "../fast/cnn/model.ts";
 import {
   cloneCnnParams,

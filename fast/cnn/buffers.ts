@@ -15,7 +15,7 @@ import { UsageError, UserError } from "../../shared/io/errors.ts";
 import { bufferFrom } from "../../shared/gpu/device.ts";
 import { batchRanges } from "../../shared/model/mlp.ts";
 import { OPTIMIZERS } from "../../shared/model/optim.ts";
-import { UNIFORM_STRIDE } from "./kernels.ts";
+import { UNIFORM_STRIDE } from "../kit.ts";
 import { type CnnBuffers, type CnnNet, partialFloats } from "./step.ts";
 
 /** What `createBuffers` fills the buffers from (the engine's options, less how it trains). */
