@@ -252,7 +252,7 @@ async function runKernel(
     label: `test ${kernel} bind group`,
     layout: pipeline.getBindGroupLayout(0),
     entries: [
-      { binding: 0, resource: { buffer: uniform, size: 8 } },
+      { binding: 0, resource: { buffer: uniform, size: 16 } },
       ...buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } })),
     ],
   });

@@ -38,8 +38,13 @@ export interface MadeBuffers {
   buffers: CnnBuffers;
   /** With `shuffle`: the epoch's order, and what `setOrder` gathers from. */
   ordered?: Ordered;
-  /** Per-batch `{start, count}` entries (training batches, then test batches) and per-step optimiser entries. */
+  /**
+   * Per-batch `Batch {start, count, lr 0, rowOrder 0}` entries (shared/kernels/common/batch.wgsl:
+   * training batches, then test batches, then the epoch's loss sum, entry `sumEntry`) and
+   * per-step optimiser entries.
+   */
   batchUniform: GPUBuffer;
+  sumEntry: number;
   stepUniform: GPUBuffer;
   trainRanges: [number, number][];
   testRanges: [number, number][];
@@ -98,10 +103,11 @@ export function createBuffers(
     : trainImages;
   const testLabels = hasTest ? upload("test labels", labels(test), storage) : trainLabels;
 
-  // Per-batch {start, count} entries: training batches, then test batches.
+  // Per-batch {start, count} entries: training batches, then test batches, then the loss sum's
+  // (sumLosses reads count: every image of the epoch).
   const trainRanges = batchRanges(net.nTrain, B);
   const testRanges = batchRanges(data.testLabels.length, B);
-  const entries = [...trainRanges, ...testRanges];
+  const entries = [...trainRanges, ...testRanges, [0, net.nTrain]];
   const batchWords = new Uint32Array(entries.length * UNIFORM_STRIDE / 4);
   entries.forEach(([start, count], e) => {
     batchWords[e * UNIFORM_STRIDE / 4] = start;
@@ -138,12 +144,6 @@ export function createBuffers(
     partial: floats("split-K partial weight gradients", partialFloats(net, B)),
     losses: floats("per-image losses of the epoch", Math.max(1, net.nTrain)),
     total: floats("epoch's summed loss", 1),
-    // Step {start, count, lr, rowOrder} (shared/kernels/mlp/step.wgsl): sumLosses reads count.
-    lossCount: upload(
-      "sumLosses Step {start 0, count nTrain}",
-      new Uint32Array([0, net.nTrain, 0, 0]),
-      GPUBufferUsage.UNIFORM,
-    ),
     confusion: floats("test confusion counts [classes, classes]", s.classes * s.classes),
   };
   const readback = (label: string, size: number) =>
@@ -162,6 +162,7 @@ export function createBuffers(
       labels: trainLabels,
     },
     batchUniform: upload("CNN batch {start, count} entries", batchWords, GPUBufferUsage.UNIFORM),
+    sumEntry: entries.length - 1,
     stepUniform: own(device.createBuffer({
       label: "CNN optimiser step entries",
       size: Math.max(1, trainRanges.length) * UNIFORM_STRIDE,

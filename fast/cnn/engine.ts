@@ -65,6 +65,7 @@ import {
   submit,
   UNIFORM_STRIDE,
 } from "../kit.ts";
+import { BATCH_BYTES } from "../../shared/kernels/sources.ts";
 import { type CnnBuffers, type CnnNet, cnnStages, layerBlocks } from "./step.ts";
 import {
   type BufferSources,
@@ -138,7 +139,7 @@ export async function createCnnEngine(
     const made = createBuffers(device, net, opts, owned);
     const specs = cnnStages(net, made.buffers);
     const bind = stageBinder(device, new Pipelines(device), {
-      batch: { buffer: made.batchUniform, size: 8 },
+      batch: { buffer: made.batchUniform, size: BATCH_BYTES },
       step: { buffer: made.stepUniform, size: OPTIMIZER_UNIFORM_BYTES },
     });
     // All at once, so that every pipeline compiles in parallel (and every failure is handled).
@@ -155,7 +156,7 @@ export async function createCnnEngine(
       lr: opts.lr,
       optimizer: { ...opts.optimizer },
       nTest: opts.data.testLabels.length,
-      to: dispatcher(device, made.trainRanges.length + made.testRanges.length, opts.passTimestamps),
+      to: dispatcher(device, made.sumEntry + 1, opts.passTimestamps),
       owned,
       made,
       trainStep,
@@ -309,7 +310,7 @@ class GpuCnnEngine implements CnnEngine {
     const rec = record(to, `CNN steps ${first + 1}–${last}`);
     for (let b = first; b < last; b++) encodeStages(rec, trainStep, b, b, made.trainRanges[b][1]);
     if (end) {
-      encodeStages(rec, this.#epochEnd, 0, 0, 0);
+      encodeStages(rec, this.#epochEnd, made.sumEntry, 0, 0);
       outsidePass(rec).copyBufferToBuffer(made.buffers.total, 0, made.lossReadback, 0, 4);
     }
     submit(rec);

@@ -112,8 +112,6 @@ export interface CnnBuffers {
   /** Per-image losses of the epoch [nTrain], by position in its order; their sum [1]. */
   losses: GPUBuffer;
   total: GPUBuffer;
-  /** sumLosses' uniform: a `Step` (shared/kernels/mlp/step.wgsl) whose count is nTrain. */
-  lossCount: GPUBuffer;
   /** Test counts [classes, classes] (u32): confusion[label][predicted]. */
   confusion: GPUBuffer;
 }
@@ -412,17 +410,17 @@ function poolBackwardStage(
 // The epoch's end and the test pass
 
 /**
- * After an epoch's last step: total = Σ_{i < nTrain} losses[i], the MLP's
- * reduction (sumLosses.wgsl: one workgroup of 256, a fixed order).
+ * After an epoch's last step: total = Σ_{i < nTrain} losses[i], the reduction
+ * both models use (common/sumLosses.wgsl: one workgroup of 256, a fixed order).
  */
 function totalLossStage(b: CnnBuffers): StageSpec {
   return {
     name: "loss sumLosses",
     kernel: "sumLosses",
     constants: {},
-    uniform: "none",
-    buffers: [b.lossCount, b.losses, b.total],
-    kinds: ["uniform", "read", "write"],
+    uniform: "batch", // the loss sum's entry: count = nTrain
+    buffers: [b.losses, b.total],
+    kinds: ["dynamic", "read", "write"],
     threads: () => 1, // one workgroup
     flops: () => 0,
   };
