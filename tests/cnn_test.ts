@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
 import { createCnnEngine } from "../fast/cnn/engine.ts";
-import { type BindingKind, kernelPipeline, specializedSource } from "../fast/cnn/kernels.ts";
+import { type BindingKind, kernelPipeline, specializedSource } from "../fast/kit.ts";
 import { trainCnn } from "../fast/cnn/model.ts";
 import {
   cloneCnnParams,
@@ -252,7 +252,7 @@ async function runKernel(
     label: `test ${kernel} bind group`,
     layout: pipeline.getBindGroupLayout(0),
     entries: [
-      { binding: 0, resource: { buffer: uniform, size: 8 } },
+      { binding: 0, resource: { buffer: uniform, size: 16 } },
       ...buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } })),
     ],
   });

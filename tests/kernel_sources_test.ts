@@ -1,23 +1,23 @@
 /**
  * shared/kernels/sources.ts lists every kernel file under shared/kernels/, with its text, and
- * prepends each prelude to exactly the kernels of its folder: `struct Step`
- * (shared/kernels/mlp/step.wgsl) to those under mlp/, `struct Batch` (cnn/batch.wgsl) to those
- * under cnn/, `struct OptimizerStep` (optim/optimizerStep.wgsl) to those under optim/.
+ * prepends each prelude to exactly the kernels of its folders: the per-batch `struct Batch`
+ * (shared/kernels/common/batch.wgsl) to those under common/, mlp/ and cnn/ (one struct for both
+ * models), `struct OptimizerStep` (optim/optimizerStep.wgsl) to those under optim/.
  */
 
 import assert from "node:assert/strict";
 import {
+  BATCH_STRUCT,
+  CNN_KERNELS,
+  COMMON_KERNELS,
   KERNEL_SOURCES,
   kernelSource,
+  MLP_KERNELS,
   PRELUDES,
   specialize,
-  STEP_KERNELS,
-  STEP_STRUCT,
 } from "../shared/kernels/sources.ts";
 
-const PRELUDE = "mlp/step.wgsl";
-
-/** The kernel name a prelude's file would have, were it a kernel ("cnn/batch.wgsl" → "batch"). */
+/** The kernel name a prelude's file would have, were it a kernel ("common/batch.wgsl" → "batch"). */
 const preludeName = (file: string) => file.slice(file.lastIndexOf("/") + 1, -".wgsl".length);
 
 /** Every `.wgsl` file under shared/kernels/: kernel name → [folder path, file]. */
@@ -36,11 +36,13 @@ async function kernelFiles(): Promise<Map<string, [string, URL]>> {
   return files;
 }
 
+/** The kernels (preludes left out) whose files are under `folder` ("mlp/"). */
+function inFolder(files: Map<string, [string, URL]>, folder: string): string[] {
+  return [...files].filter(([, [path]]) => path.startsWith(folder)).map(([name]) => name).sort();
+}
+
 Deno.test("every shared/kernels/**/*.wgsl is imported, as the file's text, and nothing else", async () => {
   const files = await kernelFiles();
-  const [preludePath, preludeFile] = files.get("step")!;
-  assert.equal(preludePath, PRELUDE);
-  assert.equal(STEP_STRUCT, await Deno.readTextFile(preludeFile));
   for (const { file, source } of PRELUDES) {
     const [path, url] = files.get(preludeName(file))!;
     assert.equal(path, file);
@@ -57,39 +59,37 @@ Deno.test("every shared/kernels/**/*.wgsl is imported, as the file's text, and n
   );
 });
 
-Deno.test("kernelSource prepends struct Step to the kernels under mlp/, and only to them", async () => {
+Deno.test("one per-batch struct Batch for both models: common/, mlp/ and cnn/ kernels, and only them", async () => {
   const files = await kernelFiles();
   for (const { file } of PRELUDES) files.delete(preludeName(file));
-  const mlp = [...files].filter(([, [path]]) => path.startsWith("mlp/")).map(([name]) => name);
-  assert.deepEqual([...STEP_KERNELS].sort(), mlp.sort());
-  assert.match(STEP_STRUCT, /^struct Step \{$/m);
+  assert.deepEqual([...COMMON_KERNELS].sort(), inFolder(files, "common/"));
+  assert.deepEqual([...MLP_KERNELS].sort(), inFolder(files, "mlp/"));
+  assert.deepEqual([...CNN_KERNELS].sort(), inFolder(files, "cnn/"));
+  assert.ok(COMMON_KERNELS.has("sumLosses"), "the loss sum is shared");
+  assert.match(BATCH_STRUCT, /^struct Batch \{$/m);
+  const batch = new Set([...COMMON_KERNELS, ...MLP_KERNELS, ...CNN_KERNELS]);
   for (const name of files.keys()) {
     const text = KERNEL_SOURCES[name];
-    if (STEP_KERNELS.has(name)) {
-      assert.equal(kernelSource(name), `${STEP_STRUCT}\n${text}`, name);
-      assert.doesNotMatch(text, /^struct Step\b/m, `${name} keeps a copy of struct Step`);
-      assert.match(text, /var<uniform> step: Step;/, name);
+    if (batch.has(name)) {
+      assert.equal(kernelSource(name), `${BATCH_STRUCT}\n${text}`, name);
+      assert.doesNotMatch(text, /^struct (Batch|Step)\b/m, `${name} keeps a struct of its own`);
+      assert.match(text, /var<uniform> \w+: Batch;/, name);
     } else {
-      assert.doesNotMatch(kernelSource(name), /^struct Step\b/m, name);
+      assert.doesNotMatch(kernelSource(name), /^struct Batch\b/m, name);
     }
   }
 });
 
-Deno.test("kernelSource prepends each prelude to every kernel of its folder, none keeping a copy", async () => {
+Deno.test("kernelSource prepends each prelude to every kernel of its folders, none keeping a copy", async () => {
   const files = await kernelFiles();
   for (const { file } of PRELUDES) files.delete(preludeName(file));
-  assert.deepEqual(PRELUDES.map((p) => p.file), [
-    "mlp/step.wgsl",
-    "cnn/batch.wgsl",
-    "optim/optimizerStep.wgsl",
-  ]);
+  assert.deepEqual(PRELUDES.map((p) => p.file), ["common/batch.wgsl", "optim/optimizerStep.wgsl"]);
   const structs = PRELUDES.map(({ source }) => source.match(/^struct (\w+) \{$/m)?.[1]);
-  assert.deepEqual(structs, ["Step", "Batch", "OptimizerStep"]);
+  assert.deepEqual(structs, ["Batch", "OptimizerStep"]);
   const prefixed = new Set<string>();
-  PRELUDES.forEach(({ file, source, kernels }, p) => {
-    const folder = file.slice(0, file.lastIndexOf("/") + 1);
-    const inFolder = [...files].filter(([, [path]]) => path.startsWith(folder)).map(([n]) => n);
-    assert.deepEqual([...kernels].sort(), inFolder.sort(), file);
+  PRELUDES.forEach(({ source, folders, kernels }, p) => {
+    const want = folders.flatMap((folder) => inFolder(files, folder));
+    assert.deepEqual([...kernels].sort(), want.sort(), folders.join(" "));
     for (const name of kernels) {
       const text = KERNEL_SOURCES[name];
       assert.ok(!prefixed.has(name), `${name} has two preludes`);
@@ -110,13 +110,13 @@ Deno.test("kernelSource prepends each prelude to every kernel of its folder, non
 
 Deno.test("specialize: a constant the host must set is SET_BY_HOST, and one left unset fails, named", () => {
   // Every MLP kernel whose shapes the host sets declares them one way: `const NAME = SET_BY_HOST;`.
-  const hostSet = [...STEP_KERNELS].filter((k) =>
+  const hostSet = [...MLP_KERNELS].filter((k) =>
     /^const \w+ = SET_BY_HOST;/m.test(kernelSource(k))
   );
   assert.deepEqual(
-    [...STEP_KERNELS].filter((k) => !hostSet.includes(k)),
-    ["sumLosses"],
-    "every MLP kernel but the loss sum (one workgroup of 256) takes its shapes from the host",
+    [...MLP_KERNELS].filter((k) => !hostSet.includes(k)),
+    [],
+    "every MLP kernel takes its shapes from the host (the loss sum, one workgroup of 256, is common/)",
   );
   for (const k of hostSet) {
     const unset = [...kernelSource(k).matchAll(/^const (\w+) = SET_BY_HOST;/gm)].map((m) => m[1]);

@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
-import { type BindingKind, kernelPipeline } from "../fast/cnn/kernels.ts";
+import { type BindingKind, kernelPipeline } from "../fast/kit.ts";
 import { openGpu, readBuffer, workgroupGrid } from "../shared/gpu/device.ts";
 import {
   adamStep,

@@ -15,7 +15,7 @@ import { UsageError, UserError } from "../../shared/io/errors.ts";
 import { bufferFrom } from "../../shared/gpu/device.ts";
 import { batchRanges } from "../../shared/model/mlp.ts";
 import { OPTIMIZERS } from "../../shared/model/optim.ts";
-import { UNIFORM_STRIDE } from "./kernels.ts";
+import { UNIFORM_STRIDE } from "../kit.ts";
 import { type CnnBuffers, type CnnNet, partialFloats } from "./step.ts";
 
 /** What `createBuffers` fills the buffers from (the engine's options, less how it trains). */
@@ -38,8 +38,13 @@ export interface MadeBuffers {
   buffers: CnnBuffers;
   /** With `shuffle`: the epoch's order, and what `setOrder` gathers from. */
   ordered?: Ordered;
-  /** Per-batch `{start, count}` entries (training batches, then test batches) and per-step optimiser entries. */
+  /**
+   * Per-batch `Batch {start, count, lr 0, rowOrder 0}` entries (shared/kernels/common/batch.wgsl:
+   * training batches, then test batches, then the epoch's loss sum, entry `sumEntry`) and
+   * per-step optimiser entries.
+   */
   batchUniform: GPUBuffer;
+  sumEntry: number;
   stepUniform: GPUBuffer;
   trainRanges: [number, number][];
   testRanges: [number, number][];
@@ -83,10 +88,12 @@ export function createBuffers(
   const resident = residentData(net, data, opts.shuffle ?? false, upload);
   const { trainImages, trainLabels, inOrder } = resident;
 
-  // Per-batch {start, count} entries: training batches, then test batches.
+  // Per-batch {start, count} entries: training batches, then test batches, then the loss sum's
+  // (sumLosses reads count: every image of the epoch).
   const trainRanges = batchRanges(net.nTrain, B);
   const testRanges = batchRanges(data.testLabels.length, B);
-  const batchWords = batchEntries([...trainRanges, ...testRanges]);
+  const entries: [number, number][] = [...trainRanges, ...testRanges, [0, net.nTrain]];
+  const batchWords = batchEntries(entries);
 
   // Activations and their gradients, for a full batch (shapes: step.ts, CnnBuffers).
   const m1 = d.h1 * d.w1, m2 = d.h2 * d.w2, p1 = d.p1h * d.p1w;
@@ -118,12 +125,6 @@ export function createBuffers(
     partial: floats("split-K partial weight gradients", partialFloats(net, B)),
     losses: floats("per-image losses of the epoch", Math.max(1, net.nTrain)),
     total: floats("epoch's summed loss", 1),
-    // Step {start, count, lr, rowOrder} (shared/kernels/mlp/step.wgsl): sumLosses reads count.
-    lossCount: upload(
-      "sumLosses Step {start 0, count nTrain}",
-      new Uint32Array([0, net.nTrain, 0, 0]),
-      GPUBufferUsage.UNIFORM,
-    ),
     confusion: floats("test confusion counts [classes, classes]", s.classes * s.classes),
   };
   const readback = (label: string, size: number) =>
@@ -142,6 +143,7 @@ export function createBuffers(
       labels: trainLabels,
     },
     batchUniform: upload("CNN batch {start, count} entries", batchWords, GPUBufferUsage.UNIFORM),
+    sumEntry: entries.length - 1,
     stepUniform: own(device.createBuffer({
       label: "CNN optimiser step entries",
       size: Math.max(1, trainRanges.length) * UNIFORM_STRIDE,

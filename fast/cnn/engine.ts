@@ -4,8 +4,8 @@
  * Adam, as an `Engine<CnnParams>` (fast/engine.ts). This file makes the
  * engine (pipelines and bind groups over the buffers of fast/cnn/buffers.ts)
  * and runs it (epochs, the order, the test pass, readbacks); the stages of a
- * step are fast/cnn/step.ts, and how a kernel becomes a pipeline is
- * fast/cnn/kernels.ts. No files, flags or logs here: those are the run
+ * step are fast/cnn/step.ts; pipelines, stages, dispatches and the
+ * chunked epoch loop are the kit's (fast/kit.ts). No files, flags or logs here: those are the run
  * loop's (fast/run.ts, fast/cnn/model.ts).
  *
  * How it is made fast (the same ideas as the fast MLP trainer):
@@ -50,16 +50,23 @@ import {
   type OptimizerOptions,
   optimizerUniform,
 } from "../../shared/model/optim.ts";
-import { type Engine, EpochInterrupted, type OptimizerState, type TestCounts } from "../engine.ts";
+import type { Engine, OptimizerState, TestCounts } from "../engine.ts";
 import {
+  type Dispatcher,
+  dispatcher,
   encodeStages,
-  PipelineCache,
+  outsidePass,
+  Pipelines,
+  record,
+  runChunks,
   type Stage,
-  stageGrids,
+  stageBinder,
+  type StageSpec,
+  submit,
   UNIFORM_STRIDE,
-  uniformOffsets,
-} from "./kernels.ts";
-import { type CnnBuffers, type CnnNet, cnnStages, layerBlocks, type StageSpec } from "./step.ts";
+} from "../kit.ts";
+import { BATCH_BYTES } from "../../shared/kernels/sources.ts";
+import { type CnnBuffers, type CnnNet, cnnStages, layerBlocks } from "./step.ts";
 import {
   type BufferSources,
   checkBatchSize,
@@ -130,9 +137,11 @@ export async function createCnnEngine(
   const owned: GPUBuffer[] = [];
   try {
     const made = createBuffers(device, net, opts, owned);
-    const cache = new PipelineCache(device);
     const specs = cnnStages(net, made.buffers);
-    const bind = stageBinder(device, cache, made);
+    const bind = stageBinder(device, new Pipelines(device), {
+      batch: { buffer: made.batchUniform, size: BATCH_BYTES },
+      step: { buffer: made.stepUniform, size: OPTIMIZER_UNIFORM_BYTES },
+    });
     // All at once, so that every pipeline compiles in parallel (and every failure is handled).
     const [trainStep, testBatch, epochEnd, gather] = await Promise.all([
       Promise.all(specs.trainStep.map(bind)),
@@ -147,7 +156,7 @@ export async function createCnnEngine(
       lr: opts.lr,
       optimizer: { ...opts.optimizer },
       nTest: opts.data.testLabels.length,
-      passTimestamps: opts.passTimestamps,
+      to: dispatcher(device, made.sumEntry + 1, opts.passTimestamps),
       owned,
       made,
       trainStep,
@@ -159,44 +168,6 @@ export async function createCnnEngine(
     for (const b of owned) b.destroy();
     throw err;
   }
-}
-
-/**
- * A function that turns a `StageSpec` into a `Stage`: its pipeline (compiling,
- * from `cache`) and its bind group, made once per spec (the forward stages
- * are shared by the training step and the test pass).
- */
-function stageBinder(device: GPUDevice, cache: PipelineCache, made: MadeBuffers) {
-  const done = new Map<StageSpec, Promise<Stage>>();
-  const uniform = {
-    batch: { buffer: made.batchUniform, size: 8 },
-    step: { buffer: made.stepUniform, size: OPTIMIZER_UNIFORM_BYTES },
-    none: undefined,
-  };
-  const make = async (spec: StageSpec): Promise<Stage> => {
-    const pipeline = cache.pipeline(spec.kernel, spec.constants, spec.kinds);
-    const u = uniform[spec.uniform];
-    const resources = [...(u ? [u] : []), ...spec.buffers];
-    const bindGroup = device.createBindGroup({
-      label: `${spec.name} bind group`,
-      layout: cache.layout(spec.kinds).bindGroup,
-      entries: resources.map((r, binding) => ({
-        binding,
-        resource: r instanceof GPUBuffer ? { buffer: r } : r,
-      })),
-    });
-    const { name, uniform: offset, flops } = spec;
-    const groups = stageGrids(spec.threads, device.limits.maxComputeWorkgroupsPerDimension);
-    return { name, pipeline: await pipeline, bindGroup, offset, groups, flops };
-  };
-  return (spec: StageSpec): Promise<Stage> => {
-    let stage = done.get(spec);
-    if (!stage) {
-      stage = make(spec);
-      done.set(spec, stage);
-    }
-    return stage;
-  };
 }
 
 /**
@@ -238,7 +209,8 @@ interface EngineParts {
   lr: number;
   optimizer: OptimizerOptions;
   nTest: number;
-  passTimestamps?: PassTimestamps;
+  /** The recorders' device, profiler hook and dynamic offsets. */
+  to: Dispatcher;
   owned: GPUBuffer[];
   made: MadeBuffers;
   trainStep: Stage[];
@@ -256,8 +228,6 @@ class GpuCnnEngine implements CnnEngine {
   readonly nTrain: number;
   readonly nTest: number;
   readonly #p: EngineParts;
-  /** Dynamic offsets e · 256 for every batch and step entry. */
-  readonly #offsets: Uint32Array;
   /** The optimiser's entries of one epoch, rewritten per epoch (its steps' t). */
   readonly #stepTable: ArrayBuffer;
   readonly #epochEnd: Stage[];
@@ -272,8 +242,7 @@ class GpuCnnEngine implements CnnEngine {
     this.optimizer = parts.optimizer;
     this.nTrain = parts.net.nTrain;
     this.nTest = parts.nTest;
-    const { trainRanges, testRanges } = parts.made;
-    this.#offsets = uniformOffsets(trainRanges.length + testRanges.length);
+    const { trainRanges } = parts.made;
     this.#stepTable = new ArrayBuffer(Math.max(1, trainRanges.length) * UNIFORM_STRIDE);
     this.#epochEnd = [parts.epochEnd];
   }
@@ -285,18 +254,15 @@ class GpuCnnEngine implements CnnEngine {
 
   /** Gathers the training images and labels into `order` on the GPU (needs the `shuffle` option). */
   setOrder(order: Uint32Array): void {
-    const { device, made, gather, passTimestamps } = this.#p;
+    const { device, made, gather, to } = this.#p;
     if (!gather || !made.ordered) throw new Error("setOrder needs the engine's shuffle option");
     if (order.length !== this.nTrain) {
       throw new RangeError(`an order of ${order.length} images for ${this.nTrain}`);
     }
     device.queue.writeBuffer(made.ordered.order, 0, order.slice());
-    const encoder = device.createCommandEncoder({ label: "CNN gather the epoch's order" });
-    const shared = this.#sharedPass(encoder, "CNN gather the epoch's order pass");
-    const stages = [gather.images, gather.labels];
-    encodeStages(encoder, shared, passTimestamps, stages, this.#offsets, 0, 0, 0);
-    shared?.end();
-    device.queue.submit([encoder.finish({ label: "CNN gather the epoch's order commands" })]);
+    const rec = record(to, "CNN gather the epoch's order");
+    encodeStages(rec, [gather.images, gather.labels], 0, 0, 0);
+    submit(rec);
   }
 
   /**
@@ -320,40 +286,34 @@ class GpuCnnEngine implements CnnEngine {
       optimizerUniform(net.paramFloats, t, lr, this.optimizer, this.#stepTable, b * UNIFORM_STRIDE);
     }
     device.queue.writeBuffer(made.stepUniform, 0, this.#stepTable);
-    const paced = onProgress !== undefined || stop !== undefined;
-    const inFlight: Promise<void>[] = [];
-    for (let first = 0; first < nb; first += STEPS_PER_SUBMIT) {
-      if (first > 0 && stop?.()) {
-        await Promise.all(inFlight);
-        throw new EpochInterrupted(first);
-      }
-      const last = Math.min(nb, first + STEPS_PER_SUBMIT);
-      this.#submitSteps(first, last);
-      this.#stepsTaken += last - first;
-      if (!paced) continue;
-      inFlight.push(device.queue.onSubmittedWorkDone().then(() => onProgress?.(last)));
-      // Two in flight: wait for the older while the newer runs.
-      if (inFlight.length === 2) await inFlight.shift();
-    }
-    await Promise.all(inFlight);
+    await runChunks(
+      {
+        device,
+        steps: nb,
+        stepsPerSubmit: STEPS_PER_SUBMIT,
+        firstChunk: STEPS_PER_SUBMIT,
+        submit: (first, count) => {
+          this.#submitSteps(first, first + count);
+          this.#stepsTaken += count;
+        },
+      },
+      onProgress,
+      stop,
+    );
     return new Float32Array(await readMapped(made.lossReadback))[0];
   }
 
   /** Records and submits steps `first..last-1`; the last chunk adds the epoch's loss sum and its copy. */
   #submitSteps(first: number, last: number) {
-    const { device, made, trainStep, passTimestamps } = this.#p;
+    const { made, trainStep, to } = this.#p;
     const end = last === made.trainRanges.length;
-    const what = `CNN steps ${first + 1}–${last}`;
-    const encoder = device.createCommandEncoder({ label: what });
-    const shared = this.#sharedPass(encoder, `${what} pass`);
-    for (let b = first; b < last; b++) {
-      const count = made.trainRanges[b][1];
-      encodeStages(encoder, shared, passTimestamps, trainStep, this.#offsets, b, b, count);
+    const rec = record(to, `CNN steps ${first + 1}–${last}`);
+    for (let b = first; b < last; b++) encodeStages(rec, trainStep, b, b, made.trainRanges[b][1]);
+    if (end) {
+      encodeStages(rec, this.#epochEnd, made.sumEntry, 0, 0);
+      outsidePass(rec).copyBufferToBuffer(made.buffers.total, 0, made.lossReadback, 0, 4);
     }
-    if (end) encodeStages(encoder, shared, passTimestamps, this.#epochEnd, this.#offsets, 0, 0, 0);
-    shared?.end();
-    if (end) encoder.copyBufferToBuffer(made.buffers.total, 0, made.lossReadback, 0, 4);
-    device.queue.submit([encoder.finish({ label: `${what} commands` })]);
+    submit(rec);
   }
 
   /** Per-image losses of the last epoch at positions `start..start+count-1` of its order. */
@@ -379,17 +339,19 @@ class GpuCnnEngine implements CnnEngine {
     const C = this.shape.classes;
     const confusion = Array.from({ length: C }, () => new Array<number>(C).fill(0));
     if (this.nTest === 0) return { correct: 0, confusion };
-    const { device, made, testBatch, passTimestamps } = this.#p;
-    const encoder = device.createCommandEncoder({ label: "CNN test set" });
-    encoder.clearBuffer(made.buffers.confusion);
-    const shared = this.#sharedPass(encoder, "CNN test set pass");
+    const { made, testBatch, to } = this.#p;
+    const rec = record(to, "CNN test set");
+    outsidePass(rec).clearBuffer(made.buffers.confusion);
     const first = made.trainRanges.length;
-    made.testRanges.forEach(([, count], b) => {
-      encodeStages(encoder, shared, passTimestamps, testBatch, this.#offsets, first + b, 0, count);
-    });
-    shared?.end();
-    encoder.copyBufferToBuffer(made.buffers.confusion, 0, made.confusionReadback, 0, C * C * 4);
-    device.queue.submit([encoder.finish({ label: "CNN test set commands" })]);
+    made.testRanges.forEach(([, count], b) => encodeStages(rec, testBatch, first + b, 0, count));
+    outsidePass(rec).copyBufferToBuffer(
+      made.buffers.confusion,
+      0,
+      made.confusionReadback,
+      0,
+      C * C * 4,
+    );
+    submit(rec);
     const counts = new Uint32Array(await readMapped(made.confusionReadback));
     let correct = 0;
     for (let t = 0; t < C; t++) {
@@ -453,10 +415,5 @@ class GpuCnnEngine implements CnnEngine {
       all.slice(offset, offset + k * n),
       all.slice(offset + kPad * n, offset + (kPad + 1) * n),
     ]);
-  }
-
-  /** One compute pass for many dispatches, or none when profiling (a pass per dispatch). */
-  #sharedPass(encoder: GPUCommandEncoder, label: string): GPUComputePassEncoder | undefined {
-    return this.#p.passTimestamps ? undefined : encoder.beginComputePass({ label });
   }
 }

@@ -3,7 +3,7 @@
  * and of the test pass, in the order they run, each with its formula and
  * shapes. This file only describes them (`StageSpec`: kernel, constants,
  * buffers, threads); fast/cnn/buffers.ts makes the buffers, and
- * fast/cnn/engine.ts compiles the pipelines (fast/cnn/kernels.ts) and
+ * fast/cnn/engine.ts compiles the pipelines (fast/kit.ts) and
  * records the stages.
  *
  * The network (shared/model/cnn.ts is its CPU reference), for a batch of B
@@ -23,7 +23,7 @@
 import type { CnnDims, CnnShape } from "../../shared/model/cnn.ts";
 import { CNN_LAYER_NAMES, cnnLayerSizes } from "../../shared/model/cnn.ts";
 import { type OptimizerName, OPTIMIZERS } from "../../shared/model/optim.ts";
-import type { BindingKind } from "./kernels.ts";
+import type { BindingKind, StageSpec } from "../kit.ts";
 
 /** Rows of the batch each split-K slice of the weight gradient sums. */
 const SLICE_ROWS = 256;
@@ -112,8 +112,6 @@ export interface CnnBuffers {
   /** Per-image losses of the epoch [nTrain], by position in its order; their sum [1]. */
   losses: GPUBuffer;
   total: GPUBuffer;
-  /** sumLosses' uniform: a `Step` (shared/kernels/mlp/step.wgsl) whose count is nTrain. */
-  lossCount: GPUBuffer;
   /** Test counts [classes, classes] (u32): confusion[label][predicted]. */
   confusion: GPUBuffer;
 }
@@ -131,25 +129,6 @@ export function partialFloats(net: CnnNet, batchSize: number): number {
 /** Matmul rows per image of each layer: its im2col rows h·w, 1 for the linear layer. */
 function rowsPerImage({ dims: d }: CnnNet): number[] {
   return [d.h1 * d.w1, d.h2 * d.w2, 1];
-}
-
-/** One dispatch, described: fast/cnn/engine.ts compiles it and binds it. */
-export interface StageSpec {
-  /** Layer and kernel, e.g. "conv2 cnnMatmulTransB" (labels and the profile). */
-  name: string;
-  kernel: string;
-  /** The kernel's `const` lines (see fast/cnn/kernels.ts). */
-  constants: Record<string, number>;
-  /** Binding 0: the batch's `{start, count}` entry, the optimiser step's entry, or none. */
-  uniform: "batch" | "step" | "none";
-  /** Bindings 1, 2, … (0, 1, … without a uniform). */
-  buffers: (GPUBuffer | GPUBufferBinding)[];
-  /** What each binding is, the uniform's included: the layout's signature. */
-  kinds: BindingKind[];
-  /** Threads for a batch of `count` images. */
-  threads: (count: number) => number;
-  /** Floating-point operations for a batch of `count` (0 where not worth counting). */
-  flops: (count: number) => number;
 }
 
 /** A per-batch stage: binding 0 the batch entry, then `buffers`, the last `writes` written. */
@@ -431,17 +410,17 @@ function poolBackwardStage(
 // The epoch's end and the test pass
 
 /**
- * After an epoch's last step: total = Σ_{i < nTrain} losses[i], the MLP's
- * reduction (sumLosses.wgsl: one workgroup of 256, a fixed order).
+ * After an epoch's last step: total = Σ_{i < nTrain} losses[i], the reduction
+ * both models use (common/sumLosses.wgsl: one workgroup of 256, a fixed order).
  */
 function totalLossStage(b: CnnBuffers): StageSpec {
   return {
     name: "loss sumLosses",
     kernel: "sumLosses",
     constants: {},
-    uniform: "none",
-    buffers: [b.lossCount, b.losses, b.total],
-    kinds: ["uniform", "read", "write"],
+    uniform: "batch", // the loss sum's entry: count = nTrain
+    buffers: [b.losses, b.total],
+    kinds: ["dynamic", "read", "write"],
     threads: () => 1, // one workgroup
     flops: () => 0,
   };

@@ -15,7 +15,8 @@
 
 import { OPTIMIZER_UNIFORM_BYTES } from "../../shared/model/optim.ts";
 import { type BlankPixels, type ListBindGroups, listBindGroups } from "./variants/blank_pixels.ts";
-import { type BufferRange, type MlpBuffers, STEP_SIZE } from "./buffers.ts";
+import { BATCH_BYTES } from "../../shared/kernels/sources.ts";
+import type { BufferRange, MlpBuffers } from "./buffers.ts";
 import type { Slot } from "./variants/matmul.ts";
 import type { MlpLayouts, MlpPipelines } from "./pipelines.ts";
 
@@ -43,7 +44,7 @@ function bindGroup(
   label: string,
   bgl: GPUBindGroupLayout,
   resources: Resource[],
-  uniformSize = STEP_SIZE,
+  uniformSize = BATCH_BYTES,
 ): GPUBindGroup {
   return device.createBindGroup({
     label,

@@ -6,7 +6,7 @@
  * In order: the dataset (packed bytes, 4 pixels per u32, and u32 labels),
  * the packed parameters (and with momentum or Adam the gradients and the
  * optimiser's state, in the same layout), the readback buffers, the uniform
- * step table (one `struct Step {start, count, lr, rowOrder}` per batch, test
+ * step table (one `struct Batch {start, count, lr, rowOrder}` per batch, test
  * chunk, loss sum and tuning run), the optimiser's table; then the readback
  * helpers. The activations, their gradients and the operands' textures are
  * fast/mlp/activations.ts's; the blank-pixel lists and row order
@@ -319,12 +319,10 @@ function readbackBuffers(alloc: Allocator, setup: MlpSetup): ReadbackBuffers {
 }
 
 // ---------------------------------------------------------------------------
-// The step table: one uniform `Step` per dispatch's batch
+// The step table: one uniform `Batch` per dispatch's batch
 
 /** Bytes between uniform entries (minUniformBufferOffsetAlignment is at most 256). */
 export const STEP_STRIDE = 256;
-/** Bytes of `struct Step {start, count, lr, rowOrder}` (shared/kernels/mlp/step.wgsl). */
-export const STEP_SIZE = 16;
 /** `Step.rowOrder` of a uniform entry without a row order (nonzeroGroups.wgsl's NO_ORDER). */
 const NO_ORDER = 0xffffffff;
 

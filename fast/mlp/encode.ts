@@ -1,13 +1,9 @@
 /**
  * How the fast MLP engine records its stages (fast/mlp/step.ts) into command
- * buffers: the recorder and `dispatch` (every dispatch goes through it),
- * each kind of stage with the variant the plan gives it, the copies of
- * operands into the textures (and the uniform copy) that variants read, the
+ * buffers with the kit's recorder and `dispatch` (fast/kit.ts): each kind
+ * of stage with the variant the plan gives it, the copies of operands into the textures (and the uniform copy) that variants read, the
  * epoch's end (the loss sum and its copies), the test pass, and the
  * shuffle's gather.
- *
- * Dispatches share compute passes: a pass ends only for a copy, or when the
- * profiler wants timestamps around a single dispatch.
  *
  * Not here: what the stages are (fast/mlp/step.ts), the objects
  * (fast/mlp/buffers.ts, activations.ts, pipelines.ts) and when command
@@ -18,11 +14,11 @@
  */
 
 import { workgroupGrid } from "../../shared/gpu/device.ts";
-import type { PassTimestamps } from "../../shared/gpu/profiler.ts";
 import { OPTIMIZERS } from "../../shared/model/optim.ts";
 import { copyMirror, SPLIT_CHUNK } from "./activations.ts";
 import { listDispatch } from "./variants/blank_pixels.ts";
-import { type MlpBuffers, type MlpSetup, STEP_STRIDE } from "./buffers.ts";
+import type { MlpBuffers, MlpSetup } from "./buffers.ts";
+import { dispatch, type Dispatcher, outsidePass, type Recorder } from "../kit.ts";
 import {
   dispatchSize,
   type KernelOptions,
@@ -51,8 +47,8 @@ export interface StepContext {
   /** The training step's and the test pass's stages, and the operands whose copies they read. */
   stages: { train: MlpStage[]; test: MlpStage[] };
   mirrorsRead: Set<string>;
-  /** Profiling: a compute pass's timestampWrites for kernel `kernel` of `flops` operations. */
-  passTimestamps?: PassTimestamps;
+  /** The recorders' device, profiler hook and dynamic offsets (fast/kit.ts). */
+  to: Dispatcher;
 }
 
 /** The step context's stages for `setup` (the mirrors they read: `planChanged`). */
@@ -61,66 +57,7 @@ export function stagesOf(setup: MlpSetup): StepContext["stages"] {
 }
 
 // ---------------------------------------------------------------------------
-// Recorder and dispatch
-
-/** A command encoder and the compute pass it has open, if any. */
-export interface Recorder {
-  encoder: GPUCommandEncoder;
-  pass?: GPUComputePassEncoder;
-  /** Passes begun, for their labels. */
-  passes: number;
-}
-
-/** A recorder for a new command buffer called `label`. */
-export function record(device: GPUDevice, label: string): Recorder {
-  return { encoder: device.createCommandEncoder({ label }), passes: 0 };
-}
-
-/** The encoder with its open pass ended: copies and clears may not go inside a pass. */
-export function outsidePass(rec: Recorder): GPUCommandEncoder {
-  rec.pass?.end();
-  rec.pass = undefined;
-  return rec.encoder;
-}
-
-/** Finishes `rec` and submits it. */
-export function submit(device: GPUDevice, rec: Recorder): void {
-  device.queue.submit([outsidePass(rec).finish()]);
-}
-
-/**
- * Encodes one dispatch of `[x, y]` workgroups, with uniform entry
- * `stepIndex` (null: the bind group has none). Consecutive dispatches share
- * one compute pass (WebGPU orders the dispatches of a pass and makes each
- * one's storage writes visible to the next: usage scopes are per dispatch),
- * which saves a pass begin and end per dispatch. A profiled dispatch gets a
- * pass of its own, since timestampWrites belong to a pass.
- */
-export function dispatch(
-  ctx: StepContext,
-  rec: Recorder,
-  kernel: string,
-  pipeline: GPUComputePipeline,
-  group: GPUBindGroup,
-  stepIndex: number | null,
-  [x, y]: [number, number],
-  flops: number,
-): void {
-  const timestampWrites = ctx.passTimestamps?.(kernel, flops);
-  let pass: GPUComputePassEncoder;
-  if (timestampWrites) {
-    pass = outsidePass(rec).beginComputePass({ label: `${kernel} pass`, timestampWrites });
-  } else {
-    pass = rec.pass ??= rec.encoder.beginComputePass({
-      label: `${rec.encoder.label} pass ${++rec.passes}`,
-    });
-  }
-  pass.setPipeline(pipeline);
-  if (stepIndex === null) pass.setBindGroup(0, group);
-  else pass.setBindGroup(0, group, [stepIndex * STEP_STRIDE]);
-  pass.dispatchWorkgroups(x, y);
-  if (timestampWrites) pass.end();
-}
+// Matmul slots
 
 /**
  * Encodes the matmul of `slot` with variant `v` (default: the plan's) on
@@ -145,10 +82,9 @@ export function dispatchSlot(
     const key = `${lists.kernel} ${v.block[0]}`;
     const pipeline = ctx.pipelines.variants.get(key);
     if (!pipeline) throw new Error(`no pipeline compiled for ${key}`);
-    dispatch(ctx, rec, lists.kernel, pipeline, lists.group, stepIndex, lists.size, 0);
+    dispatch(rec, lists.kernel, pipeline, lists.group, stepIndex, lists.size, 0);
   }
   dispatch(
-    ctx,
     rec,
     `${slot} ${v.name}`,
     pipelineOf(ctx.pipelines, slot, v),
@@ -229,7 +165,6 @@ function encodeStage(
       const perGroup = ctx.setup.output.layer === "rows" ? OUTPUT_ROWS_PER_GROUP : 64;
       const groups: [number, number] = [Math.ceil(rows / perGroup), 1];
       return dispatch(
-        ctx,
         rec,
         p.outputLayerKernel,
         p.outputLayer,
@@ -245,11 +180,11 @@ function encodeStage(
       const floats = ctx.buffers.totalFloats;
       const flops = floats * OPTIMIZERS[ctx.setup.optimizer.optimizer].flops;
       const grid = workgroupGrid(floats, 64, ctx.device.limits.maxComputeWorkgroupsPerDimension);
-      return dispatch(ctx, rec, p.optimizerKernel, p.optimizer!, g.optimizer!, index, grid, flops);
+      return dispatch(rec, p.optimizerKernel, p.optimizer!, g.optimizer!, index, grid, flops);
     }
     case "count": {
       const groups: [number, number] = [Math.ceil(rows / 64), 1];
-      return dispatch(ctx, rec, "countCorrect", p.count, g.count, index, groups, 2 * rows * k * n);
+      return dispatch(rec, "countCorrect", p.count, g.count, index, groups, 2 * rows * k * n);
     }
   }
 }
@@ -265,33 +200,14 @@ function encodeOutputWeightGrad(ctx: StepContext, rec: Recorder, index: number, 
   const flops = 2 * rows * k * n;
   if (ctx.setup.output.weightGrad === "row") {
     const groups: [number, number] = [Math.ceil(k / 64), 1];
-    dispatch(
-      ctx,
-      rec,
-      `weightGrad${L} row`,
-      p.outputGradRow!,
-      g.outputWeightGrad,
-      index,
-      groups,
-      flops,
-    );
+    dispatch(rec, `weightGrad${L} row`, p.outputGradRow!, g.outputWeightGrad, index, groups, flops);
     return;
   }
   const { splitWidth } = ctx.buffers;
   const outputs = Math.ceil(splitWidth / 64), chunks = Math.ceil(rows / SPLIT_CHUNK);
   const split = g.outputWeightGradSplit!;
+  dispatch(rec, `weightGrad${L} split`, p.outputGradSplit!, split, index, [outputs, chunks], flops);
   dispatch(
-    ctx,
-    rec,
-    `weightGrad${L} split`,
-    p.outputGradSplit!,
-    split,
-    index,
-    [outputs, chunks],
-    flops,
-  );
-  dispatch(
-    ctx,
     rec,
     `weightGrad${L} split sum`,
     p.outputGradSplitSum!,
@@ -313,7 +229,7 @@ function encodeOutputWeightGrad(ctx: StepContext, rec: Recorder, index: number, 
 export function encodeEpochEnd(ctx: StepContext, rec: Recorder, readback: number): void {
   const b = ctx.buffers;
   const { nTrain } = ctx.setup;
-  dispatch(ctx, rec, "sumLosses", ctx.pipelines.sum, ctx.groups.sum, b.sumStep, [1, 1], nTrain);
+  dispatch(rec, "sumLosses", ctx.pipelines.sum, ctx.groups.sum, b.sumStep, [1, 1], nTrain);
   const enc = outsidePass(rec);
   enc.copyBufferToBuffer(b.lossTotal, 0, b.epochStaging[readback], 0, 4);
   const copy = b.lossCopies?.[readback];
@@ -349,9 +265,8 @@ export function encodeGather(ctx: StepContext, rec: Recorder): void {
   // One invocation per word (images) or label, 64 per workgroup.
   const maxGroups = ctx.device.limits.maxComputeWorkgroupsPerDimension;
   const images = workgroupGrid(nTrain * n0 / 4, 64, maxGroups);
-  dispatch(ctx, rec, "gatherRows images", p.gatherX, g.gatherX, null, images, 0);
+  dispatch(rec, "gatherRows images", p.gatherX, g.gatherX, null, images, 0);
   dispatch(
-    ctx,
     rec,
     "gatherRows labels",
     p.gatherY,

@@ -66,14 +66,12 @@ import {
   dispatchSlot,
   encodeGather,
   encodeTestPass,
-  outsidePass,
   planChanged,
-  record,
   refreshWeightMirrors,
   stagesOf,
   type StepContext,
-  submit,
 } from "./encode.ts";
+import { dispatcher, outsidePass, Pipelines, record, submit } from "../kit.ts";
 import { ChunkedSteps, trainEpoch } from "./epochs.ts";
 import {
   defaultVariant,
@@ -88,7 +86,7 @@ import {
   variantFits,
 } from "./variants/matmul.ts";
 import { createBindGroups } from "./bind_groups.ts";
-import { createLayouts, createPipelines, pipelineOf } from "./pipelines.ts";
+import { createLayouts, createPipelines, mlpBindings, pipelineOf } from "./pipelines.ts";
 
 // ---------------------------------------------------------------------------
 // The engine's interface
@@ -295,8 +293,10 @@ export async function createMlpEngine(
     const blank = createBlankPixels(alloc, setup, data, opts);
     const buffers = createMlpBuffers(alloc, setup, params, data, blank.sortRows);
     const kernelOptions = { updateInPlace: !setup.separateUpdate, zeroLists: blank.zeroLists };
-    const layouts = createLayouts(device, setup.output, OPTIMIZERS[setup.optimizer.optimizer]);
-    const pipelines = await createPipelines(device, setup, layouts, plan, kernelOptions, {
+    const bindings = mlpBindings(setup.output, OPTIMIZERS[setup.optimizer.optimizer]);
+    const kit = new Pipelines(device);
+    const layouts = createLayouts(kit, bindings);
+    const pipelines = await createPipelines(kit, setup, bindings, plan, kernelOptions, {
       slots: opts.tuneSlots ?? [],
       software: gpu.software,
     });
@@ -311,14 +311,14 @@ export async function createMlpEngine(
       kernelOptions,
       stages: stagesOf(setup),
       mirrorsRead: new Set(),
-      passTimestamps: opts.passTimestamps,
+      to: dispatcher(device, buffers.tuneStep0 + setup.tuneRows.length, opts.passTimestamps),
     };
     planChanged(ctx);
     // The weight textures start as copies of the weights, whatever the plan,
     // so that `setVariant` may switch to a texture variant at any time.
-    const rec = record(device, "initial weight textures");
+    const rec = record(ctx.to, "initial weight textures");
     refreshWeightMirrors(ctx, rec);
-    submit(device, rec);
+    submit(rec);
     return mlpEngine(ctx, blank, alloc.owned, opts);
   } catch (err) {
     for (const o of alloc.owned) o.destroy();
@@ -385,9 +385,9 @@ function mlpEngine(
 /** The test pass (one submit, one readback). */
 async function evaluateConfusion(ctx: StepContext): Promise<TestCounts> {
   const nL = ctx.setup.sizes[ctx.setup.sizes.length - 1];
-  const rec = record(ctx.device, "test evaluation");
+  const rec = record(ctx.to, "test evaluation");
   encodeTestPass(ctx, rec);
-  submit(ctx.device, rec);
+  submit(rec);
   const counts = new Uint32Array(await readMapped(ctx.buffers.confusionStaging));
   const confusion = Array.from(
     { length: nL },
@@ -433,9 +433,9 @@ function setOrder(ctx: StepContext, blank: BlankPixels, order: Uint32Array): voi
   }
   ctx.device.queue.writeBuffer(ctx.buffers.order, 0, order.slice());
   writeTrainRowOrder(ctx.device, blank, batches, order);
-  const rec = record(ctx.device, "gather the epoch's order");
+  const rec = record(ctx.to, "gather the epoch's order");
   encodeGather(ctx, rec);
-  submit(ctx.device, rec);
+  submit(rec);
 }
 
 /** `MlpEngine.setVariant`: checks `v`, then brings the weight textures up to date for it. */
@@ -447,9 +447,9 @@ function setVariant(ctx: StepContext, slot: Slot, v: MatmulVariant): void {
   }
   ctx.plan[slot] = v;
   planChanged(ctx);
-  const rec = record(ctx.device, "weight textures refresh");
+  const rec = record(ctx.to, "weight textures refresh");
   refreshWeightMirrors(ctx, rec);
-  submit(ctx.device, rec);
+  submit(rec);
 }
 
 /** `MlpEngine.timeVariant`: `reps` dispatches on a tuning entry (lr 0), and one readback. */
@@ -464,12 +464,12 @@ async function timeVariant(
   const b = ctx.buffers;
   const at = tuneRows.indexOf(rows);
   if (at < 0) throw new RangeError(`can time ${tuneRows.join(" or ")} rows, not ${rows}`);
-  const rec = record(ctx.device, `time ${slot} ${v.name}`);
+  const rec = record(ctx.to, `time ${slot} ${v.name}`);
   // lr 0 in the tuning entries: a weight-gradient variant leaves the weights as they are.
   for (let r = 0; r < reps; r++) dispatchSlot(ctx, rec, slot, b.tuneStep0 + at, rows, { v });
   outsidePass(rec).copyBufferToBuffer(b.lossTotal, 0, b.lossStaging, 0, 4);
   const t0 = performance.now();
-  submit(ctx.device, rec);
+  submit(rec);
   await readMapped(b.lossStaging);
   return performance.now() - t0;
 }

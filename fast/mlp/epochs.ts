@@ -12,17 +12,10 @@
  */
 
 import { readMapped } from "../../shared/gpu/device.ts";
-import { type EncodedEpoch, EpochInterrupted, type SubmittedEpoch } from "../engine.ts";
+import type { EncodedEpoch, SubmittedEpoch } from "../engine.ts";
+import { outsidePass, record, type Recorder, runChunks, submit } from "../kit.ts";
 import { EPOCH_READBACKS, readRange } from "./buffers.ts";
-import {
-  encodeEpochEnd,
-  encodeStep,
-  outsidePass,
-  record,
-  type Recorder,
-  type StepContext,
-  submit,
-} from "./encode.ts";
+import { encodeEpochEnd, encodeStep, type StepContext } from "./encode.ts";
 
 /** Steps in an epoch's first command buffer: the GPU starts after a few steps are encoded. */
 const FIRST_CHUNK_STEPS = 8;
@@ -52,12 +45,12 @@ export class ChunkedSteps {
     }
     ctx.buffers.optimizerTable.ensure(this.stepsTaken - first);
     const rec = record(
-      ctx.device,
+      ctx.to,
       `steps ${first}..${first + count - 1}${tail ? " and the loss sum" : ""}`,
     );
     for (let i = first; i < first + count; i++) encodeStep(ctx, rec, i);
     tail?.(rec);
-    submit(ctx.device, rec);
+    submit(rec);
     this.stepsTaken += count;
   }
 
@@ -67,7 +60,7 @@ export class ChunkedSteps {
     const readback = this.epochReadback();
     const n = ctx.setup.batches.length;
     ctx.buffers.optimizerTable.ensure(this.stepsTaken);
-    const rec = record(ctx.device, `epoch: steps 0..${n - 1} and the loss sum`);
+    const rec = record(ctx.to, `epoch: steps 0..${n - 1} and the loss sum`);
     for (let i = 0; i < n; i++) encodeStep(ctx, rec, i);
     encodeEpochEnd(ctx, rec, readback);
     const commands = outsidePass(rec).finish();
@@ -102,12 +95,10 @@ function submittedEpoch(ctx: StepContext, readback: number): SubmittedEpoch {
 }
 
 /**
- * One epoch in chunks of steps (`Engine.trainEpoch`). A short first chunk
- * starts the GPU after encoding a few steps; each next chunk is encoded while
- * the one before runs. With `onProgress` or `stop`, at most two chunks are in
- * flight: after submitting chunk i + 1, chunk i is awaited and reported; then,
- * unless chunk i + 1 was the epoch's last, `stop` is asked (between chunks: an
- * epoch whose every step was submitted is never interrupted).
+ * One epoch in chunks of steps (`Engine.trainEpoch`), by the kit's loop
+ * (`runChunks`: progress, a stop between chunks); a short first chunk starts
+ * the GPU after encoding a few steps. The loss sum rides in the epoch's last
+ * command buffer; its readback is the one await of the epoch's loss.
  */
 export async function trainEpoch(
   chunks: ChunkedSteps,
@@ -116,32 +107,19 @@ export async function trainEpoch(
   stop?: () => boolean,
 ): Promise<number> {
   const { ctx, stepsPerSubmit } = chunks;
-  const n = ctx.setup.batches.length;
   const readback = chunks.epochReadback();
-  let previous: { done: Promise<void>; steps: number } | undefined; // the chunk before the last
-  const firstChunk = Math.min(stepsPerSubmit, FIRST_CHUNK_STEPS);
-  for (let first = 0, count = 0; first < n; first += count) {
-    count = Math.min(first === 0 ? firstChunk : stepsPerSubmit, n - first);
-    // The loss sum rides in the epoch's last command buffer.
-    const last = first + count === n;
-    chunks.submit(first, count, last ? (rec) => encodeEpochEnd(ctx, rec, readback) : undefined);
-    await afterSubmit?.();
-    if (!onProgress && !stop) continue;
-    // Keep the GPU fed with this chunk while waiting for the one before.
-    const done = ctx.device.queue.onSubmittedWorkDone();
-    if (previous) {
-      await previous.done;
-      onProgress?.(previous.steps);
-    }
-    previous = { done, steps: first + count };
-    if (!last && stop?.()) {
-      await done;
-      throw new EpochInterrupted(first + count);
-    }
-  }
-  if (previous && onProgress) {
-    await previous.done;
-    onProgress(previous.steps);
-  }
+  await runChunks(
+    {
+      device: ctx.device,
+      steps: ctx.setup.batches.length,
+      stepsPerSubmit,
+      firstChunk: FIRST_CHUNK_STEPS,
+      submit: (first, count, last) =>
+        chunks.submit(first, count, last ? (rec) => encodeEpochEnd(ctx, rec, readback) : undefined),
+      afterSubmit,
+    },
+    onProgress,
+    stop,
+  );
   return await submittedEpoch(ctx, readback).readLoss();
 }

@@ -14,16 +14,12 @@
  * @module
  */
 
-import {
-  type Optimizer,
-  OPTIMIZER_UNIFORM_BYTES,
-  type OptimizerKernel,
-  OPTIMIZERS,
-} from "../../shared/model/optim.ts";
+import { type Optimizer, type OptimizerKernel, OPTIMIZERS } from "../../shared/model/optim.ts";
 import { kernelSource, specialize, unrollLoops } from "../../shared/kernels/sources.ts";
+import type { BindingKind, Pipelines } from "../kit.ts";
 import { listKernel, listKernelSource } from "./variants/blank_pixels.ts";
 import { SPLIT_CHUNK } from "./activations.ts";
-import { type MlpSetup, STEP_SIZE } from "./buffers.ts";
+import type { MlpSetup } from "./buffers.ts";
 import {
   type KernelOptions,
   type MatmulVariant,
@@ -41,111 +37,87 @@ import {
 // Bind group layouts
 
 /**
- * A binding's kind: the Step entry (dynamic offset), the optimiser's entry
- * (dynamic offset), a plain uniform buffer, a storage buffer read or
- * read-write, a float texture.
+ * The binding kinds of each bind group layout, in order, as each kernel
+ * declares them (binding 0 "dynamic": the Step entry, or the optimiser's).
  */
-type BindingKind = "uniform" | "optimUniform" | "ubo" | "read" | "rw" | "tex";
-
-/** The engine's bind group layouts (bindings in order, as each kernel declares them). */
-export interface MlpLayouts {
-  product: GPUBindGroupLayout;
-  weightGrad: GPUBindGroupLayout;
-  nonzero: GPUBindGroupLayout;
-  outputLayer: GPUBindGroupLayout;
-  splitGrad: GPUBindGroupLayout;
-  count: GPUBindGroupLayout;
-  sum: GPUBindGroupLayout;
-  optimizer: GPUBindGroupLayout;
-  gather: GPUBindGroupLayout;
+export interface MlpBindings {
+  product: BindingKind[];
+  weightGrad: BindingKind[];
+  nonzero: BindingKind[];
+  outputLayer: BindingKind[];
+  splitGrad: BindingKind[];
+  count: BindingKind[];
+  sum: BindingKind[];
+  optimizer: BindingKind[];
+  gather: BindingKind[];
 }
 
-function layout(device: GPUDevice, label: string, kinds: BindingKind[]): GPUBindGroupLayout {
-  return device.createBindGroupLayout({
-    label,
-    entries: kinds.map((kind, binding) => ({
-      binding,
-      visibility: GPUShaderStage.COMPUTE,
-      ...(kind === "uniform" || kind === "optimUniform"
-        ? {
-          buffer: {
-            type: "uniform",
-            hasDynamicOffset: true,
-            minBindingSize: kind === "uniform" ? STEP_SIZE : OPTIMIZER_UNIFORM_BYTES,
-          },
-        }
-        : kind === "ubo"
-        ? { buffer: { type: "uniform" } }
-        : kind === "tex"
-        ? { texture: { sampleType: "unfilterable-float" } }
-        : { buffer: { type: kind === "read" ? "read-only-storage" : "storage" } }),
-    })) as GPUBindGroupLayoutEntry[],
-  });
-}
+/** The engine's bind group layouts, one per entry of `MlpBindings`. */
+export type MlpLayouts = Record<keyof MlpBindings, GPUBindGroupLayout>;
 
 /**
- * The layouts (`output.layer` "rows": the output layer reads W_L from storage,
+ * The bindings (`output.layer` "rows": the output layer reads W_L from storage,
  * not a uniform; `optimizer`: the optimiser, whose kernel binds one buffer per
  * part of its state).
  */
-export function createLayouts(
-  device: GPUDevice,
-  output: OutputVariant,
-  optimizer: Optimizer,
-): MlpLayouts {
+export function mlpBindings(output: OutputVariant, optimizer: Optimizer): MlpBindings {
   const rows = output.layer === "rows";
-  const outputLayerKernel = rows ? "outputLayerRows" : "outputLayer";
-  const L = (label: string, kinds: BindingKind[]) => layout(device, label, kinds);
   return {
     // forward and inputGrad: step, A/G words, A/G texture, W, W texture, bias/act, out,
     // lists of groups of pixels (nonzeroGroups)
-    product: L("forward/inputGrad layout", [
-      "uniform",
+    product: [
+      "dynamic",
       "read",
-      "tex",
+      "texture",
       "read",
-      "tex",
+      "texture",
       "read",
-      "rw",
+      "write",
       "read",
-    ]),
+    ],
     // weightGrad: step, A words, A texture, G, G texture, W, bias, row lists (nonzeroRows)
-    weightGrad: L("weightGrad layout", [
-      "uniform",
+    weightGrad: [
+      "dynamic",
       "read",
-      "tex",
+      "texture",
       "read",
-      "tex",
-      "rw",
-      "rw",
+      "texture",
+      "write",
+      "write",
       "read",
-    ]),
+    ],
     // nonzeroRows and nonzeroGroups: step, image bytes, lists, row order
-    nonzero: L("nonzeroRows/nonzeroGroups layout", ["uniform", "read", "rw", "read"]),
+    nonzero: ["dynamic", "read", "write", "read"],
     // outputLayer(Rows): step, act, W (outputLayer: a uniform copy), b, labels, losses, ∂z, ∂act
-    outputLayer: L(`${outputLayerKernel} layout`, [
-      "uniform",
+    outputLayer: [
+      "dynamic",
       "read",
-      rows ? "read" : "ubo",
+      rows ? "read" : "uniform",
       "read",
       "read",
-      "rw",
-      "rw",
-      "rw",
-    ]),
+      "write",
+      "write",
+      "write",
+    ],
     // split output-layer weight gradient: step, A, G, partial sums, W, bias
-    splitGrad: L("weightGradSplit layout", ["uniform", "read", "read", "rw", "rw", "rw"]),
-    count: L("countCorrect layout", ["uniform", "read", "read", "read", "read", "rw"]),
-    sum: L("sumLosses layout", ["uniform", "read", "rw"]),
+    splitGrad: ["dynamic", "read", "read", "write", "write", "write"],
+    count: ["dynamic", "read", "read", "read", "read", "write"],
+    sum: ["dynamic", "read", "write"],
     // the optimiser's kernel: its uniform, θ, ∂θ, then each part of its state
-    optimizer: L(`${optimizer.kernel} layout`, [
-      "optimUniform",
-      "rw",
+    optimizer: [
+      "dynamic",
+      "write",
       "read",
-      ...optimizer.state.map((): BindingKind => "rw"),
-    ]),
-    gather: L("gatherRows layout", ["read", "read", "rw"]),
+      ...optimizer.state.map((): BindingKind => "write"),
+    ],
+    gather: ["read", "read", "write"],
   };
+}
+
+/** The layouts of `bindings`, shared through `pipelines` with every kernel of the same signature. */
+export function createLayouts(pipelines: Pipelines, bindings: MlpBindings): MlpLayouts {
+  const layouts = Object.entries(bindings).map(([k, v]) => [k, pipelines.layout(v).bindGroup]);
+  return Object.fromEntries(layouts) as MlpLayouts;
 }
 
 // ---------------------------------------------------------------------------
@@ -185,27 +157,10 @@ export function pipelineOf(p: MlpPipelines, slot: string, v: MatmulVariant): GPU
   return pipeline;
 }
 
-/** Compiles `code` (entry point `main`) for bind group layout `bgl`, asynchronously. */
-function compiler(device: GPUDevice) {
-  const pipelineLayouts = new Map<GPUBindGroupLayout, GPUPipelineLayout>();
-  return (label: string, code: string, bgl: GPUBindGroupLayout) => {
-    let layout = pipelineLayouts.get(bgl);
-    if (!layout) {
-      layout = device.createPipelineLayout({
-        label: `${bgl.label} pipeline layout`,
-        bindGroupLayouts: [bgl],
-      });
-      pipelineLayouts.set(bgl, layout);
-    }
-    return device.createComputePipelineAsync({
-      label: `${label} pipeline`,
-      layout,
-      compute: {
-        module: device.createShaderModule({ label: `${label} module`, code }),
-        entryPoint: "main",
-      },
-    });
-  };
+/** Compiles `code` (entry point `main`) for `bindings[layout]`, asynchronously (not awaited). */
+function compiler(pipelines: Pipelines, bindings: MlpBindings) {
+  return (label: string, code: string, layout: keyof MlpBindings) =>
+    pipelines.compile(label, code, bindings[layout]);
 }
 
 /**
@@ -214,21 +169,21 @@ function compiler(device: GPUDevice) {
  * need, and the fixed kernels.
  */
 export async function createPipelines(
-  device: GPUDevice,
+  kit: Pipelines,
   setup: MlpSetup,
-  layouts: MlpLayouts,
+  bindings: MlpBindings,
   plan: Plan,
   kernelOptions: KernelOptions,
   tune: { slots: readonly Slot[]; software: boolean },
 ): Promise<MlpPipelines> {
-  const compile = compiler(device);
+  const compile = compiler(kit, bindings);
   const shapes = slotShapes(setup.sizes);
   // Pipelines per slot and variant: the plan's, plus any asked for (tuning).
   const variants = new Map<string, Promise<GPUComputePipeline>>();
   const want = (slot: Slot, v: MatmulVariant) => {
     const shape = shapes[slot];
     const key = pipelineKey(slot, v);
-    const bgl = shape.op === "weightGrad" ? layouts.weightGrad : layouts.product;
+    const bgl = shape.op === "weightGrad" ? "weightGrad" : "product";
     if (!variants.has(key)) {
       variants.set(key, compile(`${slot} ${v.name}`, variantSource(shape, v, kernelOptions), bgl));
     }
@@ -236,7 +191,7 @@ export async function createPipelines(
     const lists = listKernel(shape, v, kernelOptions);
     if (lists && !variants.has(lists)) {
       const source = listKernelSource(shape, v, kernelOptions, setup.maxRows);
-      variants.set(lists, compile(lists, source, layouts.nonzero));
+      variants.set(lists, compile(lists, source, "nonzero"));
     }
   };
   for (const slot of slotsOf(setup.sizes)) {
@@ -251,7 +206,7 @@ export async function createPipelines(
   // Awaited all at once, so that a failed compile is an error of this call
   // (the caller frees what was made), never a rejection nobody awaits.
   const [fixed] = await Promise.all([
-    compileFixed(compile, setup, layouts),
+    compileFixed(compile, setup),
     ...[...variants].map(async ([key, p]) => compiled.set(key, await p)),
   ]);
   return { variants: compiled, ...fixed };
@@ -261,7 +216,6 @@ export async function createPipelines(
 async function compileFixed(
   compile: ReturnType<typeof compiler>,
   setup: MlpSetup,
-  layouts: MlpLayouts,
 ): Promise<Omit<MlpPipelines, "variants">> {
   const { sizes, output, separateUpdate, shuffle, nTrain } = setup;
   const L = sizes.length - 1, n0 = sizes[0];
@@ -286,28 +240,28 @@ async function compileFixed(
             rows ? { ...outputConsts, ROWS: OUTPUT_ROWS_PER_GROUP } : outputConsts,
           ),
         ),
-        layouts.outputLayer,
+        "outputLayer",
       ),
-      compile("countCorrect", source("countCorrect", outputConsts), layouts.count),
-      compile("sumLosses", kernelSource("sumLosses"), layouts.sum),
+      compile("countCorrect", source("countCorrect", outputConsts), "count"),
+      compile("sumLosses", kernelSource("sumLosses"), "sum"),
       separateUpdate
-        ? compile(optimizerKernel, kernelSource(optimizerKernel), layouts.optimizer)
+        ? compile(optimizerKernel, kernelSource(optimizerKernel), "optimizer")
         : undefined,
-      shuffle ? compile("gatherRows images", gatherSource(n0 / 4), layouts.gather) : undefined,
-      shuffle ? compile("gatherRows labels", gatherSource(1), layouts.gather) : undefined,
+      shuffle ? compile("gatherRows images", gatherSource(n0 / 4), "gather") : undefined,
+      shuffle ? compile("gatherRows labels", gatherSource(1), "gather") : undefined,
       split ? undefined : compile(
         `weightGrad${L} row`,
         unrollLoops(source("weightGradRow", { K: sizes[L - 1], N: sizes[L], ...update })),
-        layouts.weightGrad,
+        "weightGrad",
       ),
       split
-        ? compile(`weightGrad${L} split`, source("weightGradSplit", splitConsts), layouts.splitGrad)
+        ? compile(`weightGrad${L} split`, source("weightGradSplit", splitConsts), "splitGrad")
         : undefined,
       split
         ? compile(
           `weightGrad${L} split sum`,
           source("weightGradSplitSum", { ...splitConsts, ...update }),
-          layouts.splitGrad,
+          "splitGrad",
         )
         : undefined,
     ]);

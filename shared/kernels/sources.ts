@@ -1,5 +1,5 @@
 /**
- * The WGSL source of every kernel under `shared/kernels/` (slow/, mlp/, cnn/, optim/), imported
+ * The WGSL source of every kernel under `shared/kernels/` (slow/, common/, mlp/, cnn/, optim/), imported
  * as text, by kernel name (the file name without `.wgsl`; names are unique across folders).
  *
  * Text imports (deno.json: `"unstable": ["raw-imports"]`) make the kernels
@@ -8,14 +8,14 @@
  * carries them along. A kernel file not listed here cannot be used;
  * tests/kernel_sources_test.ts checks that the list and the folder agree.
  *
- * Preludes: the uniform struct that every kernel of a folder reads is written
- * once, in a file of its own, and `kernelSource` prepends it to each of them
- * (`PRELUDES`; tests/kernel_sources_test.ts checks that each goes in front of
- * exactly the kernels of its folder, none of which keeps a copy):
- * `struct Step` (mlp/step.wgsl) to the kernels under mlp/ (`STEP_KERNELS`),
- * `struct Batch` (cnn/batch.wgsl) to those under cnn/, `struct OptimizerStep`
- * (optim/optimizerStep.wgsl) to those under optim/. The slow kernels and
- * gatherRows are returned as their files are.
+ * Preludes: the uniform struct that every kernel of some folders reads is
+ * written once, in a file of its own, and `kernelSource` prepends it to each of
+ * them (`PRELUDES`; tests/kernel_sources_test.ts checks that each goes in front
+ * of exactly the kernels of its folders, none of which keeps a copy): the
+ * per-batch `struct Batch` (common/batch.wgsl) to the kernels under common/
+ * (those both models use, `COMMON_KERNELS`), mlp/ (`MLP_KERNELS`) and cnn/
+ * (`CNN_KERNELS`); `struct OptimizerStep` (optim/optimizerStep.wgsl) to those
+ * under optim/. The slow kernels and gatherRows are returned as their files are.
  *
  * Below the list: `kernelSource` (a kernel by name), and the one way the host
  * fits a kernel to its shapes: `specialize` sets `const NAME = …;` lines (and
@@ -73,8 +73,7 @@ import reluBackward from "./slow/reluBackward.wgsl" with { type: "text" };
 import sgdStep from "./optim/sgdStep.wgsl" with { type: "text" };
 import sgdUpdate from "./slow/sgdUpdate.wgsl" with { type: "text" };
 import softmax from "./slow/softmax.wgsl" with { type: "text" };
-import stepStruct from "./mlp/step.wgsl" with { type: "text" };
-import batchStruct from "./cnn/batch.wgsl" with { type: "text" };
+import batchStruct from "./common/batch.wgsl" with { type: "text" };
 import optimizerStepStruct from "./optim/optimizerStep.wgsl" with { type: "text" };
 import softmaxCrossEntropyBackward from "./slow/softmaxCrossEntropyBackward.wgsl" with {
   type: "text",
@@ -83,7 +82,7 @@ import outputLayer from "./mlp/outputLayer.wgsl" with { type: "text" };
 import outputLayerRows from "./mlp/outputLayerRows.wgsl" with {
   type: "text",
 };
-import sumLosses from "./mlp/sumLosses.wgsl" with { type: "text" };
+import sumLosses from "./common/sumLosses.wgsl" with { type: "text" };
 import weightGrad from "./mlp/weightGrad.wgsl" with { type: "text" };
 import weightGradBlocked from "./mlp/weightGradBlocked.wgsl" with { type: "text" };
 import weightGradRow from "./mlp/weightGradRow.wgsl" with { type: "text" };
@@ -151,11 +150,20 @@ export const KERNEL_SOURCES: Readonly<Record<string, string>> = {
   weightGradTiled,
 };
 
-/** The prelude shared/kernels/mlp/step.wgsl: `struct Step {start, count, lr, rowOrder}`. */
-export const STEP_STRUCT: string = stepStruct;
+/**
+ * The prelude shared/kernels/common/batch.wgsl: `struct Batch {start, count, lr, rowOrder}`,
+ * the per-batch uniform entry of every MLP and CNN kernel.
+ */
+export const BATCH_STRUCT: string = batchStruct;
 
-/** The kernels `kernelSource` prepends `STEP_STRUCT` to: every kernel under shared/kernels/mlp/. */
-export const STEP_KERNELS: ReadonlySet<string> = new Set([
+/** Bytes of `struct Batch` (four 4-byte fields): the size each engine binds of an entry. */
+export const BATCH_BYTES = 16;
+
+/** The kernels both models use: every kernel under shared/kernels/common/. */
+export const COMMON_KERNELS: ReadonlySet<string> = new Set(["sumLosses"]);
+
+/** The MLP's kernels: every kernel under shared/kernels/mlp/. */
+export const MLP_KERNELS: ReadonlySet<string> = new Set([
   "countCorrect",
   "inputGradReluMask",
   "inputGradReluMaskBlocked",
@@ -169,7 +177,6 @@ export const STEP_KERNELS: ReadonlySet<string> = new Set([
   "nonzeroRows",
   "outputLayer",
   "outputLayerRows",
-  "sumLosses",
   "weightGrad",
   "weightGradBlocked",
   "weightGradRow",
@@ -179,14 +186,8 @@ export const STEP_KERNELS: ReadonlySet<string> = new Set([
   "weightGradTiled",
 ]);
 
-/**
- * The prelude shared/kernels/cnn/batch.wgsl: `struct Batch {start, count}`,
- * the per-batch uniform entry of every CNN kernel.
- */
-const BATCH_STRUCT: string = batchStruct;
-
-/** The kernels `kernelSource` prepends `BATCH_STRUCT` to: every kernel under shared/kernels/cnn/. */
-const BATCH_KERNELS: ReadonlySet<string> = new Set([
+/** The CNN's kernels: every kernel under shared/kernels/cnn/. */
+export const CNN_KERNELS: ReadonlySet<string> = new Set([
   "cnnLoadBatch",
   "cnnLossGrad",
   "cnnMatmul",
@@ -225,24 +226,31 @@ interface Prelude {
   file: string;
   /** The file's text. */
   source: string;
-  /** The kernels it goes in front of: every kernel of its folder, and no other. */
+  /** The folders (under shared/kernels/, with a trailing "/") whose kernels it goes in front of. */
+  folders: readonly string[];
+  /** The kernels it goes in front of: every kernel of its folders, and no other. */
   kernels: ReadonlySet<string>;
 }
 
 /** Every prelude; no kernel is in two. */
 export const PRELUDES: readonly Prelude[] = [
-  { file: "mlp/step.wgsl", source: STEP_STRUCT, kernels: STEP_KERNELS },
-  { file: "cnn/batch.wgsl", source: BATCH_STRUCT, kernels: BATCH_KERNELS },
+  {
+    file: "common/batch.wgsl",
+    source: BATCH_STRUCT,
+    folders: ["common/", "mlp/", "cnn/"],
+    kernels: new Set([...COMMON_KERNELS, ...MLP_KERNELS, ...CNN_KERNELS]),
+  },
   {
     file: "optim/optimizerStep.wgsl",
     source: OPTIMIZER_STEP_STRUCT,
+    folders: ["optim/"],
     kernels: OPTIMIZER_STEP_KERNELS,
   },
 ];
 
 /**
  * The WGSL source of kernel `name`, a file `shared/kernels/<folder>/<name>.wgsl`
- * (see the module doc), with its folder's prelude in front (`PRELUDES`), if any.
+ * (see the module doc), with its prelude in front (`PRELUDES`), if any.
  */
 export function kernelSource(name: string): string {
   const src = KERNEL_SOURCES[name];

@@ -11,7 +11,7 @@
 // nothing, so a constant the host forgets fails to compile (and the host checks first).
 const N = SET_BY_HOST;
 
-// struct Batch {start, count}: batch.wgsl, which kernelSource prepends.
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
 @group(0) @binding(0) var<uniform> batch: Batch;
 @group(0) @binding(1) var<storage, read> logits: array<f32>; // [count, N]

@@ -8,7 +8,7 @@ const LEN = SET_BY_HOST;
 const ROWS_PER_IMAGE = SET_BY_HOST;
 const SLICE_ROWS = SET_BY_HOST;
 
-// struct Batch {start, count}: batch.wgsl, which kernelSource prepends.
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
 @group(0) @binding(0) var<uniform> batch: Batch;
 @group(0) @binding(1) var<storage, read> part: array<f32>; // [S, LEN]

@@ -12,7 +12,7 @@ const C = SET_BY_HOST;
 const K = SET_BY_HOST;
 const COLS = SET_BY_HOST;
 
-// struct Batch {start, count}: batch.wgsl, which kernelSource prepends.
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
 @group(0) @binding(0) var<uniform> batch: Batch;
 @group(0) @binding(1) var<storage, read> x: array<f32>; // [count, H, W, C]

@@ -11,7 +11,7 @@ const H = SET_BY_HOST;
 const W = SET_BY_HOST;
 const C = SET_BY_HOST;
 
-// struct Batch {start, count}: batch.wgsl, which kernelSource prepends.
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
 @group(0) @binding(0) var<uniform> batch: Batch;
 @group(0) @binding(1) var<storage, read> gout: array<f32>; // [count, H/2, W/2, C]

@@ -8,7 +8,7 @@
 // Register-blocked: each invocation computes an RM × RN block from storage
 // buffers. K, N, RM, RN are specialised by the host.
 
-// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
 // Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
 // nothing, so a constant the host forgets fails to compile (and specialize checks first).
@@ -17,7 +17,7 @@ const N = SET_BY_HOST;
 const RM = SET_BY_HOST;
 const RN = SET_BY_HOST;
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> step: Batch;
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(3) var<storage, read> w: array<f32>;
 @group(0) @binding(5) var<storage, read> act: array<f32>;

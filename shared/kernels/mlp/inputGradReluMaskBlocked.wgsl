@@ -10,7 +10,7 @@
 // workgroup memory, both transposed (four rows, or four n, of one k per
 // vec4). Each output is one accumulator over k = 0, 1, 2, … in order (fma).
 
-// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
 // Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
 // nothing, so a constant the host forgets fails to compile (and specialize checks first).
@@ -23,7 +23,7 @@ const BM = 4u * WY;
 const BN = 4u * WX;
 const THREADS = WX * WY;
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> step: Batch;
 @group(0) @binding(1) var<storage, read> g: array<vec4f>;
 @group(0) @binding(3) var<storage, read> w: array<vec4f>;
 @group(0) @binding(5) var<storage, read> act: array<vec4f>;

@@ -10,7 +10,7 @@
 // balance better over the cores of a CPU adapter).
 // Needs K and N multiples of 4.
 
-// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
 // Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
 // nothing, so a constant the host forgets fails to compile (and specialize checks first).
@@ -19,7 +19,7 @@ const N = SET_BY_HOST;
 const RM = SET_BY_HOST;
 const RN = SET_BY_HOST;
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> step: Batch;
 @group(0) @binding(2) var gTex: texture_2d<f32>;
 @group(0) @binding(4) var wTex: texture_2d<f32>;
 @group(0) @binding(5) var<storage, read> act: array<vec4f>;

@@ -5,7 +5,7 @@
 //   ∂a = ∂z_next · Wᵀ, ∂z = ∂a where a > 0. W is read before its update.
 // Tiled through workgroup memory: 16 × 16 tiles of G and of W per step of k.
 
-// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
 // Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
 // nothing, so a constant the host forgets fails to compile (and specialize checks first).
@@ -13,7 +13,7 @@ const K = SET_BY_HOST;
 const N = SET_BY_HOST;
 const T = SET_BY_HOST;
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> step: Batch;
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(3) var<storage, read> w: array<f32>;
 @group(0) @binding(5) var<storage, read> act: array<f32>;

@@ -11,7 +11,7 @@
 // Each output is one accumulator summed over k = 0, 1, 2, … in order, with
 // fma, as the other variants do: the same bits.
 
-// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
 // Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
 // nothing, so a constant the host forgets fails to compile (and specialize checks first).
@@ -29,7 +29,7 @@ const BM = RM * WY;
 const BN = 4u * WX;
 const THREADS = WX * WY;
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> step: Batch;
 @group(0) @binding(1) var<storage, read> aWords: array<u32>;
 @group(0) @binding(3) var<storage, read> w: array<vec4f>;
 @group(0) @binding(5) var<storage, read> bias: array<vec4f>;

@@ -22,7 +22,7 @@
 // (not necessarily consecutive), and the groups of 16 pixels that are not
 // zero in every one of them (the terms left out are exact zeros).
 
-// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
 // Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
 // nothing, so a constant the host forgets fails to compile (and specialize checks first).
@@ -35,7 +35,7 @@ const SKIP_ZERO_GROUPS = SET_BY_HOST;
 
 const K16 = K / 16u; // trips of the main loop
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> step: Batch;
 @group(0) @binding(1) var<storage, read> aVec: array<vec4u>;
 @group(0) @binding(2) var aTex: texture_2d<f32>;
 @group(0) @binding(4) var wTex: texture_2d<f32>;

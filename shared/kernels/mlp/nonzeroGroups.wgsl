@@ -19,7 +19,7 @@
 // row's sums are bit for bit those of the full loop. One invocation per block
 // of rows. Needs K a multiple of 16.
 
-// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
 // Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
 // nothing, so a constant the host forgets fails to compile (and specialize checks first).
@@ -29,7 +29,7 @@ const ROWS = SET_BY_HOST;
 const K16 = K / 16u; // vec4u (16 pixels) per image
 const NO_ORDER = 0xffffffffu;
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> step: Batch;
 @group(0) @binding(1) var<storage, read> x: array<vec4u>;
 @group(0) @binding(2) var<storage, read_write> list: array<u32>;
 @group(0) @binding(3) var<storage, read> order: array<u32>;

@@ -15,7 +15,7 @@
 // (tileWord), as the weight-gradient kernel takes them.
 // Needs K and BLOCK multiples of 4.
 
-// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
 // Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
 // nothing, so a constant the host forgets fails to compile (and specialize checks first).
@@ -32,7 +32,7 @@ const TILED = IMAGE_WIDTH > 0u;
 const VEC = !TILED && K % 16u == 0u && BLOCK % 16u == 0u;
 const BLOCKS = (K + BLOCK - 1u) / BLOCK;
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> step: Batch;
 @group(0) @binding(1) var<storage, read> x: array<vec4u>;
 @group(0) @binding(2) var<storage, read_write> list: array<u32>;
 

@@ -19,7 +19,7 @@
 // shared/kernels/sources.ts), and the label's entry is picked by a select, not an index:
 // llvmpipe keeps an array indexed by a variable in memory.
 
-// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
 // Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
 // nothing, so a constant the host forgets fails to compile (and specialize checks first).
@@ -27,7 +27,7 @@ const K = SET_BY_HOST;
 const C = SET_BY_HOST;
 const W_VEC4S = (K * C + 3u) / 4u;
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> step: Batch;
 @group(0) @binding(1) var<storage, read> act: array<f32>;
 @group(0) @binding(2) var<uniform> w: array<vec4f, W_VEC4S>; // W [K, C] row-major, 4 a vec4
 @group(0) @binding(3) var<storage, read> bias: array<f32>;

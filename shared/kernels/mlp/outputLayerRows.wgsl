@@ -14,7 +14,7 @@
 // lanes' partial logits are added by a tree in workgroup memory (a fixed
 // order, so runs are bitwise reproducible), then lane c computes p[c].
 
-// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
 // Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
 // nothing, so a constant the host forgets fails to compile (and specialize checks first).
@@ -23,7 +23,7 @@ const C = SET_BY_HOST;
 const LANES = 16u; // a power of two
 const ROWS = SET_BY_HOST; // rows per workgroup: ROWS · LANES = 64 invocations
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> step: Batch;
 @group(0) @binding(1) var<storage, read> act: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;

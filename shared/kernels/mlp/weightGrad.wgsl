@@ -8,7 +8,7 @@
 // over the batch as outer products; the invocations of the first row block
 // also own the bias.
 
-// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
 // Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
 // nothing, so a constant the host forgets fails to compile (and specialize checks first).
@@ -21,7 +21,7 @@ const A_BYTES = SET_BY_HOST;
 // for an optimiser step (momentumStep.wgsl, adamStep.wgsl) after the backward pass.
 const UPDATE_IN_PLACE = SET_BY_HOST;
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> step: Batch;
 @group(0) @binding(1) var<storage, read> aWords: array<u32>;
 @group(0) @binding(3) var<storage, read> g: array<f32>;
 @group(0) @binding(5) var<storage, read_write> w: array<f32>;

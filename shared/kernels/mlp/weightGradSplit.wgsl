@@ -10,7 +10,7 @@
 // and the second pass sums the chunks in order, so the result is
 // deterministic (no atomics).
 
-// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
 // Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
 // nothing, so a constant the host forgets fails to compile (and specialize checks first).
@@ -18,7 +18,7 @@ const K = SET_BY_HOST;
 const N = SET_BY_HOST;
 const CHUNK = SET_BY_HOST;
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> step: Batch;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> g: array<f32>;
 @group(0) @binding(3) var<storage, read_write> partial: array<f32>;

@@ -6,7 +6,7 @@
 // UPDATE_IN_PLACE false: w and bias are gradient buffers and ∂W, ∂b are
 // stored, for an optimiser step (momentumStep.wgsl, adamStep.wgsl).
 
-// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
 // Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
 // nothing, so a constant the host forgets fails to compile (and specialize checks first).
@@ -15,7 +15,7 @@ const N = SET_BY_HOST;
 const CHUNK = SET_BY_HOST;
 const UPDATE_IN_PLACE = SET_BY_HOST;
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> step: Batch;
 @group(0) @binding(3) var<storage, read_write> partial: array<f32>;
 @group(0) @binding(4) var<storage, read_write> w: array<f32>;
 @group(0) @binding(5) var<storage, read_write> bias: array<f32>;

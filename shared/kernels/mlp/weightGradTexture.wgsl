@@ -24,7 +24,7 @@
 // the sample against 42% for 16 pixels of a row), and each ∂W[k, n] is still
 // summed over the rows in order, so the sums stay bit for bit the same.
 
-// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
 // Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
 // nothing, so a constant the host forgets fails to compile (and specialize checks first).
@@ -48,7 +48,7 @@ const RI4 = RI / 4u; // A values per row in groups of 4
 const TILED = A_BYTES && IMAGE_WIDTH > 0u;
 const A_VEC = A_BYTES && !TILED && K % 16u == 0u && RI % 16u == 0u;
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> step: Batch;
 @group(0) @binding(1) var<storage, read> aVec: array<vec4u>;
 @group(0) @binding(2) var aTex: texture_2d<f32>;
 @group(0) @binding(4) var gTex: texture_2d<f32>;

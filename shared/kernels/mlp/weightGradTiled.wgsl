@@ -6,7 +6,7 @@
 // Tiled through workgroup memory: per step of 16 batch rows a 16 × 16 workgroup
 // stages 16 × 16 tiles of A and of G; each invocation owns one weight.
 
-// struct Step {start, count, lr, rowOrder}: step.wgsl, which kernelSource prepends.
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
 // Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
 // nothing, so a constant the host forgets fails to compile (and specialize checks first).
@@ -18,7 +18,7 @@ const A_BYTES = SET_BY_HOST;
 const UPDATE_IN_PLACE = SET_BY_HOST;
 const T = SET_BY_HOST;
 
-@group(0) @binding(0) var<uniform> step: Step;
+@group(0) @binding(0) var<uniform> step: Batch;
 @group(0) @binding(1) var<storage, read> aWords: array<u32>;
 @group(0) @binding(3) var<storage, read> g: array<f32>;
 @group(0) @binding(5) var<storage, read_write> w: array<f32>;
