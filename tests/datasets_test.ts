@@ -31,7 +31,7 @@ import { initParams, LAYER_SIZES } from "../shared/model/mlp.ts";
 import { trainSlow } from "../slow/train.ts";
 import { trainFast } from "../fast/train.ts";
 import { predictFiles } from "../fast/predict.ts";
-import { fileGpu } from "./fixtures.ts";
+import { fileGpu, trainConfig } from "./fixtures.ts";
 import { type ProgramOutput, runDenoProgram } from "./deadline.ts";
 
 const gpu = await fileGpu();
@@ -107,18 +107,7 @@ const THREE = `${root}/three`;
   );
 }
 
-function configOf(over: Partial<TrainConfig>): TrainConfig {
-  return {
-    epochs: 1,
-    batchSize: 50,
-    lr: 0.05,
-    seed: 5,
-    json: false,
-    profile: false,
-    noTune: true,
-    ...over,
-  };
-}
+const configOf = (over: Partial<TrainConfig>) => trainConfig({ epochs: 1, batchSize: 50, ...over });
 
 /** Runs a deno program (`deno run --allow-read --allow-write --allow-env file args`) to its end. */
 function runCli(file: string, args: string[]): Promise<ProgramOutput> {

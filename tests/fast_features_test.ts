@@ -41,7 +41,7 @@ import { trainCnn } from "../fast/cnn/model.ts";
 import { decodeCheckpoint } from "../fast/checkpoint.ts";
 import { mlpModel } from "../fast/mlp/model.ts";
 
-import { engineData, fileGpu, learnableDigits } from "./fixtures.ts";
+import { engineData, fileGpu, learnableDigits, trainConfig } from "./fixtures.ts";
 
 const gpu = await fileGpu();
 
@@ -239,18 +239,7 @@ Deno.test("fast shuffle: the epochs' batches are those of a CPU loop over shuffl
 });
 
 /** A config for hand-made runs (the flags' defaults otherwise). */
-function configOf(over: Partial<TrainConfig>): TrainConfig {
-  return {
-    epochs: 3,
-    batchSize: 64,
-    lr: 0.05,
-    seed: 5,
-    json: false,
-    profile: false,
-    noTune: true,
-    ...over,
-  };
-}
+const configOf = (over: Partial<TrainConfig>) => trainConfig({ epochs: 3, batchSize: 64, ...over });
 
 const quiet = () => {};
 

@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { brightBandDigits, fileGpu } from "./fixtures.ts";
+import { brightBandDigits, fileGpu, trainConfig } from "./fixtures.ts";
 import { fastMainOutput, interruptAfterFirstEpoch, interruptTwice } from "./interrupt.ts";
 import { childDeadline } from "./deadline.ts";
 import type { TrainConfig } from "../shared/io/cli.ts";
@@ -25,18 +25,7 @@ const gpu = await fileGpu();
 const gpuErrors = gpu.errors;
 const quiet = () => {};
 
-function configOf(over: Partial<TrainConfig>): TrainConfig {
-  return {
-    epochs: 1,
-    batchSize: 32,
-    lr: 0.05,
-    seed: 5,
-    json: false,
-    profile: false,
-    noTune: true,
-    ...over,
-  };
-}
+const configOf = (over: Partial<TrainConfig>) => trainConfig({ epochs: 1, batchSize: 32, ...over });
 
 const oneLine = (e: unknown) => e instanceof UserError && !e.message.includes("\n");
 

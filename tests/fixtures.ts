@@ -7,6 +7,17 @@ import { type Gpu, openGpu, type OpenGpuOptions } from "../shared/gpu/device.ts"
 import { encodeIdx } from "../shared/data/idx.ts";
 import { type Dataset, MNIST_SHAPE } from "../shared/data/dataset.ts";
 import { mulberry32 } from "../shared/model/rng.ts";
+import type { TrainConfig } from "../shared/io/cli.ts";
+
+/**
+ * A trainer config for hand-made runs: `epochs` and `batchSize` as given, lr 0.05, seed 5, no
+ * tuning, no JSON or profile; `over` sets anything else.
+ */
+export function trainConfig(
+  over: Partial<TrainConfig> & Pick<TrainConfig, "epochs" | "batchSize">,
+): TrainConfig {
+  return { lr: 0.05, seed: 5, json: false, profile: false, noTune: true, ...over };
+}
 
 /** `n` synthetic digits: random bytes with many zeros (like MNIST), labels 0–9. */
 export function synthetic(n: number, seed: number): { images: Uint8Array; labels: Uint8Array } {
