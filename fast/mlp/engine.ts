@@ -207,10 +207,18 @@ function mlpSetup(
   opts: MlpEngineOptions,
 ): MlpSetup {
   const pixels = pixelsOf(data);
-  if (sizes.length < 3 || sizes[0] !== pixels || pixels % 4 !== 0) {
+  if (pixels % 4 !== 0) {
+    // The engine packs 4 pixels per u32 word (fast/mlp/buffers.ts).
     throw new UserError(
-      `the fast trainer needs at least one hidden layer and a multiple of 4 pixels per image ` +
-        `(packed 4 to a word), got layers ${sizes.join("→")} for ${pixels}-pixel images`,
+      `${data.files?.trainImages ?? data.source}: the fast MLP packs 4 pixels per word and ` +
+        `cannot take ${data.height}x${data.width} images (${pixels} pixels, not a multiple of ` +
+        `4); the slow trainer takes any size`,
+    );
+  }
+  if (sizes.length < 3 || sizes[0] !== pixels) {
+    throw new UserError(
+      `the fast MLP needs at least one hidden layer and ${pixels} inputs for ` +
+        `${data.height}x${data.width} images, got layers ${sizes.join("→")}`,
     );
   }
   const { batchSize, lr } = opts;

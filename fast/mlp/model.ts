@@ -78,17 +78,6 @@ export function mlpModel(
         "setting up the fast trainer: ",
       ),
     initName: (config) => config.init ?? "original",
-    createEngine: (setup) => {
-      // The engine packs 4 pixels per u32 word (fast/mlp/buffers.ts).
-      const { height, width } = setup.data;
-      if ((height * width) % 4 !== 0) {
-        throw new UserError(
-          `${setup.data.files?.trainImages ?? setup.data.source}: the fast MLP packs 4 pixels ` +
-            `per word and cannot take ${height}x${width} images (${height * width} pixels, not ` +
-            `a multiple of 4); the slow trainer takes any size`,
-        );
-      }
-      return createMlpEngineTuned(setup, cache);
-    },
+    createEngine: (setup) => createMlpEngineTuned(setup, cache),
   };
 }

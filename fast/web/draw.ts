@@ -78,7 +78,7 @@ export function canvasToGrey(canvas: HTMLCanvasElement): GreyImage {
 export interface Classified {
   /** The 28 × 28 MNIST-style picture (`toMnist`). */
   pixels: Uint8Array;
-  /** The ten probabilities. */
+  /** The probability of each class (ten for MNIST, the only data the page loads). */
   probabilities: number[];
   /** The most probable digit. */
   digit: number;
@@ -88,6 +88,6 @@ export interface Classified {
 export function classify(params: MlpParams, img: GreyImage): Classified {
   const pixels = toMnist(img);
   const { probs } = forward(params, pixelsToFloats(pixels, 0, 1), 1);
-  const probabilities = Array.from(probs.subarray(0, 10));
+  const probabilities = Array.from(probs.subarray(0, params.sizes[params.sizes.length - 1]));
   return { pixels, probabilities, digit: probabilities.indexOf(Math.max(...probabilities)) };
 }
