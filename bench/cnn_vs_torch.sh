@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The fast trainer's CNN against the same network in PyTorch on the CPU (issue 26), in one go:
+# ROUNDS rounds (default 5), each running, in turn,
+#   deno task fast --model cnn --optimizer momentum --lr 0.05 --batch-size 32 --train-limit 6000 --epochs 1
+#   /usr/bin/python3 bench/torch_cnn.py --limit 6000 --batch-size 32 --lr 0.05 --momentum 0.9 --threads 2
+# then prints each one's epoch times (ms, the epoch's own clock, set-up and test pass excluded),
+# their medians and the ratio deno / torch, with the date, commit and load average.
+# Not a test: it asserts nothing. Usage: bash bench/cnn_vs_torch.sh [ROUNDS] [--data DIR]
+# (Debian's python3-torch: apt-get install -y python3-torch.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-5}
+shift || true
+python=${PYTHON:-/usr/bin/python3}
+flags=(--model cnn --optimizer momentum --lr 0.05 --batch-size 32 --train-limit 6000 --epochs 1)
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- fast shared || echo ' (+ uncommitted changes)')"
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)  cores: $(nproc)"
+echo "deno: deno task fast ${flags[*]}"
+echo "torch: $python bench/torch_cnn.py --limit 6000 --batch-size 32 --lr 0.05 --momentum 0.9 --threads 2 $*"
+deno_ms=() torch_ms=()
+for r in $(seq 1 "$rounds"); do
+  d=$(deno task fast "${flags[@]}" 2>&1 | sed -n 's/^\[epoch 1 done\] avg loss = \([0-9.]*\) (\([0-9.]*\) ms).*/\1 \2/p')
+  [ -n "$d" ] || { echo "error: no epoch line from deno task fast" >&2; exit 1; }
+  t=$("$python" bench/torch_cnn.py --limit 6000 --batch-size 32 --lr 0.05 --momentum 0.9 --threads 2 "$@" |
+    sed -n 's/^\[epoch 1\] loss = \([0-9.]*\)  (\([0-9.]*\) ms).*/\1 \2/p')
+  [ -n "$t" ] || { echo "error: no epoch line from bench/torch_cnn.py" >&2; exit 1; }
+  echo "round $r: deno loss ${d% *} ${d#* } ms | torch loss ${t% *} ${t#* } ms | load $(cut -d' ' -f1 /proc/loadavg)"
+  deno_ms+=("${d#* }") torch_ms+=("${t#* }")
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+dm=$(median "${deno_ms[@]}") tm=$(median "${torch_ms[@]}")
+echo "median epoch: deno $dm ms, torch $tm ms, ratio deno/torch $(awk -v a="$dm" -v b="$tm" 'BEGIN {printf "%.2f", a / b}')"
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
