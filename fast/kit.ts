@@ -30,7 +30,7 @@
 
 import { workgroupGrid } from "../shared/gpu/device.ts";
 import type { PassTimestamps } from "../shared/gpu/profiler.ts";
-import { kernelSource, specialize } from "../shared/kernels/sources.ts";
+import { kernelSource, specialize, unrollLoops } from "../shared/kernels/sources.ts";
 import { EpochInterrupted } from "./engine.ts";
 
 // ---------------------------------------------------------------------------
@@ -39,9 +39,10 @@ import { EpochInterrupted } from "./engine.ts";
 /**
  * What a binding is: a uniform entry chosen by a dynamic offset (the
  * per-batch entry, the optimiser step's entry); a plain uniform buffer;
- * read-only storage; writable storage; a float texture.
+ * read-only storage; writable storage; a float texture; a write-only
+ * `rgba32float` storage texture.
  */
-export type BindingKind = "dynamic" | "uniform" | "read" | "write" | "texture";
+export type BindingKind = "dynamic" | "uniform" | "read" | "write" | "texture" | "storageTexture";
 
 /** Bytes between the entries of a uniform table bound with a dynamic offset (WebGPU's alignment). */
 export const UNIFORM_STRIDE = 256;
@@ -57,6 +58,13 @@ function layoutEntry(kind: BindingKind, binding: number): GPUBindGroupLayoutEntr
   const visibility = GPUShaderStage.COMPUTE;
   if (kind === "texture") {
     return { binding, visibility, texture: { sampleType: "unfilterable-float" } };
+  }
+  if (kind === "storageTexture") {
+    return {
+      binding,
+      visibility,
+      storageTexture: { access: "write-only", format: "rgba32float" },
+    };
   }
   if (kind === "dynamic" || kind === "uniform") {
     return {
@@ -96,7 +104,7 @@ function createLayout(device: GPUDevice, kinds: readonly BindingKind[]): Layout 
  * source could not compile anyway).
  */
 export function specializedSource(kernel: string, constants: Record<string, number>): string {
-  const src = specialize(kernelSource(kernel), constants);
+  const src = unrollLoops(specialize(kernelSource(kernel), constants));
   const unset = [...src.matchAll(/^const (\w+) = SET_BY_HOST;/gm)].map((m) => m[1]);
   if (unset.length > 0) {
     throw new Error(`kernel ${kernel}: the host did not set ${unset.join(", ")}`);
@@ -187,8 +195,8 @@ export interface StageSpec {
   constants: Record<string, number>;
   /** Binding 0: the batch's entry, the optimiser step's entry, or none. */
   uniform: UniformEntry;
-  /** Bindings 1, 2, … (0, 1, … without a uniform). */
-  buffers: (GPUBuffer | GPUBufferBinding)[];
+  /** Bindings 1, 2, … (0, 1, … without a uniform): buffers, or texture views. */
+  buffers: (GPUBuffer | GPUBufferBinding | GPUTextureView)[];
   /** What each binding is, the uniform's included: the layout's signature. */
   kinds: BindingKind[];
   /** Threads for a batch of `count` images (workgroups of 64). */

@@ -17,6 +17,7 @@ import { batchRanges } from "../../shared/model/mlp.ts";
 import { OPTIMIZERS } from "../../shared/model/optim.ts";
 import { UNIFORM_STRIDE } from "../kit.ts";
 import { type CnnBuffers, type CnnNet, partialFloats } from "./step.ts";
+import { conv2TextureSizes } from "./textures.ts";
 
 /** What `createBuffers` fills the buffers from (the engine's options, less how it trains). */
 export interface BufferSources {
@@ -59,12 +60,15 @@ export interface Ordered {
   labels: GPUBuffer;
 }
 
-/** Every buffer of the engine (each pushed to `owned`), the data and the parameters uploaded. */
+/**
+ * Every buffer (and texture) of the engine (each pushed to `owned`), the data
+ * and the parameters uploaded.
+ */
 export function createBuffers(
   device: GPUDevice,
   net: CnnNet,
   opts: BufferSources,
-  owned: GPUBuffer[],
+  owned: (GPUBuffer | GPUTexture)[],
 ): MadeBuffers {
   const { shape: s, dims: d, layers } = net, B = opts.batchSize;
   const storage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -126,6 +130,7 @@ export function createBuffers(
     losses: floats("per-image losses of the epoch", Math.max(1, net.nTrain)),
     total: floats("epoch's summed loss", 1),
     confusion: floats("test confusion counts [classes, classes]", s.classes * s.classes),
+    ...(net.conv2 === "texture" ? conv2Textures(device, net, B, owned) : {}),
   };
   const readback = (label: string, size: number) =>
     own(
@@ -153,6 +158,30 @@ export function createBuffers(
     testRanges,
     lossReadback: readback("CNN epoch loss readback", 4),
     confusionReadback: readback("CNN confusion readback", s.classes * s.classes * 4),
+  };
+}
+
+/** conv2's textures (the "texture" variant, fast/cnn/textures.ts): a1 and [W2; b2], rgba32float. */
+function conv2Textures(
+  device: GPUDevice,
+  net: CnnNet,
+  batchSize: number,
+  owned: (GPUBuffer | GPUTexture)[],
+): { a1Tex: GPUTextureView; w2Tex: GPUTextureView } {
+  const sizes = conv2TextureSizes(net.shape, net.dims, batchSize);
+  const texture = (label: string, [width, height]: [number, number]) => {
+    const t = device.createTexture({
+      label,
+      size: { width, height },
+      format: "rgba32float",
+      usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING,
+    });
+    owned.push(t);
+    return t.createView({ label: `${label} view` });
+  };
+  return {
+    a1Tex: texture("pool1 a1 texture [B·h1/2][w1/2·C1/4]", sizes.a1),
+    w2Tex: texture("conv2 [W2; b2] texture [K2 + 1][C2/4]", sizes.w2),
   };
 }
 

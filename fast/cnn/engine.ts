@@ -14,7 +14,7 @@
  *   kernel specialised to the network's shapes with `const` lines), every
  *   pipeline compiled asynchronously and in parallel, layouts shared per
  *   binding signature, buffers, bind groups. A step records 21 dispatches
- *   and allocates nothing.
+ *   (22 with conv2's texture variant) and allocates nothing.
  * - The dataset lives on the GPU as packed bytes (4 pixels per u32). With
  *   `shuffle`, `setOrder` copies the training images and labels into the
  *   epoch's order on the GPU (gatherRows.wgsl), so every step reads a
@@ -35,6 +35,10 @@
  *   mask into the max-pool's backward. im2col, col2im and the pool's backward
  *   have vec4 forms too (4 columns or channels per thread). `fast/DESIGN.md`
  *   has the measurements behind these choices.
+ * - conv2's texture variant (fast/cnn/textures.ts; the default where its
+ *   shapes fit): a1 and [W2; b2] copied into textures, then the convolution
+ *   and its weight gradient as implicit GEMMs reading them (no im2col
+ *   columns; texel fetches are cheap on llvmpipe), bit for bit the same sums.
  * - All parameters live in one buffer (each layer's `[K + 1, N]` block at a
  *   256-byte aligned offset), gradients in another with the same layout, so
  *   the optimiser is one dispatch per step.
@@ -67,6 +71,7 @@ import {
 } from "../kit.ts";
 import { BATCH_BYTES } from "../../shared/kernels/sources.ts";
 import { type CnnBuffers, type CnnNet, cnnStages, layerBlocks } from "./step.ts";
+import { conv2TextureFits } from "./textures.ts";
 import {
   type BufferSources,
   checkBatchSize,
@@ -93,6 +98,11 @@ interface CnnEngineOptions extends BufferSources {
    * every dispatch gets a pass of its own.
    */
   passTimestamps?: PassTimestamps;
+  /**
+   * conv2's variant (fast/cnn/textures.ts); default "texture" where
+   * `conv2TextureFits`, else "im2col". Both give bit-for-bit the same results.
+   */
+  conv2?: "texture" | "im2col";
 }
 
 /** The CNN's engine: `Engine<CnnParams>` and the sizes it was made for. */
@@ -133,8 +143,12 @@ export async function createCnnEngine(
     words: Math.ceil(pixels / 4),
     nTrain: opts.data.trainLabels.length,
     optimizer: opts.optimizer.optimizer,
+    conv2: opts.conv2 ??
+      (conv2TextureFits(shape, dims, opts.batchSize, device.limits.maxTextureDimension2D)
+        ? "texture"
+        : "im2col"),
   };
-  const owned: GPUBuffer[] = [];
+  const owned: (GPUBuffer | GPUTexture)[] = [];
   try {
     const made = createBuffers(device, net, opts, owned);
     const specs = cnnStages(net, made.buffers);
@@ -211,7 +225,7 @@ interface EngineParts {
   nTest: number;
   /** The recorders' device, profiler hook and dynamic offsets. */
   to: Dispatcher;
-  owned: GPUBuffer[];
+  owned: (GPUBuffer | GPUTexture)[];
   made: MadeBuffers;
   trainStep: Stage[];
   testBatch: Stage[];

@@ -15,7 +15,9 @@
  * A convolution is im2col then a matmul with the bias as W's last row
  * (`z = [cols | 1] · [W; b]`); ReLU is fused into the max-pool, and its mask
  * into the pool's backward. The backward stages run from the loss back to
- * conv1, then one optimiser dispatch updates every parameter.
+ * conv1, then one optimiser dispatch updates every parameter. conv2 has a
+ * second variant, implicit GEMMs on textures (`CnnNet.conv2`,
+ * fast/cnn/textures.ts), with the same sums in the same order.
  *
  * @module
  */
@@ -24,6 +26,7 @@ import type { CnnDims, CnnShape } from "../../shared/model/cnn.ts";
 import { CNN_LAYER_NAMES, cnnLayerSizes } from "../../shared/model/cnn.ts";
 import { type OptimizerName, OPTIMIZERS } from "../../shared/model/optim.ts";
 import type { BindingKind, StageSpec } from "../kit.ts";
+import { conv2TextureForward, conv2TextureWeightGrad } from "./textures.ts";
 
 /** Rows of the batch each split-K slice of the weight gradient sums. */
 const SLICE_ROWS = 256;
@@ -77,6 +80,8 @@ export interface CnnNet {
   /** Training images (the length of the per-image losses). */
   nTrain: number;
   optimizer: OptimizerName;
+  /** conv2's variant: implicit GEMMs on textures (fast/cnn/textures.ts), or im2col + matmuls. */
+  conv2: "texture" | "im2col";
 }
 
 /** The GPU buffers of the step, all made once (fast/cnn/buffers.ts); B the batch size. */
@@ -96,7 +101,10 @@ export interface CnnBuffers {
   z1: GPUBuffer; // [B, h1, w1, C1]
   pool1: GPUBuffer; // [B, h1/2, w1/2, C1]  a1
   arg1: GPUBuffer; // [B, h1/2, w1/2, C1]  pool1's argmax (u32)
-  cols2: GPUBuffer; // [B·h2·w2, K2]  conv2's im2col (K2 = k·k·C1 padded)
+  cols2: GPUBuffer; // [B·h2·w2, K2]  conv2's im2col (K2 = k·k·C1 padded); unused by "texture"
+  /** conv2 "texture" only: a1 as a texture [B·h1/2][w1/2·C1/4], [W2; b2] as one [K2 + 1][C2/4]. */
+  a1Tex?: GPUTextureView;
+  w2Tex?: GPUTextureView;
   z2: GPUBuffer; // [B, h2, w2, C2]
   pool2: GPUBuffer; // [B, F]  a2
   arg2: GPUBuffer; // [B, F]  pool2's argmax (u32)
@@ -215,18 +223,20 @@ function forwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
       (c) => c * p1 * s.c1,
       2,
     ),
-    // cols2[(i, oy, ox), (ky, kx, c)] = a1[i, oy + ky, ox + kx, c]    → cols2: [B·h2·w2, K2]
-    im2colStage(
-      net,
-      "conv2",
-      { H: d.p1h, W: d.p1w, C: s.c1 },
-      b.pool1,
-      b.cols2,
-      m2,
-      layers[1].kPad,
-    ),
-    // z2 = cols2 · W2 + b2                          [B·h2·w2, K2] · [K2 + 1, C2] → [B·h2·w2, C2]
-    matmulStage(net, 1, b.cols2, block(net, b.params, 1), b.z2),
+    ...(net.conv2 === "texture" ? conv2TextureForward(net, b) : [
+      // cols2[(i, oy, ox), (ky, kx, c)] = a1[i, oy + ky, ox + kx, c]    → cols2: [B·h2·w2, K2]
+      im2colStage(
+        net,
+        "conv2",
+        { H: d.p1h, W: d.p1w, C: s.c1 },
+        b.pool1,
+        b.cols2,
+        m2,
+        layers[1].kPad,
+      ),
+      // z2 = cols2 · W2 + b2                          [B·h2·w2, K2] · [K2 + 1, C2] → [B·h2·w2, C2]
+      matmulStage(net, 1, b.cols2, block(net, b.params, 1), b.z2),
+    ]),
     // a2[i, py, px, c] = max_{dy, dx < 2} relu(z2[i, 2py + dy, 2px + dx, c]), arg2 = where → [B, F]
     stage(
       "pool2",
@@ -306,7 +316,9 @@ function lossAndBackwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
     // Backward of  a2 = max-pool(relu(z2)):  ∂z2[j] = ∂a2[o] where arg2[o] = j and z2[j] > 0, else 0
     poolBackwardStage("pool2", { H: d.h2, W: d.w2, C: s.c2 }, [b.gPool2, b.arg2, b.z2, b.gZ2]),
     // Backward of  z2 = cols2 · W2 + b2:  ∂[W2; b2] = [cols2 | 1]ᵀ · ∂z2,  ∂cols2 = ∂z2 · W2ᵀ
-    ...weightGradStages(net, 1, b.cols2, b.gZ2, block(net, b.grads, 1), b.partial),
+    ...(net.conv2 === "texture"
+      ? conv2TextureWeightGrad(net, b, SLICE_ROWS)
+      : weightGradStages(net, 1, b.cols2, b.gZ2, block(net, b.grads, 1), b.partial)),
     inputGradStage(net, 1, b.gZ2, block(net, b.params, 1), b.gCols2),
     // Backward of  cols2[(i, oy, ox), (ky, kx, c)] = a1[i, oy + ky, ox + kx, c]:
     //   ∂a1[i, y, x, c] = Σ_{ky, kx} ∂cols2[(i, y − ky, x − kx), (ky, kx, c)]   → [B, h1/2, w1/2, C1]

@@ -30,6 +30,8 @@ import addBias from "./slow/addBias.wgsl" with { type: "text" };
 import argmax from "./slow/argmax.wgsl" with { type: "text" };
 import bytesToFloats from "./slow/bytesToFloats.wgsl" with { type: "text" };
 import cnnLoadBatch from "./cnn/cnnLoadBatch.wgsl" with { type: "text" };
+import cnnConvTexture from "./cnn/cnnConvTexture.wgsl" with { type: "text" };
+import cnnConvWeightGradTexture from "./cnn/cnnConvWeightGradTexture.wgsl" with { type: "text" };
 import cnnLossGrad from "./cnn/cnnLossGrad.wgsl" with { type: "text" };
 import cnnMatmul from "./cnn/cnnMatmul.wgsl" with { type: "text" };
 import cnnMatmulTransA from "./cnn/cnnMatmulTransA.wgsl" with { type: "text" };
@@ -39,6 +41,7 @@ import cnnMatmulTransBVec4 from "./cnn/cnnMatmulTransBVec4.wgsl" with { type: "t
 import cnnMatmulVec4 from "./cnn/cnnMatmulVec4.wgsl" with { type: "text" };
 import cnnScoreTest from "./cnn/cnnScoreTest.wgsl" with { type: "text" };
 import cnnSumSlices from "./cnn/cnnSumSlices.wgsl" with { type: "text" };
+import cnnToTexture from "./cnn/cnnToTexture.wgsl" with { type: "text" };
 import col2im from "./cnn/col2im.wgsl" with { type: "text" };
 import col2imVec4 from "./cnn/col2imVec4.wgsl" with { type: "text" };
 import columnSums from "./slow/columnSums.wgsl" with { type: "text" };
@@ -97,6 +100,8 @@ export const KERNEL_SOURCES: Readonly<Record<string, string>> = {
   addBias,
   argmax,
   bytesToFloats,
+  cnnConvTexture,
+  cnnConvWeightGradTexture,
   cnnLoadBatch,
   cnnLossGrad,
   cnnMatmul,
@@ -107,6 +112,7 @@ export const KERNEL_SOURCES: Readonly<Record<string, string>> = {
   cnnMatmulVec4,
   cnnScoreTest,
   cnnSumSlices,
+  cnnToTexture,
   col2im,
   col2imVec4,
   columnSums,
@@ -188,6 +194,8 @@ export const MLP_KERNELS: ReadonlySet<string> = new Set([
 
 /** The CNN's kernels: every kernel under shared/kernels/cnn/. */
 export const CNN_KERNELS: ReadonlySet<string> = new Set([
+  "cnnConvTexture",
+  "cnnConvWeightGradTexture",
   "cnnLoadBatch",
   "cnnLossGrad",
   "cnnMatmul",
@@ -198,6 +206,7 @@ export const CNN_KERNELS: ReadonlySet<string> = new Set([
   "cnnMatmulVec4",
   "cnnScoreTest",
   "cnnSumSlices",
+  "cnnToTexture",
   "col2im",
   "col2imVec4",
   "im2col",

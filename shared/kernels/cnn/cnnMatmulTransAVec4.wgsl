@@ -55,15 +55,19 @@ fn main(
     let gl = g[m * N4 + c0];
     let gh = g[m * N4 + c0 + 1u];
     let x = array<f32, 8>(al.x, al.y, al.z, al.w, ah.x, ah.y, ah.z, ah.w);
+    // unroll
     for (var j = 0u; j < 8u; j++) {
       lo[j] += x[j] * gl;
       hi[j] += x[j] * gh;
     }
   }
   let rows = select(8u, 1u, bias);
-  for (var j = 0u; j < rows; j++) {
-    let at = (s * (K + 1u) + k0 + j) * N4 + c0;
-    part[at] = lo[j];
-    part[at + 1u] = hi[j];
+  // unroll
+  for (var j = 0u; j < 8u; j++) {
+    if (j < rows) {
+      let at = (s * (K + 1u) + k0 + j) * N4 + c0;
+      part[at] = lo[j];
+      part[at + 1u] = hi[j];
+    }
   }
 }

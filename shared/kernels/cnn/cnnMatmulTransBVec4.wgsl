@@ -35,6 +35,7 @@ fn main(
   let m0 = (t / blocksK) * 8u;
   let k0 = (t % blocksK) * 8u;
   var rowG: array<u32, 8>;
+  // unroll
   for (var r = 0u; r < 8u; r++) {
     rowG[r] = min(m0 + r, M - 1u) * N4;
   }
@@ -43,17 +44,20 @@ fn main(
   for (var n4 = 0u; n4 < N4; n4++) {
     // w[k0 + j, 4·n4 .. 4·n4 + 3] for j < 8, then transposed: tl[i] = w[k0 .. k0 + 3, 4·n4 + i].
     var wk: array<vec4f, 8>;
+    // unroll
     for (var j = 0u; j < 8u; j++) {
       wk[j] = w[(k0 + j) * N4 + n4];
     }
     let tl = transpose(mat4x4f(wk[0], wk[1], wk[2], wk[3]));
     let th = transpose(mat4x4f(wk[4], wk[5], wk[6], wk[7]));
+    // unroll
     for (var r = 0u; r < 8u; r++) {
       let x = g[rowG[r] + n4]; // g[m0 + r, 4·n4 .. 4·n4 + 3]
       lo[r] += tl * x;
       hi[r] += th * x;
     }
   }
+  // unroll
   for (var r = 0u; r < 8u; r++) {
     if (m0 + r < M) {
       ga[(m0 + r) * K4 + k0 / 4u] = lo[r];

@@ -36,6 +36,7 @@ fn main(
   let m0 = (t / blocksN) * 8u;
   let c0 = (t % blocksN) * 2u; // first of the block's two vec4 columns
   var rowA: array<u32, 8>; // rows past M are clamped for loading, skipped for storing
+  // unroll
   for (var r = 0u; r < 8u; r++) {
     rowA[r] = min(m0 + r, M - 1u) * K4;
   }
@@ -44,6 +45,7 @@ fn main(
   var hi: array<vec4f, 8>;
   let biasLo = w[K * N4 + c0];
   let biasHi = w[K * N4 + c0 + 1u];
+  // unroll
   for (var r = 0u; r < 8u; r++) {
     lo[r] = biasLo;
     hi[r] = biasHi;
@@ -58,12 +60,14 @@ fn main(
     let w2h = w[row + 2u * N4 + 1u];
     let w3l = w[row + 3u * N4];
     let w3h = w[row + 3u * N4 + 1u];
+    // unroll
     for (var r = 0u; r < 8u; r++) {
       let x = a[rowA[r] + k4]; // a[m0 + r, 4·k4 .. 4·k4 + 3]
       lo[r] += x.x * w0l + x.y * w1l + x.z * w2l + x.w * w3l;
       hi[r] += x.x * w0h + x.y * w1h + x.z * w2h + x.w * w3h;
     }
   }
+  // unroll
   for (var r = 0u; r < 8u; r++) {
     if (m0 + r < M) {
       z[(m0 + r) * N4 + c0] = lo[r];

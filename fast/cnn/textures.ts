@@ -1,0 +1,171 @@
+/**
+ * The texture variant of conv2's stages: the convolution and its weight
+ * gradient as implicit GEMMs (no im2col columns) reading their operands
+ * through `rgba32float` textures, as the MLP's texture kernels do (on
+ * llvmpipe a texel fetch costs several times less than a storage-buffer
+ * load: fast/DESIGN.md, "Why the texture kernels are unrolled"). It computes
+ * the same sums in the same order as the stages it replaces (im2col +
+ * `cnnMatmulVec4`, im2col + `cnnMatmulTransAVec4`), so the results are bit
+ * for bit theirs; fast/cnn/step.ts puts these stages in its list where
+ * `conv2TextureFits` says they fit.
+ *
+ * Not here: the textures themselves (fast/cnn/buffers.ts), the other stages
+ * (fast/cnn/step.ts), recording (fast/kit.ts).
+ *
+ * @module
+ */
+
+import type { CnnDims, CnnShape } from "../../shared/model/cnn.ts";
+import type { BindingKind, StageSpec } from "../kit.ts";
+import type { CnnBuffers, CnnNet } from "./step.ts";
+
+/** vec4 columns of z (or of ∂W) per invocation of the texture kernels. */
+function columnsPerThread(n: number): number {
+  const n4 = n / 4;
+  return [4, 2, 1].find((v) => n4 % v === 0)!;
+}
+
+/**
+ * Whether conv2 can run on textures for batches of `batchSize`: C1 a
+ * multiple of 8 (8 values of k in 2 texels of one pixel), C2 of 8 (the
+ * layer uses the vec4 kernels, whose sums these repeat), and a1's
+ * texture `[B·p1h][p1w·C1/4]` and W2's `[k·k·C1 + 1][C2/4]` within the
+ * device's `maxTextureDimension2D`.
+ */
+export function conv2TextureFits(
+  shape: CnnShape,
+  dims: CnnDims,
+  batchSize: number,
+  maxTextureDimension2D: number,
+): boolean {
+  const side = Math.max(batchSize * dims.p1h, dims.p1w * shape.c1 / 4, dims.k2 + 1);
+  return shape.c1 % 8 === 0 && shape.c2 % 8 === 0 && side <= maxTextureDimension2D;
+}
+
+/** The sizes of conv2's two textures: a1 `[B·p1h][p1w·C1/4]`, W2 `[K2 + 1][C2/4]` (texels). */
+export function conv2TextureSizes(
+  shape: CnnShape,
+  dims: CnnDims,
+  batchSize: number,
+): { a1: [number, number]; w2: [number, number] } {
+  return {
+    a1: [dims.p1w * shape.c1 / 4, batchSize * dims.p1h],
+    w2: [shape.c2 / 4, dims.k2 + 1],
+  };
+}
+
+/** A per-batch stage: binding 0 the batch entry, then `bindings` of `kinds`. */
+function batchStage(
+  name: string,
+  kernel: string,
+  constants: Record<string, number>,
+  bindings: { resource: GPUBuffer | GPUBufferBinding | GPUTextureView; kind: BindingKind }[],
+  threads: (count: number) => number,
+  flops: (count: number) => number = () => 0,
+): StageSpec {
+  return {
+    name,
+    kernel,
+    constants,
+    uniform: "batch",
+    buffers: bindings.map((b) => b.resource),
+    kinds: ["dynamic", ...bindings.map((b) => b.kind)],
+    threads,
+    flops,
+  };
+}
+
+/**
+ * conv2's forward on textures, after pool1 (three stages):
+ *   a1Tex ← a1,  W2Tex ← [W2; b2],  z2 = conv(a1, W2) + b2 (`cnnConvTexture`).
+ */
+export function conv2TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
+  const { shape: s, dims: d } = net, a1Tex = b.a1Tex!, w2Tex = b.w2Tex!;
+  const { kPad, n, offset } = net.layers[1];
+  const w2 = { buffer: b.params, offset: offset * 4, size: (kPad + 1) * n * 4 };
+  const a1Width = d.p1w * s.c1 / 4;
+  const nv = columnsPerThread(s.c2);
+  const px = d.w2; // output pixels per invocation
+  const invocations = (c: number) => c * d.h2 * (d.w2 / px) * (s.c2 / 4 / nv);
+  return [
+    // a1Tex[(b, y), (x, c4)] = a1[b, y, x, 4·c4 .. 4·c4 + 3]   [B, p1h, p1w, C1] → [B·p1h][p1w·C1/4]
+    batchStage(
+      "pool1 cnnToTexture",
+      "cnnToTexture",
+      { WIDTH: a1Width, ROWS: 0, ROWS_PER_IMAGE: d.p1h, PER_IMAGE: 1 },
+      [{ resource: b.pool1, kind: "read" }, { resource: a1Tex, kind: "storageTexture" }],
+      (c) => c * d.p1h * a1Width,
+    ),
+    // W2Tex[k, n4] = [W2; b2][k, 4·n4 .. 4·n4 + 3]              [K2 + 1, C2] → [K2 + 1][C2/4]
+    batchStage(
+      "conv2 cnnToTexture",
+      "cnnToTexture",
+      { WIDTH: s.c2 / 4, ROWS: kPad + 1, ROWS_PER_IMAGE: 0, PER_IMAGE: 0 },
+      [{ resource: w2, kind: "read" }, { resource: w2Tex, kind: "storageTexture" }],
+      () => (kPad + 1) * s.c2 / 4,
+    ),
+    // z2[(i, oy, ox), n] = b2[n] + Σ_{ky, kx, c} a1[i, oy + ky, ox + kx, c] · W2[(ky, kx, c), n]
+    //                                                  → z2: [B·h2·w2, C2], no im2col columns
+    batchStage(
+      "conv2 cnnConvTexture",
+      "cnnConvTexture",
+      { H: d.p1h, W: d.p1w, C: s.c1, KS: s.kernel, N: s.c2, NV: nv, WO: d.w2, PX: px },
+      [
+        { resource: a1Tex, kind: "texture" },
+        { resource: w2Tex, kind: "texture" },
+        { resource: b.z2, kind: "write" },
+      ],
+      (c) => 64 * Math.ceil(invocations(c) / 16), // workgroups of 16 (the kit counts in 64s)
+      (c) => 2 * c * d.h2 * d.w2 * d.k2 * s.c2,
+    ),
+  ];
+}
+
+/**
+ * conv2's split-K weight gradient on a1's texture: partial sums per slice of
+ * `sliceRows` rows (`cnnConvWeightGradTexture`, part: [S, K2 + 1, C2]), then
+ * their sum in order into ∂[W2; b2] (`cnnSumSlices`, as the other variant).
+ */
+export function conv2TextureWeightGrad(
+  net: CnnNet,
+  b: CnnBuffers,
+  sliceRows: number,
+): StageSpec[] {
+  const { shape: s, dims: d } = net;
+  const { kPad, n, offset } = net.layers[1];
+  const dW = { buffer: b.grads, offset: offset * 4, size: (kPad + 1) * n * 4 };
+  const nv = columnsPerThread(s.c2), rows = d.h2 * d.w2;
+  const blocks = (d.k2 / 8 + 1) * (s.c2 / 4 / nv);
+  return [
+    // part[s, k, n] = Σ_{m in slice s} cols2[m, k] · ∂z2[m, n] (cols2 read from a1's texture),
+    // part[s, K2, n] = Σ_{m in slice s} ∂z2[m, n]                         → part: [S, K2 + 1, C2]
+    batchStage(
+      "conv2 cnnConvWeightGradTexture",
+      "cnnConvWeightGradTexture",
+      {
+        H: d.p1h,
+        W: d.p1w,
+        C: s.c1,
+        KS: s.kernel,
+        N: s.c2,
+        NV: nv,
+        SLICE_ROWS: sliceRows,
+      },
+      [
+        { resource: b.a1Tex!, kind: "texture" },
+        { resource: b.gZ2, kind: "read" },
+        { resource: b.partial, kind: "write" },
+      ],
+      (c) => Math.ceil(c * rows / sliceRows) * blocks,
+      (c) => 2 * c * rows * (d.k2 + 1) * s.c2,
+    ),
+    // ∂[W2; b2] = Σ_s part[s]                                              [K2 + 1, C2]
+    batchStage(
+      "conv2 cnnSumSlices",
+      "cnnSumSlices",
+      { LEN: (kPad + 1) * n, ROWS_PER_IMAGE: rows, SLICE_ROWS: sliceRows },
+      [{ resource: b.partial, kind: "read" }, { resource: dW, kind: "write" }],
+      () => (kPad + 1) * n,
+    ),
+  ];
+}

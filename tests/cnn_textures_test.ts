@@ -1,0 +1,109 @@
+/**
+ * Tests of conv2's texture variant (fast/cnn/textures.ts: implicit-GEMM
+ * convolution and weight gradient reading textures): bit for bit the
+ * results of the im2col variant it replaces (same sums, same order), on the
+ * MNIST CNN and on a shape with odd feature maps; and which shapes and
+ * batches it takes. The CPU reference comparison of the default engine
+ * (which takes the texture variant on MNIST's shape) is tests/cnn_test.ts's.
+ * Not here: the other kernels.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
+import { createCnnEngine } from "../fast/cnn/engine.ts";
+import { conv2TextureFits } from "../fast/cnn/textures.ts";
+import { cnnDims, type CnnShape, initCnnParams, MNIST_CNN } from "../shared/model/cnn.ts";
+import { openGpu } from "../shared/gpu/device.ts";
+import { OPTIMIZER_DEFAULTS } from "../shared/model/optim.ts";
+import { mulberry32 } from "../shared/model/rng.ts";
+
+function randomBytes(n: number, seed: number): Uint8Array<ArrayBuffer> {
+  const rand = mulberry32(seed);
+  // Half the pixels blank, as on MNIST, so that ReLU and the pools see zeros too.
+  return Uint8Array.from({ length: n }, () => rand() < 0.5 ? 0 : Math.floor(rand() * 256));
+}
+
+function randomLabels(n: number, classes: number, seed: number): Uint8Array<ArrayBuffer> {
+  const rand = mulberry32(seed);
+  return Uint8Array.from({ length: n }, () => Math.floor(rand() * classes));
+}
+
+/**
+ * An epoch of `n` images (the last batch partial) with momentum and a test
+ * pass, on an engine with conv2's variant `conv2`: the per-image losses, the
+ * parameters and the confusion counts.
+ */
+async function run(shape: CnnShape, conv2: "texture" | "im2col", n: number, batchSize: number) {
+  const errors: string[] = [];
+  const gpu = await openGpu({ onError: (m) => errors.push(m) });
+  try {
+    const perImage = shape.height * shape.width;
+    const engine = await createCnnEngine(gpu.device, {
+      params: initCnnParams(3, shape),
+      batchSize,
+      lr: 0.05,
+      optimizer: { ...OPTIMIZER_DEFAULTS, optimizer: "momentum" },
+      conv2,
+      data: {
+        source: "synthetic",
+        height: shape.height,
+        width: shape.width,
+        classes: shape.classes,
+        trainImages: randomBytes(n * perImage, 61),
+        trainLabels: randomLabels(n, shape.classes, 62),
+        testImages: randomBytes(7 * perImage, 63),
+        testLabels: randomLabels(7, shape.classes, 64),
+      },
+    });
+    await engine.trainEpoch();
+    await engine.trainEpoch(); // a second epoch: the velocity and updated weights in play
+    const losses = await engine.readLosses(0, n);
+    const params = await engine.readParams();
+    const counts = await engine.evaluateConfusion();
+    engine.destroy();
+    assert.deepEqual(errors, [], `GPU errors (${conv2})`);
+    return { losses, params, counts };
+  } finally {
+    gpu.device.destroy();
+  }
+}
+
+/** The two variants' results, compared bit for bit. */
+async function assertSameBits(shape: CnnShape, n: number, batchSize: number) {
+  const texture = await run(shape, "texture", n, batchSize);
+  const im2col = await run(shape, "im2col", n, batchSize);
+  assert.ok(texture.losses.some((l) => l > 0), "losses were computed");
+  assert.deepEqual([...texture.losses], [...im2col.losses], "per-image losses of epoch 2");
+  for (let l = 0; l < 3; l++) {
+    assert.deepEqual([...texture.params.weights[l]], [...im2col.params.weights[l]], `W${l + 1}`);
+    assert.deepEqual([...texture.params.biases[l]], [...im2col.params.biases[l]], `b${l + 1}`);
+  }
+  assert.deepEqual(texture.counts, im2col.counts, "test confusion counts");
+}
+
+Deno.test("conv2 on textures: the MNIST CNN's two momentum epochs equal the im2col variant's bit for bit", async () => {
+  await assertSameBits(MNIST_CNN, 21, 8);
+});
+
+Deno.test("conv2 on textures: odd feature maps (5×5 conv2 outputs, 8 channels) equal the im2col variant's bit for bit", async () => {
+  const shape: CnnShape = { height: 16, width: 16, kernel: 3, c1: 8, c2: 8, classes: 3 };
+  assert.ok(conv2TextureFits(shape, cnnDims(shape), 5, 8192), "the texture variant takes it");
+  await assertSameBits(shape, 13, 5);
+});
+
+Deno.test("conv2TextureFits: channels that split a texel, and batches past the texture height, go im2col", () => {
+  const d = cnnDims(MNIST_CNN);
+  assert.equal(conv2TextureFits(MNIST_CNN, d, 32, 8192), true);
+  assert.equal(conv2TextureFits(MNIST_CNN, d, 682, 8192), true, "682 · 12 rows = 8,184");
+  assert.equal(conv2TextureFits(MNIST_CNN, d, 683, 8192), false, "683 · 12 rows = 8,196");
+  const c12 = { ...MNIST_CNN, c1: 12 };
+  assert.equal(conv2TextureFits(c12, cnnDims(c12), 32, 8192), false, "C1 = 12: 8 of k span pixels");
+  const c20 = { ...MNIST_CNN, c2: 20 };
+  assert.equal(
+    conv2TextureFits(c20, cnnDims(c20), 32, 8192),
+    false,
+    "C2 = 20: not the vec4 kernels",
+  );
+});
