@@ -161,13 +161,13 @@ export function createBuffers(
   };
 }
 
-/** conv2's textures (the "texture" variant, fast/cnn/textures.ts): a1 and [W2; b2], rgba32float. */
+/** conv2's textures (the "texture" variant, fast/cnn/textures.ts): a1, [W2; b2], ∂z2; rgba32float. */
 function conv2Textures(
   device: GPUDevice,
   net: CnnNet,
   batchSize: number,
   owned: (GPUBuffer | GPUTexture)[],
-): { a1Tex: GPUTextureView; w2Tex: GPUTextureView } {
+): { a1Tex: GPUTextureView; w2Tex: GPUTextureView; gZ2Tex: GPUTextureView } {
   const sizes = conv2TextureSizes(net.shape, net.dims, batchSize);
   const texture = (label: string, [width, height]: [number, number]) => {
     const t = device.createTexture({
@@ -182,6 +182,7 @@ function conv2Textures(
   return {
     a1Tex: texture("pool1 a1 texture [B·h1/2][w1/2·C1/4]", sizes.a1),
     w2Tex: texture("conv2 [W2; b2] texture [K2 + 1][C2/4]", sizes.w2),
+    gZ2Tex: texture("conv2 ∂z2 texture [B·h2][w2·C2/4]", sizes.gZ2),
   };
 }
 

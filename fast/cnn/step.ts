@@ -26,7 +26,7 @@ import type { CnnDims, CnnShape } from "../../shared/model/cnn.ts";
 import { CNN_LAYER_NAMES, cnnLayerSizes } from "../../shared/model/cnn.ts";
 import { type OptimizerName, OPTIMIZERS } from "../../shared/model/optim.ts";
 import type { BindingKind, StageSpec } from "../kit.ts";
-import { conv2TextureForward, conv2TextureWeightGrad } from "./textures.ts";
+import { conv2TextureBackward, conv2TextureForward } from "./textures.ts";
 
 /** Rows of the batch each split-K slice of the weight gradient sums. */
 const SLICE_ROWS = 256;
@@ -102,9 +102,13 @@ export interface CnnBuffers {
   pool1: GPUBuffer; // [B, h1/2, w1/2, C1]  a1
   arg1: GPUBuffer; // [B, h1/2, w1/2, C1]  pool1's argmax (u32)
   cols2: GPUBuffer; // [B·h2·w2, K2]  conv2's im2col (K2 = k·k·C1 padded); unused by "texture"
-  /** conv2 "texture" only: a1 as a texture [B·h1/2][w1/2·C1/4], [W2; b2] as one [K2 + 1][C2/4]. */
+  /**
+   * conv2 "texture" only: a1 as a texture [B·h1/2][w1/2·C1/4], [W2; b2] as one [K2 + 1][C2/4],
+   * ∂z2 as one [B·h2][w2·C2/4].
+   */
   a1Tex?: GPUTextureView;
   w2Tex?: GPUTextureView;
+  gZ2Tex?: GPUTextureView;
   z2: GPUBuffer; // [B, h2, w2, C2]
   pool2: GPUBuffer; // [B, F]  a2
   arg2: GPUBuffer; // [B, F]  pool2's argmax (u32)
@@ -316,19 +320,19 @@ function lossAndBackwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
     // Backward of  a2 = max-pool(relu(z2)):  ∂z2[j] = ∂a2[o] where arg2[o] = j and z2[j] > 0, else 0
     poolBackwardStage("pool2", { H: d.h2, W: d.w2, C: s.c2 }, [b.gPool2, b.arg2, b.z2, b.gZ2]),
     // Backward of  z2 = cols2 · W2 + b2:  ∂[W2; b2] = [cols2 | 1]ᵀ · ∂z2,  ∂cols2 = ∂z2 · W2ᵀ
-    ...(net.conv2 === "texture"
-      ? conv2TextureWeightGrad(net, b, SLICE_ROWS)
-      : weightGradStages(net, 1, b.cols2, b.gZ2, block(net, b.grads, 1), b.partial)),
-    inputGradStage(net, 1, b.gZ2, block(net, b.params, 1), b.gCols2),
-    // Backward of  cols2[(i, oy, ox), (ky, kx, c)] = a1[i, oy + ky, ox + kx, c]:
-    //   ∂a1[i, y, x, c] = Σ_{ky, kx} ∂cols2[(i, y − ky, x − kx), (ky, kx, c)]   → [B, h1/2, w1/2, C1]
-    stage(
-      "conv2",
-      col2imVec4 ? "col2imVec4" : "col2im",
-      { H: d.p1h, W: d.p1w, C: s.c1, K: s.kernel, COLS: K2 },
-      [b.gCols2, b.gPool1],
-      (c) => c * p1 * (col2imVec4 ? s.c1 / 4 : s.c1),
-    ),
+    ...(net.conv2 === "texture" ? conv2TextureBackward(net, b, SLICE_ROWS) : [
+      ...weightGradStages(net, 1, b.cols2, b.gZ2, block(net, b.grads, 1), b.partial),
+      inputGradStage(net, 1, b.gZ2, block(net, b.params, 1), b.gCols2),
+      // Backward of  cols2[(i, oy, ox), (ky, kx, c)] = a1[i, oy + ky, ox + kx, c]:
+      //   ∂a1[i, y, x, c] = Σ_{ky, kx} ∂cols2[(i, y − ky, x − kx), (ky, kx, c)]   → [B, h1/2, w1/2, C1]
+      stage(
+        "conv2",
+        col2imVec4 ? "col2imVec4" : "col2im",
+        { H: d.p1h, W: d.p1w, C: s.c1, K: s.kernel, COLS: K2 },
+        [b.gCols2, b.gPool1],
+        (c) => c * p1 * (col2imVec4 ? s.c1 / 4 : s.c1),
+      ),
+    ]),
     // Backward of  a1 = max-pool(relu(z1)):  ∂z1[j] = ∂a1[o] where arg1[o] = j and z1[j] > 0, else 0
     poolBackwardStage("pool1", { H: d.h1, W: d.w1, C: s.c1 }, [b.gPool1, b.arg1, b.z1, b.gZ1]),
     // Backward of  z1 = cols1 · W1 + b1:  ∂[W1; b1] = [cols1 | 1]ᵀ · ∂z1   (x needs no gradient)

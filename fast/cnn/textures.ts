@@ -38,19 +38,25 @@ export function conv2TextureFits(
   batchSize: number,
   maxTextureDimension2D: number,
 ): boolean {
-  const side = Math.max(batchSize * dims.p1h, dims.p1w * shape.c1 / 4, dims.k2 + 1);
+  const side = Math.max(
+    ...Object.values(conv2TextureSizes(shape, dims, batchSize)).flat(),
+  );
   return shape.c1 % 8 === 0 && shape.c2 % 8 === 0 && side <= maxTextureDimension2D;
 }
 
-/** The sizes of conv2's two textures: a1 `[B·p1h][p1w·C1/4]`, W2 `[K2 + 1][C2/4]` (texels). */
+/**
+ * The [width, height] in texels of conv2's textures: a1 `[B·p1h][p1w·C1/4]`,
+ * W2 `[K2 + 1][C2/4]`, ∂z2 `[B·h2][w2·C2/4]`.
+ */
 export function conv2TextureSizes(
   shape: CnnShape,
   dims: CnnDims,
   batchSize: number,
-): { a1: [number, number]; w2: [number, number] } {
+): { a1: [number, number]; w2: [number, number]; gZ2: [number, number] } {
   return {
     a1: [dims.p1w * shape.c1 / 4, batchSize * dims.p1h],
     w2: [shape.c2 / 4, dims.k2 + 1],
+    gZ2: [dims.w2 * shape.c2 / 4, batchSize * dims.h2],
   };
 }
 
@@ -122,21 +128,33 @@ export function conv2TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
 }
 
 /**
- * conv2's split-K weight gradient on a1's texture: partial sums per slice of
+ * conv2's backward on textures, after pool2's: ∂z2 into its texture; the
+ * split-K weight gradient on a1's texture, partial sums per slice of
  * `sliceRows` rows (`cnnConvWeightGradTexture`, part: [S, K2 + 1, C2]), then
- * their sum in order into ∂[W2; b2] (`cnnSumSlices`, as the other variant).
+ * their sum in order into ∂[W2; b2] (`cnnSumSlices`, as the other variant);
+ * ∂a1 from the textures of ∂z2 and W2 (`cnnConvInputGradTexture`).
  */
-export function conv2TextureWeightGrad(
+export function conv2TextureBackward(
   net: CnnNet,
   b: CnnBuffers,
   sliceRows: number,
 ): StageSpec[] {
   const { shape: s, dims: d } = net;
+  const gZ2Width = d.w2 * s.c2 / 4;
+  const cb = (s.c1 / 4) % 2 === 0 ? 2 : 1; // groups of 4 channels per invocation of ∂a1
   const { kPad, n, offset } = net.layers[1];
   const dW = { buffer: b.grads, offset: offset * 4, size: (kPad + 1) * n * 4 };
   const nv = columnsPerThread(s.c2), rows = d.h2 * d.w2;
   const blocks = (d.k2 / 8 + 1) * (s.c2 / 4 / nv);
   return [
+    // gZ2Tex[(i, oy), (ox, n4)] = ∂z2[i, oy, ox, 4·n4 .. 4·n4 + 3]    [B, h2, w2, C2] → [B·h2][w2·C2/4]
+    batchStage(
+      "pool2 cnnToTexture",
+      "cnnToTexture",
+      { WIDTH: gZ2Width, ROWS: 0, ROWS_PER_IMAGE: d.h2, PER_IMAGE: 1 },
+      [{ resource: b.gZ2, kind: "read" }, { resource: b.gZ2Tex!, kind: "storageTexture" }],
+      (c) => c * d.h2 * gZ2Width,
+    ),
     // part[s, k, n] = Σ_{m in slice s} cols2[m, k] · ∂z2[m, n] (cols2 read from a1's texture),
     // part[s, K2, n] = Σ_{m in slice s} ∂z2[m, n]                         → part: [S, K2 + 1, C2]
     batchStage(
@@ -153,7 +171,7 @@ export function conv2TextureWeightGrad(
       },
       [
         { resource: b.a1Tex!, kind: "texture" },
-        { resource: b.gZ2, kind: "read" },
+        { resource: b.gZ2Tex!, kind: "texture" },
         { resource: b.partial, kind: "write" },
       ],
       (c) => Math.ceil(c * rows / sliceRows) * blocks,
@@ -166,6 +184,20 @@ export function conv2TextureWeightGrad(
       { LEN: (kPad + 1) * n, ROWS_PER_IMAGE: rows, SLICE_ROWS: sliceRows },
       [{ resource: b.partial, kind: "read" }, { resource: dW, kind: "write" }],
       () => (kPad + 1) * n,
+    ),
+    // ∂a1[i, y, x, c] = Σ_{ky, kx} Σ_n ∂z2[i, y − ky, x − kx, n] · W2[(ky, kx, c), n]
+    //   (∂cols2 = ∂z2 · W2ᵀ and its col2im, without ∂cols2)          → ∂a1: [B, h1/2, w1/2, C1]
+    batchStage(
+      "conv2 cnnConvInputGradTexture",
+      "cnnConvInputGradTexture",
+      { H: d.p1h, W: d.p1w, C: s.c1, KS: s.kernel, N: s.c2, CB: cb },
+      [
+        { resource: b.gZ2Tex!, kind: "texture" },
+        { resource: b.w2Tex!, kind: "texture" },
+        { resource: b.gPool1, kind: "write" },
+      ],
+      (c) => c * d.p1h * s.c1 / 4 / cb,
+      (c) => 2 * c * d.h2 * d.w2 * d.k2 * s.c2,
     ),
   ];
 }

@@ -30,6 +30,7 @@ import addBias from "./slow/addBias.wgsl" with { type: "text" };
 import argmax from "./slow/argmax.wgsl" with { type: "text" };
 import bytesToFloats from "./slow/bytesToFloats.wgsl" with { type: "text" };
 import cnnLoadBatch from "./cnn/cnnLoadBatch.wgsl" with { type: "text" };
+import cnnConvInputGradTexture from "./cnn/cnnConvInputGradTexture.wgsl" with { type: "text" };
 import cnnConvTexture from "./cnn/cnnConvTexture.wgsl" with { type: "text" };
 import cnnConvWeightGradTexture from "./cnn/cnnConvWeightGradTexture.wgsl" with { type: "text" };
 import cnnLossGrad from "./cnn/cnnLossGrad.wgsl" with { type: "text" };
@@ -100,6 +101,7 @@ export const KERNEL_SOURCES: Readonly<Record<string, string>> = {
   addBias,
   argmax,
   bytesToFloats,
+  cnnConvInputGradTexture,
   cnnConvTexture,
   cnnConvWeightGradTexture,
   cnnLoadBatch,
@@ -194,6 +196,7 @@ export const MLP_KERNELS: ReadonlySet<string> = new Set([
 
 /** The CNN's kernels: every kernel under shared/kernels/cnn/. */
 export const CNN_KERNELS: ReadonlySet<string> = new Set([
+  "cnnConvInputGradTexture",
   "cnnConvTexture",
   "cnnConvWeightGradTexture",
   "cnnLoadBatch",

@@ -2,7 +2,7 @@
 //   part[s, k, n] = Σ_{m in slice s} cols[m, k] · g[m, n]   for k < K,   part[s, K, n] = Σ g[m, n]
 //   with cols[(b, oy, ox), (ky, kx, c)] = a[b, oy + ky, ox + kx, c] read from a's texture,
 //   a: rgba32float texture [count·H][W·C/4] (texel (x·C/4 + c4, b·H + y): a[b, y, x, 4·c4 ..]),
-//   g: [M, N] (∂z, as vec4), part: [S, K + 1, N] (as vec4), K = KS·KS·C,
+//   g: rgba32float texture [count·HO][WO·N/4] (∂z: texel (ox·N/4 + n4, b·HO + oy)), part: [S, K + 1, N] (as vec4), K = KS·KS·C,
 //   M = count·HO·WO, slice s = rows s·SLICE_ROWS .. min(M, (s + 1)·SLICE_ROWS) − 1.
 // The math of im2col + cnnMatmulTransAVec4, and the same sums in the same order (each output
 // adds x·g row by row, from the same zero), so bit for bit their results. Each invocation
@@ -31,7 +31,7 @@ const BLOCKS_N = N4 / NV;
 
 @group(0) @binding(0) var<uniform> batch: Batch;
 @group(0) @binding(1) var aTex: texture_2d<f32>; // [count·H][W·C/4]
-@group(0) @binding(2) var<storage, read> g: array<vec4f>; // [M, N / 4]
+@group(0) @binding(2) var gTex: texture_2d<f32>; // [count·HO][WO·N/4]
 @group(0) @binding(3) var<storage, read_write> part: array<vec4f>; // [S, K + 1, N / 4]
 
 @compute @workgroup_size(64)
@@ -60,9 +60,9 @@ fn main(
   for (var m = s * SLICE_ROWS; m < mEnd; m++) {
     var al = vec4f(1.0, 0.0, 0.0, 0.0);
     var ah = vec4f(0.0);
+    let ox = m % WO;
+    let line = m / WO; // (b, oy): g's texture row
     if (!bias) {
-      let ox = m % WO;
-      let line = m / WO; // (b, oy)
       let y = (line / HO) * H + line % HO + ky;
       al = textureLoad(aTex, vec2u(ox * C4 + tx, y), 0);
       ah = textureLoad(aTex, vec2u(ox * C4 + tx + 1u, y), 0);
@@ -70,7 +70,7 @@ fn main(
     var gv: array<vec4f, NV>;
     // unroll
     for (var j = 0u; j < NV; j++) {
-      gv[j] = g[m * N4 + c0 + j];
+      gv[j] = textureLoad(gTex, vec2u(ox * N4 + c0 + j, line), 0);
     }
     let x = array<f32, 8>(al.x, al.y, al.z, al.w, ah.x, ah.y, ah.z, ah.w);
     // unroll

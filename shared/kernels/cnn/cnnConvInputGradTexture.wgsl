@@ -1,0 +1,98 @@
+// cnnConvInputGradTexture: the input gradient of a valid KS×KS convolution, col2im implicit:
+//   ∂a[b, y, x, 4·c4 .. 4·c4 + 3] = Σ_{ky, kx: 0 ≤ y − ky < HO, 0 ≤ x − kx < WO}  v(b, y − ky, x − kx, k)
+//   v(b, oy, ox, k) = Σ_{n4 < N/4} transpose(mat4x4(w[k .. k + 3, 4·n4 .. 4·n4 + 3])) · g[b, oy, ox, 4·n4 ..]
+//   with k = (ky·KS + kx)·C + 4·c4: v is ∂cols = ∂z · Wᵀ at row (b, oy, ox), columns k .. k + 3.
+//   g: rgba32float texture [count·HO][WO·N/4] (∂z, texel (ox·N/4 + n4, b·HO + oy)),
+//   w: rgba32float texture [K + 1][N/4] (the forward's W, rows in (ky, kx, c) order),
+//   ∂a: [count, H, W, C] (as vec4), HO = H − KS + 1, WO = W − KS + 1, C a multiple of 4.
+// The math of cnnMatmulTransBVec4 then col2imVec4, and the same sums in the same order (each v
+// from zero over n4 in order, then the v's added in (ky, kx) order from zero), so bit for bit
+// their results, without the ∂cols matrix [count·HO·WO, K] between them. Each invocation sums
+// one line of ∂a (b, y: its W pixels) for one c4: per (ky, kx) it computes v for the WO output
+// pixels ox of line y − ky (the 4 texels of w per n4 serve all of them) and adds each to pixel
+// ox + kx; the loops over kx and the pixels are unrolled, so every index is a constant.
+
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and the host checks first).
+const H = SET_BY_HOST;
+const W = SET_BY_HOST;
+const C = SET_BY_HOST;
+const KS = SET_BY_HOST;
+const N = SET_BY_HOST;
+const CB = SET_BY_HOST; // groups of 4 channels per invocation; C/4 a multiple of CB
+
+const HO = H - KS + 1u;
+const WO = W - KS + 1u;
+const C4 = C / 4u;
+const N4 = N / 4u;
+
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
+
+@group(0) @binding(0) var<uniform> batch: Batch;
+@group(0) @binding(1) var gTex: texture_2d<f32>; // [count·HO][WO·N/4]
+@group(0) @binding(2) var wTex: texture_2d<f32>; // [K + 1][N/4]
+@group(0) @binding(3) var<storage, read_write> ga: array<vec4f>; // [count, H, W, C / 4]
+
+@compute @workgroup_size(64)
+fn main(
+  @builtin(workgroup_id) wg: vec3u,
+  @builtin(num_workgroups) groups: vec3u,
+  @builtin(local_invocation_index) local: u32,
+) {
+  let t = (wg.y * groups.x + wg.x) * 64u + local;
+  if (t >= batch.count * H * (C4 / CB)) {
+    return;
+  }
+  let cb = (t % (C4 / CB)) * CB; // first group of 4 channels
+  let line = t / (C4 / CB); // (b, y)
+  let b = line / H;
+  let y = line % H;
+  var sum: array<array<vec4f, W>, CB>; // ∂a[b, y, x, 4·(cb + q) ..] for x < W, q < CB
+  // ky ranges over max(0, y − HO + 1) ..= min(KS − 1, y) (u32: no negatives), as in col2im.
+  let kyLo = select(0u, y + 1u - HO, y + 1u > HO);
+  for (var ky = kyLo; ky <= min(KS - 1u, y); ky++) {
+    let gy = b * HO + y - ky; // g's texture row: (b, oy = y − ky)
+    // unroll
+    for (var kx = 0u; kx < KS; kx++) {
+      let k = (ky * KS + kx) * C + 4u * cb;
+      // v[ox] = v(b, y − ky, ox, k), whose term goes to pixel x = ox + kx (every ox is in range);
+      // zeroed explicitly: a `var` without an initializer inside a loop was not zeroed again
+      // on each trip here (naga, llvmpipe).
+      var v = array<array<vec4f, WO>, CB>();
+      for (var n4 = 0u; n4 < N4; n4++) {
+        var tl: array<mat4x4f, CB>;
+        // unroll
+        for (var q = 0u; q < CB; q++) {
+          tl[q] = transpose(mat4x4f(
+            textureLoad(wTex, vec2u(n4, k + 4u * q), 0),
+            textureLoad(wTex, vec2u(n4, k + 4u * q + 1u), 0),
+            textureLoad(wTex, vec2u(n4, k + 4u * q + 2u), 0),
+            textureLoad(wTex, vec2u(n4, k + 4u * q + 3u), 0),
+          ));
+        }
+        // unroll
+        for (var ox = 0u; ox < WO; ox++) {
+          let g = textureLoad(gTex, vec2u(ox * N4 + n4, gy), 0);
+          // unroll
+          for (var q = 0u; q < CB; q++) {
+            v[q][ox] += tl[q] * g;
+          }
+        }
+      }
+      // unroll
+      for (var q = 0u; q < CB; q++) {
+        // unroll
+        for (var ox = 0u; ox < WO; ox++) {
+          sum[q][ox + kx] += v[q][ox];
+        }
+      }
+    }
+  }
+  // unroll
+  for (var q = 0u; q < CB; q++) {
+    // unroll
+    for (var x = 0u; x < W; x++) {
+      ga[(line * W + x) * C4 + cb + q] = sum[q][x];
+    }
+  }
+}
