@@ -1,7 +1,8 @@
 /**
- * Tests of conv2's texture variant (fast/cnn/textures.ts: implicit-GEMM
- * convolution and weight gradient reading textures): bit for bit the
- * results of the im2col variant it replaces (same sums, same order), on the
+ * Tests of the texture variants of conv1 and conv2 (fast/cnn/textures_conv1.ts,
+ * fast/cnn/textures.ts: the convolutions and their gradients reading
+ * textures, conv2's as implicit GEMMs): bit for bit the results of the im2col
+ * variants they replace (same sums, same order), on the
  * MNIST CNN and on a shape with odd feature maps; and which shapes and
  * batches it takes. The CPU reference comparison of the default engine
  * (which takes the texture variant on MNIST's shape) is tests/cnn_test.ts's.
@@ -14,6 +15,7 @@ import assert from "node:assert/strict";
 import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
 import { createCnnEngine } from "../fast/cnn/engine.ts";
 import { conv2TextureFits } from "../fast/cnn/textures.ts";
+import { conv1TextureFits } from "../fast/cnn/textures_conv1.ts";
 import { cnnDims, type CnnShape, initCnnParams, MNIST_CNN } from "../shared/model/cnn.ts";
 import { openGpu } from "../shared/gpu/device.ts";
 import { OPTIMIZER_DEFAULTS } from "../shared/model/optim.ts";
@@ -35,7 +37,9 @@ function randomLabels(n: number, classes: number, seed: number): Uint8Array<Arra
  * pass, on an engine with conv2's variant `conv2`: the per-image losses, the
  * parameters and the confusion counts.
  */
-async function run(shape: CnnShape, conv2: "texture" | "im2col", n: number, batchSize: number) {
+type Variant = "texture" | "im2col";
+
+async function run(shape: CnnShape, variant: Variant, n: number, batchSize: number) {
   const errors: string[] = [];
   const gpu = await openGpu({ onError: (m) => errors.push(m) });
   try {
@@ -45,7 +49,8 @@ async function run(shape: CnnShape, conv2: "texture" | "im2col", n: number, batc
       batchSize,
       lr: 0.05,
       optimizer: { ...OPTIMIZER_DEFAULTS, optimizer: "momentum" },
-      conv2,
+      conv1: variant,
+      conv2: variant,
       data: {
         source: "synthetic",
         height: shape.height,
@@ -63,7 +68,7 @@ async function run(shape: CnnShape, conv2: "texture" | "im2col", n: number, batc
     const params = await engine.readParams();
     const counts = await engine.evaluateConfusion();
     engine.destroy();
-    assert.deepEqual(errors, [], `GPU errors (${conv2})`);
+    assert.deepEqual(errors, [], `GPU errors (${variant})`);
     return { losses, params, counts };
   } finally {
     gpu.device.destroy();
@@ -83,14 +88,24 @@ async function assertSameBits(shape: CnnShape, n: number, batchSize: number) {
   assert.deepEqual(texture.counts, im2col.counts, "test confusion counts");
 }
 
-Deno.test("conv2 on textures: the MNIST CNN's two momentum epochs equal the im2col variant's bit for bit", async () => {
+Deno.test("conv1 and conv2 on textures: the MNIST CNN's two momentum epochs equal the im2col variant's bit for bit", async () => {
   await assertSameBits(MNIST_CNN, 21, 8);
 });
 
-Deno.test("conv2 on textures: odd feature maps (5×5 conv2 outputs, 8 channels) equal the im2col variant's bit for bit", async () => {
+Deno.test("conv1 and conv2 on textures: odd feature maps (5×5 conv2 outputs, 8 channels) equal the im2col variant's bit for bit", async () => {
   const shape: CnnShape = { height: 16, width: 16, kernel: 3, c1: 8, c2: 8, classes: 3 };
-  assert.ok(conv2TextureFits(shape, cnnDims(shape), 5, 8192), "the texture variant takes it");
+  assert.ok(conv2TextureFits(shape, cnnDims(shape), 5, 8192), "conv2's texture variant takes it");
+  assert.ok(conv1TextureFits(shape, cnnDims(shape), 16, 5, 8192), "conv1's too (K1 9 → 16)");
   await assertSameBits(shape, 13, 5);
+});
+
+Deno.test("conv1TextureFits: one image per texture row, C1 a multiple of 8", () => {
+  const d = cnnDims(MNIST_CNN); // cols1 [B][576·32/4 = 4,608]
+  assert.equal(conv1TextureFits(MNIST_CNN, d, 32, 500, 8192), true, "the default batch");
+  assert.equal(conv1TextureFits(MNIST_CNN, d, 32, 8193, 8192), false, "8,193 images");
+  assert.equal(conv1TextureFits(MNIST_CNN, d, 32, 32, 4096), false, "4,608 texels wide");
+  const c12 = { ...MNIST_CNN, c1: 12 };
+  assert.equal(conv1TextureFits(c12, cnnDims(c12), 25, 32, 8192), false, "C1 = 12");
 });
 
 Deno.test("conv2TextureFits: channels that split a texel, and batches past the texture height, go im2col", () => {

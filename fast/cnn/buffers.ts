@@ -18,6 +18,7 @@ import { OPTIMIZERS } from "../../shared/model/optim.ts";
 import { UNIFORM_STRIDE } from "../kit.ts";
 import { type CnnBuffers, type CnnNet, partialFloats } from "./step.ts";
 import { conv2TextureSizes } from "./textures.ts";
+import { conv1TextureSizes } from "./textures_conv1.ts";
 
 /** What `createBuffers` fills the buffers from (the engine's options, less how it trains). */
 export interface BufferSources {
@@ -131,6 +132,7 @@ export function createBuffers(
     total: floats("epoch's summed loss", 1),
     confusion: floats("test confusion counts [classes, classes]", s.classes * s.classes),
     ...(net.conv2 === "texture" ? conv2Textures(device, net, B, owned) : {}),
+    ...(net.conv1 === "texture" ? conv1Textures(device, net, B, owned) : {}),
   };
   const readback = (label: string, size: number) =>
     own(
@@ -161,6 +163,38 @@ export function createBuffers(
   };
 }
 
+/** An rgba32float texture of [width, height] texels that kernels write and read; in `owned`. */
+function rgbaTexture(
+  device: GPUDevice,
+  owned: (GPUBuffer | GPUTexture)[],
+  label: string,
+  [width, height]: [number, number],
+): GPUTextureView {
+  const t = device.createTexture({
+    label,
+    size: { width, height },
+    format: "rgba32float",
+    usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING,
+  });
+  owned.push(t);
+  return t.createView({ label: `${label} view` });
+}
+
+/** conv1's textures (the "texture" variant, fast/cnn/textures_conv1.ts): cols1, [W1; b1], ∂z1. */
+function conv1Textures(
+  device: GPUDevice,
+  net: CnnNet,
+  batchSize: number,
+  owned: (GPUBuffer | GPUTexture)[],
+): { cols1Tex: GPUTextureView; w1Tex: GPUTextureView; gZ1Tex: GPUTextureView } {
+  const sizes = conv1TextureSizes(net.shape, net.dims, net.layers[0].kPad, batchSize);
+  return {
+    cols1Tex: rgbaTexture(device, owned, "conv1 im2col texture [B][h1·w1·K1/4]", sizes.cols1),
+    w1Tex: rgbaTexture(device, owned, "conv1 [W1; b1] texture [K1 + 1][C1/4]", sizes.w1),
+    gZ1Tex: rgbaTexture(device, owned, "conv1 ∂z1 texture [B][h1·w1·C1/4]", sizes.gZ1),
+  };
+}
+
 /** conv2's textures (the "texture" variant, fast/cnn/textures.ts): a1, [W2; b2], ∂z2; rgba32float. */
 function conv2Textures(
   device: GPUDevice,
@@ -169,16 +203,8 @@ function conv2Textures(
   owned: (GPUBuffer | GPUTexture)[],
 ): { a1Tex: GPUTextureView; w2Tex: GPUTextureView; gZ2Tex: GPUTextureView } {
   const sizes = conv2TextureSizes(net.shape, net.dims, batchSize);
-  const texture = (label: string, [width, height]: [number, number]) => {
-    const t = device.createTexture({
-      label,
-      size: { width, height },
-      format: "rgba32float",
-      usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING,
-    });
-    owned.push(t);
-    return t.createView({ label: `${label} view` });
-  };
+  const texture = (label: string, size: [number, number]) =>
+    rgbaTexture(device, owned, label, size);
   return {
     a1Tex: texture("pool1 a1 texture [B·h1/2][w1/2·C1/4]", sizes.a1),
     w2Tex: texture("conv2 [W2; b2] texture [K2 + 1][C2/4]", sizes.w2),

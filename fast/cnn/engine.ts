@@ -72,6 +72,7 @@ import {
 import { BATCH_BYTES } from "../../shared/kernels/sources.ts";
 import { type CnnBuffers, type CnnNet, cnnStages, layerBlocks } from "./step.ts";
 import { conv2TextureFits } from "./textures.ts";
+import { conv1TextureFits } from "./textures_conv1.ts";
 import {
   type BufferSources,
   checkBatchSize,
@@ -103,6 +104,8 @@ interface CnnEngineOptions extends BufferSources {
    * `conv2TextureFits`, else "im2col". Both give bit-for-bit the same results.
    */
   conv2?: "texture" | "im2col";
+  /** conv1's variant (fast/cnn/textures_conv1.ts), likewise (`conv1TextureFits`). */
+  conv1?: "texture" | "im2col";
 }
 
 /** The CNN's engine: `Engine<CnnParams>` and the sizes it was made for. */
@@ -134,6 +137,7 @@ export async function createCnnEngine(
   checkBatchSize(device, shape, dims, opts.batchSize);
   checkDataset(shape, opts.data);
   const { layers, floats } = layerBlocks(shape);
+  const maxTexture = device.limits.maxTextureDimension2D;
   const net: CnnNet = {
     shape,
     dims,
@@ -143,10 +147,12 @@ export async function createCnnEngine(
     words: Math.ceil(pixels / 4),
     nTrain: opts.data.trainLabels.length,
     optimizer: opts.optimizer.optimizer,
-    conv2: opts.conv2 ??
-      (conv2TextureFits(shape, dims, opts.batchSize, device.limits.maxTextureDimension2D)
+    conv1: opts.conv1 ??
+      (conv1TextureFits(shape, dims, layers[0].kPad, opts.batchSize, maxTexture)
         ? "texture"
         : "im2col"),
+    conv2: opts.conv2 ??
+      (conv2TextureFits(shape, dims, opts.batchSize, maxTexture) ? "texture" : "im2col"),
   };
   const owned: (GPUBuffer | GPUTexture)[] = [];
   try {

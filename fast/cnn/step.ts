@@ -27,6 +27,7 @@ import { CNN_LAYER_NAMES, cnnLayerSizes } from "../../shared/model/cnn.ts";
 import { type OptimizerName, OPTIMIZERS } from "../../shared/model/optim.ts";
 import type { BindingKind, StageSpec } from "../kit.ts";
 import { conv2TextureBackward, conv2TextureForward } from "./textures.ts";
+import { conv1TextureBackward, conv1TextureForward } from "./textures_conv1.ts";
 
 /** Rows of the batch each split-K slice of the weight gradient sums. */
 const SLICE_ROWS = 256;
@@ -80,6 +81,8 @@ export interface CnnNet {
   /** Training images (the length of the per-image losses). */
   nTrain: number;
   optimizer: OptimizerName;
+  /** conv1's variant: im2col into a texture and texture matmuls (fast/cnn/textures_conv1.ts). */
+  conv1: "texture" | "im2col";
   /** conv2's variant: implicit GEMMs on textures (fast/cnn/textures.ts), or im2col + matmuls. */
   conv2: "texture" | "im2col";
 }
@@ -97,7 +100,7 @@ export interface CnnBuffers {
   testImages: GPUBuffer;
   testLabels: GPUBuffer;
   x: GPUBuffer; // [B, H, W, 1]
-  cols1: GPUBuffer; // [B·h1·w1, K1]  conv1's im2col (K1 = k·k padded)
+  cols1: GPUBuffer; // [B·h1·w1, K1]  conv1's im2col (K1 = k·k padded); unused by "texture"
   z1: GPUBuffer; // [B, h1, w1, C1]
   pool1: GPUBuffer; // [B, h1/2, w1/2, C1]  a1
   arg1: GPUBuffer; // [B, h1/2, w1/2, C1]  pool1's argmax (u32)
@@ -109,6 +112,10 @@ export interface CnnBuffers {
   a1Tex?: GPUTextureView;
   w2Tex?: GPUTextureView;
   gZ2Tex?: GPUTextureView;
+  /** conv1 "texture" only: cols1 [B][h1·w1·K1/4], [W1; b1] [K1 + 1][C1/4], ∂z1 [B][h1·w1·C1/4]. */
+  cols1Tex?: GPUTextureView;
+  w1Tex?: GPUTextureView;
+  gZ1Tex?: GPUTextureView;
   z2: GPUBuffer; // [B, h2, w2, C2]
   pool2: GPUBuffer; // [B, F]  a2
   arg2: GPUBuffer; // [B, F]  pool2's argmax (u32)
@@ -214,10 +221,20 @@ function forwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
   const [m1, m2] = rowsPerImage(net);
   const p1 = d.p1h * d.p1w;
   return [
-    // cols1[(i, oy, ox), (ky, kx)] = x[i, oy + ky, ox + kx]      x: [B, H, W, 1] → cols1: [B·h1·w1, K1]
-    im2colStage(net, "conv1", { H: s.height, W: s.width, C: 1 }, b.x, b.cols1, m1, layers[0].kPad),
-    // z1 = cols1 · W1 + b1                          [B·h1·w1, K1] · [K1 + 1, C1] → [B·h1·w1, C1]
-    matmulStage(net, 0, b.cols1, block(net, b.params, 0), b.z1),
+    ...(net.conv1 === "texture" ? conv1TextureForward(net, b) : [
+      // cols1[(i, oy, ox), (ky, kx)] = x[i, oy + ky, ox + kx]      x: [B, H, W, 1] → cols1: [B·h1·w1, K1]
+      im2colStage(
+        net,
+        "conv1",
+        { H: s.height, W: s.width, C: 1 },
+        b.x,
+        b.cols1,
+        m1,
+        layers[0].kPad,
+      ),
+      // z1 = cols1 · W1 + b1                          [B·h1·w1, K1] · [K1 + 1, C1] → [B·h1·w1, C1]
+      matmulStage(net, 0, b.cols1, block(net, b.params, 0), b.z1),
+    ]),
     // a1[i, py, px, c] = max_{dy, dx < 2} relu(z1[i, 2py + dy, 2px + dx, c]), arg1 = where
     stage(
       "pool1",
@@ -336,7 +353,9 @@ function lossAndBackwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
     // Backward of  a1 = max-pool(relu(z1)):  ∂z1[j] = ∂a1[o] where arg1[o] = j and z1[j] > 0, else 0
     poolBackwardStage("pool1", { H: d.h1, W: d.w1, C: s.c1 }, [b.gPool1, b.arg1, b.z1, b.gZ1]),
     // Backward of  z1 = cols1 · W1 + b1:  ∂[W1; b1] = [cols1 | 1]ᵀ · ∂z1   (x needs no gradient)
-    ...weightGradStages(net, 0, b.cols1, b.gZ1, block(net, b.grads, 0), b.partial),
+    ...(net.conv1 === "texture"
+      ? conv1TextureBackward(net, b, SLICE_ROWS)
+      : weightGradStages(net, 0, b.cols1, b.gZ1, block(net, b.grads, 0), b.partial)),
     // θ ← the optimiser's step on every parameter at once (its kernel: sgdStep, momentumStep, …)
     {
       name: `params ${OPTIMIZERS[net.optimizer].kernel}`,

@@ -20,7 +20,7 @@ import type { BindingKind, StageSpec } from "../kit.ts";
 import type { CnnBuffers, CnnNet } from "./step.ts";
 
 /** vec4 columns of z (or of ∂W) per invocation of the texture kernels. */
-function columnsPerThread(n: number): number {
+export function columnsPerThread(n: number): number {
   const n4 = n / 4;
   return [4, 2, 1].find((v) => n4 % v === 0)!;
 }
@@ -61,7 +61,7 @@ export function conv2TextureSizes(
 }
 
 /** A per-batch stage: binding 0 the batch entry, then `bindings` of `kinds`. */
-function batchStage(
+export function batchStage(
   name: string,
   kernel: string,
   constants: Record<string, number>,
@@ -149,7 +149,7 @@ export function conv2TextureBackward(
   return [
     // gZ2Tex[(i, oy), (ox, n4)] = ∂z2[i, oy, ox, 4·n4 .. 4·n4 + 3]    [B, h2, w2, C2] → [B·h2][w2·C2/4]
     batchStage(
-      "pool2 cnnToTexture",
+      "conv2 ∂z2 cnnToTexture",
       "cnnToTexture",
       { WIDTH: gZ2Width, ROWS: 0, ROWS_PER_IMAGE: d.h2, PER_IMAGE: 1 },
       [{ resource: b.gZ2, kind: "read" }, { resource: b.gZ2Tex!, kind: "storageTexture" }],

@@ -50,6 +50,7 @@ import countCorrect from "./mlp/countCorrect.wgsl" with { type: "text" };
 import crossEntropy from "./slow/crossEntropy.wgsl" with { type: "text" };
 import gatherRows from "./gatherRows.wgsl" with { type: "text" };
 import im2col from "./cnn/im2col.wgsl" with { type: "text" };
+import im2colTexture from "./cnn/im2colTexture.wgsl" with { type: "text" };
 import im2colVec4 from "./cnn/im2colVec4.wgsl" with { type: "text" };
 import inputGradReluMask from "./mlp/inputGradReluMask.wgsl" with { type: "text" };
 import inputGradReluMaskBlocked from "./mlp/inputGradReluMaskBlocked.wgsl" with {
@@ -122,6 +123,7 @@ export const KERNEL_SOURCES: Readonly<Record<string, string>> = {
   crossEntropy,
   gatherRows,
   im2col,
+  im2colTexture,
   im2colVec4,
   inputGradReluMask,
   inputGradReluMaskBlocked,
@@ -213,6 +215,7 @@ export const CNN_KERNELS: ReadonlySet<string> = new Set([
   "col2im",
   "col2imVec4",
   "im2col",
+  "im2colTexture",
   "im2colVec4",
   "maxPool",
   "maxPoolBackward",
