@@ -14,7 +14,7 @@
  *   kernel specialised to the network's shapes with `const` lines), every
  *   pipeline compiled asynchronously and in parallel, layouts shared per
  *   binding signature, buffers, bind groups. A step records 21 dispatches
- *   (22 with conv2's texture variant) and allocates nothing.
+ *   (24 with both texture variants) and allocates nothing.
  * - The dataset lives on the GPU as packed bytes (4 pixels per u32). With
  *   `shuffle`, `setOrder` copies the training images and labels into the
  *   epoch's order on the GPU (gatherRows.wgsl), so every step reads a
