@@ -86,7 +86,7 @@ import {
   variantFits,
 } from "./variants/matmul.ts";
 import { createBindGroups } from "./bind_groups.ts";
-import { createLayouts, createPipelines, mlpBindings, pipelineOf } from "./pipelines.ts";
+import { createLayouts, createPipelines, pipelineOf } from "./pipelines.ts";
 
 // ---------------------------------------------------------------------------
 // The engine's interface
@@ -301,10 +301,9 @@ export async function createMlpEngine(
     const blank = createBlankPixels(alloc, setup, data, opts);
     const buffers = createMlpBuffers(alloc, setup, params, data, blank.sortRows);
     const kernelOptions = { updateInPlace: !setup.separateUpdate, zeroLists: blank.zeroLists };
-    const bindings = mlpBindings(setup.output, OPTIMIZERS[setup.optimizer.optimizer]);
     const kit = new Pipelines(device);
-    const layouts = createLayouts(kit, bindings);
-    const pipelines = await createPipelines(kit, setup, bindings, plan, kernelOptions, {
+    const layouts = createLayouts(kit, setup);
+    const pipelines = await createPipelines(kit, setup, layouts, plan, kernelOptions, {
       slots: opts.tuneSlots ?? [],
       software: gpu.software,
     });
@@ -315,7 +314,14 @@ export async function createMlpEngine(
       shapes: slotShapes(setup.sizes),
       buffers,
       pipelines,
-      groups: createBindGroups(device, layouts, buffers, blank, pipelines),
+      groups: createBindGroups(
+        device,
+        layouts,
+        buffers,
+        blank,
+        pipelines,
+        OPTIMIZERS[setup.optimizer.optimizer],
+      ),
       kernelOptions,
       stages: stagesOf(setup),
       mirrorsRead: new Set(),
