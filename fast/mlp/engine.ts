@@ -67,6 +67,7 @@ import {
   encodeGather,
   encodeTestPass,
   planChanged,
+  recordCache,
   refreshWeightMirrors,
   stagesOf,
   type StepContext,
@@ -326,6 +327,7 @@ export async function createMlpEngine(
       stages: stagesOf(setup),
       mirrorsRead: new Set(),
       to: dispatcher(device, buffers.tuneStep0 + setup.tuneRows.length, opts.passTimestamps),
+      made: recordCache(setup.sizes),
     };
     planChanged(ctx);
     // The weight textures start as copies of the weights, whatever the plan,
@@ -480,7 +482,7 @@ async function timeVariant(
   if (at < 0) throw new RangeError(`can time ${tuneRows.join(" or ")} rows, not ${rows}`);
   const rec = record(ctx.to, `time ${slot} ${v.name}`);
   // lr 0 in the tuning entries: a weight-gradient variant leaves the weights as they are.
-  for (let r = 0; r < reps; r++) dispatchSlot(ctx, rec, slot, b.tuneStep0 + at, rows, { v });
+  for (let r = 0; r < reps; r++) dispatchSlot(ctx, rec, slot, b.tuneStep0 + at, rows, v);
   outsidePass(rec).copyBufferToBuffer(b.lossTotal, 0, b.lossStaging, 0, 4);
   const t0 = performance.now();
   submit(rec);
