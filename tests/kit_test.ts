@@ -30,7 +30,7 @@ import { BATCH_BYTES, kernelSource } from "../shared/kernels/sources.ts";
 import { mulberry32 } from "../shared/model/rng.ts";
 
 /** The argmax + confusion kernel both models' test passes use. */
-const SCORE = "cnnScoreTest";
+const SCORE = "argmaxConfusion";
 
 Deno.test("declaredBindings reads names, numbers and kinds from a kernel's WGSL", () => {
   // shared/kernels/common/sumLosses.wgsl and mlp/outputLayer.wgsl, read by eye.
@@ -93,7 +93,7 @@ Deno.test("bindByName fails naming the kernel and the binding when host and kern
       device.createBuffer({ label, size: 256, usage });
     const batch = { buffer: buffer("batch", GPUBufferUsage.UNIFORM), size: BATCH_BYTES };
     const [logits, labels, confusion] = ["logits", "labels", "confusion"].map((l) => buffer(l));
-    const kernel = declaredBindings(SCORE, specializedSource(SCORE, { N: 10 }));
+    const kernel = declaredBindings(SCORE, specializedSource(SCORE, { CLASSES: 10 }));
     const good = { batch, logits, labels, confusion };
     // Every declared binding, in the kernel's numbering.
     assert.deepEqual(bindByName("g", [kernel], good).map((e) => e.binding), [0, 1, 2, 3]);
@@ -175,7 +175,7 @@ Deno.test("a stage bound by name runs: argmax + confusion of a batch, against th
     const spec = (bindings: StageSpec["bindings"], uniform: StageSpec["uniform"] = "batch") => ({
       name: "test argmax",
       kernel: SCORE,
-      constants: { N: classes },
+      constants: { CLASSES: classes },
       uniform,
       bindings,
       threads: (c: number) => c,

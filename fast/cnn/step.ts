@@ -431,8 +431,8 @@ function totalLossStage(b: CnnBuffers): StageSpec {
 function scoreStage(net: CnnNet, b: CnnBuffers): StageSpec {
   return stage(
     "test",
-    "cnnScoreTest",
-    { N: net.shape.classes },
+    "argmaxConfusion",
+    { CLASSES: net.shape.classes },
     { logits: b.logits, labels: b.testLabels, confusion: b.confusion },
     (c) => c,
   );

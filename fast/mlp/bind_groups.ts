@@ -29,7 +29,8 @@ export interface MlpBindGroups extends ListBindGroups, Record<Slot, GPUBindGroup
   outputLayer: GPUBindGroup;
   outputWeightGrad: GPUBindGroup;
   outputWeightGradSplit?: GPUBindGroup;
-  count: GPUBindGroup;
+  logits: GPUBindGroup;
+  confusion: GPUBindGroup;
   sum: GPUBindGroup;
   optimizer?: GPUBindGroup;
   gatherX?: GPUBindGroup;
@@ -168,11 +169,16 @@ function otherBindGroups(
         bias: gb,
       })
       : undefined,
-    count: group("countCorrect bind group", "count", {
+    logits: group("outputLogits bind group", "logits", {
       step,
       act: acts[L - 1],
       w,
       bias,
+      logits: b.testLogits,
+    }),
+    confusion: group("argmaxConfusion bind group", "confusion", {
+      batch: step,
+      logits: b.testLogits,
       labels: b.testY,
       confusion: b.confusion,
     }),

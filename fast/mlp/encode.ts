@@ -261,9 +261,13 @@ function encodeStage(
       );
       return dispatch(rec, p.optimizerKernel, p.optimizer!, g.optimizer!, index, grid, flops);
     }
-    case "count": {
+    case "logits": {
       const groups = rowGrid(ctx, Math.ceil(rows / 64));
-      return dispatch(rec, "countCorrect", p.count, g.count, index, groups, 2 * rows * k * n);
+      return dispatch(rec, "outputLogits", p.logits, g.logits, index, groups, 2 * rows * k * n);
+    }
+    case "confusion": {
+      const groups = rowGrid(ctx, Math.ceil(rows / 64));
+      return dispatch(rec, "argmaxConfusion", p.confusion, g.confusion, index, groups, 0);
     }
   }
 }

@@ -57,7 +57,8 @@ export type MlpGroup =
   | "outputLayer"
   | "outputWeightGrad"
   | "splitGrad"
-  | "count"
+  | "logits"
+  | "confusion"
   | "sum"
   | "optimizer"
   | "gather";
@@ -73,7 +74,8 @@ function groupKernels(setup: MlpSetup): Record<MlpGroup, string[]> {
     outputLayer: [setup.output.layer === "rows" ? "outputLayerRows" : "outputLayer"],
     outputWeightGrad: ["weightGradRow"],
     splitGrad: ["weightGradSplit", "weightGradSplitSum"],
-    count: ["countCorrect"],
+    logits: ["outputLogits"],
+    confusion: ["argmaxConfusion"],
     sum: ["sumLosses"],
     optimizer: [OPTIMIZERS[setup.optimizer.optimizer].kernel],
     gather: ["gatherRows"],
@@ -114,7 +116,9 @@ export interface MlpPipelines {
   /** The output layer + softmax + cross-entropy + ∂z_L + ∂z_(L−1) kernel, and its file's name. */
   outputLayer: GPUComputePipeline;
   outputLayerKernel: "outputLayer" | "outputLayerRows";
-  count: GPUComputePipeline;
+  /** The test pass: logits = act · W_L + b_L, then confusion[y, argmax] += 1 (common). */
+  logits: GPUComputePipeline;
+  confusion: GPUComputePipeline;
   sum: GPUComputePipeline;
   /** Momentum, Adam (`separateUpdate`): the update of the whole packed buffer, and its kernel's name. */
   optimizer?: GPUComputePipeline;
@@ -236,45 +240,48 @@ async function compileFixed(
   const update = { UPDATE_IN_PLACE: !separateUpdate };
   const source = (kernel: string, consts: Record<string, number | boolean>) =>
     specialize(kernelSource(kernel), consts);
-  const [outputLayer, count, sum, optimizer, gatherX, gatherY, row, splitA, splitB] = await Promise
-    .all([
-      compile(
-        outputLayerKernel,
-        unrollLoops(
-          source(
-            outputLayerKernel,
-            rows ? { ...outputConsts, ROWS: OUTPUT_ROWS_PER_GROUP } : outputConsts,
+  const [outputLayer, logits, confusion, sum, optimizer, gatherX, gatherY, row, splitA, splitB] =
+    await Promise
+      .all([
+        compile(
+          outputLayerKernel,
+          unrollLoops(
+            source(
+              outputLayerKernel,
+              rows ? { ...outputConsts, ROWS: OUTPUT_ROWS_PER_GROUP } : outputConsts,
+            ),
           ),
+          "outputLayer",
         ),
-        "outputLayer",
-      ),
-      compile("countCorrect", source("countCorrect", outputConsts), "count"),
-      compile("sumLosses", kernelSource("sumLosses"), "sum"),
-      separateUpdate
-        ? compile(optimizerKernel, kernelSource(optimizerKernel), "optimizer")
-        : undefined,
-      shuffle ? compile("gatherRows images", gatherSource(n0 / 4), "gather") : undefined,
-      shuffle ? compile("gatherRows labels", gatherSource(1), "gather") : undefined,
-      split ? undefined : compile(
-        `weightGrad${L} row`,
-        unrollLoops(source("weightGradRow", { K: sizes[L - 1], N: sizes[L], ...update })),
-        "outputWeightGrad",
-      ),
-      split
-        ? compile(`weightGrad${L} split`, source("weightGradSplit", splitConsts), "splitGrad")
-        : undefined,
-      split
-        ? compile(
-          `weightGrad${L} split sum`,
-          source("weightGradSplitSum", { ...splitConsts, ...update }),
-          "splitGrad",
-        )
-        : undefined,
-    ]);
+        compile("outputLogits", source("outputLogits", outputConsts), "logits"),
+        compile("argmaxConfusion", source("argmaxConfusion", { CLASSES: sizes[L] }), "confusion"),
+        compile("sumLosses", kernelSource("sumLosses"), "sum"),
+        separateUpdate
+          ? compile(optimizerKernel, kernelSource(optimizerKernel), "optimizer")
+          : undefined,
+        shuffle ? compile("gatherRows images", gatherSource(n0 / 4), "gather") : undefined,
+        shuffle ? compile("gatherRows labels", gatherSource(1), "gather") : undefined,
+        split ? undefined : compile(
+          `weightGrad${L} row`,
+          unrollLoops(source("weightGradRow", { K: sizes[L - 1], N: sizes[L], ...update })),
+          "outputWeightGrad",
+        ),
+        split
+          ? compile(`weightGrad${L} split`, source("weightGradSplit", splitConsts), "splitGrad")
+          : undefined,
+        split
+          ? compile(
+            `weightGrad${L} split sum`,
+            source("weightGradSplitSum", { ...splitConsts, ...update }),
+            "splitGrad",
+          )
+          : undefined,
+      ]);
   return {
     outputLayer,
     outputLayerKernel,
-    count,
+    logits,
+    confusion,
     sum,
     optimizer,
     optimizerKernel,
