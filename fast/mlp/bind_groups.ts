@@ -2,7 +2,7 @@
  * The fast MLP engine's bind groups, made once when the engine is created:
  * one per tunable slot (forward_i, inputGrad_i, weightGrad_i of each hidden
  * layer, and forward1 on the test images), the list kernels', the output
- * layer's and its weight gradient's, the test count's, the loss sum's, the
+ * layer's and its weight gradient's, the test pass's (logits, confusion), the loss sum's, the
  * optimiser's and the gathers'. Each binds its buffers by the names its
  * kernels declare (`bindGroupByName`, fast/bindings.ts: checked against
  * every kernel the group serves, fast/mlp/pipelines.ts's `MlpGroup`); the

@@ -1,10 +1,12 @@
 /**
  * The fast MLP engine's bind group layouts and compute pipelines, all made
- * once when the engine is created (webgpu-samples style: a label on each). Pipelines are compiled asynchronously, all in parallel:
- * the plan's matmul variants (and any the tuner may time), the list kernels
- * of blank-pixel skipping (fast/mlp/variants/blank_pixels.ts), and the fixed kernels
- * (output layer and its weight gradient, test counts, loss sum, optimiser,
- * gather).
+ * once when the engine is created (webgpu-samples style: a label on each).
+ * A layout is what its kernels declare (read from their WGSL: fast/bindings.ts),
+ * never a list kept by hand. Pipelines are compiled asynchronously, all in
+ * parallel: the plan's matmul variants (and any the tuner may time), the list
+ * kernels of blank-pixel skipping (fast/mlp/variants/blank_pixels.ts), and the
+ * fixed kernels (output layer and its weight gradient, the test pass's logits
+ * and confusion counts, loss sum, optimiser, gather).
  *
  * Not here: the bind groups (fast/mlp/bind_groups.ts), the buffers
  * (fast/mlp/buffers.ts, activations.ts) and when each pipeline runs
