@@ -2,7 +2,9 @@
  * The stage kit: the engine machinery both fast models (fast/mlp/,
  * fast/cnn/) are built from, written once.
  *
- * - Bindings and layouts: one `BindingKind`, one bind group layout per
+ * - Bindings by name (fast/bindings.ts, re-exported here): a kernel's
+ *   bindings are read from its WGSL declarations; the host binds
+ *   `{ NAME: resource }`, checked against them; one bind group layout per
  *   binding signature, shared by every kernel that has it.
  * - Pipelines made once and compiled in parallel (`Pipelines`: every
  *   `createComputePipelineAsync` is started before any is awaited), keyed by
@@ -32,67 +34,33 @@ import { workgroupGrid } from "../shared/gpu/device.ts";
 import type { PassTimestamps } from "../shared/gpu/profiler.ts";
 import { kernelSource, specialize, unrollLoops } from "../shared/kernels/sources.ts";
 import { EpochInterrupted } from "./engine.ts";
+import {
+  bindGroupByName,
+  createLayout,
+  declaredBindings,
+  type KernelBindings,
+  type Layout,
+  type Resource,
+  type Signature,
+  signatureKey,
+  signatureOf,
+  UNIFORM_STRIDE,
+} from "./bindings.ts";
 
-// ---------------------------------------------------------------------------
-// Bindings and layouts
-
-/**
- * What a binding is: a uniform entry chosen by a dynamic offset (the
- * per-batch entry, the optimiser step's entry); a plain uniform buffer;
- * read-only storage; writable storage; a float texture; a write-only
- * `rgba32float` storage texture.
- */
-export type BindingKind = "dynamic" | "uniform" | "read" | "write" | "texture" | "storageTexture";
-
-/** Bytes between the entries of a uniform table bound with a dynamic offset (WebGPU's alignment). */
-export const UNIFORM_STRIDE = 256;
-
-/** A bind group layout and the pipeline layout of just it. */
-export interface Layout {
-  bindGroup: GPUBindGroupLayout;
-  pipeline: GPUPipelineLayout;
-}
-
-/** The layout entry of binding `binding` of kind `kind`, for compute. */
-function layoutEntry(kind: BindingKind, binding: number): GPUBindGroupLayoutEntry {
-  const visibility = GPUShaderStage.COMPUTE;
-  if (kind === "texture") {
-    return { binding, visibility, texture: { sampleType: "unfilterable-float" } };
-  }
-  if (kind === "storageTexture") {
-    return {
-      binding,
-      visibility,
-      storageTexture: { access: "write-only", format: "rgba32float" },
-    };
-  }
-  if (kind === "dynamic" || kind === "uniform") {
-    return {
-      binding,
-      visibility,
-      buffer: { type: "uniform", hasDynamicOffset: kind === "dynamic" },
-    };
-  }
-  return {
-    binding,
-    visibility,
-    buffer: { type: kind === "read" ? "read-only-storage" : "storage" },
-  };
-}
-
-/** The layout of bindings `kinds` (binding i is `kinds[i]`), for compute. */
-function createLayout(device: GPUDevice, kinds: readonly BindingKind[]): Layout {
-  const signature = kinds.join(",");
-  const bindGroup = device.createBindGroupLayout({
-    label: `bind group layout (${signature})`,
-    entries: kinds.map(layoutEntry),
-  });
-  const pipeline = device.createPipelineLayout({
-    label: `pipeline layout (${signature})`,
-    bindGroupLayouts: [bindGroup],
-  });
-  return { bindGroup, pipeline };
-}
+export {
+  bindByName,
+  bindGroupByName,
+  type BindingKind,
+  type Declaration,
+  declaredBindings,
+  type KernelBindings,
+  type Layout,
+  optimizerBindings,
+  type Resource,
+  type Signature,
+  signatureOf,
+  UNIFORM_STRIDE,
+} from "./bindings.ts";
 
 // ---------------------------------------------------------------------------
 // Pipelines
@@ -129,8 +97,8 @@ export class Pipelines {
   }
 
   /** The shared layout of `kinds`. */
-  layout(kinds: readonly BindingKind[]): Layout {
-    const key = kinds.join(",");
+  layout(kinds: Signature): Layout {
+    const key = signatureKey(kinds);
     let layout = this.#layouts.get(key);
     if (!layout) {
       layout = createLayout(this.#device, kinds);
@@ -140,8 +108,8 @@ export class Pipelines {
   }
 
   /** `code` (entry point `main`) compiling (started now, not awaited) against `kinds`' layout. */
-  compile(label: string, code: string, kinds: readonly BindingKind[]): Promise<GPUComputePipeline> {
-    const key = `${kinds.join(",")}\n${code}`;
+  compile(label: string, code: string, kinds: Signature): Promise<GPUComputePipeline> {
+    const key = `${signatureKey(kinds)}\n${code}`;
     let pipeline = this.#pipelines.get(key);
     if (!pipeline) {
       const module = this.#device.createShaderModule({ label: `${label} module`, code });
@@ -155,23 +123,32 @@ export class Pipelines {
     return pipeline;
   }
 
-  /** `kernel` specialised to `constants` (`specializedSource`), compiling against `kinds`' layout. */
+  /**
+   * `kernel` specialised to `constants` (`specializedSource`), compiling
+   * against `kinds`' layout (default: the bindings it declares).
+   */
   kernel(
     kernel: string,
     constants: Record<string, number>,
-    kinds: readonly BindingKind[],
+    kinds?: Signature,
   ): Promise<GPUComputePipeline> {
-    const what = Object.entries(constants).map(([k, v]) => `${k}=${v}`).join(" ");
-    const label = `${kernel}${what ? ` (${what})` : ""}`;
-    return this.compile(label, specializedSource(kernel, constants), kinds);
+    const source = specializedSource(kernel, constants);
+    const signature = kinds ?? signatureOf([declaredBindings(kernel, source)]);
+    return this.compile(kernelLabel(kernel, constants), source, signature);
   }
+}
+
+/** `kernel` and its constants, e.g. "maxPool (H=24 W=24 C=8)": a pipeline's label. */
+function kernelLabel(kernel: string, constants: Record<string, number>): string {
+  const what = Object.entries(constants).map(([k, v]) => `${k}=${v}`).join(" ");
+  return `${kernel}${what ? ` (${what})` : ""}`;
 }
 
 /** A pipeline of `kernel` (specialised to `constants`) with a layout of its own: for tests and benches. */
 export function kernelPipeline(
   device: GPUDevice,
   kernel: string,
-  kinds: readonly BindingKind[],
+  kinds: Signature,
   constants: Record<string, number> = {},
 ): Promise<GPUComputePipeline> {
   return new Pipelines(device).kernel(kernel, constants, kinds);
@@ -183,7 +160,7 @@ export function kernelPipeline(
 /** Threads per workgroup of the kit's stages. */
 const WORKGROUP = 64;
 
-/** Which uniform entry a stage's binding 0 takes: the batch's, the optimiser step's, or none. */
+/** Which uniform entry a stage's dynamic uniform takes: the batch's, the optimiser step's, or none. */
 export type UniformEntry = "batch" | "step" | "none";
 
 /** One dispatch, described: `bindStage` compiles it and binds it. */
@@ -193,12 +170,18 @@ export interface StageSpec {
   kernel: string;
   /** The kernel's `const` lines (`specializedSource`). */
   constants: Record<string, number>;
-  /** Binding 0: the batch's entry, the optimiser step's entry, or none. */
+  /**
+   * The kernel's dynamic uniform (its `var<uniform> …: Batch` or
+   * `OptimizerStep`): the batch's entry, the optimiser step's entry, or none
+   * (a kernel that declares none).
+   */
   uniform: UniformEntry;
-  /** Bindings 1, 2, … (0, 1, … without a uniform): buffers, or texture views. */
-  buffers: (GPUBuffer | GPUBufferBinding | GPUTextureView)[];
-  /** What each binding is, the uniform's included: the layout's signature. */
-  kinds: BindingKind[];
+  /**
+   * Every other binding, by the name the kernel declares it with (checked
+   * against the specialised source: `bindByName`); the layout is what the
+   * kernel declares (`signatureOf`).
+   */
+  bindings: Readonly<Record<string, Resource>>;
   /** Threads for a batch of `count` images (workgroups of 64). */
   threads: (count: number) => number;
   /** Floating-point operations for a batch of `count` (0 where not worth counting). */
@@ -211,7 +194,7 @@ export interface Stage {
   name: string;
   pipeline: GPUComputePipeline;
   bindGroup: GPUBindGroup;
-  /** Which uniform entry binding 0 takes. */
+  /** Which uniform entry its dynamic uniform takes. */
   uniform: UniformEntry;
   /** Workgroups [x, y] for a batch of `count` images (`stageGrids`). */
   grid: (count: number) => readonly [number, number];
@@ -243,9 +226,11 @@ export function stageGrids(
 
 /**
  * A function that turns a `StageSpec` into a `Stage`: its pipeline (from
- * `pipelines`, compiling) and its bind group, binding 0 of a batch or step
- * stage `uniforms`' entry; made once per spec (a spec shared by two lists
- * of stages is one stage).
+ * `pipelines`, compiling) and its bind group, by name (`bindByName`), the
+ * dynamic uniform of a batch or step stage bound to `uniforms`' entry; made
+ * once per spec (a spec shared by two lists of stages is one stage). Throws,
+ * naming the stage and the kernel, when the spec's bindings and uniform do
+ * not match what the kernel declares.
  */
 export function stageBinder(
   device: GPUDevice,
@@ -254,18 +239,21 @@ export function stageBinder(
 ): (spec: StageSpec) => Promise<Stage> {
   const done = new Map<StageSpec, Promise<Stage>>();
   const make = async (spec: StageSpec): Promise<Stage> => {
-    const pipeline = pipelines.kernel(spec.kernel, spec.constants, spec.kinds);
-    const u = spec.uniform === "none" ? undefined : uniforms[spec.uniform];
-    if (spec.uniform !== "none" && !u) throw new Error(`${spec.name}: no ${spec.uniform} uniform`);
-    const resources = [...(u ? [u] : []), ...spec.buffers];
-    const bindGroup = device.createBindGroup({
-      label: `${spec.name} bind group`,
-      layout: pipelines.layout(spec.kinds).bindGroup,
-      entries: resources.map((r, binding) => ({
-        binding,
-        resource: r instanceof GPUBuffer ? { buffer: r } : r,
-      })),
-    });
+    const source = specializedSource(spec.kernel, spec.constants);
+    const declared = declaredBindings(spec.kernel, source);
+    const kinds = signatureOf([declared]);
+    const pipeline = pipelines.compile(kernelLabel(spec.kernel, spec.constants), source, kinds);
+    const label = `${spec.name} bind group`;
+    const bindGroup = bindGroupByName(
+      device,
+      label,
+      pipelines.layout(kinds).bindGroup,
+      [declared],
+      {
+        ...spec.bindings,
+        ...stageUniform(spec, declared, uniforms),
+      },
+    );
     const grid = stageGrids(spec.threads, device.limits.maxComputeWorkgroupsPerDimension);
     const { name, uniform, flops } = spec;
     return { name, pipeline: await pipeline, bindGroup, uniform, grid, flops };
@@ -278,6 +266,35 @@ export function stageBinder(
     }
     return stage;
   };
+}
+
+/**
+ * `{ NAME: entry }` for the dynamic uniform `declared` declares (NAME its
+ * name there), of the entry `spec.uniform` says; throws when the kernel
+ * declares one and the spec says none, or the other way round, or the spec
+ * binds it by name itself.
+ */
+function stageUniform(
+  spec: StageSpec,
+  declared: KernelBindings,
+  uniforms: { batch?: GPUBufferBinding; step?: GPUBufferBinding },
+): Record<string, GPUBufferBinding> {
+  const at = `${spec.name}: kernel ${spec.kernel}`;
+  const dynamic = declared.bindings.find((d) => d.kind === "dynamic");
+  if (!dynamic) {
+    if (spec.uniform === "none") return {};
+    throw new Error(`${at} declares no per-batch or step uniform for the ${spec.uniform} entry`);
+  }
+  const where = `binding ${dynamic.binding} (${dynamic.name})`;
+  if (spec.uniform === "none") throw new Error(`${at} ${where}: the stage gives no uniform entry`);
+  if (dynamic.name in spec.bindings) {
+    throw new Error(
+      `${at} ${where}: bound by the stage's uniform ("${spec.uniform}"), not by name`,
+    );
+  }
+  const entry = uniforms[spec.uniform];
+  if (!entry) throw new Error(`${at} ${where}: no ${spec.uniform} uniform`);
+  return { [dynamic.name]: entry };
 }
 
 // ---------------------------------------------------------------------------

@@ -55,7 +55,8 @@ const LAYOUTS: Record<string, BindingKind[]> = {
   nonzero: ["uniform", "read", "rw", "read"],
   outputLayer: ["uniform", "read", "ubo", "read", "read", "rw", "rw", "rw"],
   outputLayerRows: ["uniform", "read", "read", "read", "read", "rw", "rw", "rw"],
-  count: ["uniform", "read", "read", "read", "read", "rw"],
+  logits: ["uniform", "read", "read", "read", "rw"],
+  confusion: ["uniform", "read", "read", "rw"],
   sum: ["uniform", "read", "rw"],
   split: ["uniform", "read", "read", "rw", "rw", "rw"],
 };
@@ -1042,7 +1043,7 @@ Deno.test("fast kernels: weightGradRow (one row of W per invocation) equals the 
   }
 });
 
-Deno.test("fast kernels: countCorrect counts (label, argmax) pairs like the CPU", async () => {
+Deno.test("fast kernels: outputLogits, then argmaxConfusion counts (label, argmax) pairs like the CPU", async () => {
   const k = 16, c = 10, rows = 150, start = 4;
   const act = new Float32Array(relu(randoms((start + rows) * k, 14)));
   const w = randoms(k * c, 15);
@@ -1061,15 +1062,31 @@ Deno.test("fast kernels: countCorrect counts (label, argmax) pairs like the CPU"
     preds.push(best);
   }
   const wantMatrix = confusionMatrix(preds, labels.subarray(start, start + rows), c);
-  const out = await runKernel(
-    "countCorrect",
-    specialize(kernelSource("countCorrect"), { K: k, C: c }),
-    "count",
-    ["step", act, w, b, labels, new Uint32Array(c * c)],
-    { start, count: rows, lr: 0 },
+  const batch = { start, count: rows, lr: 0 };
+  const logitsOut = await runKernel(
+    "outputLogits",
+    specialize(kernelSource("outputLogits"), { K: k, C: c }),
+    "logits",
+    ["step", act, w, b, new Float32Array(rows * c).fill(NaN)],
+    batch,
     [Math.ceil(rows / 64), 1],
   );
-  const got = new Uint32Array(out.get(5)!);
+  const gotLogits = new Float32Array(logitsOut.get(4)!);
+  for (let i = 0; i < rows * c; i++) {
+    assert.ok(
+      Math.abs(gotLogits[i] - logits[i]) <= 1e-5,
+      `logit ${i}: ${gotLogits[i]} vs ${logits[i]}`,
+    );
+  }
+  const out = await runKernel(
+    "argmaxConfusion",
+    specialize(kernelSource("argmaxConfusion"), { CLASSES: c }),
+    "confusion",
+    ["step", gotLogits, labels, new Uint32Array(c * c)],
+    batch,
+    [Math.ceil(rows / 64), 1],
+  );
+  const got = new Uint32Array(out.get(3)!);
   assert.deepEqual(Array.from(got), wantMatrix.flat());
   let trace = 0;
   for (let t = 0; t < c; t++) trace += got[t * c + t];

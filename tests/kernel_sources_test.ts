@@ -135,5 +135,5 @@ Deno.test("specialize: a constant the host must set is SET_BY_HOST, and one left
     const all = specialize(kernelSource(k), Object.fromEntries(unset.map((name) => [name, 4])));
     assert.doesNotMatch(all, /= SET_BY_HOST;/, k);
   }
-  assert.throws(() => specialize(kernelSource("countCorrect"), { Q: 1 }), /no 'const Q = …;'/);
+  assert.throws(() => specialize(kernelSource("outputLogits"), { Q: 1 }), /no 'const Q = …;'/);
 });

@@ -169,7 +169,7 @@ function rgbaTexture(
   owned: (GPUBuffer | GPUTexture)[],
   label: string,
   [width, height]: [number, number],
-): GPUTextureView {
+): GPUTexture {
   const t = device.createTexture({
     label,
     size: { width, height },
@@ -177,7 +177,7 @@ function rgbaTexture(
     usage: GPUTextureUsage.STORAGE_BINDING | GPUTextureUsage.TEXTURE_BINDING,
   });
   owned.push(t);
-  return t.createView({ label: `${label} view` });
+  return t;
 }
 
 /** conv1's textures (the "texture" variant, fast/cnn/textures_conv1.ts): cols1, [W1; b1], ∂z1. */
@@ -186,7 +186,7 @@ function conv1Textures(
   net: CnnNet,
   batchSize: number,
   owned: (GPUBuffer | GPUTexture)[],
-): { cols1Tex: GPUTextureView; w1Tex: GPUTextureView; gZ1Tex: GPUTextureView } {
+): { cols1Tex: GPUTexture; w1Tex: GPUTexture; gZ1Tex: GPUTexture } {
   const sizes = conv1TextureSizes(net.shape, net.dims, net.layers[0].kPad, batchSize);
   return {
     cols1Tex: rgbaTexture(device, owned, "conv1 im2col texture [B][h1·w1·K1/4]", sizes.cols1),
@@ -201,7 +201,7 @@ function conv2Textures(
   net: CnnNet,
   batchSize: number,
   owned: (GPUBuffer | GPUTexture)[],
-): { a1Tex: GPUTextureView; w2Tex: GPUTextureView; gZ2Tex: GPUTextureView } {
+): { a1Tex: GPUTexture; w2Tex: GPUTexture; gZ2Tex: GPUTexture } {
   const sizes = conv2TextureSizes(net.shape, net.dims, batchSize);
   const texture = (label: string, size: [number, number]) =>
     rgbaTexture(device, owned, label, size);

@@ -206,8 +206,7 @@ async function gatherStages(
       kernel: "gatherRows",
       constants: { ROWS: net.nTrain, WORDS: words },
       uniform: "none",
-      buffers: [ordered.order, src, out],
-      kinds: ["read", "read", "write"],
+      bindings: { order: ordered.order, src, out },
       threads: () => net.nTrain * words,
       flops: () => 0,
     });

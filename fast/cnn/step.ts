@@ -2,7 +2,7 @@
  * The CNN's step on the GPU: the stages (dispatches) of one training step
  * and of the test pass, in the order they run, each with its formula and
  * shapes. This file only describes them (`StageSpec`: kernel, constants,
- * buffers, threads); fast/cnn/buffers.ts makes the buffers, and
+ * buffers by the names the kernel declares, threads); fast/cnn/buffers.ts makes the buffers, and
  * fast/cnn/engine.ts compiles the pipelines (fast/kit.ts) and
  * records the stages.
  *
@@ -25,7 +25,7 @@
 import type { CnnDims, CnnShape } from "../../shared/model/cnn.ts";
 import { CNN_LAYER_NAMES, cnnLayerSizes } from "../../shared/model/cnn.ts";
 import { type OptimizerName, OPTIMIZERS } from "../../shared/model/optim.ts";
-import type { BindingKind, StageSpec } from "../kit.ts";
+import { optimizerBindings, type Resource, type StageSpec } from "../kit.ts";
 import { conv2TextureBackward, conv2TextureForward } from "./textures.ts";
 import { conv1TextureBackward, conv1TextureForward } from "./textures_conv1.ts";
 
@@ -109,13 +109,13 @@ export interface CnnBuffers {
    * conv2 "texture" only: a1 as a texture [B·h1/2][w1/2·C1/4], [W2; b2] as one [K2 + 1][C2/4],
    * ∂z2 as one [B·h2][w2·C2/4].
    */
-  a1Tex?: GPUTextureView;
-  w2Tex?: GPUTextureView;
-  gZ2Tex?: GPUTextureView;
+  a1Tex?: GPUTexture;
+  w2Tex?: GPUTexture;
+  gZ2Tex?: GPUTexture;
   /** conv1 "texture" only: cols1 [B][h1·w1·K1/4], [W1; b1] [K1 + 1][C1/4], ∂z1 [B][h1·w1·C1/4]. */
-  cols1Tex?: GPUTextureView;
-  w1Tex?: GPUTextureView;
-  gZ1Tex?: GPUTextureView;
+  cols1Tex?: GPUTexture;
+  w1Tex?: GPUTexture;
+  gZ1Tex?: GPUTexture;
   z2: GPUBuffer; // [B, h2, w2, C2]
   pool2: GPUBuffer; // [B, F]  a2
   arg2: GPUBuffer; // [B, F]  pool2's argmax (u32)
@@ -150,22 +150,17 @@ function rowsPerImage({ dims: d }: CnnNet): number[] {
   return [d.h1 * d.w1, d.h2 * d.w2, 1];
 }
 
-/** A per-batch stage: binding 0 the batch entry, then `buffers`, the last `writes` written. */
+/** A per-batch stage: its `Batch` uniform the batch's entry, `bindings` by the kernel's names. */
 function stage(
   layer: string,
   kernel: string,
   constants: Record<string, number>,
-  buffers: (GPUBuffer | GPUBufferBinding)[],
+  bindings: Record<string, Resource>,
   threads: (count: number) => number,
-  writes = 1,
   flops: (count: number) => number = () => 0,
 ): StageSpec {
-  const kinds: BindingKind[] = [
-    "dynamic",
-    ...buffers.map((_, i): BindingKind => i >= buffers.length - writes ? "write" : "read"),
-  ];
   const name = `${layer} ${kernel}`;
-  return { name, kernel, constants, uniform: "batch", buffers, kinds, threads, flops };
+  return { name, kernel, constants, uniform: "batch", bindings, threads, flops };
 }
 
 /** Blocks of side `side` covering an a × b matrix. */
@@ -210,7 +205,7 @@ function inputStage(net: CnnNet, b: CnnBuffers, set: "train" | "test"): StageSpe
     "input",
     "cnnLoadBatch",
     { PIXELS: net.pixels, WORDS: net.words },
-    [set === "train" ? b.trainImages : b.testImages, b.x],
+    { images: set === "train" ? b.trainImages : b.testImages, x: b.x },
     (c) => c * net.pixels,
   );
 }
@@ -240,9 +235,8 @@ function forwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
       "pool1",
       "maxPool",
       { H: d.h1, W: d.w1, C: s.c1 },
-      [b.z1, b.pool1, b.arg1],
+      { z: b.z1, pooled: b.pool1, argmax: b.arg1 },
       (c) => c * p1 * s.c1,
-      2,
     ),
     ...(net.conv2 === "texture" ? conv2TextureForward(net, b) : [
       // cols2[(i, oy, ox), (ky, kx, c)] = a1[i, oy + ky, ox + kx, c]    → cols2: [B·h2·w2, K2]
@@ -263,9 +257,8 @@ function forwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
       "pool2",
       "maxPool",
       { H: d.h2, W: d.w2, C: s.c2 },
-      [b.z2, b.pool2, b.arg2],
+      { z: b.z2, pooled: b.pool2, argmax: b.arg2 },
       (c) => c * d.features,
-      2,
     ),
     // logits = a2 · W3 + b3                         [B, F] · [F + 1, classes] → [B, classes]
     matmulStage(net, 2, b.pool2, block(net, b.params, 2), b.logits),
@@ -287,7 +280,7 @@ function im2colStage(
     layer,
     vec4 ? "im2colVec4" : "im2col",
     { ...input, K: net.shape.kernel, COLS: stride },
-    [from, cols],
+    { x: from, cols },
     (c) => c * rows * (vec4 ? stride / 4 : stride),
   );
 }
@@ -305,9 +298,8 @@ function matmulStage(
     CNN_LAYER_NAMES[l],
     vec4 ? "cnnMatmulVec4" : "cnnMatmul",
     { K: kPad, N: n, ROWS_PER_IMAGE: rows },
-    [a, w, z],
+    { a, w, z },
     (c) => blocks(c * rows, n, vec4 ? 8 : 4),
-    1,
     (c) => 2 * c * rows * k * n,
   );
 }
@@ -327,15 +319,19 @@ function lossAndBackwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
       "loss",
       "cnnLossGrad",
       { N: s.classes },
-      [b.logits, b.trainLabels, b.losses, b.gLogits],
+      { logits: b.logits, labels: b.trainLabels, losses: b.losses, glogits: b.gLogits },
       (c) => c,
-      2,
     ),
     // Backward of  logits = a2 · W3 + b3:  ∂[W3; b3] = [a2 | 1]ᵀ · ∂logits,  ∂a2 = ∂logits · W3ᵀ
     ...weightGradStages(net, 2, b.pool2, b.gLogits, block(net, b.grads, 2), b.partial),
     inputGradStage(net, 2, b.gLogits, block(net, b.params, 2), b.gPool2),
     // Backward of  a2 = max-pool(relu(z2)):  ∂z2[j] = ∂a2[o] where arg2[o] = j and z2[j] > 0, else 0
-    poolBackwardStage("pool2", { H: d.h2, W: d.w2, C: s.c2 }, [b.gPool2, b.arg2, b.z2, b.gZ2]),
+    poolBackwardStage("pool2", { H: d.h2, W: d.w2, C: s.c2 }, {
+      gout: b.gPool2,
+      argmax: b.arg2,
+      z: b.z2,
+      gz: b.gZ2,
+    }),
     // Backward of  z2 = cols2 · W2 + b2:  ∂[W2; b2] = [cols2 | 1]ᵀ · ∂z2,  ∂cols2 = ∂z2 · W2ᵀ
     ...(net.conv2 === "texture" ? conv2TextureBackward(net, b, SLICE_ROWS) : [
       ...weightGradStages(net, 1, b.cols2, b.gZ2, block(net, b.grads, 1), b.partial),
@@ -346,12 +342,17 @@ function lossAndBackwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
         "conv2",
         col2imVec4 ? "col2imVec4" : "col2im",
         { H: d.p1h, W: d.p1w, C: s.c1, K: s.kernel, COLS: K2 },
-        [b.gCols2, b.gPool1],
+        { gcols: b.gCols2, gx: b.gPool1 },
         (c) => c * p1 * (col2imVec4 ? s.c1 / 4 : s.c1),
       ),
     ]),
     // Backward of  a1 = max-pool(relu(z1)):  ∂z1[j] = ∂a1[o] where arg1[o] = j and z1[j] > 0, else 0
-    poolBackwardStage("pool1", { H: d.h1, W: d.w1, C: s.c1 }, [b.gPool1, b.arg1, b.z1, b.gZ1]),
+    poolBackwardStage("pool1", { H: d.h1, W: d.w1, C: s.c1 }, {
+      gout: b.gPool1,
+      argmax: b.arg1,
+      z: b.z1,
+      gz: b.gZ1,
+    }),
     // Backward of  z1 = cols1 · W1 + b1:  ∂[W1; b1] = [cols1 | 1]ᵀ · ∂z1   (x needs no gradient)
     ...(net.conv1 === "texture"
       ? conv1TextureBackward(net, b, SLICE_ROWS)
@@ -362,8 +363,7 @@ function lossAndBackwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
       kernel: OPTIMIZERS[net.optimizer].kernel,
       constants: {},
       uniform: "step",
-      buffers: [b.params, b.grads, ...b.state],
-      kinds: ["dynamic", "write", "read", ...b.state.map((): BindingKind => "write")],
+      bindings: optimizerBindings(OPTIMIZERS[net.optimizer], b.params, b.grads, b.state),
       threads: () => net.paramFloats,
       flops: () => 0,
     },
@@ -390,16 +390,15 @@ function weightGradStages(
       CNN_LAYER_NAMES[l],
       vec4 ? "cnnMatmulTransAVec4" : "cnnMatmulTransA",
       { K: kPad, N: n, ROWS_PER_IMAGE: rows, SLICE_ROWS },
-      [a, g, partial],
+      { a, g, part: partial },
       (c) => Math.ceil(c * rows / SLICE_ROWS) * blocks(kPad + 1, n, side),
-      1,
       (c) => 2 * c * rows * (k + 1) * n,
     ),
     stage(
       CNN_LAYER_NAMES[l],
       "cnnSumSlices",
       { LEN: (kPad + 1) * n, ROWS_PER_IMAGE: rows, SLICE_ROWS },
-      [partial, dW],
+      { part: partial, dw: dW },
       () => (kPad + 1) * n,
     ),
   ];
@@ -418,25 +417,24 @@ function inputGradStage(
     CNN_LAYER_NAMES[l],
     vec4 ? "cnnMatmulTransBVec4" : "cnnMatmulTransB",
     { K: kPad, N: n, ROWS_PER_IMAGE: rows },
-    [g, w, ga],
+    { g, w, ga },
     (c) => blocks(c * rows, kPad, vec4 ? 8 : 4),
-    1,
     (c) => 2 * c * rows * k * n,
   );
 }
 
-/** The pool's (and ReLU's) backward, 4 channels per thread when C allows: [∂out, argmax, z, ∂z]. */
+/** The pool's (and ReLU's) backward, 4 channels per thread when C allows: ∂out, argmax, z → ∂z. */
 function poolBackwardStage(
   layer: string,
   input: { H: number; W: number; C: number },
-  buffers: GPUBuffer[],
+  bindings: { gout: GPUBuffer; argmax: GPUBuffer; z: GPUBuffer; gz: GPUBuffer },
 ): StageSpec {
   const vec4 = input.C % 4 === 0;
   return stage(
     layer,
     vec4 ? "maxPoolBackwardVec4" : "maxPoolBackward",
     input,
-    buffers,
+    bindings,
     (c) => c * input.H * input.W * (vec4 ? input.C / 4 : input.C),
   );
 }
@@ -454,8 +452,7 @@ function totalLossStage(b: CnnBuffers): StageSpec {
     kernel: "sumLosses",
     constants: {},
     uniform: "batch", // the loss sum's entry: count = nTrain
-    buffers: [b.losses, b.total],
-    kinds: ["dynamic", "read", "write"],
+    bindings: { losses: b.losses, total: b.total },
     threads: () => 1, // one workgroup
     flops: () => 0,
   };
@@ -469,9 +466,9 @@ function totalLossStage(b: CnnBuffers): StageSpec {
 function scoreStage(net: CnnNet, b: CnnBuffers): StageSpec {
   return stage(
     "test",
-    "cnnScoreTest",
-    { N: net.shape.classes },
-    [b.logits, b.testLabels, b.confusion],
+    "argmaxConfusion",
+    { CLASSES: net.shape.classes },
+    { logits: b.logits, labels: b.testLabels, confusion: b.confusion },
     (c) => c,
   );
 }

@@ -16,7 +16,7 @@
  */
 
 import type { CnnDims, CnnShape } from "../../shared/model/cnn.ts";
-import type { BindingKind, StageSpec } from "../kit.ts";
+import type { Resource, StageSpec } from "../kit.ts";
 import type { CnnBuffers, CnnNet } from "./step.ts";
 
 /** vec4 columns of z (or of ∂W) per invocation of the texture kernels. */
@@ -60,12 +60,12 @@ export function conv2TextureSizes(
   };
 }
 
-/** A per-batch stage: binding 0 the batch entry, then `bindings` of `kinds`. */
+/** A per-batch stage: the batch's entry, then `bindings` by the names the kernel declares. */
 export function batchStage(
   name: string,
   kernel: string,
   constants: Record<string, number>,
-  bindings: { resource: GPUBuffer | GPUBufferBinding | GPUTextureView; kind: BindingKind }[],
+  bindings: Record<string, Resource>,
   threads: (count: number) => number,
   flops: (count: number) => number = () => 0,
 ): StageSpec {
@@ -74,8 +74,7 @@ export function batchStage(
     kernel,
     constants,
     uniform: "batch",
-    buffers: bindings.map((b) => b.resource),
-    kinds: ["dynamic", ...bindings.map((b) => b.kind)],
+    bindings,
     threads,
     flops,
   };
@@ -99,7 +98,7 @@ export function conv2TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
       "pool1 cnnToTexture",
       "cnnToTexture",
       { WIDTH: a1Width, ROWS: 0, ROWS_PER_IMAGE: d.p1h, PER_IMAGE: 1 },
-      [{ resource: b.pool1, kind: "read" }, { resource: a1Tex, kind: "storageTexture" }],
+      { src: b.pool1, tex: a1Tex },
       (c) => c * d.p1h * a1Width,
     ),
     // W2Tex[k, n4] = [W2; b2][k, 4·n4 .. 4·n4 + 3]              [K2 + 1, C2] → [K2 + 1][C2/4]
@@ -107,7 +106,7 @@ export function conv2TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
       "conv2 cnnToTexture",
       "cnnToTexture",
       { WIDTH: s.c2 / 4, ROWS: kPad + 1, ROWS_PER_IMAGE: 0, PER_IMAGE: 0 },
-      [{ resource: w2, kind: "read" }, { resource: w2Tex, kind: "storageTexture" }],
+      { src: w2, tex: w2Tex },
       () => (kPad + 1) * s.c2 / 4,
     ),
     // z2[(i, oy, ox), n] = b2[n] + Σ_{ky, kx, c} a1[i, oy + ky, ox + kx, c] · W2[(ky, kx, c), n]
@@ -116,11 +115,7 @@ export function conv2TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
       "conv2 cnnConvTexture",
       "cnnConvTexture",
       { H: d.p1h, W: d.p1w, C: s.c1, KS: s.kernel, N: s.c2, NV: nv, WO: d.w2, PX: px },
-      [
-        { resource: a1Tex, kind: "texture" },
-        { resource: w2Tex, kind: "texture" },
-        { resource: b.z2, kind: "write" },
-      ],
+      { aTex: a1Tex, wTex: w2Tex, z: b.z2 },
       (c) => 64 * Math.ceil(invocations(c) / 16), // workgroups of 16 (the kit counts in 64s)
       (c) => 2 * c * d.h2 * d.w2 * d.k2 * s.c2,
     ),
@@ -152,7 +147,7 @@ export function conv2TextureBackward(
       "conv2 ∂z2 cnnToTexture",
       "cnnToTexture",
       { WIDTH: gZ2Width, ROWS: 0, ROWS_PER_IMAGE: d.h2, PER_IMAGE: 1 },
-      [{ resource: b.gZ2, kind: "read" }, { resource: b.gZ2Tex!, kind: "storageTexture" }],
+      { src: b.gZ2, tex: b.gZ2Tex! },
       (c) => c * d.h2 * gZ2Width,
     ),
     // part[s, k, n] = Σ_{m in slice s} cols2[m, k] · ∂z2[m, n] (cols2 read from a1's texture),
@@ -169,11 +164,7 @@ export function conv2TextureBackward(
         NV: nv,
         SLICE_ROWS: sliceRows,
       },
-      [
-        { resource: b.a1Tex!, kind: "texture" },
-        { resource: b.gZ2Tex!, kind: "texture" },
-        { resource: b.partial, kind: "write" },
-      ],
+      { aTex: b.a1Tex!, gTex: b.gZ2Tex!, part: b.partial },
       (c) => Math.ceil(c * rows / sliceRows) * blocks,
       (c) => 2 * c * rows * (d.k2 + 1) * s.c2,
     ),
@@ -182,7 +173,7 @@ export function conv2TextureBackward(
       "conv2 cnnSumSlices",
       "cnnSumSlices",
       { LEN: (kPad + 1) * n, ROWS_PER_IMAGE: rows, SLICE_ROWS: sliceRows },
-      [{ resource: b.partial, kind: "read" }, { resource: dW, kind: "write" }],
+      { part: b.partial, dw: dW },
       () => (kPad + 1) * n,
     ),
     // ∂a1[i, y, x, c] = Σ_{ky, kx} Σ_n ∂z2[i, y − ky, x − kx, n] · W2[(ky, kx, c), n]
@@ -191,11 +182,7 @@ export function conv2TextureBackward(
       "conv2 cnnConvInputGradTexture",
       "cnnConvInputGradTexture",
       { H: d.p1h, W: d.p1w, C: s.c1, KS: s.kernel, N: s.c2, CB: cb },
-      [
-        { resource: b.gZ2Tex!, kind: "texture" },
-        { resource: b.w2Tex!, kind: "texture" },
-        { resource: b.gPool1, kind: "write" },
-      ],
+      { gTex: b.gZ2Tex!, wTex: b.w2Tex!, ga: b.gPool1 },
       (c) => c * d.p1h * s.c1 / 4 / cb,
       (c) => 2 * c * d.h2 * d.w2 * d.k2 * s.c2,
     ),

@@ -78,7 +78,7 @@ export function conv1TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
       "conv1 im2colTexture",
       "im2colTexture",
       { H: s.height, W: s.width, C: 1, K: s.kernel, COLS: kPad },
-      [{ resource: b.x, kind: "read" }, { resource: b.cols1Tex!, kind: "storageTexture" }],
+      { x: b.x, cols: b.cols1Tex! },
       (c) => c * m1 * kPad / 4,
     ),
     // W1Tex[k, n4] = [W1; b1][k, 4·n4 .. 4·n4 + 3]                  [K1 + 1, C1] → [K1 + 1][C1/4]
@@ -86,7 +86,7 @@ export function conv1TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
       "conv1 cnnToTexture",
       "cnnToTexture",
       { WIDTH: s.c1 / 4, ROWS: kPad + 1, ROWS_PER_IMAGE: 0, PER_IMAGE: 0 },
-      [{ resource: w1, kind: "read" }, { resource: b.w1Tex!, kind: "storageTexture" }],
+      { src: w1, tex: b.w1Tex! },
       () => (kPad + 1) * s.c1 / 4,
     ),
     // z1 = cols1 · W1 + b1                          [B·h1·w1, K1] · [K1 + 1, C1] → [B·h1·w1, C1]
@@ -94,11 +94,7 @@ export function conv1TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
       "conv1 cnnConvTexture",
       "cnnConvTexture",
       { ...asPointwise(net), NV: nv, WO: m1, PX: px },
-      [
-        { resource: b.cols1Tex!, kind: "texture" },
-        { resource: b.w1Tex!, kind: "texture" },
-        { resource: b.z1, kind: "write" },
-      ],
+      { aTex: b.cols1Tex!, wTex: b.w1Tex!, z: b.z1 },
       (c) => 64 * Math.ceil(invocations(c) / 16), // workgroups of 16 (the kit counts in 64s)
       (c) => 2 * c * m1 * d.k1 * s.c1,
     ),
@@ -127,7 +123,7 @@ export function conv1TextureBackward(
       "conv1 ∂z1 cnnToTexture",
       "cnnToTexture",
       { WIDTH: gZ1Width, ROWS: 0, ROWS_PER_IMAGE: 1, PER_IMAGE: 1 },
-      [{ resource: b.gZ1, kind: "read" }, { resource: b.gZ1Tex!, kind: "storageTexture" }],
+      { src: b.gZ1, tex: b.gZ1Tex! },
       (c) => c * gZ1Width,
     ),
     // part[s, k, n] = Σ_{m in slice s} cols1[m, k] · ∂z1[m, n],  part[s, K1, n] = Σ ∂z1[m, n]
@@ -135,11 +131,7 @@ export function conv1TextureBackward(
       "conv1 cnnConvWeightGradTexture",
       "cnnConvWeightGradTexture",
       { ...asPointwise(net), NV: nv, SLICE_ROWS: sliceRows },
-      [
-        { resource: b.cols1Tex!, kind: "texture" },
-        { resource: b.gZ1Tex!, kind: "texture" },
-        { resource: b.partial, kind: "write" },
-      ],
+      { aTex: b.cols1Tex!, gTex: b.gZ1Tex!, part: b.partial },
       (c) => Math.ceil(c * m1 / sliceRows) * blocks,
       (c) => 2 * c * m1 * (d.k1 + 1) * s.c1,
     ),
@@ -148,7 +140,7 @@ export function conv1TextureBackward(
       "conv1 cnnSumSlices",
       "cnnSumSlices",
       { LEN: (kPad + 1) * n, ROWS_PER_IMAGE: m1, SLICE_ROWS: sliceRows },
-      [{ resource: b.partial, kind: "read" }, { resource: dW, kind: "write" }],
+      { part: b.partial, dw: dW },
       () => (kPad + 1) * n,
     ),
   ];

@@ -39,6 +39,8 @@ export interface ActivationBuffers {
   splitPartials?: GPUBuffer;
   /** Floats per row of `splitPartials`: ∂W_L and ∂b_L. */
   splitWidth: number;
+  /** Test pass: logits z_L = a_(L−1)·W_L + b_L of a chunk, [maxRows, nL]. */
+  testLogits: GPUBuffer;
   /** Test pass: confusion[t][p], [nL, nL] u32. */
   confusion: GPUBuffer;
 }
@@ -68,6 +70,7 @@ export function activationBuffers(alloc: Allocator, setup: MlpSetup): Activation
       )
       : undefined,
     splitWidth,
+    testLogits: rows("test logits", nL),
     confusion: alloc.buffer(`test confusion counts [${nL}, ${nL}]`, nL * nL * 4, S | CS | CD),
   };
 }

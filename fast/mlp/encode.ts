@@ -16,7 +16,7 @@
 import { workgroupGrid } from "../../shared/gpu/device.ts";
 import { OPTIMIZERS } from "../../shared/model/optim.ts";
 import { copyMirror, SPLIT_CHUNK } from "./activations.ts";
-import { listDispatch } from "./variants/blank_pixels.ts";
+import { type ListDispatch, listDispatch, listKernel } from "./variants/blank_pixels.ts";
 import type { MlpBuffers, MlpSetup } from "./buffers.ts";
 import { dispatch, type Dispatcher, outsidePass, type Recorder } from "../kit.ts";
 import {
@@ -49,6 +49,82 @@ export interface StepContext {
   mirrorsRead: Set<string>;
   /** The recorders' device, profiler hook and dynamic offsets (fast/kit.ts). */
   to: Dispatcher;
+  /** Labels and grids made on first use (`recordCache`), so that recording allocates nothing. */
+  made: RecordCache;
+}
+
+/**
+ * What recording a dispatch would otherwise allocate, made once: each
+ * slot's label (the profiler's kernel name, `${slot} ${variant}`), pipeline
+ * and list kernel per variant, each grid per row count, the fixed kernels'
+ * labels and grids.
+ */
+export interface RecordCache {
+  slots: Map<Slot, Map<MatmulVariant, SlotRecord>>;
+  /** `[x, 1]` workgroups, by x. */
+  rowGrids: Map<number, readonly [number, number]>;
+  /** The split output-layer weight gradient's `[outputs, chunks]`, by chunks. */
+  splitGrids: Map<number, readonly [number, number]>;
+  optimizerGrid?: readonly [number, number];
+  /** `weightGrad${L} row`, `… split`, `… split sum`. */
+  outputGrad: { row: string; split: string; splitSum: string };
+}
+
+/** A variant of a slot as recorded: its label, pipeline, and per row count its grid and list dispatch. */
+interface SlotRecord {
+  label: string;
+  pipeline: GPUComputePipeline;
+  /** The list kernel's pipeline (`listKernel`), if the variant needs one. */
+  listPipeline?: GPUComputePipeline;
+  /** By row count: the matmul's grid and the list dispatch (training images, then test images). */
+  rows: Map<
+    number,
+    { grid: readonly [number, number]; lists?: ListDispatch; testLists?: ListDispatch }
+  >;
+}
+
+/** An empty cache for an engine of `sizes` (labels and grids are made on first use). */
+export function recordCache(sizes: readonly number[]): RecordCache {
+  const L = sizes.length - 1;
+  return {
+    slots: new Map(),
+    rowGrids: new Map(),
+    splitGrids: new Map(),
+    outputGrad: {
+      row: `weightGrad${L} row`,
+      split: `weightGrad${L} split`,
+      splitSum: `weightGrad${L} split sum`,
+    },
+  };
+}
+
+/** `[x, 1]`, made once per x. */
+function rowGrid(ctx: StepContext, x: number): readonly [number, number] {
+  let grid = ctx.made.rowGrids.get(x);
+  if (!grid) {
+    grid = [x, 1];
+    ctx.made.rowGrids.set(x, grid);
+  }
+  return grid;
+}
+
+/** `slot`'s record of variant `v`, made on first use. */
+function slotRecord(ctx: StepContext, slot: Slot, v: MatmulVariant): SlotRecord {
+  let bySlot = ctx.made.slots.get(slot);
+  if (!bySlot) {
+    bySlot = new Map();
+    ctx.made.slots.set(slot, bySlot);
+  }
+  let r = bySlot.get(v);
+  if (!r) {
+    const key = listKernel(ctx.shapes[slot], v, ctx.kernelOptions);
+    const listPipeline = key === undefined ? undefined : ctx.pipelines.variants.get(key);
+    if (key !== undefined && !listPipeline) throw new Error(`no pipeline compiled for ${key}`);
+    const pipeline = pipelineOf(ctx.pipelines, slot, v);
+    r = { label: `${slot} ${v.name}`, pipeline, listPipeline, rows: new Map() };
+    bySlot.set(v, r);
+  }
+  return r;
 }
 
 /** The step context's stages for `setup` (the mirrors they read: `planChanged`). */
@@ -62,7 +138,8 @@ export function stagesOf(setup: MlpSetup): StepContext["stages"] {
 /**
  * Encodes the matmul of `slot` with variant `v` (default: the plan's) on
  * `rows` rows, after the list dispatch it needs to skip blank pixels (if
- * any; `test`: on the test images).
+ * any; `test`: forward1 on the test images). Labels, pipelines and grids
+ * come from `ctx.made` (made on first use): nothing is allocated.
  */
 export function dispatchSlot(
   ctx: StepContext,
@@ -70,29 +147,28 @@ export function dispatchSlot(
   slot: Slot,
   stepIndex: number,
   rows: number,
-  { v = ctx.plan[slot], group = ctx.groups[slot], test = false }: {
-    v?: MatmulVariant;
-    group?: GPUBindGroup;
-    test?: boolean;
-  } = {},
+  v: MatmulVariant = ctx.plan[slot],
+  test = false,
 ): void {
   const shape = ctx.shapes[slot];
-  const lists = listDispatch(shape, v, ctx.kernelOptions, ctx.groups, rows, test);
-  if (lists) {
-    const key = `${lists.kernel} ${v.block[0]}`;
-    const pipeline = ctx.pipelines.variants.get(key);
-    if (!pipeline) throw new Error(`no pipeline compiled for ${key}`);
-    dispatch(rec, lists.kernel, pipeline, lists.group, stepIndex, lists.size, 0);
+  const r = slotRecord(ctx, slot, v);
+  let at = r.rows.get(rows);
+  if (!at) {
+    const opts = ctx.kernelOptions, g = ctx.groups;
+    at = {
+      grid: dispatchSize(shape, v, rows),
+      lists: listDispatch(shape, v, opts, g, rows, false),
+      testLists: listDispatch(shape, v, opts, g, rows, true),
+    };
+    r.rows.set(rows, at);
   }
-  dispatch(
-    rec,
-    `${slot} ${v.name}`,
-    pipelineOf(ctx.pipelines, slot, v),
-    group,
-    stepIndex,
-    dispatchSize(shape, v, rows),
-    2 * shapeMultiplyAdds(shape, rows),
-  );
+  const lists = test ? at.testLists : at.lists;
+  if (lists && r.listPipeline) {
+    dispatch(rec, lists.kernel, r.listPipeline, lists.group, stepIndex, lists.size, 0);
+  }
+  const group = test ? ctx.groups.forward1Test : ctx.groups[slot];
+  const flops = 2 * shapeMultiplyAdds(shape, rows);
+  dispatch(rec, r.label, r.pipeline, group, stepIndex, at.grid, flops);
 }
 
 // ---------------------------------------------------------------------------
@@ -157,13 +233,12 @@ function encodeStage(
   const L = sizes.length - 1, k = sizes[L - 1], n = sizes[L];
   switch (stage.kind) {
     case "matmul": {
-      const test = stage.testImages ?? false;
-      const group = test ? g.forward1Test : g[stage.slot!];
-      return dispatchSlot(ctx, rec, stage.slot!, index, rows, { group, test });
+      const slot = stage.slot!;
+      return dispatchSlot(ctx, rec, slot, index, rows, ctx.plan[slot], stage.testImages ?? false);
     }
     case "output": {
       const perGroup = ctx.setup.output.layer === "rows" ? OUTPUT_ROWS_PER_GROUP : 64;
-      const groups: [number, number] = [Math.ceil(rows / perGroup), 1];
+      const groups = rowGrid(ctx, Math.ceil(rows / perGroup));
       return dispatch(
         rec,
         p.outputLayerKernel,
@@ -179,12 +254,20 @@ function encodeStage(
     case "optimizer": {
       const floats = ctx.buffers.totalFloats;
       const flops = floats * OPTIMIZERS[ctx.setup.optimizer.optimizer].flops;
-      const grid = workgroupGrid(floats, 64, ctx.device.limits.maxComputeWorkgroupsPerDimension);
+      const grid = ctx.made.optimizerGrid ??= workgroupGrid(
+        floats,
+        64,
+        ctx.device.limits.maxComputeWorkgroupsPerDimension,
+      );
       return dispatch(rec, p.optimizerKernel, p.optimizer!, g.optimizer!, index, grid, flops);
     }
-    case "count": {
-      const groups: [number, number] = [Math.ceil(rows / 64), 1];
-      return dispatch(rec, "countCorrect", p.count, g.count, index, groups, 2 * rows * k * n);
+    case "logits": {
+      const groups = rowGrid(ctx, Math.ceil(rows / 64));
+      return dispatch(rec, "outputLogits", p.logits, g.logits, index, groups, 2 * rows * k * n);
+    }
+    case "confusion": {
+      const groups = rowGrid(ctx, Math.ceil(rows / 64));
+      return dispatch(rec, "argmaxConfusion", p.confusion, g.confusion, index, groups, 0);
     }
   }
 }
@@ -197,25 +280,23 @@ function encodeStage(
 function encodeOutputWeightGrad(ctx: StepContext, rec: Recorder, index: number, rows: number) {
   const p = ctx.pipelines, g = ctx.groups, { sizes } = ctx.setup;
   const L = sizes.length - 1, k = sizes[L - 1], n = sizes[L];
-  const flops = 2 * rows * k * n;
+  const flops = 2 * rows * k * n, labels = ctx.made.outputGrad;
   if (ctx.setup.output.weightGrad === "row") {
-    const groups: [number, number] = [Math.ceil(k / 64), 1];
-    dispatch(rec, `weightGrad${L} row`, p.outputGradRow!, g.outputWeightGrad, index, groups, flops);
+    const groups = rowGrid(ctx, Math.ceil(k / 64));
+    dispatch(rec, labels.row, p.outputGradRow!, g.outputWeightGrad, index, groups, flops);
     return;
   }
   const { splitWidth } = ctx.buffers;
   const outputs = Math.ceil(splitWidth / 64), chunks = Math.ceil(rows / SPLIT_CHUNK);
+  let grid = ctx.made.splitGrids.get(chunks);
+  if (!grid) {
+    grid = [outputs, chunks];
+    ctx.made.splitGrids.set(chunks, grid);
+  }
   const split = g.outputWeightGradSplit!;
-  dispatch(rec, `weightGrad${L} split`, p.outputGradSplit!, split, index, [outputs, chunks], flops);
-  dispatch(
-    rec,
-    `weightGrad${L} split sum`,
-    p.outputGradSplitSum!,
-    split,
-    index,
-    [outputs, 1],
-    splitWidth * chunks,
-  );
+  dispatch(rec, labels.split, p.outputGradSplit!, split, index, grid, flops);
+  const sum = rowGrid(ctx, outputs);
+  dispatch(rec, labels.splitSum, p.outputGradSplitSum!, split, index, sum, splitWidth * chunks);
 }
 
 // ---------------------------------------------------------------------------

@@ -67,6 +67,7 @@ import {
   encodeGather,
   encodeTestPass,
   planChanged,
+  recordCache,
   refreshWeightMirrors,
   stagesOf,
   type StepContext,
@@ -86,7 +87,7 @@ import {
   variantFits,
 } from "./variants/matmul.ts";
 import { createBindGroups } from "./bind_groups.ts";
-import { createLayouts, createPipelines, mlpBindings, pipelineOf } from "./pipelines.ts";
+import { createLayouts, createPipelines, pipelineOf } from "./pipelines.ts";
 
 // ---------------------------------------------------------------------------
 // The engine's interface
@@ -301,10 +302,9 @@ export async function createMlpEngine(
     const blank = createBlankPixels(alloc, setup, data, opts);
     const buffers = createMlpBuffers(alloc, setup, params, data, blank.sortRows);
     const kernelOptions = { updateInPlace: !setup.separateUpdate, zeroLists: blank.zeroLists };
-    const bindings = mlpBindings(setup.output, OPTIMIZERS[setup.optimizer.optimizer]);
     const kit = new Pipelines(device);
-    const layouts = createLayouts(kit, bindings);
-    const pipelines = await createPipelines(kit, setup, bindings, plan, kernelOptions, {
+    const layouts = createLayouts(kit, setup);
+    const pipelines = await createPipelines(kit, setup, layouts, plan, kernelOptions, {
       slots: opts.tuneSlots ?? [],
       software: gpu.software,
     });
@@ -315,11 +315,19 @@ export async function createMlpEngine(
       shapes: slotShapes(setup.sizes),
       buffers,
       pipelines,
-      groups: createBindGroups(device, layouts, buffers, blank, pipelines),
+      groups: createBindGroups(
+        device,
+        layouts,
+        buffers,
+        blank,
+        pipelines,
+        OPTIMIZERS[setup.optimizer.optimizer],
+      ),
       kernelOptions,
       stages: stagesOf(setup),
       mirrorsRead: new Set(),
       to: dispatcher(device, buffers.tuneStep0 + setup.tuneRows.length, opts.passTimestamps),
+      made: recordCache(setup.sizes),
     };
     planChanged(ctx);
     // The weight textures start as copies of the weights, whatever the plan,
@@ -474,7 +482,7 @@ async function timeVariant(
   if (at < 0) throw new RangeError(`can time ${tuneRows.join(" or ")} rows, not ${rows}`);
   const rec = record(ctx.to, `time ${slot} ${v.name}`);
   // lr 0 in the tuning entries: a weight-gradient variant leaves the weights as they are.
-  for (let r = 0; r < reps; r++) dispatchSlot(ctx, rec, slot, b.tuneStep0 + at, rows, { v });
+  for (let r = 0; r < reps; r++) dispatchSlot(ctx, rec, slot, b.tuneStep0 + at, rows, v);
   outsidePass(rec).copyBufferToBuffer(b.lossTotal, 0, b.lossStaging, 0, 4);
   const t0 = performance.now();
   submit(rec);

@@ -1,10 +1,12 @@
 /**
  * The fast MLP engine's bind group layouts and compute pipelines, all made
- * once when the engine is created (webgpu-samples style: a label on each). Pipelines are compiled asynchronously, all in parallel:
- * the plan's matmul variants (and any the tuner may time), the list kernels
- * of blank-pixel skipping (fast/mlp/variants/blank_pixels.ts), and the fixed kernels
- * (output layer and its weight gradient, test counts, loss sum, optimiser,
- * gather).
+ * once when the engine is created (webgpu-samples style: a label on each).
+ * A layout is what its kernels declare (read from their WGSL: fast/bindings.ts),
+ * never a list kept by hand. Pipelines are compiled asynchronously, all in
+ * parallel: the plan's matmul variants (and any the tuner may time), the list
+ * kernels of blank-pixel skipping (fast/mlp/variants/blank_pixels.ts), and the
+ * fixed kernels (output layer and its weight gradient, the test pass's logits
+ * and confusion counts, loss sum, optimiser, gather).
  *
  * Not here: the bind groups (fast/mlp/bind_groups.ts), the buffers
  * (fast/mlp/buffers.ts, activations.ts) and when each pipeline runs
@@ -14,18 +16,25 @@
  * @module
  */
 
-import { type Optimizer, type OptimizerKernel, OPTIMIZERS } from "../../shared/model/optim.ts";
+import { type OptimizerKernel, OPTIMIZERS } from "../../shared/model/optim.ts";
 import { kernelSource, specialize, unrollLoops } from "../../shared/kernels/sources.ts";
-import type { BindingKind, Pipelines } from "../kit.ts";
+import {
+  declaredBindings,
+  type KernelBindings,
+  type Pipelines,
+  type Signature,
+  signatureOf,
+} from "../kit.ts";
 import { listKernel, listKernelSource } from "./variants/blank_pixels.ts";
 import { SPLIT_CHUNK } from "./activations.ts";
 import type { MlpSetup } from "./buffers.ts";
 import {
   type KernelOptions,
   type MatmulVariant,
+  opKernels,
   OUTPUT_ROWS_PER_GROUP,
-  type OutputVariant,
   type Plan,
+  skipsZeroRows,
   type Slot,
   slotShapes,
   slotsOf,
@@ -37,86 +46,65 @@ import {
 // Bind group layouts
 
 /**
- * The binding kinds of each bind group layout, in order, as each kernel
- * declares them (binding 0 "dynamic": the Step entry, or the optimiser's).
+ * The engine's kinds of bind group, each for the kernels that use it: a
+ * slot's group serves every variant family of its op (the tuner may switch
+ * at any time), the split output-layer weight gradient's both its passes.
  */
-export interface MlpBindings {
-  product: BindingKind[];
-  weightGrad: BindingKind[];
-  nonzero: BindingKind[];
-  outputLayer: BindingKind[];
-  splitGrad: BindingKind[];
-  count: BindingKind[];
-  sum: BindingKind[];
-  optimizer: BindingKind[];
-  gather: BindingKind[];
-}
+export type MlpGroup =
+  | "forward"
+  | "inputGrad"
+  | "weightGrad"
+  | "nonzeroRows"
+  | "nonzeroGroups"
+  | "outputLayer"
+  | "outputWeightGrad"
+  | "splitGrad"
+  | "logits"
+  | "confusion"
+  | "sum"
+  | "optimizer"
+  | "gather";
 
-/** The engine's bind group layouts, one per entry of `MlpBindings`. */
-export type MlpLayouts = Record<keyof MlpBindings, GPUBindGroupLayout>;
-
-/**
- * The bindings (`output.layer` "rows": the output layer reads W_L from storage,
- * not a uniform; `optimizer`: the optimiser, whose kernel binds one buffer per
- * part of its state).
- */
-export function mlpBindings(output: OutputVariant, optimizer: Optimizer): MlpBindings {
-  const rows = output.layer === "rows";
+/** The kernel files each `MlpGroup` serves for an engine of `setup`. */
+function groupKernels(setup: MlpSetup): Record<MlpGroup, string[]> {
   return {
-    // forward and inputGrad: step, A/G words, A/G texture, W, W texture, bias/act, out,
-    // lists of groups of pixels (nonzeroGroups)
-    product: [
-      "dynamic",
-      "read",
-      "texture",
-      "read",
-      "texture",
-      "read",
-      "write",
-      "read",
-    ],
-    // weightGrad: step, A words, A texture, G, G texture, W, bias, row lists (nonzeroRows)
-    weightGrad: [
-      "dynamic",
-      "read",
-      "texture",
-      "read",
-      "texture",
-      "write",
-      "write",
-      "read",
-    ],
-    // nonzeroRows and nonzeroGroups: step, image bytes, lists, row order
-    nonzero: ["dynamic", "read", "write", "read"],
-    // outputLayer(Rows): step, act, W (outputLayer: a uniform copy), b, labels, losses, ∂z, ∂act
-    outputLayer: [
-      "dynamic",
-      "read",
-      rows ? "read" : "uniform",
-      "read",
-      "read",
-      "write",
-      "write",
-      "write",
-    ],
-    // split output-layer weight gradient: step, A, G, partial sums, W, bias
-    splitGrad: ["dynamic", "read", "read", "write", "write", "write"],
-    count: ["dynamic", "read", "read", "read", "read", "write"],
-    sum: ["dynamic", "read", "write"],
-    // the optimiser's kernel: its uniform, θ, ∂θ, then each part of its state
-    optimizer: [
-      "dynamic",
-      "write",
-      "read",
-      ...optimizer.state.map((): BindingKind => "write"),
-    ],
-    gather: ["read", "read", "write"],
+    forward: opKernels("forward"),
+    inputGrad: opKernels("inputGrad"),
+    weightGrad: opKernels("weightGrad"),
+    nonzeroRows: ["nonzeroRows"],
+    nonzeroGroups: ["nonzeroGroups"],
+    outputLayer: [setup.output.layer === "rows" ? "outputLayerRows" : "outputLayer"],
+    outputWeightGrad: ["weightGradRow"],
+    splitGrad: ["weightGradSplit", "weightGradSplitSum"],
+    logits: ["outputLogits"],
+    confusion: ["argmaxConfusion"],
+    sum: ["sumLosses"],
+    optimizer: [OPTIMIZERS[setup.optimizer.optimizer].kernel],
+    gather: ["gatherRows"],
   };
 }
 
-/** The layouts of `bindings`, shared through `pipelines` with every kernel of the same signature. */
-export function createLayouts(pipelines: Pipelines, bindings: MlpBindings): MlpLayouts {
-  const layouts = Object.entries(bindings).map(([k, v]) => [k, pipelines.layout(v).bindGroup]);
+/**
+ * A kind of bind group: the bindings its kernels declare (read from their
+ * WGSL; specialisation sets `const` lines only, never a declaration), the
+ * layout's signature (their union) and the layout.
+ */
+export interface MlpLayout {
+  kernels: KernelBindings[];
+  kinds: Signature;
+  bindGroup: GPUBindGroupLayout;
+}
+
+/** The engine's bind group layouts. */
+export type MlpLayouts = Record<MlpGroup, MlpLayout>;
+
+/** The layouts of an engine of `setup`, shared through `pipelines` with every kernel of the same signature. */
+export function createLayouts(pipelines: Pipelines, setup: MlpSetup): MlpLayouts {
+  const layouts = Object.entries(groupKernels(setup)).map(([group, files]) => {
+    const kernels = files.map((k) => declaredBindings(k, kernelSource(k)));
+    const kinds = signatureOf(kernels);
+    return [group, { kernels, kinds, bindGroup: pipelines.layout(kinds).bindGroup }];
+  });
   return Object.fromEntries(layouts) as MlpLayouts;
 }
 
@@ -130,7 +118,9 @@ export interface MlpPipelines {
   /** The output layer + softmax + cross-entropy + ∂z_L + ∂z_(L−1) kernel, and its file's name. */
   outputLayer: GPUComputePipeline;
   outputLayerKernel: "outputLayer" | "outputLayerRows";
-  count: GPUComputePipeline;
+  /** The test pass: logits = act · W_L + b_L, then confusion[y, argmax] += 1 (common). */
+  logits: GPUComputePipeline;
+  confusion: GPUComputePipeline;
   sum: GPUComputePipeline;
   /** Momentum, Adam (`separateUpdate`): the update of the whole packed buffer, and its kernel's name. */
   optimizer?: GPUComputePipeline;
@@ -157,10 +147,23 @@ export function pipelineOf(p: MlpPipelines, slot: string, v: MatmulVariant): GPU
   return pipeline;
 }
 
-/** Compiles `code` (entry point `main`) for `bindings[layout]`, asynchronously (not awaited). */
-function compiler(pipelines: Pipelines, bindings: MlpBindings) {
-  return (label: string, code: string, layout: keyof MlpBindings) =>
-    pipelines.compile(label, code, bindings[layout]);
+/**
+ * Compiles `code` (entry point `main`) for `layouts[group]`, asynchronously
+ * (not awaited), after checking that each binding `code` declares is in the
+ * layout as the same kind.
+ */
+function compiler(pipelines: Pipelines, layouts: MlpLayouts) {
+  return (label: string, code: string, group: MlpGroup) => {
+    const { kinds } = layouts[group];
+    for (const { binding, name, kind } of declaredBindings(label, code).bindings) {
+      if (kinds[binding] !== kind) {
+        throw new Error(
+          `kernel ${label}: binding ${binding} (${name}, ${kind}) is not in the ${group} layout`,
+        );
+      }
+    }
+    return pipelines.compile(label, code, kinds);
+  };
 }
 
 /**
@@ -171,27 +174,36 @@ function compiler(pipelines: Pipelines, bindings: MlpBindings) {
 export async function createPipelines(
   kit: Pipelines,
   setup: MlpSetup,
-  bindings: MlpBindings,
+  layouts: MlpLayouts,
   plan: Plan,
   kernelOptions: KernelOptions,
   tune: { slots: readonly Slot[]; software: boolean },
 ): Promise<MlpPipelines> {
-  const compile = compiler(kit, bindings);
+  const compile = compiler(kit, layouts);
   const shapes = slotShapes(setup.sizes);
   // Pipelines per slot and variant: the plan's, plus any asked for (tuning).
   const variants = new Map<string, Promise<GPUComputePipeline>>();
   const want = (slot: Slot, v: MatmulVariant) => {
     const shape = shapes[slot];
     const key = pipelineKey(slot, v);
-    const bgl = shape.op === "weightGrad" ? "weightGrad" : "product";
     if (!variants.has(key)) {
-      variants.set(key, compile(`${slot} ${v.name}`, variantSource(shape, v, kernelOptions), bgl));
+      variants.set(
+        key,
+        compile(`${slot} ${v.name}`, variantSource(shape, v, kernelOptions), shape.op),
+      );
     }
     // nonzeroRows/nonzeroGroups per block size, for the variants that skip zeros.
     const lists = listKernel(shape, v, kernelOptions);
     if (lists && !variants.has(lists)) {
       const source = listKernelSource(shape, v, kernelOptions, setup.maxRows);
-      variants.set(lists, compile(lists, source, "nonzero"));
+      variants.set(
+        lists,
+        compile(
+          lists,
+          source,
+          skipsZeroRows(shape, v, kernelOptions) ? "nonzeroRows" : "nonzeroGroups",
+        ),
+      );
     }
   };
   for (const slot of slotsOf(setup.sizes)) {
@@ -230,45 +242,48 @@ async function compileFixed(
   const update = { UPDATE_IN_PLACE: !separateUpdate };
   const source = (kernel: string, consts: Record<string, number | boolean>) =>
     specialize(kernelSource(kernel), consts);
-  const [outputLayer, count, sum, optimizer, gatherX, gatherY, row, splitA, splitB] = await Promise
-    .all([
-      compile(
-        outputLayerKernel,
-        unrollLoops(
-          source(
-            outputLayerKernel,
-            rows ? { ...outputConsts, ROWS: OUTPUT_ROWS_PER_GROUP } : outputConsts,
+  const [outputLayer, logits, confusion, sum, optimizer, gatherX, gatherY, row, splitA, splitB] =
+    await Promise
+      .all([
+        compile(
+          outputLayerKernel,
+          unrollLoops(
+            source(
+              outputLayerKernel,
+              rows ? { ...outputConsts, ROWS: OUTPUT_ROWS_PER_GROUP } : outputConsts,
+            ),
           ),
+          "outputLayer",
         ),
-        "outputLayer",
-      ),
-      compile("countCorrect", source("countCorrect", outputConsts), "count"),
-      compile("sumLosses", kernelSource("sumLosses"), "sum"),
-      separateUpdate
-        ? compile(optimizerKernel, kernelSource(optimizerKernel), "optimizer")
-        : undefined,
-      shuffle ? compile("gatherRows images", gatherSource(n0 / 4), "gather") : undefined,
-      shuffle ? compile("gatherRows labels", gatherSource(1), "gather") : undefined,
-      split ? undefined : compile(
-        `weightGrad${L} row`,
-        unrollLoops(source("weightGradRow", { K: sizes[L - 1], N: sizes[L], ...update })),
-        "weightGrad",
-      ),
-      split
-        ? compile(`weightGrad${L} split`, source("weightGradSplit", splitConsts), "splitGrad")
-        : undefined,
-      split
-        ? compile(
-          `weightGrad${L} split sum`,
-          source("weightGradSplitSum", { ...splitConsts, ...update }),
-          "splitGrad",
-        )
-        : undefined,
-    ]);
+        compile("outputLogits", source("outputLogits", outputConsts), "logits"),
+        compile("argmaxConfusion", source("argmaxConfusion", { CLASSES: sizes[L] }), "confusion"),
+        compile("sumLosses", kernelSource("sumLosses"), "sum"),
+        separateUpdate
+          ? compile(optimizerKernel, kernelSource(optimizerKernel), "optimizer")
+          : undefined,
+        shuffle ? compile("gatherRows images", gatherSource(n0 / 4), "gather") : undefined,
+        shuffle ? compile("gatherRows labels", gatherSource(1), "gather") : undefined,
+        split ? undefined : compile(
+          `weightGrad${L} row`,
+          unrollLoops(source("weightGradRow", { K: sizes[L - 1], N: sizes[L], ...update })),
+          "outputWeightGrad",
+        ),
+        split
+          ? compile(`weightGrad${L} split`, source("weightGradSplit", splitConsts), "splitGrad")
+          : undefined,
+        split
+          ? compile(
+            `weightGrad${L} split sum`,
+            source("weightGradSplitSum", { ...splitConsts, ...update }),
+            "splitGrad",
+          )
+          : undefined,
+      ]);
   return {
     outputLayer,
     outputLayerKernel,
-    count,
+    logits,
+    confusion,
     sum,
     optimizer,
     optimizerKernel,

@@ -38,10 +38,10 @@ export interface MlpStage {
    * `matmul`: a tunable fused matmul (forward_i, inputGrad_i, weightGrad_i), its
    * variant the plan's; `output`: the output layer with softmax, cross-entropy and
    * their gradients; `outputWeightGrad`: the output layer's weight gradient;
-   * `optimizer`: momentum's or Adam's update of every parameter; `count`: the test
-   * pass's confusion counts.
+   * `optimizer`: momentum's or Adam's update of every parameter; `logits` and
+   * `confusion`: the test pass's output layer and its confusion counts.
    */
-  kind: "matmul" | "output" | "outputWeightGrad" | "optimizer" | "count";
+  kind: "matmul" | "output" | "outputWeightGrad" | "optimizer" | "logits" | "confusion";
   /** `matmul`: its slot. */
   slot?: Slot;
   /** Layer 1 of the test pass: reads the test images. */
@@ -118,7 +118,9 @@ export function testStages(sizes: readonly number[]): MlpStage[] {
   // Forward, hidden layers i = 1 … L − 1, as in training (layer 1 reads the test images):
   //   a_i = relu(a_(i−1)·W_i + b_i)
   for (let i = 1; i < L; i++) stages.push(forward(i, i === 1));
-  // confusion[y_r, argmax_c (a_(L−1)·W_L + b_L)[r, c]] += 1     confusion: [nL, nL], cleared first
-  stages.push({ kind: "count", mirrored: [], writes: [] });
+  // z_L = a_(L−1)·W_L + b_L                         [rows, n(L−1)] · [n(L−1), nL] → [rows, nL]
+  stages.push({ kind: "logits", mirrored: [], writes: [] });
+  // confusion[y_r, argmax_c z_L[r, c]] += 1 (first maximum)   confusion: [nL, nL], cleared first
+  stages.push({ kind: "confusion", mirrored: [], writes: [] });
   return stages;
 }

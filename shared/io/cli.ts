@@ -174,8 +174,8 @@ function hyperHelp(h: HyperName): string {
 }
 
 const SLOW_NOTES = `
-An epoch of the full 60,000 images takes tens of minutes on a CPU adapter (llvmpipe: 27 min
-on a busy 2-core machine): a terminal shows each step with an estimate of the time left.
+An epoch of the full 60,000 images takes minutes on a CPU adapter (llvmpipe: 153 s on a quiet
+2-core machine, bench/RESULTS.md): a terminal shows each step with an estimate of the time left.
 For a quick look: --train-limit 2000 --epochs 2.
 `;
 

@@ -36,8 +36,8 @@ export interface TrainSummary {
     /** The MLP's hidden layer widths, when `--hidden` was given. */
     hidden?: number[];
     /**
-     * Fast trainer, when not the defaults (sgd, in order). `model` is declared
-     * but no trainer sets it yet: a CNN run's summary does not name its model.
+     * Fast trainer, each only when not the default: `model` when not the MLP
+     * (fast/run.ts sets "cnn"), `optimizer` when not sgd, `shuffle` when set.
      */
     model?: "mlp" | "cnn";
     optimizer?: string;

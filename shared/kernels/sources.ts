@@ -40,13 +40,11 @@ import cnnMatmulTransAVec4 from "./cnn/cnnMatmulTransAVec4.wgsl" with { type: "t
 import cnnMatmulTransB from "./cnn/cnnMatmulTransB.wgsl" with { type: "text" };
 import cnnMatmulTransBVec4 from "./cnn/cnnMatmulTransBVec4.wgsl" with { type: "text" };
 import cnnMatmulVec4 from "./cnn/cnnMatmulVec4.wgsl" with { type: "text" };
-import cnnScoreTest from "./cnn/cnnScoreTest.wgsl" with { type: "text" };
 import cnnSumSlices from "./cnn/cnnSumSlices.wgsl" with { type: "text" };
 import cnnToTexture from "./cnn/cnnToTexture.wgsl" with { type: "text" };
 import col2im from "./cnn/col2im.wgsl" with { type: "text" };
 import col2imVec4 from "./cnn/col2imVec4.wgsl" with { type: "text" };
 import columnSums from "./slow/columnSums.wgsl" with { type: "text" };
-import countCorrect from "./mlp/countCorrect.wgsl" with { type: "text" };
 import crossEntropy from "./slow/crossEntropy.wgsl" with { type: "text" };
 import gatherRows from "./gatherRows.wgsl" with { type: "text" };
 import im2col from "./cnn/im2col.wgsl" with { type: "text" };
@@ -88,6 +86,8 @@ import outputLayerRows from "./mlp/outputLayerRows.wgsl" with {
   type: "text",
 };
 import sumLosses from "./common/sumLosses.wgsl" with { type: "text" };
+import argmaxConfusion from "./common/argmaxConfusion.wgsl" with { type: "text" };
+import outputLogits from "./mlp/outputLogits.wgsl" with { type: "text" };
 import weightGrad from "./mlp/weightGrad.wgsl" with { type: "text" };
 import weightGradBlocked from "./mlp/weightGradBlocked.wgsl" with { type: "text" };
 import weightGradRow from "./mlp/weightGradRow.wgsl" with { type: "text" };
@@ -101,6 +101,7 @@ export const KERNEL_SOURCES: Readonly<Record<string, string>> = {
   adamStep,
   addBias,
   argmax,
+  argmaxConfusion,
   bytesToFloats,
   cnnConvInputGradTexture,
   cnnConvTexture,
@@ -113,13 +114,11 @@ export const KERNEL_SOURCES: Readonly<Record<string, string>> = {
   cnnMatmulTransB,
   cnnMatmulTransBVec4,
   cnnMatmulVec4,
-  cnnScoreTest,
   cnnSumSlices,
   cnnToTexture,
   col2im,
   col2imVec4,
   columnSums,
-  countCorrect,
   crossEntropy,
   gatherRows,
   im2col,
@@ -150,6 +149,7 @@ export const KERNEL_SOURCES: Readonly<Record<string, string>> = {
   softmaxCrossEntropyBackward,
   outputLayer,
   outputLayerRows,
+  outputLogits,
   sumLosses,
   weightGrad,
   weightGradBlocked,
@@ -170,11 +170,10 @@ export const BATCH_STRUCT: string = batchStruct;
 export const BATCH_BYTES = 16;
 
 /** The kernels both models use: every kernel under shared/kernels/common/. */
-export const COMMON_KERNELS: ReadonlySet<string> = new Set(["sumLosses"]);
+export const COMMON_KERNELS: ReadonlySet<string> = new Set(["argmaxConfusion", "sumLosses"]);
 
 /** The MLP's kernels: every kernel under shared/kernels/mlp/. */
 export const MLP_KERNELS: ReadonlySet<string> = new Set([
-  "countCorrect",
   "inputGradReluMask",
   "inputGradReluMaskBlocked",
   "inputGradReluMaskTexture",
@@ -187,6 +186,7 @@ export const MLP_KERNELS: ReadonlySet<string> = new Set([
   "nonzeroRows",
   "outputLayer",
   "outputLayerRows",
+  "outputLogits",
   "weightGrad",
   "weightGradBlocked",
   "weightGradRow",
@@ -209,7 +209,6 @@ export const CNN_KERNELS: ReadonlySet<string> = new Set([
   "cnnMatmulTransB",
   "cnnMatmulTransBVec4",
   "cnnMatmulVec4",
-  "cnnScoreTest",
   "cnnSumSlices",
   "cnnToTexture",
   "col2im",

@@ -212,31 +212,40 @@ export function listKernelSource(
   return specialize(kernelSource("nonzeroGroups"), { K: shape.k, ROWS: v.block[0] });
 }
 
-/** The list kernels' bind groups (layout: step, image bytes, lists, row order). */
+/** The list kernels' bind groups. */
 export interface ListBindGroups {
   nonzeroRows: GPUBindGroup;
   nonzeroGroups: GPUBindGroup;
   nonzeroGroupsTest: GPUBindGroup;
 }
 
-/** The bind groups of the list kernels, made with `bindGroup` (fast/mlp/bind_groups.ts). */
+/**
+ * The bind groups of the list kernels, made with `group` (fast/mlp/bind_groups.ts:
+ * by the names the kernels declare): the images (training or test), the lists,
+ * and nonzeroGroups' row order.
+ */
 export function listBindGroups(
-  bindGroup: (label: string, resources: GPUBuffer[]) => GPUBindGroup,
-  steps: GPUBuffer,
+  group: (
+    label: string,
+    kind: "nonzeroRows" | "nonzeroGroups",
+    resources: Record<string, GPUBuffer | GPUBufferBinding>,
+  ) => GPUBindGroup,
+  step: GPUBufferBinding,
   trainX: GPUBuffer,
   testX: GPUBuffer,
   blank: BlankPixels,
 ): ListBindGroups {
   const { rowLists, groupLists, rowOrder } = blank;
+  const groups = (label: string, x: GPUBuffer) =>
+    group(label, "nonzeroGroups", { step, x, list: groupLists, order: rowOrder });
   return {
-    nonzeroRows: bindGroup("nonzeroRows bind group", [steps, trainX, rowLists, rowOrder]),
-    nonzeroGroups: bindGroup("nonzeroGroups bind group", [steps, trainX, groupLists, rowOrder]),
-    nonzeroGroupsTest: bindGroup("nonzeroGroups test bind group", [
-      steps,
-      testX,
-      groupLists,
-      rowOrder,
-    ]),
+    nonzeroRows: group("nonzeroRows bind group", "nonzeroRows", {
+      step,
+      x: trainX,
+      list: rowLists,
+    }),
+    nonzeroGroups: groups("nonzeroGroups bind group", trainX),
+    nonzeroGroupsTest: groups("nonzeroGroups test bind group", testX),
   };
 }
 

@@ -208,6 +208,11 @@ const KERNEL_FILES: Record<MatmulOp, Record<MatmulFamily, string>> = {
   },
 };
 
+/** The kernel files of every family of `op`: the kernels one bind group of a slot of `op` serves. */
+export function opKernels(op: MatmulOp): string[] {
+  return Object.values(KERNEL_FILES[op]);
+}
+
 /** The kernel file (in `shared/kernels/mlp/`, without `.wgsl`) of `v` for `op`. */
 function kernelName(op: MatmulOp, v: MatmulVariant): string {
   return KERNEL_FILES[op][v.family];
