@@ -136,7 +136,6 @@ export function conv2TextureBackward(
 ): StageSpec[] {
   const { shape: s, dims: d } = net;
   const gZ2Width = d.w2 * s.c2 / 4;
-  const cb = (s.c1 / 4) % 2 === 0 ? 2 : 1; // groups of 4 channels per invocation of ∂a1
   const { kPad, n, offset } = net.layers[1];
   const dW = { buffer: b.grads, offset: offset * 4, size: (kPad + 1) * n * 4 };
   const nv = columnsPerThread(s.c2), rows = d.h2 * d.w2;
@@ -181,9 +180,9 @@ export function conv2TextureBackward(
     batchStage(
       "conv2 cnnConvInputGradTexture",
       "cnnConvInputGradTexture",
-      { H: d.p1h, W: d.p1w, C: s.c1, KS: s.kernel, N: s.c2, CB: cb },
+      { H: d.p1h, W: d.p1w, C: s.c1, KS: s.kernel, N: s.c2 },
       { gTex: b.gZ2Tex!, wTex: b.w2Tex!, ga: b.gPool1 },
-      (c) => c * d.p1h * s.c1 / 4 / cb,
+      (c) => c * d.p1h * s.c1 / 4,
       (c) => 2 * c * d.h2 * d.w2 * d.k2 * s.c2,
     ),
   ];
