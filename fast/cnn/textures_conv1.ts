@@ -79,7 +79,7 @@ export function conv1TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
       "im2colTexture",
       { H: s.height, W: s.width, C: 1, K: s.kernel, COLS: kPad },
       { x: b.x, cols: b.cols1Tex! },
-      (c) => c * m1 * kPad / 4,
+      (c) => c * m1,
     ),
     // W1Tex[k, n4] = [W1; b1][k, 4·n4 .. 4·n4 + 3]                  [K1 + 1, C1] → [K1 + 1][C1/4]
     batchStage(
