@@ -230,15 +230,15 @@ function forwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
       // z1 = cols1 · W1 + b1                          [B·h1·w1, K1] · [K1 + 1, C1] → [B·h1·w1, C1]
       matmulStage(net, 0, b.cols1, block(net, b.params, 0), b.z1),
     ]),
-    // a1[i, py, px, c] = max_{dy, dx < 2} relu(z1[i, 2py + dy, 2px + dx, c]), arg1 = where
-    stage(
-      "pool1",
-      "maxPool",
-      { H: d.h1, W: d.w1, C: s.c1 },
-      { z: b.z1, pooled: b.pool1, argmax: b.arg1 },
-      (c) => c * p1 * s.c1,
-    ),
     ...(net.conv2 === "texture" ? conv2TextureForward(net, b) : [
+      // a1[i, py, px, c] = max_{dy, dx < 2} relu(z1[i, 2py + dy, 2px + dx, c]), arg1 = where
+      stage(
+        "pool1",
+        "maxPool",
+        { H: d.h1, W: d.w1, C: s.c1 },
+        { z: b.z1, pooled: b.pool1, argmax: b.arg1 },
+        (c) => c * p1 * s.c1,
+      ),
       // cols2[(i, oy, ox), (ky, kx, c)] = a1[i, oy + ky, ox + kx, c]    → cols2: [B·h2·w2, K2]
       im2colStage(
         net,
@@ -325,15 +325,15 @@ function lossAndBackwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
     // Backward of  logits = a2 · W3 + b3:  ∂[W3; b3] = [a2 | 1]ᵀ · ∂logits,  ∂a2 = ∂logits · W3ᵀ
     ...weightGradStages(net, 2, b.pool2, b.gLogits, block(net, b.grads, 2), b.partial),
     inputGradStage(net, 2, b.gLogits, block(net, b.params, 2), b.gPool2),
-    // Backward of  a2 = max-pool(relu(z2)):  ∂z2[j] = ∂a2[o] where arg2[o] = j and z2[j] > 0, else 0
-    poolBackwardStage("pool2", { H: d.h2, W: d.w2, C: s.c2 }, {
-      gout: b.gPool2,
-      argmax: b.arg2,
-      z: b.z2,
-      gz: b.gZ2,
-    }),
-    // Backward of  z2 = cols2 · W2 + b2:  ∂[W2; b2] = [cols2 | 1]ᵀ · ∂z2,  ∂cols2 = ∂z2 · W2ᵀ
     ...(net.conv2 === "texture" ? conv2TextureBackward(net, b, SLICE_ROWS) : [
+      // Backward of  a2 = max-pool(relu(z2)):  ∂z2[j] = ∂a2[o] where arg2[o] = j and z2[j] > 0, else 0
+      poolBackwardStage("pool2", { H: d.h2, W: d.w2, C: s.c2 }, {
+        gout: b.gPool2,
+        argmax: b.arg2,
+        z: b.z2,
+        gz: b.gZ2,
+      }),
+      // Backward of  z2 = cols2 · W2 + b2:  ∂[W2; b2] = [cols2 | 1]ᵀ · ∂z2,  ∂cols2 = ∂z2 · W2ᵀ
       ...weightGradStages(net, 1, b.cols2, b.gZ2, block(net, b.grads, 1), b.partial),
       inputGradStage(net, 1, b.gZ2, block(net, b.params, 1), b.gCols2),
       // Backward of  cols2[(i, oy, ox), (ky, kx, c)] = a1[i, oy + ky, ox + kx, c]:
@@ -346,17 +346,17 @@ function lossAndBackwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
         (c) => c * p1 * (col2imVec4 ? s.c1 / 4 : s.c1),
       ),
     ]),
-    // Backward of  a1 = max-pool(relu(z1)):  ∂z1[j] = ∂a1[o] where arg1[o] = j and z1[j] > 0, else 0
-    poolBackwardStage("pool1", { H: d.h1, W: d.w1, C: s.c1 }, {
-      gout: b.gPool1,
-      argmax: b.arg1,
-      z: b.z1,
-      gz: b.gZ1,
-    }),
-    // Backward of  z1 = cols1 · W1 + b1:  ∂[W1; b1] = [cols1 | 1]ᵀ · ∂z1   (x needs no gradient)
-    ...(net.conv1 === "texture"
-      ? conv1TextureBackward(net, b, SLICE_ROWS)
-      : weightGradStages(net, 0, b.cols1, b.gZ1, block(net, b.grads, 0), b.partial)),
+    ...(net.conv1 === "texture" ? conv1TextureBackward(net, b, SLICE_ROWS) : [
+      // Backward of  a1 = max-pool(relu(z1)):  ∂z1[j] = ∂a1[o] where arg1[o] = j and z1[j] > 0, else 0
+      poolBackwardStage("pool1", { H: d.h1, W: d.w1, C: s.c1 }, {
+        gout: b.gPool1,
+        argmax: b.arg1,
+        z: b.z1,
+        gz: b.gZ1,
+      }),
+      // Backward of  z1 = cols1 · W1 + b1:  ∂[W1; b1] = [cols1 | 1]ᵀ · ∂z1   (x needs no gradient)
+      ...weightGradStages(net, 0, b.cols1, b.gZ1, block(net, b.grads, 0), b.partial),
+    ]),
     // θ ← the optimiser's step on every parameter at once (its kernel: sgdStep, momentumStep, …)
     {
       name: `params ${OPTIMIZERS[net.optimizer].kernel}`,

@@ -81,8 +81,9 @@ export function batchStage(
 }
 
 /**
- * conv2's forward on textures, after pool1 (three stages):
- *   a1Tex ← a1,  W2Tex ← [W2; b2],  z2 = conv(a1, W2) + b2 (`cnnConvTexture`).
+ * conv2's forward on textures, after conv1 (three stages): pool1 into a1's
+ * texture (`maxPoolTexture`), W2Tex ← [W2; b2], z2 = conv(a1, W2) + b2
+ * (`cnnConvTexture`).
  */
 export function conv2TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
   const { shape: s, dims: d } = net, a1Tex = b.a1Tex!, w2Tex = b.w2Tex!;
@@ -93,12 +94,14 @@ export function conv2TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
   const px = d.w2; // output pixels per invocation
   const invocations = (c: number) => c * d.h2 * (d.w2 / px) * (s.c2 / 4 / nv);
   return [
-    // a1Tex[(b, y), (x, c4)] = a1[b, y, x, 4·c4 .. 4·c4 + 3]   [B, p1h, p1w, C1] → [B·p1h][p1w·C1/4]
+    // a1[i, py, px, c] = max_{dy, dx < 2} relu(z1[i, 2py + dy, 2px + dx, c]), arg1 = where,
+    //   straight into a1's texture: a1Tex[(i, py), (px, c4)] = a1[i, py, px, 4·c4 .. 4·c4 + 3]
+    //                                           [B, h1, w1, C1] → [B·p1h][p1w·C1/4], arg1
     batchStage(
-      "pool1 cnnToTexture",
-      "cnnToTexture",
-      { WIDTH: a1Width, ROWS: 0, ROWS_PER_IMAGE: d.p1h, PER_IMAGE: 1 },
-      { src: b.pool1, tex: a1Tex },
+      "pool1 maxPoolTexture",
+      "maxPoolTexture",
+      { H: d.h1, W: d.w1, C: s.c1 },
+      { z: b.z1, pooled: a1Tex, argmax: b.arg1 },
       (c) => c * d.p1h * a1Width,
     ),
     // W2Tex[k, n4] = [W2; b2][k, 4·n4 .. 4·n4 + 3]              [K2 + 1, C2] → [K2 + 1][C2/4]
@@ -123,7 +126,8 @@ export function conv2TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
 }
 
 /**
- * conv2's backward on textures, after pool2's: ∂z2 into its texture; the
+ * conv2's backward on textures, after ∂a2: pool2's backward into ∂z2's
+ * texture (`maxPoolBackwardTexture`); the
  * split-K weight gradient on a1's texture, partial sums per slice of
  * `sliceRows` rows (`cnnConvWeightGradTexture`, part: [S, K2 + 1, C2]), then
  * their sum in order into ∂[W2; b2] (`cnnSumSlices`, as the other variant);
@@ -141,12 +145,14 @@ export function conv2TextureBackward(
   const nv = columnsPerThread(s.c2), rows = d.h2 * d.w2;
   const blocks = (d.k2 / 8 + 1) * (s.c2 / 4 / nv);
   return [
-    // gZ2Tex[(i, oy), (ox, n4)] = ∂z2[i, oy, ox, 4·n4 .. 4·n4 + 3]    [B, h2, w2, C2] → [B·h2][w2·C2/4]
+    // Backward of  a2 = max-pool(relu(z2)):  ∂z2[j] = ∂a2[o] where arg2[o] = j and z2[j] > 0, else 0,
+    //   straight into ∂z2's texture: gZ2Tex[(i, oy), (ox, n4)] = ∂z2[i, oy, ox, 4·n4 .. 4·n4 + 3]
+    //                                                      [B, h2, w2, C2] → [B·h2][w2·C2/4]
     batchStage(
-      "conv2 ∂z2 cnnToTexture",
-      "cnnToTexture",
-      { WIDTH: gZ2Width, ROWS: 0, ROWS_PER_IMAGE: d.h2, PER_IMAGE: 1 },
-      { src: b.gZ2, tex: b.gZ2Tex! },
+      "pool2 maxPoolBackwardTexture",
+      "maxPoolBackwardTexture",
+      { H: d.h2, W: d.w2, C: s.c2, WIDTH: gZ2Width },
+      { gout: b.gPool2, argmax: b.arg2, z: b.z2, gz: b.gZ2Tex! },
       (c) => c * d.h2 * gZ2Width,
     ),
     // part[s, k, n] = Σ_{m in slice s} cols2[m, k] · ∂z2[m, n] (cols2 read from a1's texture),

@@ -102,8 +102,8 @@ export function conv1TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
 }
 
 /**
- * conv1's weight gradient on textures, after pool1's backward: ∂z1 into its
- * texture; partial sums per slice of `sliceRows` rows
+ * conv1's backward on textures, after ∂a1: pool1's backward into ∂z1's
+ * texture (`maxPoolBackwardTexture`); partial sums per slice of `sliceRows` rows
  * (`cnnConvWeightGradTexture`, part: [S, K1 + 1, C1]), then their sum in
  * order into ∂[W1; b1] (`cnnSumSlices`). x needs no gradient.
  */
@@ -118,12 +118,14 @@ export function conv1TextureBackward(
   const m1 = d.h1 * d.w1, nv = columnsPerThread(s.c1), gZ1Width = m1 * s.c1 / 4;
   const blocks = (kPad / 8 + 1) * (s.c1 / 4 / nv);
   return [
-    // gZ1Tex[i, ((oy·w1 + ox), n4)] = ∂z1[i, oy, ox, 4·n4 .. 4·n4 + 3]   [B, h1, w1, C1] → [B][h1·w1·C1/4]
+    // Backward of  a1 = max-pool(relu(z1)):  ∂z1[j] = ∂a1[o] where arg1[o] = j and z1[j] > 0, else 0,
+    //   straight into ∂z1's texture: gZ1Tex[i, ((oy·w1 + ox), n4)] = ∂z1[i, oy, ox, 4·n4 .. 4·n4 + 3]
+    //                                                         [B, h1, w1, C1] → [B][h1·w1·C1/4]
     batchStage(
-      "conv1 ∂z1 cnnToTexture",
-      "cnnToTexture",
-      { WIDTH: gZ1Width, ROWS: 0, ROWS_PER_IMAGE: 1, PER_IMAGE: 1 },
-      { src: b.gZ1, tex: b.gZ1Tex! },
+      "pool1 maxPoolBackwardTexture",
+      "maxPoolBackwardTexture",
+      { H: d.h1, W: d.w1, C: s.c1, WIDTH: gZ1Width },
+      { gout: b.gPool1, argmax: b.arg1, z: b.z1, gz: b.gZ1Tex! },
       (c) => c * gZ1Width,
     ),
     // part[s, k, n] = Σ_{m in slice s} cols1[m, k] · ∂z1[m, n],  part[s, K1, n] = Σ ∂z1[m, n]

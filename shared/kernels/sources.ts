@@ -66,6 +66,8 @@ import matmulBiasReluTiled from "./mlp/matmulBiasReluTiled.wgsl" with { type: "t
 import matmulTransA from "./slow/matmulTransA.wgsl" with { type: "text" };
 import matmulTransB from "./slow/matmulTransB.wgsl" with { type: "text" };
 import maxPool from "./cnn/maxPool.wgsl" with { type: "text" };
+import maxPoolBackwardTexture from "./cnn/maxPoolBackwardTexture.wgsl" with { type: "text" };
+import maxPoolTexture from "./cnn/maxPoolTexture.wgsl" with { type: "text" };
 import maxPoolBackward from "./cnn/maxPoolBackward.wgsl" with { type: "text" };
 import maxPoolBackwardVec4 from "./cnn/maxPoolBackwardVec4.wgsl" with { type: "text" };
 import momentumStep from "./optim/momentumStep.wgsl" with { type: "text" };
@@ -138,6 +140,8 @@ export const KERNEL_SOURCES: Readonly<Record<string, string>> = {
   maxPool,
   maxPoolBackward,
   maxPoolBackwardVec4,
+  maxPoolBackwardTexture,
+  maxPoolTexture,
   momentumStep,
   nonzeroGroups,
   nonzeroRows,
@@ -219,6 +223,8 @@ export const CNN_KERNELS: ReadonlySet<string> = new Set([
   "maxPool",
   "maxPoolBackward",
   "maxPoolBackwardVec4",
+  "maxPoolBackwardTexture",
+  "maxPoolTexture",
 ]);
 
 /**

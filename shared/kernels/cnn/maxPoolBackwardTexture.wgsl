@@ -1,0 +1,52 @@
+// maxPoolBackwardTexture (with the ReLU before the pool): for every element i = (b, y, x, c) of z,
+//   gz[i] = gout[o] if argmax[o] = i and z[i] > 0, else 0,   o = (b, y/2, x/2, c)
+//   z: [count, H, W, C]; gout, argmax: [count, H/2, W/2, C] (as vec4 along channels, C % 4 = 0);
+//   gz: rgba32float storage texture, WIDTH texels wide: the vec4 at flat index i4 of
+//   [count, H, W, C/4] goes to texel (i4 % WIDTH, i4 / WIDTH) (WIDTH = W·C/4: one line of z a
+//   row, conv2's ∂z2 texture; WIDTH = H·W·C/4: one image a row, conv1's).
+// maxPoolBackwardVec4 (the backward of maxPool's
+// out[b, py, px, c] = max_{dy, dx < 2} max(0, z[b, 2py + dy, 2px + dx, c])) writing its result
+// where the texture kernels read it (cnnConvWeightGradTexture, cnnConvInputGradTexture): the same
+// values, without ∂z in a buffer and a copy of it (cnnToTexture).
+
+// Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
+// nothing, so a constant the host forgets fails to compile (and the host checks first).
+const H = SET_BY_HOST;
+const W = SET_BY_HOST;
+const C = SET_BY_HOST;
+const WIDTH = SET_BY_HOST; // texels per row of gz
+
+const PH = H / 2u;
+const PW = W / 2u;
+const C4 = C / 4u;
+
+// struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
+
+@group(0) @binding(0) var<uniform> batch: Batch;
+@group(0) @binding(1) var<storage, read> gout: array<vec4f>; // [count, H/2, W/2, C / 4]
+@group(0) @binding(2) var<storage, read> argmax: array<vec4u>; // [count, H/2, W/2, C / 4]
+@group(0) @binding(3) var<storage, read> z: array<vec4f>; // [count, H, W, C / 4]
+@group(0) @binding(4) var gz: texture_storage_2d<rgba32float, write>; // [count·H·W·C/4 / WIDTH][WIDTH]
+
+@compute @workgroup_size(64)
+fn main(
+  @builtin(workgroup_id) wg: vec3u,
+  @builtin(num_workgroups) groups: vec3u,
+  @builtin(local_invocation_index) local: u32,
+) {
+  let i4 = (wg.y * groups.x + wg.x) * 64u + local;
+  if (i4 >= batch.count * H * W * C4) {
+    return;
+  }
+  let c4 = i4 % C4;
+  let px = ((i4 / C4) % W) / 2u;
+  let py = ((i4 / (C4 * W)) % H) / 2u;
+  let b = i4 / (C4 * W * H);
+  var g = vec4f(0.0);
+  if (py < PH && px < PW) {
+    let o4 = ((b * PH + py) * PW + px) * C4 + c4;
+    let i = vec4u(4u * i4) + vec4u(0u, 1u, 2u, 3u); // flat indices of the 4 elements
+    g = select(vec4f(0.0), gout[o4], (argmax[o4] == i) & (z[i4] > vec4f(0.0)));
+  }
+  textureStore(gz, vec2u(i4 % WIDTH, i4 / WIDTH), g);
+}
