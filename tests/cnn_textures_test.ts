@@ -3,8 +3,9 @@
  * fast/cnn/textures.ts: the convolutions and their gradients reading
  * textures, conv2's as implicit GEMMs): bit for bit the results of the im2col
  * variants they replace (same sums, same order), on the
- * MNIST CNN and on a shape with odd feature maps; and which shapes and
- * batches it takes. The CPU reference comparison of the default engine
+ * MNIST CNN (both variants, and conv2's alone) and on a shape with odd
+ * feature maps; which shapes and batches they take; and that conv1's needs
+ * conv2's. The CPU reference comparison of the default engine
  * (which takes the texture variant on MNIST's shape) is tests/cnn_test.ts's.
  * Not here: the other kernels.
  *
@@ -33,13 +34,14 @@ function randomLabels(n: number, classes: number, seed: number): Uint8Array<Arra
 }
 
 /**
- * An epoch of `n` images (the last batch partial) with momentum and a test
- * pass, on an engine with conv2's variant `conv2`: the per-image losses, the
- * parameters and the confusion counts.
+ * Two epochs of `n` images (the last batch partial) with momentum and a test
+ * pass, on an engine with conv1's and conv2's variants `variants`: the
+ * per-image losses, the parameters and the confusion counts.
  */
 type Variant = "texture" | "im2col";
+type Variants = { conv1: Variant; conv2: Variant };
 
-async function run(shape: CnnShape, variant: Variant, n: number, batchSize: number) {
+async function run(shape: CnnShape, variants: Variants, n: number, batchSize: number) {
   const errors: string[] = [];
   const gpu = await openGpu({ onError: (m) => errors.push(m) });
   try {
@@ -49,8 +51,7 @@ async function run(shape: CnnShape, variant: Variant, n: number, batchSize: numb
       batchSize,
       lr: 0.05,
       optimizer: { ...OPTIMIZER_DEFAULTS, optimizer: "momentum" },
-      conv1: variant,
-      conv2: variant,
+      ...variants,
       data: {
         source: "synthetic",
         height: shape.height,
@@ -68,17 +69,17 @@ async function run(shape: CnnShape, variant: Variant, n: number, batchSize: numb
     const params = await engine.readParams();
     const counts = await engine.evaluateConfusion();
     engine.destroy();
-    assert.deepEqual(errors, [], `GPU errors (${variant})`);
+    assert.deepEqual(errors, [], `GPU errors (${JSON.stringify(variants)})`);
     return { losses, params, counts };
   } finally {
     gpu.device.destroy();
   }
 }
 
-/** The two variants' results, compared bit for bit. */
-async function assertSameBits(shape: CnnShape, n: number, batchSize: number) {
-  const texture = await run(shape, "texture", n, batchSize);
-  const im2col = await run(shape, "im2col", n, batchSize);
+/** The results of `variants` and of the im2col variants, compared bit for bit. */
+async function assertSameBits(shape: CnnShape, n: number, batchSize: number, variants: Variants) {
+  const texture = await run(shape, variants, n, batchSize);
+  const im2col = await run(shape, { conv1: "im2col", conv2: "im2col" }, n, batchSize);
   assert.ok(texture.losses.some((l) => l > 0), "losses were computed");
   assert.deepEqual([...texture.losses], [...im2col.losses], "per-image losses of epoch 2");
   for (let l = 0; l < 3; l++) {
@@ -89,14 +90,48 @@ async function assertSameBits(shape: CnnShape, n: number, batchSize: number) {
 }
 
 Deno.test("conv1 and conv2 on textures: the MNIST CNN's two momentum epochs equal the im2col variant's bit for bit", async () => {
-  await assertSameBits(MNIST_CNN, 21, 8);
+  await assertSameBits(MNIST_CNN, 21, 8, { conv1: "texture", conv2: "texture" });
+});
+
+Deno.test("conv2 alone on textures (pool1 into a1's texture by maxPoolTexture) equals the im2col variant's bit for bit", async () => {
+  await assertSameBits(MNIST_CNN, 21, 8, { conv1: "im2col", conv2: "texture" });
+});
+
+Deno.test("conv1's texture variant without conv2's is refused, naming why", async () => {
+  const gpu = await openGpu();
+  try {
+    await assert.rejects(
+      () =>
+        createCnnEngine(gpu.device, {
+          params: initCnnParams(3, MNIST_CNN),
+          batchSize: 8,
+          lr: 0.05,
+          optimizer: { ...OPTIMIZER_DEFAULTS, optimizer: "momentum" },
+          conv1: "texture",
+          conv2: "im2col",
+          data: {
+            source: "synthetic",
+            height: 28,
+            width: 28,
+            classes: 10,
+            trainImages: randomBytes(8 * 784, 61),
+            trainLabels: randomLabels(8, 10, 62),
+            testImages: randomBytes(8 * 784, 63),
+            testLabels: randomLabels(8, 10, 64),
+          },
+        }),
+      /conv1's texture variant writes a1 into conv2's texture: it needs conv2's/,
+    );
+  } finally {
+    gpu.device.destroy();
+  }
 });
 
 Deno.test("conv1 and conv2 on textures: odd feature maps (5×5 conv2 outputs, 8 channels) equal the im2col variant's bit for bit", async () => {
   const shape: CnnShape = { height: 16, width: 16, kernel: 3, c1: 8, c2: 8, classes: 3 };
   assert.ok(conv2TextureFits(shape, cnnDims(shape), 5, 8192), "conv2's texture variant takes it");
   assert.ok(conv1TextureFits(shape, cnnDims(shape), 16, 5, 8192), "conv1's too (K1 9 → 16)");
-  await assertSameBits(shape, 13, 5);
+  await assertSameBits(shape, 13, 5, { conv1: "texture", conv2: "texture" });
 });
 
 Deno.test("conv1TextureFits: one image per texture row, C1 a multiple of 8", () => {

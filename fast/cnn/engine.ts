@@ -14,7 +14,8 @@
  *   kernel specialised to the network's shapes with `const` lines), every
  *   pipeline compiled asynchronously and in parallel, layouts shared per
  *   binding signature, buffers, bind groups. A step records 21 dispatches
- *   (24 with both texture variants) and allocates nothing.
+ *   (20 with both texture variants, the default on MNIST's shape) and
+ *   allocates nothing.
  * - The dataset lives on the GPU as packed bytes (4 pixels per u32). With
  *   `shuffle`, `setOrder` copies the training images and labels into the
  *   epoch's order on the GPU (gatherRows.wgsl), so every step reads a
@@ -35,10 +36,15 @@
  *   mask into the max-pool's backward. im2col, col2im and the pool's backward
  *   have vec4 forms too (4 columns or channels per thread). `fast/DESIGN.md`
  *   has the measurements behind these choices.
- * - conv2's texture variant (fast/cnn/textures.ts; the default where its
- *   shapes fit): a1 and [W2; b2] copied into textures, then the convolution
- *   and its weight gradient as implicit GEMMs reading them (no im2col
- *   columns; texel fetches are cheap on llvmpipe), bit for bit the same sums.
+ * - The texture variants (the default where the shapes fit; bit for bit the
+ *   same sums). conv2's (fast/cnn/textures.ts): a1 and ∂z2 written by the
+ *   pool and its backward straight into textures, [W2; b2] copied into one;
+ *   the convolution, its weight gradient and its input gradient (col2im
+ *   included) as implicit GEMMs reading them, no im2col columns. conv1's
+ *   (fast/cnn/textures_conv1.ts, with conv2's): the convolution, ReLU and
+ *   pool1 in one kernel reading the image, and the weight gradient on an
+ *   im2col texture. On llvmpipe every load costs 13 to 20 multiply-adds
+ *   (bench/load_costs.ts): these kernels load each value once for many.
  * - All parameters live in one buffer (each layer's `[K + 1, N]` block at a
  *   256-byte aligned offset), gradients in another with the same layout, so
  *   the optimiser is one dispatch per step.
@@ -104,7 +110,10 @@ interface CnnEngineOptions extends BufferSources {
    * `conv2TextureFits`, else "im2col". Both give bit-for-bit the same results.
    */
   conv2?: "texture" | "im2col";
-  /** conv1's variant (fast/cnn/textures_conv1.ts), likewise (`conv1TextureFits`). */
+  /**
+   * conv1's variant (fast/cnn/textures_conv1.ts), likewise (`conv1TextureFits`);
+   * "texture" needs conv2's "texture" (its kernel writes a1 into conv2's texture).
+   */
   conv1?: "texture" | "im2col";
 }
 
@@ -138,6 +147,8 @@ export async function createCnnEngine(
   checkDataset(shape, opts.data);
   const { layers, floats } = layerBlocks(shape);
   const maxTexture = device.limits.maxTextureDimension2D;
+  const conv2 = opts.conv2 ??
+    (conv2TextureFits(shape, dims, opts.batchSize, maxTexture) ? "texture" : "im2col");
   const net: CnnNet = {
     shape,
     dims,
@@ -148,12 +159,15 @@ export async function createCnnEngine(
     nTrain: opts.data.trainLabels.length,
     optimizer: opts.optimizer.optimizer,
     conv1: opts.conv1 ??
-      (conv1TextureFits(shape, dims, layers[0].kPad, opts.batchSize, maxTexture)
+      (conv2 === "texture" &&
+          conv1TextureFits(shape, dims, layers[0].kPad, opts.batchSize, maxTexture)
         ? "texture"
         : "im2col"),
-    conv2: opts.conv2 ??
-      (conv2TextureFits(shape, dims, opts.batchSize, maxTexture) ? "texture" : "im2col"),
+    conv2,
   };
+  if (net.conv1 === "texture" && conv2 !== "texture") {
+    throw new Error("conv1's texture variant writes a1 into conv2's texture: it needs conv2's");
+  }
   const owned: (GPUBuffer | GPUTexture)[] = [];
   try {
     const made = createBuffers(device, net, opts, owned);

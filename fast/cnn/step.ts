@@ -26,7 +26,7 @@ import type { CnnDims, CnnShape } from "../../shared/model/cnn.ts";
 import { CNN_LAYER_NAMES, cnnLayerSizes } from "../../shared/model/cnn.ts";
 import { type OptimizerName, OPTIMIZERS } from "../../shared/model/optim.ts";
 import { optimizerBindings, type Resource, type StageSpec } from "../kit.ts";
-import { conv2TextureBackward, conv2TextureForward } from "./textures.ts";
+import { conv2TextureBackward, conv2TextureForward, pool1TextureStage } from "./textures.ts";
 import { conv1TextureBackward, conv1TextureForward } from "./textures_conv1.ts";
 
 /** Rows of the batch each split-K slice of the weight gradient sums. */
@@ -230,8 +230,9 @@ function forwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
       // z1 = cols1 · W1 + b1                          [B·h1·w1, K1] · [K1 + 1, C1] → [B·h1·w1, C1]
       matmulStage(net, 0, b.cols1, block(net, b.params, 0), b.z1),
     ]),
-    ...(net.conv2 === "texture" ? conv2TextureForward(net, b) : [
-      // a1[i, py, px, c] = max_{dy, dx < 2} relu(z1[i, 2py + dy, 2px + dx, c]), arg1 = where
+    // a1[i, py, px, c] = max_{dy, dx < 2} relu(z1[i, 2py + dy, 2px + dx, c]), arg1 = where,
+    //   where conv2 reads it (conv1's texture variant pools in its own kernel)
+    ...(net.conv1 === "texture" ? [] : net.conv2 === "texture" ? [pool1TextureStage(net, b)] : [
       stage(
         "pool1",
         "maxPool",
@@ -239,6 +240,8 @@ function forwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
         { z: b.z1, pooled: b.pool1, argmax: b.arg1 },
         (c) => c * p1 * s.c1,
       ),
+    ]),
+    ...(net.conv2 === "texture" ? conv2TextureForward(net, b) : [
       // cols2[(i, oy, ox), (ky, kx, c)] = a1[i, oy + ky, ox + kx, c]    → cols2: [B·h2·w2, K2]
       im2colStage(
         net,

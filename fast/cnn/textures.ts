@@ -81,29 +81,37 @@ export function batchStage(
 }
 
 /**
- * conv2's forward on textures, after conv1 (three stages): pool1 into a1's
- * texture (`maxPoolTexture`), W2Tex ← [W2; b2], z2 = conv(a1, W2) + b2
- * (`cnnConvTexture`).
+ * pool1 into a1's texture (`maxPoolTexture`), for conv2's texture variant
+ * after conv1's im2col variant (conv1's texture variant pools in its own
+ * kernel).
+ */
+export function pool1TextureStage(net: CnnNet, b: CnnBuffers): StageSpec {
+  const { shape: s, dims: d } = net;
+  const a1Width = d.p1w * s.c1 / 4;
+  // a1[i, py, px, c] = max_{dy, dx < 2} relu(z1[i, 2py + dy, 2px + dx, c]), arg1 = where,
+  //   straight into a1's texture: a1Tex[(i, py), (px, c4)] = a1[i, py, px, 4·c4 .. 4·c4 + 3]
+  //                                           [B, h1, w1, C1] → [B·p1h][p1w·C1/4], arg1
+  return batchStage(
+    "pool1 maxPoolTexture",
+    "maxPoolTexture",
+    { H: d.h1, W: d.w1, C: s.c1 },
+    { z: b.z1, pooled: b.a1Tex!, argmax: b.arg1 },
+    (c) => c * d.p1h * a1Width,
+  );
+}
+
+/**
+ * conv2's forward on textures, after a1 is in its texture (two stages):
+ * W2Tex ← [W2; b2], z2 = conv(a1, W2) + b2 (`cnnConvTexture`).
  */
 export function conv2TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
   const { shape: s, dims: d } = net, a1Tex = b.a1Tex!, w2Tex = b.w2Tex!;
   const { kPad, n, offset } = net.layers[1];
   const w2 = { buffer: b.params, offset: offset * 4, size: (kPad + 1) * n * 4 };
-  const a1Width = d.p1w * s.c1 / 4;
   const nv = columnsPerThread(s.c2);
   const px = d.w2; // output pixels per invocation
   const invocations = (c: number) => c * d.h2 * (d.w2 / px) * (s.c2 / 4 / nv);
   return [
-    // a1[i, py, px, c] = max_{dy, dx < 2} relu(z1[i, 2py + dy, 2px + dx, c]), arg1 = where,
-    //   straight into a1's texture: a1Tex[(i, py), (px, c4)] = a1[i, py, px, 4·c4 .. 4·c4 + 3]
-    //                                           [B, h1, w1, C1] → [B·p1h][p1w·C1/4], arg1
-    batchStage(
-      "pool1 maxPoolTexture",
-      "maxPoolTexture",
-      { H: d.h1, W: d.w1, C: s.c1 },
-      { z: b.z1, pooled: a1Tex, argmax: b.arg1 },
-      (c) => c * d.p1h * a1Width,
-    ),
     // W2Tex[k, n4] = [W2; b2][k, 4·n4 .. 4·n4 + 3]              [K2 + 1, C2] → [K2 + 1][C2/4]
     batchStage(
       "conv2 cnnToTexture",

@@ -1,12 +1,14 @@
 /**
- * The texture variant of conv1's stages: im2col written into a texture
- * (`im2colTexture`, one image per texture row), then the convolution and its
- * weight gradient as a 1×1 convolution of K1 (padded) channels over a
- * 1 × h1·w1 image, by the same texture kernels as conv2's
- * (`cnnConvTexture`, `cnnConvWeightGradTexture`; fast/cnn/textures.ts). The
- * same sums in the same order as `cnnMatmulVec4` and `cnnMatmulTransAVec4`
- * on the im2col columns, so bit for bit their results; fast/cnn/step.ts
- * takes these stages where `conv1TextureFits` says they fit.
+ * The texture variant of conv1's stages. Forward: the convolution, its ReLU
+ * and pool1 in one kernel (`cnnConvPoolTexture`) reading the image and
+ * [W1; b1]'s texture, a1 written into conv2's texture. Backward: im2col
+ * written into a texture (`im2colTexture`, one image per texture row), pool1's
+ * backward into ∂z1's texture, the weight gradient as a 1×1 convolution of K1
+ * (padded) channels over a 1 × h1·w1 image, by conv2's texture kernel
+ * (`cnnConvWeightGradTexture`; fast/cnn/textures.ts). The same sums in the
+ * same order as `cnnMatmulVec4` and `cnnMatmulTransAVec4` on the im2col
+ * columns, so bit for bit their results; fast/cnn/step.ts takes these stages
+ * where `conv1TextureFits` says they fit (with conv2's texture variant).
  *
  * Not here: the textures themselves (fast/cnn/buffers.ts), conv2's variant.
  *
@@ -40,7 +42,10 @@ export function conv1TextureSizes(
 /**
  * Whether conv1 can run on textures: C1 a multiple of 8 (the layer uses the
  * vec4 kernels, whose sums these repeat, and K1 is padded to a multiple of
- * 8), and every texture within the device's `maxTextureDimension2D`.
+ * 8), the image width a multiple of 4 (`cnnConvPoolTexture` reads its lines
+ * as vec4s), and every texture within the device's `maxTextureDimension2D`.
+ * The variant writes a1 into conv2's texture: it needs conv2's texture
+ * variant too (`conv2TextureFits`).
  */
 export function conv1TextureFits(
   shape: CnnShape,
@@ -51,7 +56,8 @@ export function conv1TextureFits(
 ): boolean {
   const sizes = conv1TextureSizes(shape, dims, kPad, batchSize);
   const side = Math.max(...Object.values(sizes).flat());
-  return shape.c1 % 8 === 0 && kPad % 8 === 0 && side <= maxTextureDimension2D;
+  return shape.c1 % 8 === 0 && kPad % 8 === 0 && shape.width % 4 === 0 &&
+    side <= maxTextureDimension2D;
 }
 
 /** conv1's constants as a 1×1 convolution of K1 channels over a 1 × h1·w1 image. */
@@ -60,27 +66,23 @@ function asPointwise(net: CnnNet) {
   return { H: 1, W: m1, C: net.layers[0].kPad, KS: 1, N: net.shape.c1 };
 }
 
+/** Output pixels per invocation of `cnnConvPoolTexture` along a line: 8, or fewer for a narrower z1. */
+export function convPoolPixels(w1: number): number {
+  return Math.min(8, 4 * Math.ceil(w1 / 4));
+}
+
 /**
- * conv1's forward on textures, after the input (three stages):
- *   cols1Tex ← im2col(x),  W1Tex ← [W1; b1],  z1 = cols1 · W1 + b1 (`cnnConvTexture`).
+ * conv1's forward on textures, with pool1's, after the input (two stages):
+ * W1Tex ← [W1; b1], then z1 = conv(x, W1) + b1, its ReLU and max-pool in one
+ * kernel (`cnnConvPoolTexture`), a1 written into conv2's texture.
  */
 export function conv1TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
   const { shape: s, dims: d } = net;
   const { kPad, n, offset } = net.layers[0];
   const w1 = { buffer: b.params, offset: offset * 4, size: (kPad + 1) * n * 4 };
-  const m1 = d.h1 * d.w1, nv = columnsPerThread(s.c1);
-  const px = [8, 4, 2, 1].find((p) => m1 % p === 0)!; // output pixels per invocation
-  const invocations = (c: number) => c * (m1 / px) * (s.c1 / 4 / nv);
+  const pxb = convPoolPixels(d.w1);
+  const invocations = (c: number) => c * d.p1h * Math.ceil(d.w1 / pxb) * (s.c1 / 4);
   return [
-    // cols1Tex[i, ((oy·w1 + ox), q)] = cols1[(i, oy, ox), 4q .. 4q + 3],
-    // cols1[(i, oy, ox), (ky, kx)] = x[i, oy + ky, ox + kx]          x: [B, H, W, 1] → [B][h1·w1·K1/4]
-    batchStage(
-      "conv1 im2colTexture",
-      "im2colTexture",
-      { H: s.height, W: s.width, C: 1, K: s.kernel, COLS: kPad },
-      { x: b.x, cols: b.cols1Tex! },
-      (c) => c * m1,
-    ),
     // W1Tex[k, n4] = [W1; b1][k, 4·n4 .. 4·n4 + 3]                  [K1 + 1, C1] → [K1 + 1][C1/4]
     batchStage(
       "conv1 cnnToTexture",
@@ -89,21 +91,25 @@ export function conv1TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
       { src: w1, tex: b.w1Tex! },
       () => (kPad + 1) * s.c1 / 4,
     ),
-    // z1 = cols1 · W1 + b1                          [B·h1·w1, K1] · [K1 + 1, C1] → [B·h1·w1, C1]
+    // z1[i, oy, ox, n] = b1[n] + Σ_{ky, kx} x[i, oy + ky, ox + kx] · W1[(ky, kx), n]   → z1: [B, h1, w1, C1]
+    // a1[i, py, px, c] = max_{dy, dx < 2} relu(z1[i, 2py + dy, 2px + dx, c]), arg1 = where,
+    //   into a1's texture [B·p1h][p1w·C1/4] (no im2col columns, z1 not read back)
     batchStage(
-      "conv1 cnnConvTexture",
-      "cnnConvTexture",
-      { ...asPointwise(net), NV: nv, WO: m1, PX: px },
-      { aTex: b.cols1Tex!, wTex: b.w1Tex!, z: b.z1 },
-      (c) => 64 * Math.ceil(invocations(c) / 16), // workgroups of 16 (the kit counts in 64s)
-      (c) => 2 * c * m1 * d.k1 * s.c1,
+      "conv1 cnnConvPoolTexture",
+      "cnnConvPoolTexture",
+      { H: s.height, W: s.width, KS: s.kernel, KPAD: kPad, N: s.c1, PXB: pxb },
+      { x: b.x, wTex: b.w1Tex!, z: b.z1, pooled: b.a1Tex!, argmax: b.arg1 },
+      invocations,
+      (c) => 2 * c * d.h1 * d.w1 * d.k1 * s.c1,
     ),
   ];
 }
 
 /**
- * conv1's backward on textures, after ∂a1: pool1's backward into ∂z1's
- * texture (`maxPoolBackwardTexture`); partial sums per slice of `sliceRows` rows
+ * conv1's backward on textures, after ∂a1: conv1's im2col columns written
+ * into a texture (`im2colTexture`: the forward does without them, and the
+ * test pass needs none); pool1's backward into ∂z1's texture
+ * (`maxPoolBackwardTexture`); partial sums per slice of `sliceRows` rows
  * (`cnnConvWeightGradTexture`, part: [S, K1 + 1, C1]), then their sum in
  * order into ∂[W1; b1] (`cnnSumSlices`). x needs no gradient.
  */
@@ -118,6 +124,15 @@ export function conv1TextureBackward(
   const m1 = d.h1 * d.w1, nv = columnsPerThread(s.c1), gZ1Width = m1 * s.c1 / 4;
   const blocks = (kPad / 8 + 1) * (s.c1 / 4 / nv);
   return [
+    // cols1Tex[i, ((oy·w1 + ox), q)] = cols1[(i, oy, ox), 4q .. 4q + 3], for the weight gradient:
+    // cols1[(i, oy, ox), (ky, kx)] = x[i, oy + ky, ox + kx]          x: [B, H, W, 1] → [B][h1·w1·K1/4]
+    batchStage(
+      "conv1 im2colTexture",
+      "im2colTexture",
+      { H: s.height, W: s.width, C: 1, K: s.kernel, COLS: kPad },
+      { x: b.x, cols: b.cols1Tex! },
+      (c) => c * m1,
+    ),
     // Backward of  a1 = max-pool(relu(z1)):  ∂z1[j] = ∂a1[o] where arg1[o] = j and z1[j] > 0, else 0,
     //   straight into ∂z1's texture: gZ1Tex[i, ((oy·w1 + ox), n4)] = ∂z1[i, oy, ox, 4·n4 .. 4·n4 + 3]
     //                                                         [B, h1, w1, C1] → [B][h1·w1·C1/4]

@@ -31,6 +31,7 @@ import argmax from "./slow/argmax.wgsl" with { type: "text" };
 import bytesToFloats from "./slow/bytesToFloats.wgsl" with { type: "text" };
 import cnnLoadBatch from "./cnn/cnnLoadBatch.wgsl" with { type: "text" };
 import cnnConvInputGradTexture from "./cnn/cnnConvInputGradTexture.wgsl" with { type: "text" };
+import cnnConvPoolTexture from "./cnn/cnnConvPoolTexture.wgsl" with { type: "text" };
 import cnnConvTexture from "./cnn/cnnConvTexture.wgsl" with { type: "text" };
 import cnnConvWeightGradTexture from "./cnn/cnnConvWeightGradTexture.wgsl" with { type: "text" };
 import cnnLossGrad from "./cnn/cnnLossGrad.wgsl" with { type: "text" };
@@ -106,6 +107,7 @@ export const KERNEL_SOURCES: Readonly<Record<string, string>> = {
   argmaxConfusion,
   bytesToFloats,
   cnnConvInputGradTexture,
+  cnnConvPoolTexture,
   cnnConvTexture,
   cnnConvWeightGradTexture,
   cnnLoadBatch,
@@ -203,6 +205,7 @@ export const MLP_KERNELS: ReadonlySet<string> = new Set([
 /** The CNN's kernels: every kernel under shared/kernels/cnn/. */
 export const CNN_KERNELS: ReadonlySet<string> = new Set([
   "cnnConvInputGradTexture",
+  "cnnConvPoolTexture",
   "cnnConvTexture",
   "cnnConvWeightGradTexture",
   "cnnLoadBatch",
