@@ -161,7 +161,7 @@ export function conv2TextureBackward(
       "maxPoolBackwardTexture",
       { H: d.h2, W: d.w2, C: s.c2, WIDTH: gZ2Width },
       { gout: b.gPool2, argmax: b.arg2, z: b.z2, gz: b.gZ2Tex! },
-      (c) => c * d.h2 * gZ2Width,
+      (c) => c * d.features / 4, // one invocation per pooled output's 4 channels
     ),
     // part[s, k, n] = Σ_{m in slice s} cols2[m, k] · ∂z2[m, n] (cols2 read from a1's texture),
     // part[s, K2, n] = Σ_{m in slice s} ∂z2[m, n]                         → part: [S, K2 + 1, C2]

@@ -141,7 +141,7 @@ export function conv1TextureBackward(
       "maxPoolBackwardTexture",
       { H: d.h1, W: d.w1, C: s.c1, WIDTH: gZ1Width },
       { gout: b.gPool1, argmax: b.arg1, z: b.z1, gz: b.gZ1Tex! },
-      (c) => c * gZ1Width,
+      (c) => c * d.p1h * d.p1w * s.c1 / 4, // one invocation per pooled output's 4 channels
     ),
     // part[s, k, n] = Σ_{m in slice s} cols1[m, k] · ∂z1[m, n],  part[s, K1, n] = Σ ∂z1[m, n]
     batchStage(
