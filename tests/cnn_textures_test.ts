@@ -14,7 +14,7 @@
 
 import assert from "node:assert/strict";
 import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
-import { createCnnEngine } from "../fast/cnn/engine.ts";
+import { cnnVariants, createCnnEngine } from "../fast/cnn/engine.ts";
 import { conv2TextureFits } from "../fast/cnn/textures.ts";
 import { conv1TextureFits } from "../fast/cnn/textures_conv1.ts";
 import { cnnDims, type CnnShape, initCnnParams, MNIST_CNN } from "../shared/model/cnn.ts";
@@ -33,13 +33,14 @@ function randomLabels(n: number, classes: number, seed: number): Uint8Array<Arra
   return Uint8Array.from({ length: n }, () => Math.floor(rand() * classes));
 }
 
+type Variant = "texture" | "im2col";
+type Variants = { conv1: Variant; conv2: Variant };
+
 /**
  * Two epochs of `n` images (the last batch partial) with momentum and a test
  * pass, on an engine with conv1's and conv2's variants `variants`: the
  * per-image losses, the parameters and the confusion counts.
  */
-type Variant = "texture" | "im2col";
-type Variants = { conv1: Variant; conv2: Variant };
 
 async function run(shape: CnnShape, variants: Variants, n: number, batchSize: number) {
   const errors: string[] = [];
@@ -134,13 +135,45 @@ Deno.test("conv1 and conv2 on textures: odd feature maps (5×5 conv2 outputs, 8 
   await assertSameBits(shape, 13, 5, { conv1: "texture", conv2: "texture" });
 });
 
-Deno.test("conv1TextureFits: one image per texture row, C1 a multiple of 8", () => {
+Deno.test("conv1 and conv2 on textures: odd conv1 maps (13×13: a last line and column no pool covers) equal the im2col variant's bit for bit", async () => {
+  const shape: CnnShape = { height: 16, width: 16, kernel: 4, c1: 8, c2: 8, classes: 3 };
+  const d = cnnDims(shape); // z1 13 × 13 → a1 6 × 6 → z2 3 × 3 → a2 1 × 1
+  assert.deepEqual([d.h1, d.w1, d.h2, d.w2], [13, 13, 3, 3]);
+  assert.ok(conv1TextureFits(shape, d, 16, 5, 8192), "conv1's texture variant takes it");
+  await assertSameBits(shape, 13, 5, { conv1: "texture", conv2: "texture" });
+  await assertSameBits(shape, 13, 5, { conv1: "im2col", conv2: "texture" });
+});
+
+Deno.test("conv1TextureFits: one image per texture row, C1 a multiple of 8, a width of 4·n", () => {
   const d = cnnDims(MNIST_CNN); // cols1 [B][576·32/4 = 4,608]
   assert.equal(conv1TextureFits(MNIST_CNN, d, 32, 500, 8192), true, "the default batch");
   assert.equal(conv1TextureFits(MNIST_CNN, d, 32, 8193, 8192), false, "8,193 images");
   assert.equal(conv1TextureFits(MNIST_CNN, d, 32, 32, 4096), false, "4,608 texels wide");
   const c12 = { ...MNIST_CNN, c1: 12 };
-  assert.equal(conv1TextureFits(c12, cnnDims(c12), 25, 32, 8192), false, "C1 = 12");
+  assert.equal(conv1TextureFits(c12, cnnDims(c12), 32, 32, 8192), false, "C1 = 12");
+  assert.equal(conv1TextureFits(MNIST_CNN, d, 28, 32, 8192), false, "K1 padded to 28");
+  const w30 = { ...MNIST_CNN, height: 30, width: 30 };
+  assert.equal(conv1TextureFits(w30, cnnDims(w30), 32, 32, 8192), false, "30 pixels wide");
+});
+
+Deno.test("cnnVariants: textures where they fit, conv1's only with conv2's, a refusal for one asked where it does not fit", () => {
+  const limits = { maxTextureDimension2D: 8192 };
+  const pick = (shape: CnnShape, batch: number, asked: object = {}) =>
+    cnnVariants(shape, cnnDims(shape), 32, batch, limits, asked);
+  assert.deepEqual(pick(MNIST_CNN, 32), { conv1: "texture", conv2: "texture" });
+  assert.deepEqual(pick(MNIST_CNN, 683), { conv1: "im2col", conv2: "im2col" }, "past the height");
+  const w30 = { ...MNIST_CNN, height: 30, width: 30 };
+  assert.deepEqual(pick(w30, 32), { conv1: "im2col", conv2: "texture" }, "30 pixels wide");
+  assert.deepEqual(pick(MNIST_CNN, 32, { conv2: "im2col" }), { conv1: "im2col", conv2: "im2col" });
+  assert.throws(() => pick(w30, 32, { conv1: "texture" }), /conv1's texture variant does not fit/);
+  assert.throws(
+    () => pick(MNIST_CNN, 683, { conv2: "texture" }),
+    /conv2's texture variant does not fit/,
+  );
+  assert.throws(
+    () => pick(MNIST_CNN, 32, { conv1: "texture", conv2: "im2col" }),
+    /conv1's texture variant writes a1 into conv2's texture: it needs conv2's/,
+  );
 });
 
 Deno.test("conv2TextureFits: channels that split a texel, and batches past the texture height, go im2col", () => {

@@ -112,27 +112,34 @@ export function createBuffers(
     testImages: resident.testImages,
     testLabels: resident.testLabels,
     x: floats("x [B, H, W, 1]", B * net.pixels),
-    cols1: floats("conv1 im2col columns [B·h1·w1, k·k (padded)]", B * m1 * K1),
     z1: floats("conv1 z1 [B, h1, w1, C1]", B * m1 * s.c1),
-    pool1: floats("pool1 a1 [B, h1/2, w1/2, C1]", B * p1 * s.c1),
     arg1: floats("pool1 argmax", B * p1 * s.c1),
-    cols2: floats("conv2 im2col columns [B·h2·w2, k·k·C1 (padded)]", B * m2 * K2),
     z2: floats("conv2 z2 [B, h2, w2, C2]", B * m2 * s.c2),
     pool2: floats("pool2 a2 [B, F]", B * d.features),
     arg2: floats("pool2 argmax", B * d.features),
     logits: floats("logits [B, classes]", B * s.classes),
     gLogits: floats("∂logits [B, classes]", B * s.classes),
     gPool2: floats("∂a2 [B, F]", B * d.features),
-    gZ2: floats("∂z2 [B, h2, w2, C2]", B * m2 * s.c2),
-    gCols2: floats("∂cols2 [B·h2·w2, k·k·C1 (padded)]", B * m2 * K2),
     gPool1: floats("∂a1 [B, h1/2, w1/2, C1]", B * p1 * s.c1),
-    gZ1: floats("∂z1 [B, h1, w1, C1]", B * m1 * s.c1),
     partial: floats("split-K partial weight gradients", partialFloats(net, B)),
     losses: floats("per-image losses of the epoch", Math.max(1, net.nTrain)),
     total: floats("epoch's summed loss", 1),
     confusion: floats("test confusion counts [classes, classes]", s.classes * s.classes),
-    ...(net.conv2 === "texture" ? conv2Textures(device, net, B, owned) : {}),
-    ...(net.conv1 === "texture" ? conv1Textures(device, net, B, owned) : {}),
+    // The im2col variants' buffers, or the texture variants' textures (only what each runs).
+    ...(net.conv1 === "im2col"
+      ? {
+        cols1: floats("conv1 im2col columns [B·h1·w1, k·k (padded)]", B * m1 * K1),
+        gZ1: floats("∂z1 [B, h1, w1, C1]", B * m1 * s.c1),
+      }
+      : conv1Textures(device, net, B, owned)),
+    ...(net.conv2 === "im2col"
+      ? {
+        pool1: floats("pool1 a1 [B, h1/2, w1/2, C1]", B * p1 * s.c1),
+        cols2: floats("conv2 im2col columns [B·h2·w2, k·k·C1 (padded)]", B * m2 * K2),
+        gZ2: floats("∂z2 [B, h2, w2, C2]", B * m2 * s.c2),
+        gCols2: floats("∂cols2 [B·h2·w2, k·k·C1 (padded)]", B * m2 * K2),
+      }
+      : conv2Textures(device, net, B, owned)),
   };
   const readback = (label: string, size: number) =>
     own(
@@ -302,18 +309,29 @@ export function checkDataset(s: CnnShape, data: Dataset) {
   if (data.trainLabels.length === 0) throw new UserError(`${data.source}: no training images`);
 }
 
-/** Throws a UsageError when a full batch's largest buffer would pass the device's limits. */
-export function checkBatchSize(device: GPUDevice, s: CnnShape, d: CnnDims, batchSize: number) {
+/**
+ * Throws a UsageError when a full batch's largest buffer (with `variants`:
+ * an im2col variant's columns, else z1 or z2) would pass the device's limits.
+ */
+export function checkBatchSize(
+  device: GPUDevice,
+  s: CnnShape,
+  d: CnnDims,
+  batchSize: number,
+  variants: Pick<CnnNet, "conv1" | "conv2">,
+) {
   const limit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+  const cols = (k: number, c: number, variant: string) =>
+    variant === "im2col" ? Math.max(Math.ceil(k / 8) * 8, c) : c;
   const perImage = 4 * Math.max(
     s.height * s.width,
-    d.h1 * d.w1 * Math.max(Math.ceil(d.k1 / 8) * 8, s.c1),
-    d.h2 * d.w2 * Math.max(Math.ceil(d.k2 / 8) * 8, s.c2),
+    d.h1 * d.w1 * cols(d.k1, s.c1, variants.conv1),
+    d.h2 * d.w2 * cols(d.k2, s.c2, variants.conv2),
   );
   const most = Math.floor(limit / perImage);
   if (batchSize > most) {
     throw new UsageError(
-      `--batch-size ${batchSize} is too large for the CNN: a batch's im2col buffer would ` +
+      `--batch-size ${batchSize} is too large for the CNN: a batch's largest buffer would ` +
         `pass the device's ${limit / 2 ** 20} MiB per buffer (at most ${most} images)`,
     );
   }

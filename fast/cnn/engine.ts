@@ -130,6 +130,41 @@ interface CnnEngine extends Engine<CnnParams> {
 // ---------------------------------------------------------------------------
 // Creation
 
+/** Which variant each convolution runs (`CnnNet.conv1`, `CnnNet.conv2`). */
+export type CnnVariants = Pick<CnnNet, "conv1" | "conv2">;
+
+/**
+ * The variants an engine runs: those `asked` for, else "texture" where the
+ * shapes and the batch fit the device's textures (`conv2TextureFits`,
+ * `conv1TextureFits`; conv1's needs conv2's: its kernel writes a1 into
+ * conv2's texture), else "im2col". Throws, saying why, for a "texture" asked
+ * where it does not fit.
+ */
+export function cnnVariants(
+  shape: CnnShape,
+  dims: CnnDims,
+  kPad1: number,
+  batchSize: number,
+  limits: Pick<GPUSupportedLimits, "maxTextureDimension2D">,
+  asked: Partial<CnnVariants>,
+): CnnVariants {
+  const max = limits.maxTextureDimension2D;
+  const fits2 = conv2TextureFits(shape, dims, batchSize, max);
+  const conv2 = asked.conv2 ?? (fits2 ? "texture" : "im2col");
+  if (conv2 === "texture" && !fits2) {
+    throw new Error("conv2's texture variant does not fit this shape and batch (conv2TextureFits)");
+  }
+  const fits1 = conv2 === "texture" && conv1TextureFits(shape, dims, kPad1, batchSize, max);
+  const conv1 = asked.conv1 ?? (fits1 ? "texture" : "im2col");
+  if (conv1 === "texture" && conv2 !== "texture") {
+    throw new Error("conv1's texture variant writes a1 into conv2's texture: it needs conv2's");
+  }
+  if (conv1 === "texture" && !fits1) {
+    throw new Error("conv1's texture variant does not fit this shape and batch (conv1TextureFits)");
+  }
+  return { conv1, conv2 };
+}
+
 /**
  * Uploads the parameters and the data, makes every buffer and bind group,
  * and compiles every pipeline (in parallel); resolves when all are ready.
@@ -143,12 +178,10 @@ export async function createCnnEngine(
   const shape = { ...opts.params.shape };
   const dims = cnnDims(shape);
   const pixels = shape.height * shape.width;
-  checkBatchSize(device, shape, dims, opts.batchSize);
   checkDataset(shape, opts.data);
   const { layers, floats } = layerBlocks(shape);
-  const maxTexture = device.limits.maxTextureDimension2D;
-  const conv2 = opts.conv2 ??
-    (conv2TextureFits(shape, dims, opts.batchSize, maxTexture) ? "texture" : "im2col");
+  const variants = cnnVariants(shape, dims, layers[0].kPad, opts.batchSize, device.limits, opts);
+  checkBatchSize(device, shape, dims, opts.batchSize, variants);
   const net: CnnNet = {
     shape,
     dims,
@@ -158,16 +191,8 @@ export async function createCnnEngine(
     words: Math.ceil(pixels / 4),
     nTrain: opts.data.trainLabels.length,
     optimizer: opts.optimizer.optimizer,
-    conv1: opts.conv1 ??
-      (conv2 === "texture" &&
-          conv1TextureFits(shape, dims, layers[0].kPad, opts.batchSize, maxTexture)
-        ? "texture"
-        : "im2col"),
-    conv2,
+    ...variants,
   };
-  if (net.conv1 === "texture" && conv2 !== "texture") {
-    throw new Error("conv1's texture variant writes a1 into conv2's texture: it needs conv2's");
-  }
   const owned: (GPUBuffer | GPUTexture)[] = [];
   try {
     const made = createBuffers(device, net, opts, owned);

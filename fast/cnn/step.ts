@@ -100,11 +100,11 @@ export interface CnnBuffers {
   testImages: GPUBuffer;
   testLabels: GPUBuffer;
   x: GPUBuffer; // [B, H, W, 1]
-  cols1: GPUBuffer; // [B·h1·w1, K1]  conv1's im2col (K1 = k·k padded); unused by "texture"
+  cols1?: GPUBuffer; // [B·h1·w1, K1]  conv1's im2col (K1 = k·k padded); "im2col" only
   z1: GPUBuffer; // [B, h1, w1, C1]
-  pool1: GPUBuffer; // [B, h1/2, w1/2, C1]  a1
+  pool1?: GPUBuffer; // [B, h1/2, w1/2, C1]  a1; conv2 "im2col" only (else a1Tex)
   arg1: GPUBuffer; // [B, h1/2, w1/2, C1]  pool1's argmax (u32)
-  cols2: GPUBuffer; // [B·h2·w2, K2]  conv2's im2col (K2 = k·k·C1 padded); unused by "texture"
+  cols2?: GPUBuffer; // [B·h2·w2, K2]  conv2's im2col (K2 = k·k·C1 padded); "im2col" only
   /**
    * conv2 "texture" only: a1 as a texture [B·h1/2][w1/2·C1/4], [W2; b2] as one [K2 + 1][C2/4],
    * ∂z2 as one [B·h2][w2·C2/4].
@@ -122,10 +122,10 @@ export interface CnnBuffers {
   logits: GPUBuffer; // [B, classes]
   gLogits: GPUBuffer; // [B, classes]  ∂logits
   gPool2: GPUBuffer; // [B, F]  ∂a2
-  gZ2: GPUBuffer; // [B, h2, w2, C2]  ∂z2
-  gCols2: GPUBuffer; // [B·h2·w2, K2]  ∂cols2
+  gZ2?: GPUBuffer; // [B, h2, w2, C2]  ∂z2; conv2 "im2col" only (else gZ2Tex)
+  gCols2?: GPUBuffer; // [B·h2·w2, K2]  ∂cols2; conv2 "im2col" only
   gPool1: GPUBuffer; // [B, h1/2, w1/2, C1]  ∂a1
-  gZ1: GPUBuffer; // [B, h1, w1, C1]  ∂z1
+  gZ1?: GPUBuffer; // [B, h1, w1, C1]  ∂z1; conv1 "im2col" only (else gZ1Tex)
   /** Split-K partial weight gradients, [S, K + 1, N] for the largest layer. */
   partial: GPUBuffer;
   /** Per-image losses of the epoch [nTrain], by position in its order; their sum [1]. */
@@ -223,12 +223,12 @@ function forwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
         "conv1",
         { H: s.height, W: s.width, C: 1 },
         b.x,
-        b.cols1,
+        b.cols1!,
         m1,
         layers[0].kPad,
       ),
       // z1 = cols1 · W1 + b1                          [B·h1·w1, K1] · [K1 + 1, C1] → [B·h1·w1, C1]
-      matmulStage(net, 0, b.cols1, block(net, b.params, 0), b.z1),
+      matmulStage(net, 0, b.cols1!, block(net, b.params, 0), b.z1),
     ]),
     // a1[i, py, px, c] = max_{dy, dx < 2} relu(z1[i, 2py + dy, 2px + dx, c]), arg1 = where,
     //   where conv2 reads it (conv1's texture variant pools in its own kernel)
@@ -237,7 +237,7 @@ function forwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
         "pool1",
         "maxPool",
         { H: d.h1, W: d.w1, C: s.c1 },
-        { z: b.z1, pooled: b.pool1, argmax: b.arg1 },
+        { z: b.z1, pooled: b.pool1!, argmax: b.arg1 },
         (c) => c * p1 * s.c1,
       ),
     ]),
@@ -247,13 +247,13 @@ function forwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
         net,
         "conv2",
         { H: d.p1h, W: d.p1w, C: s.c1 },
-        b.pool1,
-        b.cols2,
+        b.pool1!,
+        b.cols2!,
         m2,
         layers[1].kPad,
       ),
       // z2 = cols2 · W2 + b2                          [B·h2·w2, K2] · [K2 + 1, C2] → [B·h2·w2, C2]
-      matmulStage(net, 1, b.cols2, block(net, b.params, 1), b.z2),
+      matmulStage(net, 1, b.cols2!, block(net, b.params, 1), b.z2),
     ]),
     // a2[i, py, px, c] = max_{dy, dx < 2} relu(z2[i, 2py + dy, 2px + dx, c]), arg2 = where → [B, F]
     stage(
@@ -334,18 +334,18 @@ function lossAndBackwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
         gout: b.gPool2,
         argmax: b.arg2,
         z: b.z2,
-        gz: b.gZ2,
+        gz: b.gZ2!,
       }),
       // Backward of  z2 = cols2 · W2 + b2:  ∂[W2; b2] = [cols2 | 1]ᵀ · ∂z2,  ∂cols2 = ∂z2 · W2ᵀ
-      ...weightGradStages(net, 1, b.cols2, b.gZ2, block(net, b.grads, 1), b.partial),
-      inputGradStage(net, 1, b.gZ2, block(net, b.params, 1), b.gCols2),
+      ...weightGradStages(net, 1, b.cols2!, b.gZ2!, block(net, b.grads, 1), b.partial),
+      inputGradStage(net, 1, b.gZ2!, block(net, b.params, 1), b.gCols2!),
       // Backward of  cols2[(i, oy, ox), (ky, kx, c)] = a1[i, oy + ky, ox + kx, c]:
       //   ∂a1[i, y, x, c] = Σ_{ky, kx} ∂cols2[(i, y − ky, x − kx), (ky, kx, c)]   → [B, h1/2, w1/2, C1]
       stage(
         "conv2",
         col2imVec4 ? "col2imVec4" : "col2im",
         { H: d.p1h, W: d.p1w, C: s.c1, K: s.kernel, COLS: K2 },
-        { gcols: b.gCols2, gx: b.gPool1 },
+        { gcols: b.gCols2!, gx: b.gPool1 },
         (c) => c * p1 * (col2imVec4 ? s.c1 / 4 : s.c1),
       ),
     ]),
@@ -355,10 +355,10 @@ function lossAndBackwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
         gout: b.gPool1,
         argmax: b.arg1,
         z: b.z1,
-        gz: b.gZ1,
+        gz: b.gZ1!,
       }),
       // Backward of  z1 = cols1 · W1 + b1:  ∂[W1; b1] = [cols1 | 1]ᵀ · ∂z1   (x needs no gradient)
-      ...weightGradStages(net, 0, b.cols1, b.gZ1, block(net, b.grads, 0), b.partial),
+      ...weightGradStages(net, 0, b.cols1!, b.gZ1!, block(net, b.grads, 0), b.partial),
     ]),
     // θ ← the optimiser's step on every parameter at once (its kernel: sgdStep, momentumStep, …)
     {
