@@ -190,7 +190,8 @@ export type Resource = GPUBuffer | GPUBufferBinding | GPUTexture;
  * that serves all of them (a layout of `signatureOf(kernels)`). Throws,
  * naming the kernel and the binding, when `resources` names a binding no
  * kernel declares, leaves a declared binding unbound, gives one binding
- * number two resources (two kernels' names for it), or gives a
+ * number two resources (two kernels' names for it), gives a texture where
+ * the kernel declares a buffer or the other way round, or gives a
  * dynamic-offset uniform (`Batch`, `OptimizerStep`) a whole buffer instead
  * of one entry's range: host and kernels cannot drift apart.
  */
@@ -220,6 +221,14 @@ export function bindByName(
       const had = chosen.get(binding);
       if (had && had.resource !== resource) {
         throw new Error(`${what}: binding ${binding} is bound twice (${had.name}, ${name})`);
+      }
+      const texture = kind === "texture" || kind === "storageTexture";
+      if (texture !== resource instanceof GPUTexture) {
+        throw new Error(
+          `${what}: kernel ${kernel} binding ${binding} (${name}) needs a ${
+            texture ? "texture" : "buffer"
+          }`,
+        );
       }
       if (kind === "dynamic" && (resource instanceof GPUBuffer || !("size" in resource))) {
         throw new Error(

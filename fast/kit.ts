@@ -67,9 +67,11 @@ export {
 
 /**
  * The source of `kernel` with its `const NAME = …;` lines set to `constants`
- * (`specialize`, shared/kernels/sources.ts); throws, naming the constant,
- * when one is left at `SET_BY_HOST` (which names nothing in WGSL, so such a
- * source could not compile anyway).
+ * (`specialize`, shared/kernels/sources.ts) and its `// unroll` loops written
+ * out (`unrollLoops`: the kernels' loops over registers, which llvmpipe keeps
+ * in memory when rolled); throws, naming the constant, when one is left at
+ * `SET_BY_HOST` (which names nothing in WGSL, so such a source could not
+ * compile anyway).
  */
 export function specializedSource(kernel: string, constants: Record<string, number>): string {
   const src = unrollLoops(specialize(kernelSource(kernel), constants));

@@ -117,6 +117,30 @@ Deno.test("bindByName fails naming the kernel and the binding when host and kern
       () => bindByName("g", [kernel], { ...good, batch: batch.buffer }),
       new RegExp(`kernel ${SCORE} binding 0 \\(batch\\) needs one entry's range`),
     );
+    // A texture where the kernel declares a buffer, and a buffer where it declares a texture.
+    const texture = device.createTexture({
+      label: "a texture",
+      size: [4, 4],
+      format: "rgba32float",
+      usage: GPUTextureUsage.TEXTURE_BINDING | GPUTextureUsage.STORAGE_BINDING,
+    });
+    assert.throws(
+      () => bindByName("g", [kernel], { ...good, logits: texture }),
+      new RegExp(`kernel ${SCORE} binding 1 \\(logits\\) needs a buffer`),
+    );
+    const copy = declaredBindings(
+      "cnnToTexture",
+      specializedSource("cnnToTexture", {
+        WIDTH: 1,
+        ROWS: 4,
+      }),
+    );
+    const src = buffer("src");
+    assert.equal(bindByName("c", [copy], { batch, src, tex: texture }).length, 3);
+    assert.throws(
+      () => bindByName("c", [copy], { batch, src, tex: src }),
+      /kernel cnnToTexture binding 2 \(tex\) needs a texture/,
+    );
     // Two kernels of one group naming one binding differently: one resource for both names.
     const fwd = ["matmulBiasRelu", "matmulBiasReluTexture"].map((k) =>
       declaredBindings(k, kernelSource(k))

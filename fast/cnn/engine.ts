@@ -14,8 +14,8 @@
  *   kernel specialised to the network's shapes with `const` lines), every
  *   pipeline compiled asynchronously and in parallel, layouts shared per
  *   binding signature, buffers, bind groups. A step records 21 dispatches
- *   (20 with both texture variants, the default on MNIST's shape) and
- *   allocates nothing.
+ *   with the im2col variants, 20 with conv2's texture variant (alone or with
+ *   conv1's, the default on MNIST's shape), and allocates nothing.
  * - The dataset lives on the GPU as packed bytes (4 pixels per u32). With
  *   `shuffle`, `setOrder` copies the training images and labels into the
  *   epoch's order on the GPU (gatherRows.wgsl), so every step reads a

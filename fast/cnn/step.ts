@@ -15,9 +15,10 @@
  * A convolution is im2col then a matmul with the bias as W's last row
  * (`z = [cols | 1] · [W; b]`); ReLU is fused into the max-pool, and its mask
  * into the pool's backward. The backward stages run from the loss back to
- * conv1, then one optimiser dispatch updates every parameter. conv2 has a
- * second variant, implicit GEMMs on textures (`CnnNet.conv2`,
- * fast/cnn/textures.ts), with the same sums in the same order.
+ * conv1, then one optimiser dispatch updates every parameter. Each
+ * convolution has a second variant on textures, the default where the shapes
+ * fit (`CnnNet.conv1`, `conv2`; fast/cnn/textures_conv1.ts, textures.ts):
+ * the same sums in the same order without the im2col matrices.
  *
  * @module
  */
@@ -25,7 +26,8 @@
 import type { CnnDims, CnnShape } from "../../shared/model/cnn.ts";
 import { CNN_LAYER_NAMES, cnnLayerSizes } from "../../shared/model/cnn.ts";
 import { type OptimizerName, OPTIMIZERS } from "../../shared/model/optim.ts";
-import { optimizerBindings, type Resource, type StageSpec } from "../kit.ts";
+import { optimizerBindings, type StageSpec } from "../kit.ts";
+import { block, stage } from "./stage.ts";
 import { conv2TextureBackward, conv2TextureForward, pool1TextureStage } from "./textures.ts";
 import { conv1TextureBackward, conv1TextureForward } from "./textures_conv1.ts";
 
@@ -81,7 +83,10 @@ export interface CnnNet {
   /** Training images (the length of the per-image losses). */
   nTrain: number;
   optimizer: OptimizerName;
-  /** conv1's variant: im2col into a texture and texture matmuls (fast/cnn/textures_conv1.ts). */
+  /**
+   * conv1's variant: conv1 + ReLU + pool1 in one kernel and the weight gradient on an im2col
+   * texture (fast/cnn/textures_conv1.ts; needs conv2's "texture"), or im2col + matmuls.
+   */
   conv1: "texture" | "im2col";
   /** conv2's variant: implicit GEMMs on textures (fast/cnn/textures.ts), or im2col + matmuls. */
   conv2: "texture" | "im2col";
@@ -150,27 +155,8 @@ function rowsPerImage({ dims: d }: CnnNet): number[] {
   return [d.h1 * d.w1, d.h2 * d.w2, 1];
 }
 
-/** A per-batch stage: its `Batch` uniform the batch's entry, `bindings` by the kernel's names. */
-function stage(
-  layer: string,
-  kernel: string,
-  constants: Record<string, number>,
-  bindings: Record<string, Resource>,
-  threads: (count: number) => number,
-  flops: (count: number) => number = () => 0,
-): StageSpec {
-  const name = `${layer} ${kernel}`;
-  return { name, kernel, constants, uniform: "batch", bindings, threads, flops };
-}
-
 /** Blocks of side `side` covering an a × b matrix. */
 const blocks = (a: number, b: number, side: number) => Math.ceil(a / side) * Math.ceil(b / side);
-
-/** Layer l's `[K + 1, N]` block of `buffer` (the parameters or the gradients). */
-function block(net: CnnNet, buffer: GPUBuffer, l: number): GPUBufferBinding {
-  const { kPad, n, offset } = net.layers[l];
-  return { buffer, offset: offset * 4, size: (kPad + 1) * n * 4 };
-}
 
 // ---------------------------------------------------------------------------
 // The step and the test pass, as lists of stages

@@ -1,13 +1,16 @@
 /**
- * The texture variant of conv2's stages: the convolution and its weight
- * gradient as implicit GEMMs (no im2col columns) reading their operands
- * through `rgba32float` textures, as the MLP's texture kernels do (on
- * llvmpipe a texel fetch costs several times less than a storage-buffer
- * load: fast/DESIGN.md, "Why the texture kernels are unrolled"). It computes
- * the same sums in the same order as the stages it replaces (im2col +
- * `cnnMatmulVec4`, im2col + `cnnMatmulTransAVec4`), so the results are bit
- * for bit theirs; fast/cnn/step.ts puts these stages in its list where
- * `conv2TextureFits` says they fit.
+ * The texture variant of conv2's stages: the convolution, its weight gradient
+ * and its input gradient (col2im included) as implicit GEMMs (no im2col
+ * columns) reading their operands through `rgba32float` textures; a1 and ∂z2
+ * are written into those textures by the pool (`pool1TextureStage`, or
+ * conv1's texture variant) and by pool2's backward, [W2; b2] is copied into
+ * one. Each kernel loads a value once for many multiply-adds, which is what
+ * decides speed on llvmpipe (bench/load_costs.ts; fast/DESIGN.md, "The CNN").
+ * It computes the same sums in the same order as the stages it replaces
+ * (im2col + `cnnMatmulVec4`, `cnnMatmulTransAVec4`, `cnnMatmulTransBVec4` +
+ * `col2imVec4`), so the results are bit for bit theirs; fast/cnn/engine.ts
+ * chooses it where `conv2TextureFits` says it fits (`cnnVariants`), and
+ * fast/cnn/step.ts puts these stages in its list.
  *
  * Not here: the textures themselves (fast/cnn/buffers.ts), the other stages
  * (fast/cnn/step.ts), recording (fast/kit.ts).
@@ -16,13 +19,13 @@
  */
 
 import type { CnnDims, CnnShape } from "../../shared/model/cnn.ts";
-import type { Resource, StageSpec } from "../kit.ts";
+import type { StageSpec } from "../kit.ts";
+import { block, stage } from "./stage.ts";
 import type { CnnBuffers, CnnNet } from "./step.ts";
 
-/** vec4 columns of z (or of ∂W) per invocation of the texture kernels. */
+/** vec4 columns of z (or of ∂W) per invocation of the texture kernels: 4, or 2 (N a multiple of 8). */
 export function columnsPerThread(n: number): number {
-  const n4 = n / 4;
-  return [4, 2, 1].find((v) => n4 % v === 0)!;
+  return (n / 4) % 4 === 0 ? 4 : 2;
 }
 
 /**
@@ -60,26 +63,6 @@ export function conv2TextureSizes(
   };
 }
 
-/** A per-batch stage: the batch's entry, then `bindings` by the names the kernel declares. */
-export function batchStage(
-  name: string,
-  kernel: string,
-  constants: Record<string, number>,
-  bindings: Record<string, Resource>,
-  threads: (count: number) => number,
-  flops: (count: number) => number = () => 0,
-): StageSpec {
-  return {
-    name,
-    kernel,
-    constants,
-    uniform: "batch",
-    bindings,
-    threads,
-    flops,
-  };
-}
-
 /**
  * pool1 into a1's texture (`maxPoolTexture`), for conv2's texture variant
  * after conv1's im2col variant (conv1's texture variant pools in its own
@@ -91,8 +74,8 @@ export function pool1TextureStage(net: CnnNet, b: CnnBuffers): StageSpec {
   // a1[i, py, px, c] = max_{dy, dx < 2} relu(z1[i, 2py + dy, 2px + dx, c]), arg1 = where,
   //   straight into a1's texture: a1Tex[(i, py), (px, c4)] = a1[i, py, px, 4·c4 .. 4·c4 + 3]
   //                                           [B, h1, w1, C1] → [B·p1h][p1w·C1/4], arg1
-  return batchStage(
-    "pool1 maxPoolTexture",
+  return stage(
+    "pool1",
     "maxPoolTexture",
     { H: d.h1, W: d.w1, C: s.c1 },
     { z: b.z1, pooled: b.a1Tex!, argmax: b.arg1 },
@@ -106,26 +89,25 @@ export function pool1TextureStage(net: CnnNet, b: CnnBuffers): StageSpec {
  */
 export function conv2TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
   const { shape: s, dims: d } = net, a1Tex = b.a1Tex!, w2Tex = b.w2Tex!;
-  const { kPad, n, offset } = net.layers[1];
-  const w2 = { buffer: b.params, offset: offset * 4, size: (kPad + 1) * n * 4 };
+  const { kPad } = net.layers[1];
+  const w2 = block(net, b.params, 1);
   const nv = columnsPerThread(s.c2);
-  const px = d.w2; // output pixels per invocation
-  const invocations = (c: number) => c * d.h2 * (d.w2 / px) * (s.c2 / 4 / nv);
+  const invocations = (c: number) => c * d.h2 * (s.c2 / 4 / nv); // one output line each
   return [
     // W2Tex[k, n4] = [W2; b2][k, 4·n4 .. 4·n4 + 3]              [K2 + 1, C2] → [K2 + 1][C2/4]
-    batchStage(
-      "conv2 cnnToTexture",
+    stage(
+      "conv2",
       "cnnToTexture",
-      { WIDTH: s.c2 / 4, ROWS: kPad + 1, ROWS_PER_IMAGE: 0, PER_IMAGE: 0 },
+      { WIDTH: s.c2 / 4, ROWS: kPad + 1 },
       { src: w2, tex: w2Tex },
       () => (kPad + 1) * s.c2 / 4,
     ),
     // z2[(i, oy, ox), n] = b2[n] + Σ_{ky, kx, c} a1[i, oy + ky, ox + kx, c] · W2[(ky, kx, c), n]
     //                                                  → z2: [B·h2·w2, C2], no im2col columns
-    batchStage(
-      "conv2 cnnConvTexture",
+    stage(
+      "conv2",
       "cnnConvTexture",
-      { H: d.p1h, W: d.p1w, C: s.c1, KS: s.kernel, N: s.c2, NV: nv, WO: d.w2, PX: px },
+      { H: d.p1h, W: d.p1w, C: s.c1, KS: s.kernel, N: s.c2, NV: nv, WO: d.w2, PX: d.w2 },
       { aTex: a1Tex, wTex: w2Tex, z: b.z2 },
       (c) => 64 * Math.ceil(invocations(c) / 16), // workgroups of 16 (the kit counts in 64s)
       (c) => 2 * c * d.h2 * d.w2 * d.k2 * s.c2,
@@ -148,25 +130,26 @@ export function conv2TextureBackward(
 ): StageSpec[] {
   const { shape: s, dims: d } = net;
   const gZ2Width = d.w2 * s.c2 / 4;
-  const { kPad, n, offset } = net.layers[1];
-  const dW = { buffer: b.grads, offset: offset * 4, size: (kPad + 1) * n * 4 };
+  const { kPad, n } = net.layers[1];
+  const dW = block(net, b.grads, 1);
   const nv = columnsPerThread(s.c2), rows = d.h2 * d.w2;
   const blocks = (d.k2 / 8 + 1) * (s.c2 / 4 / nv);
   return [
     // Backward of  a2 = max-pool(relu(z2)):  ∂z2[j] = ∂a2[o] where arg2[o] = j and z2[j] > 0, else 0,
     //   straight into ∂z2's texture: gZ2Tex[(i, oy), (ox, n4)] = ∂z2[i, oy, ox, 4·n4 .. 4·n4 + 3]
     //                                                      [B, h2, w2, C2] → [B·h2][w2·C2/4]
-    batchStage(
-      "pool2 maxPoolBackwardTexture",
+    stage(
+      "pool2",
       "maxPoolBackwardTexture",
       { H: d.h2, W: d.w2, C: s.c2, WIDTH: gZ2Width },
       { gout: b.gPool2, argmax: b.arg2, z: b.z2, gz: b.gZ2Tex! },
       (c) => c * d.features / 4, // one invocation per pooled output's 4 channels
     ),
+    // Backward of  z2 = cols2 · W2 + b2:  ∂[W2; b2] = [cols2 | 1]ᵀ · ∂z2, in slices of rows:
     // part[s, k, n] = Σ_{m in slice s} cols2[m, k] · ∂z2[m, n] (cols2 read from a1's texture),
     // part[s, K2, n] = Σ_{m in slice s} ∂z2[m, n]                         → part: [S, K2 + 1, C2]
-    batchStage(
-      "conv2 cnnConvWeightGradTexture",
+    stage(
+      "conv2",
       "cnnConvWeightGradTexture",
       {
         H: d.p1h,
@@ -182,17 +165,18 @@ export function conv2TextureBackward(
       (c) => 2 * c * rows * (d.k2 + 1) * s.c2,
     ),
     // ∂[W2; b2] = Σ_s part[s]                                              [K2 + 1, C2]
-    batchStage(
-      "conv2 cnnSumSlices",
+    stage(
+      "conv2",
       "cnnSumSlices",
       { LEN: (kPad + 1) * n, ROWS_PER_IMAGE: rows, SLICE_ROWS: sliceRows },
       { part: b.partial, dw: dW },
       () => (kPad + 1) * n,
     ),
+    // Backward of  z2 = cols2 · W2 + b2,  cols2[(i, oy, ox), (ky, kx, c)] = a1[i, oy + ky, ox + kx, c]:
     // ∂a1[i, y, x, c] = Σ_{ky, kx} Σ_n ∂z2[i, y − ky, x − kx, n] · W2[(ky, kx, c), n]
     //   (∂cols2 = ∂z2 · W2ᵀ and its col2im, without ∂cols2)          → ∂a1: [B, h1/2, w1/2, C1]
-    batchStage(
-      "conv2 cnnConvInputGradTexture",
+    stage(
+      "conv2",
       "cnnConvInputGradTexture",
       { H: d.p1h, W: d.p1w, C: s.c1, KS: s.kernel, N: s.c2 },
       { gTex: b.gZ2Tex!, wTex: b.w2Tex!, ga: b.gPool1 },

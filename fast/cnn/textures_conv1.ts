@@ -18,7 +18,8 @@
 import type { CnnDims, CnnShape } from "../../shared/model/cnn.ts";
 import type { StageSpec } from "../kit.ts";
 import type { CnnBuffers, CnnNet } from "./step.ts";
-import { batchStage, columnsPerThread } from "./textures.ts";
+import { block, stage } from "./stage.ts";
+import { columnsPerThread } from "./textures.ts";
 
 /**
  * The [width, height] in texels of conv1's textures, one image per row:
@@ -67,7 +68,7 @@ function asPointwise(net: CnnNet) {
 }
 
 /** Output pixels per invocation of `cnnConvPoolTexture` along a line: 8, or fewer for a narrower z1. */
-export function convPoolPixels(w1: number): number {
+function convPoolPixels(w1: number): number {
   return Math.min(8, 4 * Math.ceil(w1 / 4));
 }
 
@@ -78,24 +79,24 @@ export function convPoolPixels(w1: number): number {
  */
 export function conv1TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
   const { shape: s, dims: d } = net;
-  const { kPad, n, offset } = net.layers[0];
-  const w1 = { buffer: b.params, offset: offset * 4, size: (kPad + 1) * n * 4 };
+  const { kPad } = net.layers[0];
+  const w1 = block(net, b.params, 0);
   const pxb = convPoolPixels(d.w1);
   const invocations = (c: number) => c * d.p1h * Math.ceil(d.w1 / pxb) * (s.c1 / 4);
   return [
     // W1Tex[k, n4] = [W1; b1][k, 4·n4 .. 4·n4 + 3]                  [K1 + 1, C1] → [K1 + 1][C1/4]
-    batchStage(
-      "conv1 cnnToTexture",
+    stage(
+      "conv1",
       "cnnToTexture",
-      { WIDTH: s.c1 / 4, ROWS: kPad + 1, ROWS_PER_IMAGE: 0, PER_IMAGE: 0 },
+      { WIDTH: s.c1 / 4, ROWS: kPad + 1 },
       { src: w1, tex: b.w1Tex! },
       () => (kPad + 1) * s.c1 / 4,
     ),
     // z1[i, oy, ox, n] = b1[n] + Σ_{ky, kx} x[i, oy + ky, ox + kx] · W1[(ky, kx), n]   → z1: [B, h1, w1, C1]
     // a1[i, py, px, c] = max_{dy, dx < 2} relu(z1[i, 2py + dy, 2px + dx, c]), arg1 = where,
     //   into a1's texture [B·p1h][p1w·C1/4] (no im2col columns, z1 not read back)
-    batchStage(
-      "conv1 cnnConvPoolTexture",
+    stage(
+      "conv1",
       "cnnConvPoolTexture",
       { H: s.height, W: s.width, KS: s.kernel, KPAD: kPad, N: s.c1, PXB: pxb },
       { x: b.x, wTex: b.w1Tex!, z: b.z1, pooled: b.a1Tex!, argmax: b.arg1 },
@@ -119,15 +120,15 @@ export function conv1TextureBackward(
   sliceRows: number,
 ): StageSpec[] {
   const { shape: s, dims: d } = net;
-  const { kPad, n, offset } = net.layers[0];
-  const dW = { buffer: b.grads, offset: offset * 4, size: (kPad + 1) * n * 4 };
+  const { kPad, n } = net.layers[0];
+  const dW = block(net, b.grads, 0);
   const m1 = d.h1 * d.w1, nv = columnsPerThread(s.c1), gZ1Width = m1 * s.c1 / 4;
   const blocks = (kPad / 8 + 1) * (s.c1 / 4 / nv);
   return [
     // cols1Tex[i, ((oy·w1 + ox), q)] = cols1[(i, oy, ox), 4q .. 4q + 3], for the weight gradient:
     // cols1[(i, oy, ox), (ky, kx)] = x[i, oy + ky, ox + kx]          x: [B, H, W, 1] → [B][h1·w1·K1/4]
-    batchStage(
-      "conv1 im2colTexture",
+    stage(
+      "conv1",
       "im2colTexture",
       { H: s.height, W: s.width, C: 1, K: s.kernel, COLS: kPad },
       { x: b.x, cols: b.cols1Tex! },
@@ -136,16 +137,17 @@ export function conv1TextureBackward(
     // Backward of  a1 = max-pool(relu(z1)):  ∂z1[j] = ∂a1[o] where arg1[o] = j and z1[j] > 0, else 0,
     //   straight into ∂z1's texture: gZ1Tex[i, ((oy·w1 + ox), n4)] = ∂z1[i, oy, ox, 4·n4 .. 4·n4 + 3]
     //                                                         [B, h1, w1, C1] → [B][h1·w1·C1/4]
-    batchStage(
-      "pool1 maxPoolBackwardTexture",
+    stage(
+      "pool1",
       "maxPoolBackwardTexture",
       { H: d.h1, W: d.w1, C: s.c1, WIDTH: gZ1Width },
       { gout: b.gPool1, argmax: b.arg1, z: b.z1, gz: b.gZ1Tex! },
       (c) => c * d.p1h * d.p1w * s.c1 / 4, // one invocation per pooled output's 4 channels
     ),
+    // Backward of  z1 = cols1 · W1 + b1:  ∂[W1; b1] = [cols1 | 1]ᵀ · ∂z1, in slices of rows:
     // part[s, k, n] = Σ_{m in slice s} cols1[m, k] · ∂z1[m, n],  part[s, K1, n] = Σ ∂z1[m, n]
-    batchStage(
-      "conv1 cnnConvWeightGradTexture",
+    stage(
+      "conv1",
       "cnnConvWeightGradTexture",
       { ...asPointwise(net), NV: nv, SLICE_ROWS: sliceRows },
       { aTex: b.cols1Tex!, gTex: b.gZ1Tex!, part: b.partial },
@@ -153,8 +155,8 @@ export function conv1TextureBackward(
       (c) => 2 * c * m1 * (d.k1 + 1) * s.c1,
     ),
     // ∂[W1; b1] = Σ_s part[s]                                              [K1 + 1, C1]
-    batchStage(
-      "conv1 cnnSumSlices",
+    stage(
+      "conv1",
       "cnnSumSlices",
       { LEN: (kPad + 1) * n, ROWS_PER_IMAGE: m1, SLICE_ROWS: sliceRows },
       { part: b.partial, dw: dW },

@@ -1,4 +1,6 @@
-// cnnConvInputGradTexture: the input gradient of a valid KS×KS convolution, col2im implicit:
+// cnnConvInputGradTexture: the input gradient of a valid KS×KS convolution, col2im implicit.
+// Backward of  z[(b, oy, ox), n] = w[K, n] + Σ_{ky, kx, c} a[b, oy + ky, ox + kx, c] · w[(ky, kx, c), n]
+// (cnnConvTexture): each a[b, y, x, c] collects ∂z · w over the outputs whose window holds it:
 //   ∂a[b, y, x, 4·c4 .. 4·c4 + 3] = Σ_{ky, kx: 0 ≤ y − ky < HO, 0 ≤ x − kx < WO}  v(b, y − ky, x − kx, k)
 //   v(b, oy, ox, k) = Σ_{n4 < N/4} transpose(mat4x4(w[k .. k + 3, 4·n4 .. 4·n4 + 3])) · g[b, oy, ox, 4·n4 ..]
 //   with k = (ky·KS + kx)·C + 4·c4: v is ∂cols = ∂z · Wᵀ at row (b, oy, ox), columns k .. k + 3.

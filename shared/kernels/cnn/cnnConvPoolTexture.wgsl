@@ -8,7 +8,8 @@
 //   in (ky, kx) order, zero rows K .. KPAD − 1, the bias last), z: [count, HO, WO, N] (as vec4),
 //   out: rgba32float storage texture [count·HO/2][WO/2·N/4] (texel (px·N/4 + n4, b·HO/2 + py)),
 //   argmax: [count, HO/2, WO/2, N] (as vec4u); HO = H − KS + 1, WO = W − KS + 1 (floor: an odd
-//   last line or column of z is not pooled, and not written either: nothing reads it).
+//   last line or column of z is not pooled; an odd last line is not written either, nothing
+//   reads it).
 // The sums of im2colTexture + cnnConvTexture (conv1 as a 1×1 convolution of its KPAD im2col
 // columns) in the same order, and maxPoolTexture's values and argmaxes, without the im2col
 // columns (read from x where they came from) and without z read back for the pool. Each

@@ -15,8 +15,10 @@
 // (conv2 of MNIST, 2 cores): PX = 8, NV = 4 is the fastest of those tried; NV = 8 (64 vec4 sums)
 // or two lines per invocation ran 2–3× slower, NV = 2 1.5× slower, and w as a uniform
 // binding (the same index in every lane when NV = N/4) ran slower than w from a texture.
-// Workgroups of 16 invocations (smaller groups balance better over llvmpipe's threads); the kit
-// sizes grids in 64s, so the host asks for 64 threads per 16 invocations (fast/cnn/step.ts).
+// Workgroups of 16 invocations (smaller groups balance better over llvmpipe's threads): unlike
+// the other kernels, which number their invocations (wg.y·groups.x + wg.x)·64 + local, this one
+// counts in 16s; the kit sizes grids in 64s, so the host asks for 64 threads per 16
+// invocations (fast/cnn/textures.ts).
 
 // Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
 // nothing, so a constant the host forgets fails to compile (and the host checks first).

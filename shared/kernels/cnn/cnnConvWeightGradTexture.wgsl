@@ -1,4 +1,6 @@
-// cnnConvWeightGradTexture: the split-K weight gradient of a convolution, im2col implicit:
+// cnnConvWeightGradTexture: the split-K weight gradient of a convolution, im2col implicit.
+// Backward of  z[(b, oy, ox), n] = w[K, n] + Σ_k cols[(b, oy, ox), k] · w[k, n]  (cnnConvTexture):
+//   ∂w[k, n] = Σ_m cols[m, k] · ∂z[m, n],  ∂w[K, n] (the bias row) = Σ_m ∂z[m, n], in slices:
 //   part[s, k, n] = Σ_{m in slice s} cols[m, k] · g[m, n]   for k < K,   part[s, K, n] = Σ g[m, n]
 //   with cols[(b, oy, ox), (ky, kx, c)] = a[b, oy + ky, ox + kx, c] read from a's texture,
 //   a: rgba32float texture [count·H][W·C/4] (texel (x·C/4 + c4, b·H + y): a[b, y, x, 4·c4 ..]),

@@ -2,10 +2,10 @@
 //   x: [count, H, W, C] (NHWC), cols: rgba32float storage texture [count][HO·WO·COLS/4], texel
 //   ((oy·WO + ox)·COLS/4 + q, b) = cols[(b, oy, ox), 4q .. 4q + 3]; COLS a multiple of 4,
 //   HO = H − K + 1, WO = W − K + 1; columns K·K·C .. COLS − 1 are zero padding.
-// The math of im2colVec4 (the same values, 4 columns per thread), written where the texture
-// kernels read them (cnnConvTexture and cnnConvWeightGradTexture as a 1×1 convolution of COLS
-// channels over a 1 × HO·WO image: fast/cnn/textures.ts); one image per texture row, so the
-// batch may be as large as the texture is high. Each invocation writes one row (b, oy, ox): its
+// The math of im2colVec4 (the same values, 4 columns per thread), written where conv1's weight
+// gradient reads them (cnnConvWeightGradTexture as a 1×1 convolution of COLS channels over a
+// 1 × HO·WO image: fast/cnn/textures_conv1.ts); one image per texture row, so the batch may be
+// as large as the texture is high. Each invocation writes one row (b, oy, ox): its
 // COLS/4 texels in a loop the host unrolls, so each column's (ky, kx, c) is a constant (one
 // invocation per texel, with that arithmetic per value, took 1.8 ms a step of 32 MNIST images
 // on llvmpipe).
