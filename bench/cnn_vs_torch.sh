@@ -6,21 +6,25 @@
 # then prints each one's epoch times (ms, the epoch's own clock, set-up and test pass excluded),
 # their medians and the ratio deno / torch, with the date, commit and load average.
 # Not a test: it asserts nothing. Usage: bash bench/cnn_vs_torch.sh [ROUNDS] [--data DIR]
+# (--data goes to both trainers).
 # With BEFORE=DIR (another checkout, e.g. a worktree of an earlier commit), each round also runs
 # the same deno command in DIR, before the other two, and its median and after/before are printed.
 # (Debian's python3-torch: apt-get install -y python3-torch.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=${1:-5}
-shift || true
+rounds=5
+if [[ ${1:-} =~ ^[0-9]+$ ]]; then
+  rounds=$1
+  shift
+fi
 python=${PYTHON:-/usr/bin/python3}
-flags=(--model cnn --optimizer momentum --lr 0.05 --batch-size 32 --train-limit 6000 --epochs 1)
+flags=(--model cnn --optimizer momentum --lr 0.05 --batch-size 32 --train-limit 6000 --epochs 1 "$@")
 echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- fast shared || echo ' (+ uncommitted changes)')"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)  cores: $(nproc)"
 echo "deno: deno task fast ${flags[*]}"
 echo "torch: $python bench/torch_cnn.py --limit 6000 --batch-size 32 --lr 0.05 --momentum 0.9 --threads 2 $*"
-epoch() { # the epoch-1 "loss ms" of deno task fast, in the current directory
-  deno task fast "${flags[@]}" 2>&1 | sed -n 's/^\[epoch 1 done\] avg loss = \([0-9.]*\) (\([0-9.]*\) ms).*/\1 \2/p'
+epoch() { # the epoch-1 "loss ms" of deno task fast, in the current directory ("" if it failed)
+  deno task fast "${flags[@]}" 2>&1 | sed -n 's/^\[epoch 1 done\] avg loss = \([0-9.]*\) (\([0-9.]*\) ms).*/\1 \2/p' || true
 }
 [ -z "${BEFORE:-}" ] || echo "before: $BEFORE at $(git -C "$BEFORE" rev-parse --short HEAD)"
 deno_ms=() torch_ms=() before_ms=()
@@ -34,7 +38,7 @@ for r in $(seq 1 "$rounds"); do
   d=$(epoch)
   [ -n "$d" ] || { echo "error: no epoch line from deno task fast" >&2; exit 1; }
   t=$("$python" bench/torch_cnn.py --limit 6000 --batch-size 32 --lr 0.05 --momentum 0.9 --threads 2 "$@" |
-    sed -n 's/^\[epoch 1\] loss = \([0-9.]*\)  (\([0-9.]*\) ms).*/\1 \2/p')
+    sed -n 's/^\[epoch 1\] loss = \([0-9.]*\)  (\([0-9.]*\) ms).*/\1 \2/p' || true)
   [ -n "$t" ] || { echo "error: no epoch line from bench/torch_cnn.py" >&2; exit 1; }
   echo "round $r: deno loss ${d% *} ${d#* } ms | torch loss ${t% *} ${t#* } ms | load $(cut -d' ' -f1 /proc/loadavg)"
   deno_ms+=("${d#* }") torch_ms+=("${t#* }")

@@ -4,15 +4,16 @@
  * "The CNN", _Its texture variant_). Each probe is one kernel of 65,536
  * invocations looping 256 times over 4 loads of one kind (or 16 vec4
  * multiply-adds, the 4 sums in turn) into vec4 sums, dispatched 5 times in
- * one submit; the least of 3 such timings, divided by the operations, is the
- * cost of one operation of one invocation, all cores together.
+ * one submit; the least of 3 such timings, less that of a probe with an empty
+ * loop (the set-up and the dispatch), divided by the operations, is the cost
+ * of one operation of one invocation, all cores together.
  *
  * On llvmpipe (a CPU adapter, 8 invocations per SIMD instruction; 2026-12-06,
  * 2 cores) every kind of load with an index the compiler cannot prove the same
- * for all invocations cost about the same, 0.9–1.5 ns: a texel fetch, a
+ * for all invocations cost about the same, 0.8–1.3 ns: a texel fetch, a
  * storage, uniform, workgroup or private-array load; one address for every
- * invocation was no cheaper. A vec4 multiply-add cost 0.07 ns, a 13th to a
- * 20th of a load: a kernel there is as fast as it makes each loaded value
+ * invocation was no cheaper. A vec4 multiply-add cost 0.054 ns, a 15th to a
+ * 24th of a load: a kernel there is as fast as it makes each loaded value
  * serve many multiply-adds. Not a test (it asserts nothing): a measurement to
  * repeat on another adapter.
  *
@@ -27,6 +28,8 @@ const INVOCATIONS = 65536, TRIPS = 256, REPEATS = 5;
 
 /** Each probe: the loop body (4 loads or 16 multiply-adds into a0 … a3) and its operation count. */
 const PROBES: Record<string, { body: string; ops: number }> = {
+  // The set-up and the dispatch alone: subtracted from every other probe.
+  "nothing (the baseline)": { body: "", ops: 0 },
   "texel fetch, a texel per invocation": {
     body: [0, 1, 2, 3].map((j) =>
       `a${j} += textureLoad(t, vec2u((i + ${j}u) & 63u, g & 1023u), 0);`
@@ -158,6 +161,7 @@ async function timed(pipeline: GPUComputePipeline, repeats: number): Promise<num
   return performance.now() - t0;
 }
 
+let baseline = 0; // ms of a dispatch of the empty probe
 for (const [name, { body, ops }] of Object.entries(PROBES)) {
   const module = device.createShaderModule({ label: `probe: ${name}`, code: probeSource(body) });
   const pipeline = await device.createComputePipelineAsync({
@@ -171,6 +175,11 @@ for (const [name, { body, ops }] of Object.entries(PROBES)) {
     await timed(pipeline, REPEATS),
     await timed(pipeline, REPEATS),
   ) / REPEATS;
-  const perOp = ms * 1e6 / (INVOCATIONS * TRIPS * ops);
+  if (ops === 0) {
+    baseline = ms;
+    console.log(`${name.padEnd(40)} ${ms.toFixed(3)} ms a dispatch`);
+    continue;
+  }
+  const perOp = (ms - baseline) * 1e6 / (INVOCATIONS * TRIPS * ops);
   console.log(`${name.padEnd(40)} ${perOp.toFixed(3)} ns per operation per invocation`);
 }

@@ -43,7 +43,7 @@
  *   included) as implicit GEMMs reading them, no im2col columns. conv1's
  *   (fast/cnn/textures_conv1.ts, with conv2's): the convolution, ReLU and
  *   pool1 in one kernel reading the image, and the weight gradient on an
- *   im2col texture. On llvmpipe every load costs 13 to 20 multiply-adds
+ *   im2col texture. On llvmpipe every load costs 15 to 24 multiply-adds
  *   (bench/load_costs.ts): these kernels load each value once for many.
  * - All parameters live in one buffer (each layer's `[K + 1, N]` block at a
  *   256-byte aligned offset), gradients in another with the same layout, so

@@ -29,11 +29,11 @@ import adamStep from "./optim/adamStep.wgsl" with { type: "text" };
 import addBias from "./slow/addBias.wgsl" with { type: "text" };
 import argmax from "./slow/argmax.wgsl" with { type: "text" };
 import bytesToFloats from "./slow/bytesToFloats.wgsl" with { type: "text" };
-import cnnLoadBatch from "./cnn/cnnLoadBatch.wgsl" with { type: "text" };
 import cnnConvInputGradTexture from "./cnn/cnnConvInputGradTexture.wgsl" with { type: "text" };
 import cnnConvPoolTexture from "./cnn/cnnConvPoolTexture.wgsl" with { type: "text" };
 import cnnConvTexture from "./cnn/cnnConvTexture.wgsl" with { type: "text" };
 import cnnConvWeightGradTexture from "./cnn/cnnConvWeightGradTexture.wgsl" with { type: "text" };
+import cnnLoadBatch from "./cnn/cnnLoadBatch.wgsl" with { type: "text" };
 import cnnLossGrad from "./cnn/cnnLossGrad.wgsl" with { type: "text" };
 import cnnMatmul from "./cnn/cnnMatmul.wgsl" with { type: "text" };
 import cnnMatmulTransA from "./cnn/cnnMatmulTransA.wgsl" with { type: "text" };
@@ -67,10 +67,10 @@ import matmulBiasReluTiled from "./mlp/matmulBiasReluTiled.wgsl" with { type: "t
 import matmulTransA from "./slow/matmulTransA.wgsl" with { type: "text" };
 import matmulTransB from "./slow/matmulTransB.wgsl" with { type: "text" };
 import maxPool from "./cnn/maxPool.wgsl" with { type: "text" };
-import maxPoolBackwardTexture from "./cnn/maxPoolBackwardTexture.wgsl" with { type: "text" };
-import maxPoolTexture from "./cnn/maxPoolTexture.wgsl" with { type: "text" };
 import maxPoolBackward from "./cnn/maxPoolBackward.wgsl" with { type: "text" };
+import maxPoolBackwardTexture from "./cnn/maxPoolBackwardTexture.wgsl" with { type: "text" };
 import maxPoolBackwardVec4 from "./cnn/maxPoolBackwardVec4.wgsl" with { type: "text" };
+import maxPoolTexture from "./cnn/maxPoolTexture.wgsl" with { type: "text" };
 import momentumStep from "./optim/momentumStep.wgsl" with { type: "text" };
 import nonzeroGroups from "./mlp/nonzeroGroups.wgsl" with { type: "text" };
 import nonzeroRows from "./mlp/nonzeroRows.wgsl" with { type: "text" };
@@ -141,8 +141,8 @@ export const KERNEL_SOURCES: Readonly<Record<string, string>> = {
   matmulTransB,
   maxPool,
   maxPoolBackward,
-  maxPoolBackwardVec4,
   maxPoolBackwardTexture,
+  maxPoolBackwardVec4,
   maxPoolTexture,
   momentumStep,
   nonzeroGroups,
@@ -225,8 +225,8 @@ export const CNN_KERNELS: ReadonlySet<string> = new Set([
   "im2colVec4",
   "maxPool",
   "maxPoolBackward",
-  "maxPoolBackwardVec4",
   "maxPoolBackwardTexture",
+  "maxPoolBackwardVec4",
   "maxPoolTexture",
 ]);
 

@@ -16,7 +16,7 @@
 // invocation computes two output lines (one line of the pool) × PXB pixels × 4 channels n4 in
 // registers: it loads the (KS + 1) × (PXB + KS − 1) pixels under them once (as vec4s) and the
 // KPAD + 1 texels of w's column n4; the loops are unrolled, so every index into the pixels is a
-// constant. (On llvmpipe a load costs 13 to 20 vec4 multiply-adds: bench/load_costs.ts.)
+// constant. (On llvmpipe a load costs 15 to 24 vec4 multiply-adds: bench/load_costs.ts.)
 
 // Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
 // nothing, so a constant the host forgets fails to compile (and the host checks first).
