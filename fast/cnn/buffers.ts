@@ -102,7 +102,6 @@ export function createBuffers(
 
   // Activations and their gradients, for a full batch (shapes: step.ts, CnnBuffers).
   const m1 = d.h1 * d.w1, m2 = d.h2 * d.w2, p1 = d.p1h * d.p1w;
-  const [K1, K2] = [layers[0].kPad, layers[1].kPad];
   const buffers: CnnBuffers = {
     params: upload("CNN parameters [W1|b1, W2|b2, W3|b3]", packed, storage),
     grads: floats("CNN gradients (layout of the parameters)", net.paramFloats),
@@ -127,18 +126,10 @@ export function createBuffers(
     confusion: floats("test confusion counts [classes, classes]", s.classes * s.classes),
     // The im2col variants' buffers, or the texture variants' textures (only what each runs).
     ...(net.conv1 === "im2col"
-      ? {
-        cols1: floats("conv1 im2col columns [B·h1·w1, k·k (padded)]", B * m1 * K1),
-        gZ1: floats("∂z1 [B, h1, w1, C1]", B * m1 * s.c1),
-      }
+      ? conv1Im2colBuffers(net, B, floats)
       : conv1Textures(device, net, B, owned)),
     ...(net.conv2 === "im2col"
-      ? {
-        pool1: floats("pool1 a1 [B, h1/2, w1/2, C1]", B * p1 * s.c1),
-        cols2: floats("conv2 im2col columns [B·h2·w2, k·k·C1 (padded)]", B * m2 * K2),
-        gZ2: floats("∂z2 [B, h2, w2, C2]", B * m2 * s.c2),
-        gCols2: floats("∂cols2 [B·h2·w2, k·k·C1 (padded)]", B * m2 * K2),
-      }
+      ? conv2Im2colBuffers(net, B, floats)
       : conv2Textures(device, net, B, owned)),
   };
   const readback = (label: string, size: number) =>
@@ -185,6 +176,34 @@ function rgbaTexture(
   });
   owned.push(t);
   return t;
+}
+
+/** conv1's im2col variant's buffers: its columns, ∂z1. */
+function conv1Im2colBuffers(
+  net: CnnNet,
+  B: number,
+  floats: (label: string, count: number) => GPUBuffer,
+): { cols1: GPUBuffer; gZ1: GPUBuffer } {
+  const m1 = net.dims.h1 * net.dims.w1;
+  return {
+    cols1: floats("conv1 im2col columns [B·h1·w1, k·k (padded)]", B * m1 * net.layers[0].kPad),
+    gZ1: floats("∂z1 [B, h1, w1, C1]", B * m1 * net.shape.c1),
+  };
+}
+
+/** conv2's im2col variant's buffers: a1 (which its im2col reads), its columns, ∂z2, ∂cols2. */
+function conv2Im2colBuffers(
+  net: CnnNet,
+  B: number,
+  floats: (label: string, count: number) => GPUBuffer,
+): { pool1: GPUBuffer; cols2: GPUBuffer; gZ2: GPUBuffer; gCols2: GPUBuffer } {
+  const { dims: d, shape: s } = net, m2 = d.h2 * d.w2, K2 = net.layers[1].kPad;
+  return {
+    pool1: floats("pool1 a1 [B, h1/2, w1/2, C1]", B * d.p1h * d.p1w * s.c1),
+    cols2: floats("conv2 im2col columns [B·h2·w2, k·k·C1 (padded)]", B * m2 * K2),
+    gZ2: floats("∂z2 [B, h2, w2, C2]", B * m2 * s.c2),
+    gCols2: floats("∂cols2 [B·h2·w2, k·k·C1 (padded)]", B * m2 * K2),
+  };
 }
 
 /** conv1's textures (the "texture" variant, fast/cnn/textures_conv1.ts): cols1, [W1; b1], ∂z1. */
