@@ -98,6 +98,33 @@ Deno.test("conv2 alone on textures (pool1 into a1's texture by maxPoolTexture) e
   await assertSameBits(MNIST_CNN, 21, 8, { conv1: "im2col", conv2: "texture" });
 });
 
+Deno.test("the default engine runs the texture variants on a CPU adapter, the im2col ones on a GPU", async () => {
+  const gpu = await openGpu();
+  try {
+    const engine = await createCnnEngine(gpu.device, {
+      params: initCnnParams(3, MNIST_CNN),
+      batchSize: 8,
+      lr: 0.05,
+      optimizer: { ...OPTIMIZER_DEFAULTS, optimizer: "momentum" },
+      data: {
+        source: "synthetic",
+        height: 28,
+        width: 28,
+        classes: 10,
+        trainImages: randomBytes(8 * 784, 61),
+        trainLabels: randomLabels(8, 10, 62),
+        testImages: randomBytes(8 * 784, 63),
+        testLabels: randomLabels(8, 10, 64),
+      },
+    });
+    const want = gpu.software ? "texture" : "im2col"; // openGpu's reading of the adapter
+    assert.deepEqual(engine.variants, { conv1: want, conv2: want }, gpu.description);
+    engine.destroy();
+  } finally {
+    gpu.device.destroy();
+  }
+});
+
 Deno.test("conv1's texture variant without conv2's is refused, naming why", async () => {
   const gpu = await openGpu();
   try {
@@ -156,11 +183,18 @@ Deno.test("conv1TextureFits: one image per texture row, C1 a multiple of 8, a wi
   assert.equal(conv1TextureFits(w30, cnnDims(w30), 32, 32, 8192), false, "30 pixels wide");
 });
 
-Deno.test("cnnVariants: textures where they fit, conv1's only with conv2's, a refusal for one asked where it does not fit", () => {
-  const limits = { maxTextureDimension2D: 8192 };
-  const pick = (shape: CnnShape, batch: number, asked: object = {}) =>
-    cnnVariants(shape, cnnDims(shape), 32, batch, limits, asked);
+Deno.test("cnnVariants: textures on a CPU adapter where they fit, conv1's only with conv2's, a refusal for one asked where it does not fit", () => {
+  const cpu = { maxTextureDimension2D: 8192, software: true };
+  const pick = (shape: CnnShape, batch: number, asked: object = {}, adapter = cpu) =>
+    cnnVariants(shape, cnnDims(shape), 32, batch, adapter, asked);
   assert.deepEqual(pick(MNIST_CNN, 32), { conv1: "texture", conv2: "texture" });
+  const gpu = { ...cpu, software: false }; // the im2col variants, measured there, by default
+  assert.deepEqual(pick(MNIST_CNN, 32, {}, gpu), { conv1: "im2col", conv2: "im2col" });
+  assert.deepEqual(
+    pick(MNIST_CNN, 32, { conv1: "texture", conv2: "texture" }, gpu),
+    { conv1: "texture", conv2: "texture" },
+    "asked for",
+  );
   assert.deepEqual(pick(MNIST_CNN, 683), { conv1: "im2col", conv2: "im2col" }, "past the height");
   const w30 = { ...MNIST_CNN, height: 30, width: 30 };
   assert.deepEqual(pick(w30, 32), { conv1: "im2col", conv2: "texture" }, "30 pixels wide");

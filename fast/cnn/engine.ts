@@ -36,8 +36,8 @@
  *   mask into the max-pool's backward. im2col, col2im and the pool's backward
  *   have vec4 forms too (4 columns or channels per thread). `fast/DESIGN.md`
  *   has the measurements behind these choices.
- * - The texture variants (the default where the shapes fit; bit for bit the
- *   same sums). conv2's (fast/cnn/textures.ts): a1 and ∂z2 written by the
+ * - The texture variants (the default on CPU adapters where the shapes fit;
+ *   bit for bit the same sums). conv2's (fast/cnn/textures.ts): a1 and ∂z2 written by the
  *   pool and its backward straight into textures, [W2; b2] copied into one;
  *   the convolution, its weight gradient and its input gradient (col2im
  *   included) as implicit GEMMs reading them, no im2col columns. conv1's
@@ -53,7 +53,7 @@
  */
 
 import { type CnnDims, cnnDims, type CnnParams, type CnnShape } from "../../shared/model/cnn.ts";
-import { readBuffer, readMapped } from "../../shared/gpu/device.ts";
+import { isSoftwareAdapter, readBuffer, readMapped } from "../../shared/gpu/device.ts";
 import type { PassTimestamps } from "../../shared/gpu/profiler.ts";
 import {
   OPTIMIZER_UNIFORM_BYTES,
@@ -106,8 +106,9 @@ interface CnnEngineOptions extends BufferSources {
    */
   passTimestamps?: PassTimestamps;
   /**
-   * conv2's variant (fast/cnn/textures.ts); default "texture" where
-   * `conv2TextureFits`, else "im2col". Both give bit-for-bit the same results.
+   * conv2's variant (fast/cnn/textures.ts); default (`cnnVariants`) "texture"
+   * on a CPU adapter where `conv2TextureFits`, else "im2col". Both give bit
+   * for bit the same results.
    */
   conv2?: "texture" | "im2col";
   /**
@@ -115,6 +116,8 @@ interface CnnEngineOptions extends BufferSources {
    * "texture" needs conv2's "texture" (its kernel writes a1 into conv2's texture).
    */
   conv1?: "texture" | "im2col";
+  /** Whether the adapter runs on the CPU (default: from `device.adapterInfo`). */
+  software?: boolean;
 }
 
 /** The CNN's engine: `Engine<CnnParams>` and the sizes it was made for. */
@@ -125,6 +128,8 @@ interface CnnEngine extends Engine<CnnParams> {
   /** Training and test set sizes. */
   readonly nTrain: number;
   readonly nTest: number;
+  /** The variant each convolution runs (`cnnVariants`). */
+  readonly variants: CnnVariants;
 }
 
 // ---------------------------------------------------------------------------
@@ -134,28 +139,30 @@ interface CnnEngine extends Engine<CnnParams> {
 export type CnnVariants = Pick<CnnNet, "conv1" | "conv2">;
 
 /**
- * The variants an engine runs: those `asked` for, else "texture" where the
- * shapes and the batch fit the device's textures (`conv2TextureFits`,
- * `conv1TextureFits`; conv1's needs conv2's: its kernel writes a1 into
- * conv2's texture), else "im2col". Throws, saying why, for a "texture" asked
- * where it does not fit.
+ * The variants an engine runs: those `asked` for, else, on a CPU adapter
+ * (`software`), "texture" where the shapes and the batch fit the device's
+ * textures (`conv2TextureFits`, `conv1TextureFits`; conv1's needs conv2's:
+ * its kernel writes a1 into conv2's texture), else "im2col". The texture
+ * variants were made and timed on llvmpipe; on GPUs the im2col ones are the
+ * ones measured (bench/RESULTS.md, _NVIDIA H200_), so they stay the default
+ * there. Throws, saying why, for a "texture" asked where it does not fit.
  */
 export function cnnVariants(
   shape: CnnShape,
   dims: CnnDims,
   kPad1: number,
   batchSize: number,
-  limits: Pick<GPUSupportedLimits, "maxTextureDimension2D">,
+  adapter: { maxTextureDimension2D: number; software: boolean },
   asked: Partial<CnnVariants>,
 ): CnnVariants {
-  const max = limits.maxTextureDimension2D;
+  const max = adapter.maxTextureDimension2D;
   const fits2 = conv2TextureFits(shape, dims, batchSize, max);
-  const conv2 = asked.conv2 ?? (fits2 ? "texture" : "im2col");
+  const conv2 = asked.conv2 ?? (fits2 && adapter.software ? "texture" : "im2col");
   if (conv2 === "texture" && !fits2) {
     throw new Error("conv2's texture variant does not fit this shape and batch (conv2TextureFits)");
   }
   const fits1 = conv2 === "texture" && conv1TextureFits(shape, dims, kPad1, batchSize, max);
-  const conv1 = asked.conv1 ?? (fits1 ? "texture" : "im2col");
+  const conv1 = asked.conv1 ?? (fits1 && adapter.software ? "texture" : "im2col");
   if (conv1 === "texture" && conv2 !== "texture") {
     throw new Error("conv1's texture variant writes a1 into conv2's texture: it needs conv2's");
   }
@@ -180,7 +187,11 @@ export async function createCnnEngine(
   const pixels = shape.height * shape.width;
   checkDataset(shape, opts.data);
   const { layers, floats } = layerBlocks(shape);
-  const variants = cnnVariants(shape, dims, layers[0].kPad, opts.batchSize, device.limits, opts);
+  const adapter = {
+    maxTextureDimension2D: device.limits.maxTextureDimension2D,
+    software: opts.software ?? isSoftwareAdapter(device.adapterInfo),
+  };
+  const variants = cnnVariants(shape, dims, layers[0].kPad, opts.batchSize, adapter, opts);
   checkBatchSize(device, shape, dims, opts.batchSize, variants);
   const net: CnnNet = {
     shape,
@@ -285,6 +296,7 @@ class GpuCnnEngine implements CnnEngine {
   readonly optimizer: OptimizerOptions;
   readonly nTrain: number;
   readonly nTest: number;
+  readonly variants: CnnVariants;
   readonly #p: EngineParts;
   /** The optimiser's entries of one epoch, rewritten per epoch (its steps' t). */
   readonly #stepTable: ArrayBuffer;
@@ -300,6 +312,7 @@ class GpuCnnEngine implements CnnEngine {
     this.optimizer = parts.optimizer;
     this.nTrain = parts.net.nTrain;
     this.nTest = parts.nTest;
+    this.variants = { conv1: parts.net.conv1, conv2: parts.net.conv2 };
     const { trainRanges } = parts.made;
     this.#stepTable = new ArrayBuffer(Math.max(1, trainRanges.length) * UNIFORM_STRIDE);
     this.#epochEnd = [parts.epochEnd];

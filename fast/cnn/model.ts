@@ -93,6 +93,7 @@ export function cnnModel(shape?: CnnShape): Model<CnnParams> {
               shuffle,
               data,
               passTimestamps: s.passTimestamps,
+              software: gpu.software,
             }),
         );
       } catch (err) {

@@ -9,8 +9,8 @@
  * It computes the same sums in the same order as the stages it replaces
  * (im2col + `cnnMatmulVec4`, `cnnMatmulTransAVec4`, `cnnMatmulTransBVec4` +
  * `col2imVec4`), so the results are bit for bit theirs; fast/cnn/engine.ts
- * chooses it where `conv2TextureFits` says it fits (`cnnVariants`), and
- * fast/cnn/step.ts puts these stages in its list.
+ * chooses it on CPU adapters where `conv2TextureFits` says it fits
+ * (`cnnVariants`), and fast/cnn/step.ts puts these stages in its list.
  *
  * Not here: the textures themselves (fast/cnn/buffers.ts), the other stages
  * (fast/cnn/step.ts), recording (fast/kit.ts).

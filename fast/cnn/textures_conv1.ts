@@ -7,8 +7,9 @@
  * (padded) channels over a 1 × h1·w1 image, by conv2's texture kernel
  * (`cnnConvWeightGradTexture`; fast/cnn/textures.ts). The same sums in the
  * same order as `cnnMatmulVec4` and `cnnMatmulTransAVec4` on the im2col
- * columns, so bit for bit their results; fast/cnn/step.ts takes these stages
- * where `conv1TextureFits` says they fit (with conv2's texture variant).
+ * columns, so bit for bit their results; fast/cnn/engine.ts chooses them on
+ * CPU adapters where `conv1TextureFits` says they fit, with conv2's texture
+ * variant (`cnnVariants`), and fast/cnn/step.ts puts these stages in its list.
  *
  * Not here: the textures themselves (fast/cnn/buffers.ts), conv2's variant.
  *

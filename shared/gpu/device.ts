@@ -83,10 +83,13 @@ export async function openGpu(opts: OpenGpuOptions = {}): Promise<Gpu> {
   const description = info.description || [info.vendor, info.architecture, info.device]
     .filter(Boolean).join(" ") ||
     "unknown adapter";
-  const software = info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|warp/i.test(
-    description,
-  );
-  return { adapter, device, description, timestamps, software };
+  return { adapter, device, description, timestamps, software: isSoftwareAdapter(info) };
+}
+
+/** Whether the adapter `info` describes runs on the CPU (llvmpipe, lavapipe, SwiftShader, WARP). */
+export function isSoftwareAdapter(info: GPUAdapterInfo): boolean {
+  const description = info.description || "";
+  return info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|warp/i.test(description);
 }
 
 /** A buffer holding `data`, with `usage` (COPY_DST is added). */
