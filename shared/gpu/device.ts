@@ -80,16 +80,21 @@ export async function openGpu(opts: OpenGpuOptions = {}): Promise<Gpu> {
     }
   });
   const info = adapter.info;
-  const description = info.description || [info.vendor, info.architecture, info.device]
+  const description = adapterDescription(info);
+  return { adapter, device, description, timestamps, software: isSoftwareAdapter(info) };
+}
+
+/** What `info` calls the adapter: its description, else vendor, architecture and device. */
+function adapterDescription(info: GPUAdapterInfo): string {
+  return info.description || [info.vendor, info.architecture, info.device]
     .filter(Boolean).join(" ") ||
     "unknown adapter";
-  return { adapter, device, description, timestamps, software: isSoftwareAdapter(info) };
 }
 
 /** Whether the adapter `info` describes runs on the CPU (llvmpipe, lavapipe, SwiftShader, WARP). */
 export function isSoftwareAdapter(info: GPUAdapterInfo): boolean {
-  const description = info.description || "";
-  return info.isFallbackAdapter || /llvmpipe|lavapipe|swiftshader|warp/i.test(description);
+  return info.isFallbackAdapter ||
+    /llvmpipe|lavapipe|swiftshader|warp/i.test(adapterDescription(info));
 }
 
 /** A buffer holding `data`, with `usage` (COPY_DST is added). */
