@@ -37,33 +37,45 @@ type Variant = "texture" | "im2col";
 type Variants = { conv1: Variant; conv2: Variant };
 
 /**
+ * The options of a momentum engine for `shape` on `n` random images (7 test
+ * images), with `variants` asked for (none: the engine's defaults).
+ */
+function engineOptions(
+  shape: CnnShape,
+  variants: Partial<Variants>,
+  n: number,
+  batchSize: number,
+) {
+  const perImage = shape.height * shape.width;
+  return {
+    params: initCnnParams(3, shape),
+    batchSize,
+    lr: 0.05,
+    optimizer: { ...OPTIMIZER_DEFAULTS, optimizer: "momentum" as const },
+    ...variants,
+    data: {
+      source: "synthetic",
+      height: shape.height,
+      width: shape.width,
+      classes: shape.classes,
+      trainImages: randomBytes(n * perImage, 61),
+      trainLabels: randomLabels(n, shape.classes, 62),
+      testImages: randomBytes(7 * perImage, 63),
+      testLabels: randomLabels(7, shape.classes, 64),
+    },
+  };
+}
+
+/**
  * Two epochs of `n` images (the last batch partial) with momentum and a test
  * pass, on an engine with conv1's and conv2's variants `variants`: the
  * per-image losses, the parameters and the confusion counts.
  */
-
 async function run(shape: CnnShape, variants: Variants, n: number, batchSize: number) {
   const errors: string[] = [];
   const gpu = await openGpu({ onError: (m) => errors.push(m) });
   try {
-    const perImage = shape.height * shape.width;
-    const engine = await createCnnEngine(gpu.device, {
-      params: initCnnParams(3, shape),
-      batchSize,
-      lr: 0.05,
-      optimizer: { ...OPTIMIZER_DEFAULTS, optimizer: "momentum" },
-      ...variants,
-      data: {
-        source: "synthetic",
-        height: shape.height,
-        width: shape.width,
-        classes: shape.classes,
-        trainImages: randomBytes(n * perImage, 61),
-        trainLabels: randomLabels(n, shape.classes, 62),
-        testImages: randomBytes(7 * perImage, 63),
-        testLabels: randomLabels(7, shape.classes, 64),
-      },
-    });
+    const engine = await createCnnEngine(gpu.device, engineOptions(shape, variants, n, batchSize));
     await engine.trainEpoch();
     await engine.trainEpoch(); // a second epoch: the velocity and updated weights in play
     const losses = await engine.readLosses(0, n);
@@ -101,22 +113,7 @@ Deno.test("conv2 alone on textures (pool1 into a1's texture by maxPoolTexture) e
 Deno.test("the default engine runs the texture variants on a CPU adapter, the im2col ones on a GPU", async () => {
   const gpu = await openGpu();
   try {
-    const engine = await createCnnEngine(gpu.device, {
-      params: initCnnParams(3, MNIST_CNN),
-      batchSize: 8,
-      lr: 0.05,
-      optimizer: { ...OPTIMIZER_DEFAULTS, optimizer: "momentum" },
-      data: {
-        source: "synthetic",
-        height: 28,
-        width: 28,
-        classes: 10,
-        trainImages: randomBytes(8 * 784, 61),
-        trainLabels: randomLabels(8, 10, 62),
-        testImages: randomBytes(8 * 784, 63),
-        testLabels: randomLabels(8, 10, 64),
-      },
-    });
+    const engine = await createCnnEngine(gpu.device, engineOptions(MNIST_CNN, {}, 8, 8));
     const want = gpu.software ? "texture" : "im2col"; // openGpu's reading of the adapter
     assert.deepEqual(engine.variants, { conv1: want, conv2: want }, gpu.description);
     engine.destroy();
@@ -130,24 +127,10 @@ Deno.test("conv1's texture variant without conv2's is refused, naming why", asyn
   try {
     await assert.rejects(
       () =>
-        createCnnEngine(gpu.device, {
-          params: initCnnParams(3, MNIST_CNN),
-          batchSize: 8,
-          lr: 0.05,
-          optimizer: { ...OPTIMIZER_DEFAULTS, optimizer: "momentum" },
-          conv1: "texture",
-          conv2: "im2col",
-          data: {
-            source: "synthetic",
-            height: 28,
-            width: 28,
-            classes: 10,
-            trainImages: randomBytes(8 * 784, 61),
-            trainLabels: randomLabels(8, 10, 62),
-            testImages: randomBytes(8 * 784, 63),
-            testLabels: randomLabels(8, 10, 64),
-          },
-        }),
+        createCnnEngine(
+          gpu.device,
+          engineOptions(MNIST_CNN, { conv1: "texture", conv2: "im2col" }, 8, 8),
+        ),
       /conv1's texture variant writes a1 into conv2's texture: it needs conv2's/,
     );
   } finally {
