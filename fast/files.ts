@@ -2,8 +2,8 @@
  * The files of the fast trainer, at the edge: the run loop's (fast/run.ts)
  * checks that `--save` and `--plot` can be written before any work, reading
  * `--load` and `--resume` files, writing checkpoints and the chart atomically
- * (each failure a one-line `UserError` naming the flag), and the MLP tuner's
- * cache file (`TUNE_CACHE_PATH`), so that fast/mlp/ itself touches no files.
+ * (each failure a one-line `UserError` naming the flag), and the tuners'
+ * cache file (`TUNE_CACHE_PATH`), so that fast/mlp/ and fast/cnn/ touch no files.
  *
  * @module
  */
@@ -75,15 +75,29 @@ export async function writePlot(
 }
 
 // ---------------------------------------------------------------------------
-// The MLP tuner's cache (fast/mlp/variants/tuner.ts)
+// The tuners' cache (fast/mlp/variants/tuner.ts, fast/cnn/tuner.ts)
 
-/** Where the MLP tuner's choices are remembered, per adapter and shape. */
+/** Where the tuners' choices are remembered, per adapter and shape. */
 export const TUNE_CACHE_PATH: string = decodeURIComponent(
   new URL("../data/tune-cache.json", import.meta.url).pathname,
 );
 
 /** The tuning cache: adapter description → shape key → variant name. */
 export type TuneCache = Record<string, Record<string, string>>;
+
+/** The tuning cache as a tuner uses it: read it, write it back (false: not written). */
+export interface TuneCacheFile {
+  read(): TuneCache;
+  write(cache: TuneCache): Promise<boolean>;
+}
+
+/** The cache file at `path` (`readTuneCache`, `writeTuneCache`); `null` for none. */
+export function tuneCacheFile(path: string | null): TuneCacheFile | null {
+  return path === null ? null : {
+    read: () => readTuneCache(path),
+    write: (known) => writeTuneCache(path, known),
+  };
+}
 
 /** Reads the cache at `path`; an absent or unreadable file gives an empty cache. */
 export function readTuneCache(path: string): TuneCache {

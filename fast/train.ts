@@ -13,11 +13,11 @@ import { type MlpRunOptions, trainMlp } from "./mlp/model.ts";
 
 /**
  * Trains the model `config.model` names (default the MLP) and returns the
- * summary. `opts.params` are MLP weights; the CNN ignores them and the tune cache.
+ * summary. `opts.params` are MLP weights; the CNN ignores them.
  */
 export function trainFast(config: TrainConfig, opts: MlpRunOptions = {}): Promise<TrainSummary> {
   if (config.model === "cnn") {
-    const { params: _mlpParams, tuneCachePath: _cache, ...rest } = opts;
+    const { params: _mlpParams, ...rest } = opts;
     return trainCnn(config, rest);
   }
   return trainMlp(config, opts);

@@ -701,15 +701,23 @@ Deno.test("trainCnn: epochs, loss and accuracy as the CPU reference computes the
     profile: false,
     noTune: false,
   };
-  const summary = await trainCnn(config, { gpu, data, shape, log: (l) => lines.push(l) });
+  const summary = await trainCnn(config, {
+    gpu,
+    data,
+    shape,
+    log: (l) => lines.push(l),
+    tuneCachePath: null,
+  });
   assert.equal(summary.trainer, "fast");
   assert.deepEqual(summary.data, { source: "synthetic", train: 20, test: 11 });
   assert.equal(summary.config.model, "cnn", "the summary says which model it trained");
   assert.equal(summary.config.init, undefined, "the CNN has no --init");
   assert.equal(summary.epochs.length, 2);
-  assert.equal(lines.length, 4);
-  assert.match(lines[2], /^validation: accuracy = /);
-  assert.match(lines[3], /^true\\pred/, "the confusion matrix follows");
+  assert.equal(lines.length, 5);
+  // TINY's channels do not fit the texture variants: the im2col ones, the only choice.
+  assert.equal(lines[0], "CNN variants: conv1 im2col, conv2 im2col (default)");
+  assert.match(lines[3], /^validation: accuracy = /);
+  assert.match(lines[4], /^true\\pred/, "the confusion matrix follows");
 
   const params = initCnnParams(3, shape);
   const state = newCnnOptimizerState(config, params);

@@ -95,7 +95,7 @@ const STEPS_PER_SUBMIT = 16;
  * What a CNN engine is made for: the parameters, batch size and data its
  * buffers start from (`BufferSources`, fast/cnn/buffers.ts), and how it trains.
  */
-interface CnnEngineOptions extends BufferSources {
+export interface CnnEngineOptions extends BufferSources {
   /** The learning rate of every step. */
   lr: number;
   optimizer: OptimizerOptions;
@@ -121,7 +121,7 @@ interface CnnEngineOptions extends BufferSources {
 }
 
 /** The CNN's engine: `Engine<CnnParams>` and the sizes it was made for. */
-interface CnnEngine extends Engine<CnnParams> {
+export interface CnnEngine extends Engine<CnnParams> {
   readonly shape: CnnShape;
   readonly dims: CnnDims;
   readonly batchSize: number;
@@ -170,6 +170,30 @@ export function cnnVariants(
     throw new Error("conv1's texture variant does not fit this shape and batch (conv1TextureFits)");
   }
   return { conv1, conv2 };
+}
+
+/**
+ * Every choice of variants that fits `shape` at `batchSize` on a device
+ * whose textures are at most `maxTextureDimension2D` texels a side: the
+ * im2col variants, then conv2's texture variant where it fits, then both
+ * texture variants where conv1's fits too (it needs conv2's). What the tuner
+ * times (fast/cnn/tuner.ts); `cnnVariants` picks among them without timing.
+ */
+export function cnnCandidates(
+  shape: CnnShape,
+  batchSize: number,
+  maxTextureDimension2D: number,
+): CnnVariants[] {
+  const dims = cnnDims(shape);
+  const kPad1 = layerBlocks(shape).layers[0].kPad;
+  const max = maxTextureDimension2D;
+  const all: CnnVariants[] = [{ conv1: "im2col", conv2: "im2col" }];
+  if (!conv2TextureFits(shape, dims, batchSize, max)) return all;
+  all.push({ conv1: "im2col", conv2: "texture" });
+  if (conv1TextureFits(shape, dims, kPad1, batchSize, max)) {
+    all.push({ conv1: "texture", conv2: "texture" });
+  }
+  return all;
 }
 
 /**

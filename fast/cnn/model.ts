@@ -2,7 +2,8 @@
  * The CNN as the run loop (fast/run.ts) sees it (`--model cnn`): its
  * starting weights (drawn from `--seed`, for the data's image size and
  * classes; a size it cannot take is refused in one line), its file
- * (safetensors, `encodeCnn`), its engine (fast/cnn/engine.ts), and its first layer's
+ * (safetensors, `encodeCnn`), its engine (fast/cnn/engine.ts, its variants chosen by
+ * fast/cnn/tuner.ts), and its first layer's
  * filters under the `--plot` chart.
  *
  * @module
@@ -10,7 +11,6 @@
 
 import type { TrainConfig } from "../../shared/io/cli.ts";
 import { UserError } from "../../shared/io/errors.ts";
-import { gpuChecked } from "../../shared/gpu/device.ts";
 import {
   type CnnParams,
   type CnnShape,
@@ -22,9 +22,9 @@ import {
 import { checkModelFits } from "../../shared/data/dataset.ts";
 import { filtersSvg } from "../../shared/io/report.ts";
 import type { TrainSummary } from "../../shared/io/summary.ts";
-import type { Engine } from "../engine.ts";
 import { type Model, runModel, type RunOptions } from "../run.ts";
-import { createCnnEngine } from "./engine.ts";
+import { createCnnEngineTuned } from "./tuner.ts";
+import { TUNE_CACHE_PATH, tuneCacheFile } from "../files.ts";
 import { cnnNamedTensors, decodeCnn, encodeCnn } from "../../shared/io/safetensors.ts";
 
 /** Options of the CNN's run beyond `RunOptions`. */
@@ -34,21 +34,28 @@ interface CnnRunOptions extends RunOptions<CnnParams> {
    * `MNIST_CNN`'s); its height, width and classes must be the data's.
    */
   shape?: CnnShape;
+  /** The tuning cache; `null` neither reads nor writes one. Default `TUNE_CACHE_PATH`. */
+  tuneCachePath?: string | null;
 }
 
 /** Trains the CNN as `deno task fast --model cnn` does (see fast/run.ts). */
 export function trainCnn(config: TrainConfig, opts: CnnRunOptions = {}): Promise<TrainSummary> {
-  return runModel(cnnModel(opts.shape), config, opts);
+  return runModel(cnnModel(opts.shape, opts.tuneCachePath), config, opts);
 }
 
 /**
- * The CNN `Model`. Its starting weights are `shape`'s network (given: it
+ * The CNN `Model`, with the tune cache at `tuneCachePath` (`null`: none;
+ * fast/cnn/tuner.ts chooses its convolutions' variants). Its starting weights are `shape`'s network (given: it
  * must fit the data) or `MNIST_CNN`'s kernels and channels on the data's
  * image size and classes. A file (--load, --resume) brings its own image
  * size and classes (checked against the data by the run loop), and must have
  * this model's kernels and channels.
  */
-export function cnnModel(shape?: CnnShape): Model<CnnParams> {
+export function cnnModel(
+  shape?: CnnShape,
+  tuneCachePath: string | null = TUNE_CACHE_PATH,
+): Model<CnnParams> {
+  const cache = tuneCacheFile(tuneCachePath);
   return {
     name: "cnn",
     title: "CNN",
@@ -74,33 +81,7 @@ export function cnnModel(shape?: CnnShape): Model<CnnParams> {
       if (why) throw new UserError(`${data.files?.trainImages ?? data.source}: ${why}`);
       return initCnnParams(config.seed, s);
     },
-    async createEngine({ gpu, params, data, nTrain, config, optimizer, shuffle, ...s }) {
-      const { batchSize } = config;
-      // A device that refuses (out of memory, a limit) is one line that says what was asked of
-      // it; what was made is freed before the error goes on.
-      let made: Engine<CnnParams> | undefined;
-      try {
-        return await gpuChecked(
-          gpu.device,
-          `setting up the CNN for ${nTrain} images at --batch-size ${batchSize} ` +
-            `(a smaller --batch-size needs less GPU memory)`,
-          async () =>
-            made = await createCnnEngine(gpu.device, {
-              params,
-              batchSize,
-              lr: config.lr,
-              optimizer,
-              shuffle,
-              data,
-              passTimestamps: s.passTimestamps,
-              software: gpu.software,
-            }),
-        );
-      } catch (err) {
-        made?.destroy();
-        throw err;
-      }
-    },
+    createEngine: (setup) => createCnnEngineTuned(setup, cache),
     chartExtra: (p) => filtersSvg(p.weights[0], p.shape.kernel, p.shape.c1),
   };
 }

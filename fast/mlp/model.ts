@@ -15,10 +15,10 @@ import { DEFAULT_HIDDEN, initialParams, type MlpParams, mlpSizes } from "../../s
 import { decodeMlp, encodeMlp, mlpNamedTensors } from "../../shared/io/safetensors.ts";
 import type { TrainSummary } from "../../shared/io/summary.ts";
 import { UserError } from "../../shared/io/errors.ts";
-import { readTuneCache, TUNE_CACHE_PATH, writeTuneCache } from "../files.ts";
+import { TUNE_CACHE_PATH, tuneCacheFile } from "../files.ts";
 import { activationRows } from "./buffers.ts";
 import { type Model, runModel, type RunOptions } from "../run.ts";
-import { createMlpEngineTuned, type TuneCacheFile } from "./variants/tuner.ts";
+import { createMlpEngineTuned } from "./variants/tuner.ts";
 
 /** Options of the MLP's run beyond `RunOptions`. */
 export interface MlpRunOptions extends RunOptions<MlpParams> {
@@ -40,10 +40,7 @@ export function mlpModel(
   tuneCachePath: string | null = TUNE_CACHE_PATH,
   hidden?: readonly number[],
 ): Model<MlpParams> {
-  const cache: TuneCacheFile | null = tuneCachePath === null ? null : {
-    read: () => readTuneCache(tuneCachePath),
-    write: (known) => writeTuneCache(tuneCachePath, known),
-  };
+  const cache = tuneCacheFile(tuneCachePath);
   return {
     name: "mlp",
     title: "MLP",

@@ -51,9 +51,9 @@ export interface TrainConfig extends Partial<HyperParameters> {
   json: boolean;
   /** Per-kernel GPU timing (timestamp queries). */
   profile: boolean;
-  /** Fast trainer: skip timing matmul variants; use the adapter-type default. */
+  /** Fast trainer: skip timing the variants (matmuls, convolutions); use the adapter-type defaults. */
   noTune: boolean;
-  /** Fast trainer: time the matmul variants on a CPU adapter too (default: only on GPUs). */
+  /** Fast trainer: time the variants on a CPU adapter too (default: only on GPUs). */
   tune?: boolean;
   // Fast trainer only; all optional, so configs built by hand stay valid.
   /** The network (default "mlp"). */
@@ -145,10 +145,11 @@ ${name === "fast" ? FAST_NOTES : SLOW_NOTES}`;
 /** The fast trainer's own flags; the optimiser's from shared/model/optim.ts's table. */
 function fastHelp(): string {
   return `
-  --no-tune          skip timing the matmul variants at start-up; use the adapter-type defaults
+  --no-tune          skip timing the variants at start-up (the MLP's matmuls, the CNN's
+                     convolutions) and ignore the remembered choices: the adapter-type defaults
   --tune             time them on a CPU adapter too (by default only a GPU is timed: on a CPU
                      adapter compiling every variant takes minutes on a cold machine, and the
-                     default, texture-16x16, is as fast as the tuner's picks there)
+                     defaults, the texture variants, are as fast as the tuner's picks there)
   --model mlp|cnn    the network: the MLP above (default), or the LeNet-style CNN (fast/cnn/)
   --optimizer NAME   ${OPTIMIZER_NAMES[0]} (default), ${
     OPTIMIZER_NAMES.slice(1, -1).join(", ")

@@ -17,7 +17,7 @@
 
 import { type Gpu, gpuChecked } from "../../../shared/gpu/device.ts";
 import type { MlpParams } from "../../../shared/model/mlp.ts";
-import type { TuneCache } from "../../files.ts";
+import type { TuneCacheFile } from "../../files.ts";
 import type { EngineSetup } from "../../run.ts";
 import { activationRows } from "../buffers.ts";
 import { createMlpEngine, type MlpEngine } from "../engine.ts";
@@ -40,12 +40,6 @@ import {
  * where it is the fastest on 500).
  */
 const TUNE_SCREEN_ROWS = 32;
-
-/** The tuning cache as the tuner uses it: read it, write it back (false: not written). */
-export interface TuneCacheFile {
-  read(): TuneCache;
-  write(cache: TuneCache): Promise<boolean>;
-}
 
 /**
  * The MLP engine with a matmul variant per slot: the cache's, else timed on
