@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The fast trainer's CNN in PyTorch on the CPU: the reference of issue 26.
+"""The fast trainer's CNN in PyTorch (on the CPU, or --device cuda): the reference of issue 26.
 
 Same network as `deno task fast --model cnn` (shared/model/cnn.ts):
 
@@ -19,7 +19,7 @@ printed precision (float32, another summation order).
 Usage:
   python3 bench/torch_cnn.py [--data DIR] [--epochs 1] [--batch-size 32]
                              [--lr 0.05] [--momentum 0.9] [--limit 6000]
-                             [--threads 2] [--seed 1337]
+                             [--threads 2] [--seed 1337] [--device cpu|cuda]
 
 DIR holds train-images-idx3-ubyte, train-labels-idx1-ubyte,
 t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (or .gz); without --data,
@@ -127,6 +127,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--warmup", type=int, default=3, help="warm-up steps before epoch 1")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="PyTorch eager on the CPU or the GPU")
     args = ap.parse_args()
 
     import torch
@@ -135,6 +136,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
     torch.manual_seed(0)  # nothing random is drawn; set for form's sake
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: PyTorch sees no CUDA GPU here")
+    dev = torch.device(args.device)
+
+    def sync() -> None:  # the GPU's queued work finished (the clock must not stop before it)
+        if args.device == "cuda":
+            torch.cuda.synchronize()
 
     data = args.data or default_data_dir()
     dims, pixels = read_idx(find(data, "train-images-idx3-ubyte"), 0x803)
@@ -150,13 +158,13 @@ def main() -> None:
     def images(body: bytes, count: int) -> "torch.Tensor":
         # x [count, 1, h, w] = bytes / 255 (float32)
         t = torch.frombuffer(bytearray(body[: count * h * w]), dtype=torch.uint8)
-        return t.view(count, 1, h, w).float() / 255.0
+        return (t.view(count, 1, h, w).float() / 255.0).to(dev)
 
     x_all = images(pixels, n)
-    y_all = torch.frombuffer(bytearray(labels[:n]), dtype=torch.uint8).long()
+    y_all = torch.frombuffer(bytearray(labels[:n]), dtype=torch.uint8).long().to(dev)
     nt = tdims[0]
     x_test = images(tpixels, nt)
-    y_test = torch.frombuffer(bytearray(tlabels[:nt]), dtype=torch.uint8).long()
+    y_test = torch.frombuffer(bytearray(tlabels[:nt]), dtype=torch.uint8).long().to(dev)
 
     k, c1, c2, classes = 5, 16, 32, 10
     h2, w2 = ((h - k + 1) // 2 - k + 1) // 2, ((w - k + 1) // 2 - k + 1) // 2
@@ -172,6 +180,7 @@ def main() -> None:
         linear.weight.copy_(torch.tensor(w3).view(features, classes).t())  # [in, out] -> [out, in]
         for layer in (conv1, conv2, linear):
             layer.bias.zero_()
+            layer.to(dev)
     params = [*conv1.parameters(), *conv2.parameters(), *linear.parameters()]
 
     def forward(x: "torch.Tensor") -> "torch.Tensor":
@@ -199,6 +208,7 @@ def main() -> None:
         for p, p0 in zip(params, initial):
             p.copy_(p0)
     opt = torch.optim.SGD(params, lr=args.lr, momentum=args.momentum)  # fresh velocity
+    sync()
     setup_ms = (time.perf_counter() - t_setup) * 1000
 
     def test_accuracy() -> float:
@@ -226,7 +236,7 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "trainer": "pytorch-cpu",
+                "trainer": f"pytorch-{args.device}",
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
                 "images": n,
