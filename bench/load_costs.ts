@@ -1,9 +1,9 @@
 /**
- * What a load costs a kernel on this adapter, against a multiply-add: the
- * measurement behind the CNN's texture kernels (issue 26; fast/DESIGN.md,
- * "The CNN", _Its texture variant_). Each probe is one kernel of 65,536
- * invocations looping 256 times over 4 loads of one kind (or 16 vec4
- * multiply-adds, the 4 sums in turn) into vec4 sums, dispatched 5 times in
+ * What a load (or a store) costs a kernel on this adapter, against a
+ * multiply-add: the measurement behind the CNN's texture kernels (issue 26;
+ * fast/DESIGN.md, "The CNN", _Its texture variant_). Each probe is one kernel
+ * of 65,536 invocations looping 256 times over 4 loads of one kind into vec4
+ * sums (or 4 stores, or 16 vec4 multiply-adds, the 4 sums in turn), dispatched 5 times in
  * one submit; the least of 3 such timings, less that of a probe with an empty
  * loop (the set-up and the dispatch), divided by the operations, is the cost
  * of one operation of one invocation, all cores together.
@@ -14,8 +14,13 @@
  * storage, uniform, workgroup or private-array load; one address for every
  * invocation was no cheaper. A vec4 multiply-add cost 0.054 ns, a 15th to a
  * 24th of a load: a kernel there is as fast as it makes each loaded value
- * serve many multiply-adds. Not a test (it asserts nothing): a measurement to
- * repeat on another adapter.
+ * serve many multiply-adds. A store (21:50 UTC the same day): 1.9 ns a texel
+ * of an rgba32float storage texture, 1.0 ns a vec4 and 0.6 ns an f32 of a
+ * storage buffer; yet conv1's im2col and pool1's backward, which store
+ * textures, ran no faster storing the same values in buffers (0.69 and 0.78
+ * ms a step of 32, as before): not their stores but their invocations' other
+ * work bounds them. Not a test (it asserts nothing): a measurement to repeat
+ * on another adapter.
  *
  * Run: deno run --allow-read --allow-env bench/load_costs.ts
  *
@@ -62,6 +67,25 @@ const PROBES: Record<string, { body: string; ops: number }> = {
     body: [0, 1, 2, 3].map((j) => `a${j} += pa[(i + g + ${j}u) & 63u];`).join(" "),
     ops: 4,
   },
+  // Stores, each to another address every trip (4 × 64 apart: no two invocations collide).
+  "texel store, one per invocation": {
+    body: [0, 1, 2, 3].map((j) =>
+      `textureStore(ts, vec2u((g + ${j}u * 16u) & 63u, ((g >> 6u) + i) & 1023u), a${j});`
+    ).join(" "),
+    ops: 4,
+  },
+  "storage vec4 store, one per invocation": {
+    body: [0, 1, 2, 3].map((j) =>
+      `o[(((g >> 6u) + i) & 1023u) * 64u + ((g + ${j}u * 16u) & 63u)] = a${j};`
+    ).join(" "),
+    ops: 4,
+  },
+  "storage f32 store, one per invocation": {
+    body: [0, 1, 2, 3].map((j) =>
+      `sf[(((g >> 6u) + i) & 1023u) * 64u + ((g + ${j}u * 16u) & 63u)] = a${j}.x;`
+    ).join(" "),
+    ops: 4,
+  },
   "vec4 multiply-add (4 interleaved sums)": {
     body: Array.from({ length: 16 }, (_, j) => `a${j % 4} = a${j % 4} * w + a${(j + 1) % 4};`)
       .join(" "),
@@ -77,6 +101,8 @@ function probeSource(body: string): string {
 @group(0) @binding(1) var<storage, read> s: array<vec4f>; // [65536]
 @group(0) @binding(2) var<storage, read_write> o: array<vec4f>; // [${INVOCATIONS}]
 @group(0) @binding(3) var<uniform> u: array<vec4f, 4096>;
+@group(0) @binding(4) var ts: texture_storage_2d<rgba32float, write>; // [1024][64]
+@group(0) @binding(5) var<storage, read_write> sf: array<f32>; // [65536]
 var<workgroup> sh: array<vec4f, 1024>;
 
 @compute @workgroup_size(64)
@@ -114,6 +140,17 @@ const storage = device.createBuffer({
   size: 65536 * 16,
   usage: GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM,
 });
+const storeTexture = device.createTexture({
+  label: "probe store texture [1024][64]",
+  size: { width: 64, height: 1024 },
+  format: "rgba32float",
+  usage: GPUTextureUsage.STORAGE_BINDING,
+});
+const storeFloats = device.createBuffer({
+  label: "probe store floats [65536]",
+  size: 65536 * 4,
+  usage: GPUBufferUsage.STORAGE,
+});
 const out = device.createBuffer({
   label: "probe sums",
   size: INVOCATIONS * 16,
@@ -130,6 +167,12 @@ const layout = device.createBindGroupLayout({
     { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: "read-only-storage" } },
     { binding: 2, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
     { binding: 3, visibility: GPUShaderStage.COMPUTE, buffer: { type: "uniform" } },
+    {
+      binding: 4,
+      visibility: GPUShaderStage.COMPUTE,
+      storageTexture: { access: "write-only", format: "rgba32float" },
+    },
+    { binding: 5, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
   ],
 });
 const bindGroup = device.createBindGroup({
@@ -140,6 +183,8 @@ const bindGroup = device.createBindGroup({
     { binding: 1, resource: { buffer: storage } },
     { binding: 2, resource: { buffer: out } },
     { binding: 3, resource: { buffer: storage, size: 65536 } },
+    { binding: 4, resource: storeTexture.createView({ label: "probe store texture view" }) },
+    { binding: 5, resource: { buffer: storeFloats } },
   ],
 });
 const pipelineLayout = device.createPipelineLayout({
