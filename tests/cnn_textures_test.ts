@@ -169,7 +169,7 @@ Deno.test("conv1TextureFits: one image per texture row, C1 a multiple of 8, a wi
 Deno.test("cnnVariants: textures on a CPU adapter where they fit, conv1's only with conv2's, a refusal for one asked where it does not fit", () => {
   const cpu = { maxTextureDimension2D: 8192, software: true };
   const pick = (shape: CnnShape, batch: number, asked: object = {}, adapter = cpu) =>
-    cnnVariants(shape, cnnDims(shape), 32, batch, adapter, asked);
+    cnnVariants(shape, batch, adapter, asked);
   assert.deepEqual(pick(MNIST_CNN, 32), { conv1: "texture", conv2: "texture" });
   const gpu = { ...cpu, software: false }; // the im2col variants, measured there, by default
   assert.deepEqual(pick(MNIST_CNN, 32, {}, gpu), { conv1: "im2col", conv2: "im2col" });

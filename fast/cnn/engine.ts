@@ -139,40 +139,6 @@ export interface CnnEngine extends Engine<CnnParams> {
 export type CnnVariants = Pick<CnnNet, "conv1" | "conv2">;
 
 /**
- * The variants an engine runs: those `asked` for, else, on a CPU adapter
- * (`software`), "texture" where the shapes and the batch fit the device's
- * textures (`conv2TextureFits`, `conv1TextureFits`; conv1's needs conv2's:
- * its kernel writes a1 into conv2's texture), else "im2col". The texture
- * variants were made and timed on llvmpipe; on GPUs the im2col ones are the
- * ones measured (bench/RESULTS.md, _NVIDIA H200_), so they stay the default
- * there. Throws, saying why, for a "texture" asked where it does not fit.
- */
-export function cnnVariants(
-  shape: CnnShape,
-  dims: CnnDims,
-  kPad1: number,
-  batchSize: number,
-  adapter: { maxTextureDimension2D: number; software: boolean },
-  asked: Partial<CnnVariants>,
-): CnnVariants {
-  const max = adapter.maxTextureDimension2D;
-  const fits2 = conv2TextureFits(shape, dims, batchSize, max);
-  const conv2 = asked.conv2 ?? (fits2 && adapter.software ? "texture" : "im2col");
-  if (conv2 === "texture" && !fits2) {
-    throw new Error("conv2's texture variant does not fit this shape and batch (conv2TextureFits)");
-  }
-  const fits1 = conv2 === "texture" && conv1TextureFits(shape, dims, kPad1, batchSize, max);
-  const conv1 = asked.conv1 ?? (fits1 && adapter.software ? "texture" : "im2col");
-  if (conv1 === "texture" && conv2 !== "texture") {
-    throw new Error("conv1's texture variant writes a1 into conv2's texture: it needs conv2's");
-  }
-  if (conv1 === "texture" && !fits1) {
-    throw new Error("conv1's texture variant does not fit this shape and batch (conv1TextureFits)");
-  }
-  return { conv1, conv2 };
-}
-
-/**
  * Every choice of variants that fits `shape` at `batchSize` on a device
  * whose textures are at most `maxTextureDimension2D` texels a side: the
  * im2col variants, then conv2's texture variant where it fits, then both
@@ -197,6 +163,39 @@ export function cnnCandidates(
 }
 
 /**
+ * The variants an engine runs: those `asked` for, else, on a CPU adapter
+ * (`software`), "texture" where the shapes and the batch fit the device's
+ * textures (`cnnCandidates`: `conv2TextureFits`, `conv1TextureFits`; conv1's
+ * needs conv2's: its kernel writes a1 into conv2's texture), else "im2col".
+ * The texture variants were made and timed on llvmpipe; on GPUs the im2col
+ * ones are the ones measured (bench/RESULTS.md, _NVIDIA H200_), so they stay
+ * the default there (the tuner, fast/cnn/tuner.ts, times them all there).
+ * Throws, saying why, for a "texture" asked where it does not fit.
+ */
+export function cnnVariants(
+  shape: CnnShape,
+  batchSize: number,
+  adapter: { maxTextureDimension2D: number; software: boolean },
+  asked: Partial<CnnVariants>,
+): CnnVariants {
+  const fitting = cnnCandidates(shape, batchSize, adapter.maxTextureDimension2D);
+  const fits2 = fitting.some((v) => v.conv2 === "texture");
+  const conv2 = asked.conv2 ?? (fits2 && adapter.software ? "texture" : "im2col");
+  if (conv2 === "texture" && !fits2) {
+    throw new Error("conv2's texture variant does not fit this shape and batch (conv2TextureFits)");
+  }
+  const fits1 = conv2 === "texture" && fitting.some((v) => v.conv1 === "texture");
+  const conv1 = asked.conv1 ?? (fits1 && adapter.software ? "texture" : "im2col");
+  if (conv1 === "texture" && conv2 !== "texture") {
+    throw new Error("conv1's texture variant writes a1 into conv2's texture: it needs conv2's");
+  }
+  if (conv1 === "texture" && !fits1) {
+    throw new Error("conv1's texture variant does not fit this shape and batch (conv1TextureFits)");
+  }
+  return { conv1, conv2 };
+}
+
+/**
  * Uploads the parameters and the data, makes every buffer and bind group,
  * and compiles every pipeline (in parallel); resolves when all are ready.
  * Throws a `UsageError` when a batch would not fit the device's buffers, a
@@ -215,7 +214,7 @@ export async function createCnnEngine(
     maxTextureDimension2D: device.limits.maxTextureDimension2D,
     software: opts.software ?? isSoftwareAdapter(device.adapterInfo),
   };
-  const variants = cnnVariants(shape, dims, layers[0].kPad, opts.batchSize, adapter, opts);
+  const variants = cnnVariants(shape, opts.batchSize, adapter, opts);
   checkBatchSize(device, shape, dims, opts.batchSize, variants);
   const net: CnnNet = {
     shape,

@@ -2,9 +2,9 @@
  * The CNN as the run loop (fast/run.ts) sees it (`--model cnn`): its
  * starting weights (drawn from `--seed`, for the data's image size and
  * classes; a size it cannot take is refused in one line), its file
- * (safetensors, `encodeCnn`), its engine (fast/cnn/engine.ts, its variants chosen by
- * fast/cnn/tuner.ts), and its first layer's
- * filters under the `--plot` chart.
+ * (safetensors, `encodeCnn`), its engine (fast/cnn/engine.ts, its variants
+ * chosen by fast/cnn/tuner.ts), and its first layer's filters under the
+ * `--plot` chart.
  *
  * @module
  */
@@ -45,9 +45,9 @@ export function trainCnn(config: TrainConfig, opts: CnnRunOptions = {}): Promise
 
 /**
  * The CNN `Model`, with the tune cache at `tuneCachePath` (`null`: none;
- * fast/cnn/tuner.ts chooses its convolutions' variants). Its starting weights are `shape`'s network (given: it
- * must fit the data) or `MNIST_CNN`'s kernels and channels on the data's
- * image size and classes. A file (--load, --resume) brings its own image
+ * fast/cnn/tuner.ts chooses its convolutions' variants). Its starting
+ * weights are `shape`'s network (given: it must fit the data) or
+ * `MNIST_CNN`'s kernels and channels on the data's image size and classes. A file (--load, --resume) brings its own image
  * size and classes (checked against the data by the run loop), and must have
  * this model's kernels and channels.
  */
