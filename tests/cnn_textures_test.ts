@@ -14,7 +14,8 @@
 
 import assert from "node:assert/strict";
 import "./fixtures.ts"; // its skipExitHandlers (bench/RESULTS.md, Exit aborts)
-import { cnnVariants, createCnnEngine } from "../fast/cnn/engine.ts";
+import { createCnnEngine } from "../fast/cnn/engine.ts";
+import { cnnVariants } from "../fast/cnn/variants.ts";
 import { conv2TextureFits } from "../fast/cnn/textures.ts";
 import { conv1TextureFits } from "../fast/cnn/textures_conv1.ts";
 import { cnnDims, type CnnShape, initCnnParams, MNIST_CNN } from "../shared/model/cnn.ts";

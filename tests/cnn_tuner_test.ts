@@ -9,12 +9,12 @@
 
 import assert from "node:assert/strict";
 import { fileGpu, learnableDigits, trainConfig } from "./fixtures.ts";
-import { cnnCandidates } from "../fast/cnn/engine.ts";
-import { chooseVariants, fastest, variantsName } from "../fast/cnn/tuner.ts";
+import { cnnCandidates } from "../fast/cnn/variants.ts";
+import { cacheKey, chooseVariants, fastest, variantsName } from "../fast/cnn/tuner.ts";
 import { type TuneCacheFile, tuneCacheFile } from "../fast/files.ts";
 import { trainFast } from "../fast/train.ts";
 import type { EngineSetup } from "../fast/run.ts";
-import { type CnnParams, initCnnParams, MNIST_CNN } from "../shared/model/cnn.ts";
+import { type CnnParams, type CnnShape, initCnnParams, MNIST_CNN } from "../shared/model/cnn.ts";
 import { OPTIMIZER_DEFAULTS } from "../shared/model/optim.ts";
 import type { TrainConfig } from "../shared/io/cli.ts";
 
@@ -35,12 +35,19 @@ function memoryCache(): TuneCacheFile & { writes: number; text: string } {
   return cache;
 }
 
-/** The set-up of a momentum CNN run on 16 learnable digits at batch 8, `over` its flags. */
-function setupOf(over: Partial<TrainConfig>, log: string[]): EngineSetup<CnnParams> {
+/**
+ * The set-up of a momentum CNN run of `shape` (default MNIST's) on 16 learnable digits at batch 8,
+ * `over` its flags.
+ */
+function setupOf(
+  over: Partial<TrainConfig>,
+  log: string[],
+  shape: CnnShape = MNIST_CNN,
+): EngineSetup<CnnParams> {
   const data = learnableDigits(16, 8);
   return {
     gpu,
-    params: initCnnParams(3, MNIST_CNN),
+    params: initCnnParams(3, shape),
     data,
     nTrain: 16,
     nTest: 8,
@@ -95,18 +102,31 @@ Deno.test("chooseVariants: --tune times every choice that fits and remembers the
     { how: "default" },
   );
 
-  // A pick that no longer fits (here: no such variant) is not used: on this CPU adapter without
-  // --tune, the default; with --tune, timed again.
+  // Without --tune a CPU adapter takes the default where the cache has nothing; a GPU times.
+  const untimed = gpu.software ? "default" : "tuned";
+  // The pick is remembered per batch size: batch 16 finds none.
+  assert.equal((await chooseVariants(setupOf({ batchSize: 16 }, []), cache)).how, untimed);
+
+  // A pick that is no variant is not used: without --tune, the default on a CPU adapter; with
+  // --tune, timed again and the entry replaced.
   const stale = memoryCache();
-  const key = Object.keys(JSON.parse(cache.text)[gpu.description])[0];
+  const key = cacheKey(MNIST_CNN, 8);
+  assert.ok(key in JSON.parse(cache.text)[gpu.description], "the key the run above wrote");
   stale.text = JSON.stringify({ [gpu.description]: { [key]: "conv1 winograd, conv2 fft" } });
-  assert.deepEqual(
-    await chooseVariants(setupOf({}, []), stale),
-    { how: "default" },
-  );
+  assert.equal((await chooseVariants(setupOf({}, []), stale)).how, untimed);
   const retimed = await chooseVariants(setupOf({ tune: true }, []), stale);
   assert.equal(retimed.how, "tuned");
   assert.equal(JSON.parse(stale.text)[gpu.description][key], variantsName(retimed.variants!));
+
+  // Nor one that does not fit the shape: 12 channels in conv1 leave the im2col variants only.
+  const c12 = { ...MNIST_CNN, c1: 12 };
+  const narrow = memoryCache();
+  narrow.text = JSON.stringify({
+    [gpu.description]: { [cacheKey(c12, 8)]: "conv1 texture, conv2 texture" },
+  });
+  assert.deepEqual(await chooseVariants(setupOf({ tune: true }, [], c12), narrow), {
+    how: "default",
+  });
 });
 
 Deno.test("trainFast --model cnn --tune: the default run's losses and test counts exactly; the next run takes the remembered pick", async () => {

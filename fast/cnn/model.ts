@@ -47,9 +47,10 @@ export function trainCnn(config: TrainConfig, opts: CnnRunOptions = {}): Promise
  * The CNN `Model`, with the tune cache at `tuneCachePath` (`null`: none;
  * fast/cnn/tuner.ts chooses its convolutions' variants). Its starting
  * weights are `shape`'s network (given: it must fit the data) or
- * `MNIST_CNN`'s kernels and channels on the data's image size and classes. A file (--load, --resume) brings its own image
- * size and classes (checked against the data by the run loop), and must have
- * this model's kernels and channels.
+ * `MNIST_CNN`'s kernels and channels on the data's image size and classes.
+ * A file (--load, --resume) brings its own image size and classes (checked
+ * against the data by the run loop), and must have this model's kernels and
+ * channels.
  */
 export function cnnModel(
   shape?: CnnShape,

@@ -1,6 +1,6 @@
 /**
  * The CNN's tuner: which variant each convolution runs on this adapter
- * (`CnnVariants`: conv1 and conv2, "im2col" or "texture"; fast/cnn/engine.ts's
+ * (`CnnVariants`: conv1 and conv2, "im2col" or "texture"; fast/cnn/variants.ts's
  * `cnnCandidates` lists the choices that fit). Every choice computes bit for
  * bit the same sums (tests/cnn_textures_test.ts), so the tuner only decides
  * the speed. It times each choice on a small engine of its own (the run's
@@ -12,7 +12,7 @@
  *
  * When it times, as the MLP's tuner (fast/mlp/variants/tuner.ts): on GPUs,
  * or with `--tune`; never with `--no-tune`. Otherwise the adapter's kind
- * decides (the engine's `cnnVariants`: the texture variants on CPU adapters, where they
+ * decides (`cnnVariants`, fast/cnn/variants.ts: the texture variants on CPU adapters, where they
  * were made and measured; the im2col ones on GPUs). Not the engine and not
  * the kernels: this file only chooses among what the engine offers, and
  * touches no files (the cache comes in as a `TuneCacheFile`).
@@ -21,17 +21,13 @@
  */
 
 import { gpuChecked } from "../../shared/gpu/device.ts";
+import { UsageError } from "../../shared/io/errors.ts";
 import { limitDataset } from "../../shared/data/dataset.ts";
 import type { CnnParams, CnnShape } from "../../shared/model/cnn.ts";
 import type { TuneCacheFile } from "../files.ts";
 import type { EngineSetup } from "../run.ts";
-import {
-  cnnCandidates,
-  type CnnEngine,
-  type CnnEngineOptions,
-  type CnnVariants,
-  createCnnEngine,
-} from "./engine.ts";
+import { type CnnEngine, type CnnEngineOptions, createCnnEngine } from "./engine.ts";
+import { cnnCandidates, type CnnVariants } from "./variants.ts";
 
 /**
  * Training steps each choice is timed on: enough that one timing is ~0.1 s
@@ -65,7 +61,7 @@ export function variantsName(v: CnnVariants): string {
 }
 
 /** The tune cache's key for the CNN of `shape` at `batchSize`. */
-function cacheKey(shape: CnnShape, batchSize: number): string {
+export function cacheKey(shape: CnnShape, batchSize: number): string {
   const { height, width, kernel, c1, c2, classes } = shape;
   return `cnn ${height}x${width} K${kernel} C${c1},${c2} classes${classes} ` +
     `rows${batchSize} v${CNN_KERNELS_VERSION}`;
@@ -73,10 +69,11 @@ function cacheKey(shape: CnnShape, batchSize: number): string {
 
 /**
  * The CNN's engine for a run: its variants from the cache, else timed (on a
- * GPU or with `--tune`), else the adapter kind's default; then, unless they
- * were just timed, each kernel run once on a small engine, so that a CPU
- * adapter's compile on first use is start-up time rather than part of epoch 1
- * (and of its `--profile`). Logs which variants run and why.
+ * GPU or with `--tune`), else the adapter kind's default; then, on a CPU
+ * adapter, the kernels of a step and of the test pass run once on a small
+ * engine (`warmUp`), so that its compile on first use is start-up time rather
+ * than part of epoch 1 (and of its `--profile`). Logs which variants run and
+ * why.
  */
 export async function createCnnEngineTuned(
   setup: EngineSetup<CnnParams>,
@@ -91,7 +88,7 @@ export async function createCnnEngineTuned(
     `timing the CNN's variants at ${smaller}`,
     () => chooseVariants(setup, cache),
   );
-  if (choice.how !== "tuned") {
+  if (gpu.software) {
     await gpuChecked(
       gpu.device,
       `compiling the CNN's kernels at ${smaller}`,
@@ -120,7 +117,10 @@ export async function createCnnEngineTuned(
   }
 }
 
-/** How the variants were chosen, for the log: "cached", or "tuned: conv1 …, conv2 … 14.98; … ms a step". */
+/**
+ * How the variants were chosen, for the log: "default", "cached", or
+ * "tuned: conv1 …, conv2 … 14.98; … ms a step".
+ */
 function howText({ how, msPerStep }: CnnChoice): string {
   if (!msPerStep) return how;
   const each = Object.entries(msPerStep).map(([name, ms]) => `${name} ${ms.toFixed(2)}`);
@@ -165,12 +165,27 @@ export async function chooseVariants(
   if (cached) return { variants: cached, how: "cached" };
   const timing = config.tune || !gpu.software;
   if (!timing || candidates.length < 2) return fallback;
-  const steps = gpu.software ? TIMING_STEPS.software : TIMING_STEPS.gpu;
+  const steps = Math.min(
+    gpu.software ? TIMING_STEPS.software : TIMING_STEPS.gpu,
+    Math.ceil(setup.nTrain / config.batchSize),
+  );
   setup.log(
     `compiling and timing the CNN's ${candidates.length} choices of variants on ${steps} steps ` +
       `(once: remembered afterwards; minutes on a CPU adapter with a cold shader cache)`,
   );
-  const msPerStep = await timeCandidates(device, engineOptions(setup), candidates, steps);
+  let msPerStep: Record<string, number>;
+  try {
+    msPerStep = await gpuChecked(
+      device,
+      `timing the CNN's variants at --batch-size ${config.batchSize}`,
+      () => timeCandidates(device, engineOptions(setup), candidates, steps),
+    );
+  } catch (err) {
+    // Three engines at once may not fit where the run's one does: then the default, untimed.
+    if (!(err instanceof UsageError) && !String(err).includes("GPU out of memory")) throw err;
+    setup.log(`could not time the CNN's variants (${(err as Error).message}): the default`);
+    return fallback;
+  }
   const variants = fastest(candidates, msPerStep);
   if (cache) {
     const all = cache.read();
@@ -194,8 +209,9 @@ export function fastest(candidates: CnnVariants[], msPerStep: Record<string, num
  * one engine each on the first `steps` batches of the training data (no test
  * set), an untimed epoch each (the compile), then `TIMING_ROUNDS` epochs of
  * each in turn (a burst of load from another program hits all of them, not
- * one); the least of each, divided by its steps. The engines train on copies
- * of the weights: the run's engine starts from `base.params` as given.
+ * one); the least of each, divided by its steps. The engines train at lr 0
+ * (the same work; the weights stay as they are) on copies of the weights:
+ * the run's engine starts from `base.params` as given.
  */
 export async function timeCandidates(
   device: GPUDevice,
@@ -207,7 +223,7 @@ export async function timeCandidates(
   const engines: CnnEngine[] = [];
   try {
     for (const v of candidates) {
-      engines.push(await createCnnEngine(device, { ...base, ...v, data, shuffle: false }));
+      engines.push(await createCnnEngine(device, { ...base, ...v, data, lr: 0, shuffle: false }));
     }
     for (const e of engines) await e.trainEpoch();
     const ms = new Array<number>(engines.length).fill(Infinity);
@@ -225,17 +241,17 @@ export async function timeCandidates(
 }
 
 /**
- * Runs every kernel of `opts`' variants once (a training step, the test
- * pass, the shuffle's gather) on a small engine of one batch, then frees it:
- * the compile a CPU adapter does on a kernel's first use (Mesa keeps it in
- * its shader cache) happens here rather than in the first epoch.
+ * Runs the kernels of a step and of the test pass with `opts`' variants once,
+ * on a small engine of one batch (lr 0), then frees it: the compile a CPU
+ * adapter does on a kernel's first use (Mesa keeps it in its shader cache)
+ * happens here rather than in the first epoch. Not the shuffle's gather,
+ * which is specialised to the training set's size (a small, quick kernel).
  */
 async function warmUp(device: GPUDevice, opts: CnnEngineOptions): Promise<void> {
   const data = limitDataset(opts.data, opts.batchSize, opts.batchSize);
   if (data.trainLabels.length === 0) return;
-  const engine = await createCnnEngine(device, { ...opts, data });
+  const engine = await createCnnEngine(device, { ...opts, data, lr: 0, shuffle: false });
   try {
-    if (opts.shuffle) engine.setOrder(Uint32Array.from(data.trainLabels, (_, i) => i));
     await engine.trainEpoch();
     if (data.testLabels.length > 0) await engine.evaluate();
   } finally {

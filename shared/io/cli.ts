@@ -51,7 +51,7 @@ export interface TrainConfig extends Partial<HyperParameters> {
   json: boolean;
   /** Per-kernel GPU timing (timestamp queries). */
   profile: boolean;
-  /** Fast trainer: skip timing the variants (matmuls, convolutions); use the adapter-type defaults. */
+  /** Fast trainer: skip timing the variants (matmuls, convolutions): the adapter-type defaults. */
   noTune: boolean;
   /** Fast trainer: time the variants on a CPU adapter too (default: only on GPUs). */
   tune?: boolean;
