@@ -63,6 +63,9 @@ MUTANTS=(
   "predict: a light background not inverted|shared/data/image.ts|const invert = border / count > 127;|const invert = border / count < 127;|tests/image_test.ts tests/predict_test.ts|"
   "texture copies: rows not a multiple of 64 floats let through (bug fixed 2026-12-06)|fast/mlp/variants/matmul.ts|textureWidths(shape).every((w) => w % TEXTURE_ROW_FLOATS === 0)|textureWidths(shape).every((w) => w % 4 === 0)|tests/fast_kernels_test.ts|/textures only where shapes and rows fit/"
   "web page: the engine gets half the learning rate|fast/web/session.ts|lr: settings.lr,|lr: settings.lr / 2,|tests/web_test.ts|/web page in Chromium/"
+  "cnn texture: conv2's forward without its bias|shared/kernels/cnn/cnnConvTexture.wgsl|acc[i][j] = bias;|acc[i][j] = vec4f(0.0);|tests/cnn_textures_test.ts|/the MNIST CNN's two momentum epochs/"
+  "cnn tuner: the slowest choice kept|fast/cnn/tuner.ts|if (msPerStep[variantsName(v)] < msPerStep[variantsName(best)]) best = v;|if (msPerStep[variantsName(v)] > msPerStep[variantsName(best)]) best = v;|tests/cnn_tuner_test.ts|/^fastest/"
+  "cnn tuner: a remembered pick not checked against the choices that fit|fast/cnn/tuner.ts|const cached = candidates.find((v) => variantsName(v) === known);|const cached = known ? candidates.at(-1) : undefined;|tests/cnn_tuner_test.ts|/^chooseVariants/"
 )
 
 # Replaces the one occurrence of $FROM in $1 by $TO; stops the script unless there is exactly one.
