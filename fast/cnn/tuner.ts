@@ -4,16 +4,16 @@
  * `cnnCandidates` lists the choices that fit). Every choice computes bit for
  * bit the same sums (tests/cnn_textures_test.ts), so the tuner only decides
  * the speed. It times each choice on a small engine of its own (the run's
- * weights, batch size and optimiser, the first few batches of the training
- * data: `timeCandidates`), keeps the fastest, and remembers it per adapter
+ * weights, batch size and optimiser at lr 0, the first few batches of the
+ * training data: `timeCandidates`), keeps the fastest, and remembers it per adapter
  * and shape in the tune cache the MLP's tuner uses, so that a later run
  * starts without timing. `createCnnEngineTuned` makes the engine the run
  * loop trains with: cache, timing or default, warm-up, one log line.
  *
  * When it times, as the MLP's tuner (fast/mlp/variants/tuner.ts): on GPUs,
  * or with `--tune`; never with `--no-tune`. Otherwise the adapter's kind
- * decides (`cnnVariants`, fast/cnn/variants.ts: the texture variants on CPU adapters, where they
- * were made and measured; the im2col ones on GPUs). Not the engine and not
+ * decides (`cnnVariants`, fast/cnn/variants.ts: the texture variants on CPU
+ * adapters, where they were made and measured; the im2col ones on GPUs). Not the engine and not
  * the kernels: this file only chooses among what the engine offers, and
  * touches no files (the cache comes in as a `TuneCacheFile`).
  *
