@@ -156,10 +156,11 @@ Deno.test("conv1 and conv2 on textures: odd conv1 maps (13×13: a last line and 
 });
 
 Deno.test("conv1TextureFits: one image per texture row, C1 a multiple of 8, a width of 4·n", () => {
-  const d = cnnDims(MNIST_CNN); // cols1 [B][576·32/4 = 4,608]
+  const d = cnnDims(MNIST_CNN); // ∂z1 [B][576·16/4 = 2,304]
   assert.equal(conv1TextureFits(MNIST_CNN, d, 32, 500, 8192), true, "the default batch");
   assert.equal(conv1TextureFits(MNIST_CNN, d, 32, 8193, 8192), false, "8,193 images");
-  assert.equal(conv1TextureFits(MNIST_CNN, d, 32, 32, 4096), false, "4,608 texels wide");
+  assert.equal(conv1TextureFits(MNIST_CNN, d, 32, 32, 2304), true, "2,304 texels wide");
+  assert.equal(conv1TextureFits(MNIST_CNN, d, 32, 32, 2303), false, "2,304 texels wide");
   const c12 = { ...MNIST_CNN, c1: 12 };
   assert.equal(conv1TextureFits(c12, cnnDims(c12), 32, 32, 8192), false, "C1 = 12");
   assert.equal(conv1TextureFits(MNIST_CNN, d, 28, 32, 8192), false, "K1 padded to 28");

@@ -206,16 +206,15 @@ function conv2Im2colBuffers(
   };
 }
 
-/** conv1's textures (the "texture" variant, fast/cnn/textures_conv1.ts): cols1, [W1; b1], ∂z1. */
+/** conv1's textures (the "texture" variant, fast/cnn/textures_conv1.ts): [W1; b1], ∂z1. */
 function conv1Textures(
   device: GPUDevice,
   net: CnnNet,
   batchSize: number,
   owned: (GPUBuffer | GPUTexture)[],
-): { cols1Tex: GPUTexture; w1Tex: GPUTexture; gZ1Tex: GPUTexture } {
+): { w1Tex: GPUTexture; gZ1Tex: GPUTexture } {
   const sizes = conv1TextureSizes(net.shape, net.dims, net.layers[0].kPad, batchSize);
   return {
-    cols1Tex: rgbaTexture(device, owned, "conv1 im2col texture [B][h1·w1·K1/4]", sizes.cols1),
     w1Tex: rgbaTexture(device, owned, "conv1 [W1; b1] texture [K1 + 1][C1/4]", sizes.w1),
     gZ1Tex: rgbaTexture(device, owned, "conv1 ∂z1 texture [B][h1·w1·C1/4]", sizes.gZ1),
   };

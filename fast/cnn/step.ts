@@ -117,8 +117,7 @@ export interface CnnBuffers {
   a1Tex?: GPUTexture;
   w2Tex?: GPUTexture;
   gZ2Tex?: GPUTexture;
-  /** conv1 "texture" only: cols1 [B][h1·w1·K1/4], [W1; b1] [K1 + 1][C1/4], ∂z1 [B][h1·w1·C1/4]. */
-  cols1Tex?: GPUTexture;
+  /** conv1 "texture" only: [W1; b1] [K1 + 1][C1/4], ∂z1 [B][h1·w1·C1/4]. */
   w1Tex?: GPUTexture;
   gZ1Tex?: GPUTexture;
   z2: GPUBuffer; // [B, h2, w2, C2]

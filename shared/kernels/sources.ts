@@ -32,6 +32,7 @@ import bytesToFloats from "./slow/bytesToFloats.wgsl" with { type: "text" };
 import cnnConvInputGradTexture from "./cnn/cnnConvInputGradTexture.wgsl" with { type: "text" };
 import cnnConvPoolTexture from "./cnn/cnnConvPoolTexture.wgsl" with { type: "text" };
 import cnnConvTexture from "./cnn/cnnConvTexture.wgsl" with { type: "text" };
+import cnnConvWeightGradImage from "./cnn/cnnConvWeightGradImage.wgsl" with { type: "text" };
 import cnnConvWeightGradTexture from "./cnn/cnnConvWeightGradTexture.wgsl" with { type: "text" };
 import cnnLoadBatch from "./cnn/cnnLoadBatch.wgsl" with { type: "text" };
 import cnnLossGrad from "./cnn/cnnLossGrad.wgsl" with { type: "text" };
@@ -49,7 +50,6 @@ import columnSums from "./slow/columnSums.wgsl" with { type: "text" };
 import crossEntropy from "./slow/crossEntropy.wgsl" with { type: "text" };
 import gatherRows from "./gatherRows.wgsl" with { type: "text" };
 import im2col from "./cnn/im2col.wgsl" with { type: "text" };
-import im2colTexture from "./cnn/im2colTexture.wgsl" with { type: "text" };
 import im2colVec4 from "./cnn/im2colVec4.wgsl" with { type: "text" };
 import inputGradReluMask from "./mlp/inputGradReluMask.wgsl" with { type: "text" };
 import inputGradReluMaskBlocked from "./mlp/inputGradReluMaskBlocked.wgsl" with {
@@ -109,6 +109,7 @@ export const KERNEL_SOURCES: Readonly<Record<string, string>> = {
   cnnConvInputGradTexture,
   cnnConvPoolTexture,
   cnnConvTexture,
+  cnnConvWeightGradImage,
   cnnConvWeightGradTexture,
   cnnLoadBatch,
   cnnLossGrad,
@@ -126,7 +127,6 @@ export const KERNEL_SOURCES: Readonly<Record<string, string>> = {
   crossEntropy,
   gatherRows,
   im2col,
-  im2colTexture,
   im2colVec4,
   inputGradReluMask,
   inputGradReluMaskBlocked,
@@ -207,6 +207,7 @@ export const CNN_KERNELS: ReadonlySet<string> = new Set([
   "cnnConvInputGradTexture",
   "cnnConvPoolTexture",
   "cnnConvTexture",
+  "cnnConvWeightGradImage",
   "cnnConvWeightGradTexture",
   "cnnLoadBatch",
   "cnnLossGrad",
@@ -221,7 +222,6 @@ export const CNN_KERNELS: ReadonlySet<string> = new Set([
   "col2im",
   "col2imVec4",
   "im2col",
-  "im2colTexture",
   "im2colVec4",
   "maxPool",
   "maxPoolBackward",

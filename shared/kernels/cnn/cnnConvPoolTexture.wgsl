@@ -10,7 +10,7 @@
 //   argmax: [count, HO/2, WO/2, N] (as vec4u); HO = H − KS + 1, WO = W − KS + 1 (floor: an odd
 //   last line or column of z is not pooled; an odd last line is not written either, nothing
 //   reads it).
-// The sums of im2colTexture + cnnConvTexture (conv1 as a 1×1 convolution of its KPAD im2col
+// The sums of im2colVec4 + cnnMatmulVec4 (conv1's im2col variant, over its KPAD im2col
 // columns) in the same order, and maxPoolTexture's values and argmaxes, without the im2col
 // columns (read from x where they came from) and without z read back for the pool. Each
 // invocation computes two output lines (one line of the pool) × PXB pixels × 4 channels n4 in
