@@ -29,9 +29,10 @@ export function columnsPerThread(n: number): number {
 }
 
 /**
- * Whether conv2 can run on textures for batches of `batchSize`: C1 a
- * multiple of 8 (8 values of k in 2 texels of one pixel), C2 of 8 (the
- * layer uses the vec4 kernels, whose sums these repeat), and a1's
+ * Whether conv2 can run on textures for batches of `batchSize`: C1 and C2
+ * multiples of 8 (the texture kernels read 4 channels a texel, and the
+ * layer's im2col variant then runs the vec4 kernels, whose sums these
+ * repeat), and a1's
  * texture `[B·p1h][p1w·C1/4]` and W2's `[k·k·C1 + 1][C2/4]` within the
  * device's `maxTextureDimension2D`.
  */
@@ -133,7 +134,6 @@ export function conv2TextureBackward(
   const { kPad, n } = net.layers[1];
   const dW = block(net, b.grads, 1);
   const nv = columnsPerThread(s.c2), rows = d.h2 * d.w2;
-  const blocks = (d.k2 / 8 + 1) * (s.c2 / 4 / nv);
   return [
     // Backward of  a2 = max-pool(relu(z2)):  ∂z2[j] = ∂a2[o] where arg2[o] = j and z2[j] > 0, else 0,
     //   straight into ∂z2's texture: gZ2Tex[(i, oy), (ox, n4)] = ∂z2[i, oy, ox, 4·n4 .. 4·n4 + 3]
@@ -161,7 +161,7 @@ export function conv2TextureBackward(
         SLICE_ROWS: sliceRows,
       },
       { aTex: b.a1Tex!, gTex: b.gZ2Tex!, part: b.partial },
-      (c) => Math.ceil(c * rows / sliceRows) * blocks,
+      (c) => Math.ceil(c * rows / sliceRows) * s.kernel * (s.c1 / 4) * (s.c2 / 4 / nv),
       (c) => 2 * c * rows * (d.k2 + 1) * s.c2,
     ),
     // ∂[W2; b2] = Σ_s part[s]                                              [K2 + 1, C2]
