@@ -142,7 +142,7 @@ Deno.test("conv1's texture variant without conv2's is refused, naming why", asyn
 Deno.test("conv1 and conv2 on textures: odd feature maps (5×5 conv2 outputs, 8 channels; slices from mid-line) equal the im2col variant's bit for bit", async () => {
   const shape: CnnShape = { height: 16, width: 16, kernel: 3, c1: 8, c2: 8, classes: 3 };
   assert.ok(conv2TextureFits(shape, cnnDims(shape), 13, 8192), "conv2's texture variant takes it");
-  assert.ok(conv1TextureFits(shape, cnnDims(shape), 16, 13, 8192), "conv1's too (K1 9 → 16)");
+  assert.ok(conv1TextureFits(shape, 16, 8192), "conv1's too (K1 9 → 16)");
   // Batches of 13: conv2's 325 rows (13 × 5 × 5) and conv1's 2,548 (13 × 14 × 14) make weight-
   // gradient slices of 256 rows that start inside a line (256 = 51·5 + 1 = 18·14 + 4), where the
   // texture kernels must fetch the line's first pixels afresh. 29 images: the last batch of 3.
@@ -153,22 +153,19 @@ Deno.test("conv1 and conv2 on textures: odd conv1 maps (13×13: a last line and 
   const shape: CnnShape = { height: 16, width: 16, kernel: 4, c1: 8, c2: 8, classes: 3 };
   const d = cnnDims(shape); // z1 13 × 13 → a1 6 × 6 → z2 3 × 3 → a2 1 × 1
   assert.deepEqual([d.h1, d.w1, d.h2, d.w2], [13, 13, 3, 3]);
-  assert.ok(conv1TextureFits(shape, d, 16, 5, 8192), "conv1's texture variant takes it");
+  assert.ok(conv1TextureFits(shape, 16, 8192), "conv1's texture variant takes it");
   await assertSameBits(shape, 13, 5, { conv1: "texture", conv2: "texture" });
   await assertSameBits(shape, 13, 5, { conv1: "im2col", conv2: "texture" });
 });
 
-Deno.test("conv1TextureFits: one image per texture row, C1 a multiple of 8, a width of 4·n", () => {
-  const d = cnnDims(MNIST_CNN); // ∂z1 [B][576·16/4 = 2,304]
-  assert.equal(conv1TextureFits(MNIST_CNN, d, 32, 500, 8192), true, "the default batch");
-  assert.equal(conv1TextureFits(MNIST_CNN, d, 32, 8193, 8192), false, "8,193 images");
-  assert.equal(conv1TextureFits(MNIST_CNN, d, 32, 32, 2304), true, "2,304 texels wide");
-  assert.equal(conv1TextureFits(MNIST_CNN, d, 32, 32, 2303), false, "2,304 texels wide");
-  const c12 = { ...MNIST_CNN, c1: 12 };
-  assert.equal(conv1TextureFits(c12, cnnDims(c12), 32, 32, 8192), false, "C1 = 12");
-  assert.equal(conv1TextureFits(MNIST_CNN, d, 28, 32, 8192), false, "K1 padded to 28");
+Deno.test("conv1TextureFits: C1 a multiple of 8, K1 padded to 8·n, a width of 4·n, [W1; b1] within the texture limit", () => {
+  assert.equal(conv1TextureFits(MNIST_CNN, 32, 8192), true, "MNIST's CNN");
+  assert.equal(conv1TextureFits(MNIST_CNN, 32, 33), true, "[W1; b1]: 33 rows");
+  assert.equal(conv1TextureFits(MNIST_CNN, 32, 32), false, "33 rows past a limit of 32");
+  assert.equal(conv1TextureFits({ ...MNIST_CNN, c1: 12 }, 32, 8192), false, "C1 = 12");
+  assert.equal(conv1TextureFits(MNIST_CNN, 28, 8192), false, "K1 padded to 28");
   const w30 = { ...MNIST_CNN, height: 30, width: 30 };
-  assert.equal(conv1TextureFits(w30, cnnDims(w30), 32, 32, 8192), false, "30 pixels wide");
+  assert.equal(conv1TextureFits(w30, 32, 8192), false, "30 pixels wide");
 });
 
 Deno.test("cnnVariants: textures on a CPU adapter where they fit, conv1's only with conv2's, a refusal for one asked where it does not fit", () => {

@@ -18,7 +18,7 @@ import { OPTIMIZERS } from "../../shared/model/optim.ts";
 import { UNIFORM_STRIDE } from "../kit.ts";
 import { type CnnBuffers, type CnnNet, partialFloats } from "./step.ts";
 import { conv2TextureSizes } from "./textures.ts";
-import { conv1TextureSizes } from "./textures_conv1.ts";
+import { conv1TextureSize } from "./textures_conv1.ts";
 
 /** What `createBuffers` fills the buffers from (the engine's options, less how it trains). */
 export interface BufferSources {
@@ -111,7 +111,6 @@ export function createBuffers(
     testImages: resident.testImages,
     testLabels: resident.testLabels,
     x: floats("x [B, H, W, 1]", B * net.pixels),
-    z1: floats("conv1 z1 [B, h1, w1, C1]", B * m1 * s.c1),
     arg1: floats("pool1 argmax", B * p1 * s.c1),
     z2: floats("conv2 z2 [B, h2, w2, C2]", B * m2 * s.c2),
     pool2: floats("pool2 a2 [B, F]", B * d.features),
@@ -119,7 +118,7 @@ export function createBuffers(
     logits: floats("logits [B, classes]", B * s.classes),
     gLogits: floats("∂logits [B, classes]", B * s.classes),
     gPool2: floats("∂a2 [B, F]", B * d.features),
-    gPool1: floats("∂a1 [B, h1/2, w1/2, C1]", B * p1 * s.c1),
+    gZ1: floats("∂z1 [B, h1, w1, C1]", B * m1 * s.c1),
     partial: floats("split-K partial weight gradients", partialFloats(net, B)),
     losses: floats("per-image losses of the epoch", Math.max(1, net.nTrain)),
     total: floats("epoch's summed loss", 1),
@@ -127,7 +126,7 @@ export function createBuffers(
     // The im2col variants' buffers, or the texture variants' textures (only what each runs).
     ...(net.conv1 === "im2col"
       ? conv1Im2colBuffers(net, B, floats)
-      : conv1Textures(device, net, B, owned)),
+      : conv1Textures(device, net, owned)),
     ...(net.conv2 === "im2col"
       ? conv2Im2colBuffers(net, B, floats)
       : conv2Textures(device, net, B, owned)),
@@ -178,45 +177,47 @@ function rgbaTexture(
   return t;
 }
 
-/** conv1's im2col variant's buffers: its columns, ∂z1. */
+/** conv1's im2col variant's buffers: its columns, z1 (which pool1 reads). */
 function conv1Im2colBuffers(
   net: CnnNet,
   B: number,
   floats: (label: string, count: number) => GPUBuffer,
-): { cols1: GPUBuffer; gZ1: GPUBuffer } {
+): { cols1: GPUBuffer; z1: GPUBuffer } {
   const m1 = net.dims.h1 * net.dims.w1;
   return {
     cols1: floats("conv1 im2col columns [B·h1·w1, k·k (padded)]", B * m1 * net.layers[0].kPad),
-    gZ1: floats("∂z1 [B, h1, w1, C1]", B * m1 * net.shape.c1),
+    z1: floats("conv1 z1 [B, h1, w1, C1]", B * m1 * net.shape.c1),
   };
 }
 
-/** conv2's im2col variant's buffers: a1 (which its im2col reads), its columns, ∂z2, ∂cols2. */
+/**
+ * conv2's im2col variant's buffers: a1 (which its im2col reads), its
+ * columns, ∂z2, ∂cols2, ∂a1 (col2im's, which pool1's backward reads).
+ */
 function conv2Im2colBuffers(
   net: CnnNet,
   B: number,
   floats: (label: string, count: number) => GPUBuffer,
-): { pool1: GPUBuffer; cols2: GPUBuffer; gZ2: GPUBuffer; gCols2: GPUBuffer } {
+): { pool1: GPUBuffer; cols2: GPUBuffer; gZ2: GPUBuffer; gCols2: GPUBuffer; gPool1: GPUBuffer } {
   const { dims: d, shape: s } = net, m2 = d.h2 * d.w2, K2 = net.layers[1].kPad;
   return {
     pool1: floats("pool1 a1 [B, h1/2, w1/2, C1]", B * d.p1h * d.p1w * s.c1),
     cols2: floats("conv2 im2col columns [B·h2·w2, k·k·C1 (padded)]", B * m2 * K2),
     gZ2: floats("∂z2 [B, h2, w2, C2]", B * m2 * s.c2),
     gCols2: floats("∂cols2 [B·h2·w2, k·k·C1 (padded)]", B * m2 * K2),
+    gPool1: floats("∂a1 [B, h1/2, w1/2, C1]", B * d.p1h * d.p1w * s.c1),
   };
 }
 
-/** conv1's textures (the "texture" variant, fast/cnn/textures_conv1.ts): [W1; b1], ∂z1. */
+/** conv1's texture (the "texture" variant, fast/cnn/textures_conv1.ts): [W1; b1]. */
 function conv1Textures(
   device: GPUDevice,
   net: CnnNet,
-  batchSize: number,
   owned: (GPUBuffer | GPUTexture)[],
-): { w1Tex: GPUTexture; gZ1Tex: GPUTexture } {
-  const sizes = conv1TextureSizes(net.shape, net.dims, net.layers[0].kPad, batchSize);
+): { w1Tex: GPUTexture } {
+  const size = conv1TextureSize(net.shape, net.layers[0].kPad);
   return {
-    w1Tex: rgbaTexture(device, owned, "conv1 [W1; b1] texture [K1 + 1][C1/4]", sizes.w1),
-    gZ1Tex: rgbaTexture(device, owned, "conv1 ∂z1 texture [B][h1·w1·C1/4]", sizes.gZ1),
+    w1Tex: rgbaTexture(device, owned, "conv1 [W1; b1] texture [K1 + 1][C1/4]", size),
   };
 }
 
@@ -329,7 +330,7 @@ export function checkDataset(s: CnnShape, data: Dataset) {
 
 /**
  * Throws a UsageError when a full batch's largest buffer (with `variants`:
- * an im2col variant's columns, else z1 or z2) would pass the device's limits.
+ * an im2col variant's columns, else ∂z1 or z2) would pass the device's limits.
  */
 export function checkBatchSize(
   device: GPUDevice,

@@ -106,7 +106,7 @@ export interface CnnBuffers {
   testLabels: GPUBuffer;
   x: GPUBuffer; // [B, H, W, 1]
   cols1?: GPUBuffer; // [B·h1·w1, K1]  conv1's im2col (K1 = k·k padded); "im2col" only
-  z1: GPUBuffer; // [B, h1, w1, C1]
+  z1?: GPUBuffer; // [B, h1, w1, C1]; conv1 "im2col" only (the texture variant pools in registers)
   pool1?: GPUBuffer; // [B, h1/2, w1/2, C1]  a1; conv2 "im2col" only (else a1Tex)
   arg1: GPUBuffer; // [B, h1/2, w1/2, C1]  pool1's argmax (u32)
   cols2?: GPUBuffer; // [B·h2·w2, K2]  conv2's im2col (K2 = k·k·C1 padded); "im2col" only
@@ -117,9 +117,8 @@ export interface CnnBuffers {
   a1Tex?: GPUTexture;
   w2Tex?: GPUTexture;
   gZ2Tex?: GPUTexture;
-  /** conv1 "texture" only: [W1; b1] [K1 + 1][C1/4], ∂z1 [B][h1·w1·C1/4]. */
+  /** conv1 "texture" only: [W1; b1] [K1 + 1][C1/4]. */
   w1Tex?: GPUTexture;
-  gZ1Tex?: GPUTexture;
   z2: GPUBuffer; // [B, h2, w2, C2]
   pool2: GPUBuffer; // [B, F]  a2
   arg2: GPUBuffer; // [B, F]  pool2's argmax (u32)
@@ -128,8 +127,8 @@ export interface CnnBuffers {
   gPool2: GPUBuffer; // [B, F]  ∂a2
   gZ2?: GPUBuffer; // [B, h2, w2, C2]  ∂z2; conv2 "im2col" only (else gZ2Tex)
   gCols2?: GPUBuffer; // [B·h2·w2, K2]  ∂cols2; conv2 "im2col" only
-  gPool1: GPUBuffer; // [B, h1/2, w1/2, C1]  ∂a1
-  gZ1?: GPUBuffer; // [B, h1, w1, C1]  ∂z1; conv1 "im2col" only (else gZ1Tex)
+  gPool1?: GPUBuffer; // [B, h1/2, w1/2, C1]  ∂a1; conv2 "im2col" only (else ∂a1 stays in registers)
+  gZ1: GPUBuffer; // [B, h1, w1, C1]  ∂z1
   /** Split-K partial weight gradients, [S, K + 1, N] for the largest layer. */
   partial: GPUBuffer;
   /** Per-image losses of the epoch [nTrain], by position in its order; their sum [1]. */
@@ -213,7 +212,7 @@ function forwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
         layers[0].kPad,
       ),
       // z1 = cols1 · W1 + b1                          [B·h1·w1, K1] · [K1 + 1, C1] → [B·h1·w1, C1]
-      matmulStage(net, 0, b.cols1!, block(net, b.params, 0), b.z1),
+      matmulStage(net, 0, b.cols1!, block(net, b.params, 0), b.z1!),
     ]),
     // a1[i, py, px, c] = max_{dy, dx < 2} relu(z1[i, 2py + dy, 2px + dx, c]), arg1 = where,
     //   where conv2 reads it (conv1's texture variant pools in its own kernel)
@@ -222,7 +221,7 @@ function forwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
         "pool1",
         "maxPool",
         { H: d.h1, W: d.w1, C: s.c1 },
-        { z: b.z1, pooled: b.pool1!, argmax: b.arg1 },
+        { z: b.z1!, pooled: b.pool1!, argmax: b.arg1 },
         (c) => c * p1 * s.c1,
       ),
     ]),
@@ -330,20 +329,21 @@ function lossAndBackwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
         "conv2",
         col2imVec4 ? "col2imVec4" : "col2im",
         { H: d.p1h, W: d.p1w, C: s.c1, K: s.kernel, COLS: K2 },
-        { gcols: b.gCols2!, gx: b.gPool1 },
+        { gcols: b.gCols2!, gx: b.gPool1! },
         (c) => c * p1 * (col2imVec4 ? s.c1 / 4 : s.c1),
       ),
-    ]),
-    ...(net.conv1 === "texture" ? conv1TextureBackward(net, b, SLICE_ROWS) : [
       // Backward of  a1 = max-pool(relu(z1)):  ∂z1[j] = ∂a1[o] where arg1[o] = j and z1[j] > 0, else 0
       poolBackwardStage("pool1", { H: d.h1, W: d.w1, C: s.c1 }, {
-        gout: b.gPool1,
+        gout: b.gPool1!,
         argmax: b.arg1,
-        z: b.z1,
-        gz: b.gZ1!,
+        z: b.z1!,
+        gz: b.gZ1,
       }),
+    ]),
+    // Both conv2 variants end at ∂z1 (the texture one takes its ∂a1 through pool1's backward).
+    ...(net.conv1 === "texture" ? conv1TextureBackward(net, b, SLICE_ROWS) : [
       // Backward of  z1 = cols1 · W1 + b1:  ∂[W1; b1] = [cols1 | 1]ᵀ · ∂z1   (x needs no gradient)
-      ...weightGradStages(net, 0, b.cols1!, b.gZ1!, block(net, b.grads, 0), b.partial),
+      ...weightGradStages(net, 0, b.cols1!, b.gZ1, block(net, b.grads, 0), b.partial),
     ]),
     // θ ← the optimiser's step on every parameter at once (its kernel: sgdStep, momentumStep, …)
     {

@@ -79,7 +79,7 @@ export function pool1TextureStage(net: CnnNet, b: CnnBuffers): StageSpec {
     "pool1",
     "maxPoolTexture",
     { H: d.h1, W: d.w1, C: s.c1 },
-    { z: b.z1, pooled: b.a1Tex!, argmax: b.arg1 },
+    { z: b.z1!, pooled: b.a1Tex!, argmax: b.arg1 },
     (c) => c * d.p1h * a1Width,
   );
 }
@@ -122,7 +122,9 @@ export function conv2TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
  * split-K weight gradient on a1's texture, partial sums per slice of
  * `sliceRows` rows (`cnnConvWeightGradTexture`, part: [S, K2 + 1, C2]), then
  * their sum in order into ∂[W2; b2] (`cnnSumSlices`, as the other variant);
- * ∂a1 from the textures of ∂z2 and W2 (`cnnConvInputGradTexture`).
+ * ∂a1 from the textures of ∂z2 and W2, taken on through pool1's backward
+ * into ∂z1 in the same kernel (`cnnConvInputGradPoolTexture`): conv1's
+ * backward, either variant, starts from ∂z1.
  */
 export function conv2TextureBackward(
   net: CnnNet,
@@ -174,12 +176,14 @@ export function conv2TextureBackward(
     ),
     // Backward of  z2 = cols2 · W2 + b2,  cols2[(i, oy, ox), (ky, kx, c)] = a1[i, oy + ky, ox + kx, c]:
     // ∂a1[i, y, x, c] = Σ_{ky, kx} Σ_n ∂z2[i, y − ky, x − kx, n] · W2[(ky, kx, c), n]
-    //   (∂cols2 = ∂z2 · W2ᵀ and its col2im, without ∂cols2)          → ∂a1: [B, h1/2, w1/2, C1]
+    //   (∂cols2 = ∂z2 · W2ᵀ and its col2im, without ∂cols2), in registers, then
+    // backward of  a1 = max-pool(relu(z1)):  ∂z1[j] = ∂a1[o] where arg1[o] = j and a1[o] > 0, else 0
+    //                                                                  → ∂z1: [B, h1, w1, C1]
     stage(
       "conv2",
-      "cnnConvInputGradTexture",
-      { H: d.p1h, W: d.p1w, C: s.c1, KS: s.kernel, N: s.c2 },
-      { gTex: b.gZ2Tex!, wTex: b.w2Tex!, ga: b.gPool1 },
+      "cnnConvInputGradPoolTexture",
+      { H: d.p1h, W: d.p1w, C: s.c1, KS: s.kernel, N: s.c2, PH: d.h1, PW: d.w1 },
+      { gTex: b.gZ2Tex!, wTex: b.w2Tex!, aTex: b.a1Tex!, argmax: b.arg1, gp: b.gZ1 },
       (c) => c * d.p1h * s.c1 / 4,
       (c) => 2 * c * d.h2 * d.w2 * d.k2 * s.c2,
     ),

@@ -1,10 +1,10 @@
 /**
  * The texture variant of conv1's stages. Forward: the convolution, its ReLU
  * and pool1 in one kernel (`cnnConvPoolTexture`) reading the image and
- * [W1; b1]'s texture, a1 written into conv2's texture. Backward: pool1's
- * backward into ∂z1's texture, the weight gradient from the image and that
- * texture (`cnnConvWeightGradImage`). Neither direction writes im2col
- * columns. The same sums in the same order as `cnnMatmulVec4` and
+ * [W1; b1]'s texture, a1 written into conv2's texture (z1 stays in
+ * registers). Backward: from ∂z1 (conv2's texture variant takes its input
+ * gradient on through pool1's backward), the weight gradient read from the
+ * image (`cnnConvWeightGradImage`). Neither direction writes im2col columns. The same sums in the same order as `cnnMatmulVec4` and
  * `cnnMatmulTransAVec4` on the im2col columns, so bit for bit their results
  * (tests/cnn_textures_test.ts); fast/cnn/engine.ts chooses them on
  * CPU adapters where `conv1TextureFits` says they fit, with conv2's texture
@@ -15,47 +15,35 @@
  * @module
  */
 
-import type { CnnDims, CnnShape } from "../../shared/model/cnn.ts";
+import type { CnnShape } from "../../shared/model/cnn.ts";
 import type { StageSpec } from "../kit.ts";
 import type { CnnBuffers, CnnNet } from "./step.ts";
 import { block, stage } from "./stage.ts";
 import { columnsPerThread } from "./textures.ts";
 
 /**
- * The [width, height] in texels of conv1's textures: [W1; b1]
- * `[K1 + 1][C1/4]` (K1 = k·k padded to `kPad`), ∂z1 `[B][h1·w1·C1/4]` (one
- * image a row).
+ * The [width, height] in texels of conv1's one texture, [W1; b1]
+ * `[K1 + 1][C1/4]` (K1 = k·k padded to `kPad`).
  */
-export function conv1TextureSizes(
-  shape: CnnShape,
-  dims: CnnDims,
-  kPad: number,
-  batchSize: number,
-): { w1: [number, number]; gZ1: [number, number] } {
-  const m1 = dims.h1 * dims.w1;
-  return {
-    w1: [shape.c1 / 4, kPad + 1],
-    gZ1: [m1 * shape.c1 / 4, batchSize],
-  };
+export function conv1TextureSize(shape: CnnShape, kPad: number): [number, number] {
+  return [shape.c1 / 4, kPad + 1];
 }
 
 /**
  * Whether conv1 can run on textures: C1 a multiple of 8 (the layer uses the
  * vec4 kernels, whose sums these repeat, and K1 is padded to a multiple of
  * 8), the image width a multiple of 4 (`cnnConvPoolTexture` reads its lines
- * as vec4s), and every texture within the device's `maxTextureDimension2D`.
- * The variant writes a1 into conv2's texture: it needs conv2's texture
- * variant too (`conv2TextureFits`).
+ * as vec4s), and [W1; b1]'s texture within the device's
+ * `maxTextureDimension2D`. The variant writes a1 into conv2's texture and
+ * starts its backward from the ∂z1 that conv2's texture variant makes: it
+ * needs that variant too (`conv2TextureFits`, which bounds the batch).
  */
 export function conv1TextureFits(
   shape: CnnShape,
-  dims: CnnDims,
   kPad: number,
-  batchSize: number,
   maxTextureDimension2D: number,
 ): boolean {
-  const sizes = conv1TextureSizes(shape, dims, kPad, batchSize);
-  const side = Math.max(...Object.values(sizes).flat());
+  const side = Math.max(...conv1TextureSize(shape, kPad));
   return shape.c1 % 8 === 0 && kPad % 8 === 0 && shape.width % 4 === 0 &&
     side <= maxTextureDimension2D;
 }
@@ -87,12 +75,12 @@ export function conv1TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
     ),
     // z1[i, oy, ox, n] = b1[n] + Σ_{ky, kx} x[i, oy + ky, ox + kx] · W1[(ky, kx), n]   → z1: [B, h1, w1, C1]
     // a1[i, py, px, c] = max_{dy, dx < 2} relu(z1[i, 2py + dy, 2px + dx, c]), arg1 = where,
-    //   into a1's texture [B·p1h][p1w·C1/4] (no im2col columns, z1 not read back)
+    //   into a1's texture [B·p1h][p1w·C1/4] (no im2col columns; z1 never leaves the registers)
     stage(
       "conv1",
       "cnnConvPoolTexture",
       { H: s.height, W: s.width, KS: s.kernel, KPAD: kPad, N: s.c1, PXB: pxb },
-      { x: b.x, wTex: b.w1Tex!, z: b.z1, pooled: b.a1Tex!, argmax: b.arg1 },
+      { x: b.x, wTex: b.w1Tex!, pooled: b.a1Tex!, argmax: b.arg1 },
       invocations,
       (c) => 2 * c * d.h1 * d.w1 * d.k1 * s.c1,
     ),
@@ -100,10 +88,10 @@ export function conv1TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
 }
 
 /**
- * conv1's backward on textures, after ∂a1: pool1's backward into ∂z1's
- * texture (`maxPoolBackwardTexture`); partial sums per slice of `sliceRows`
- * rows read from the image and that texture (`cnnConvWeightGradImage`, part:
- * [S, K1 + 1, C1]), then their sum in order into ∂[W1; b1]
+ * conv1's backward on textures, after ∂z1 (conv2's texture variant takes its
+ * input gradient on through pool1's backward): partial sums per slice of
+ * `sliceRows` rows read from the image and ∂z1 (`cnnConvWeightGradImage`,
+ * part: [S, K1 + 1, C1]), then their sum in order into ∂[W1; b1]
  * (`cnnSumSlices`). x needs no gradient.
  */
 export function conv1TextureBackward(
@@ -114,18 +102,8 @@ export function conv1TextureBackward(
   const { shape: s, dims: d } = net;
   const { kPad, n } = net.layers[0];
   const dW = block(net, b.grads, 0);
-  const m1 = d.h1 * d.w1, nv = columnsPerThread(s.c1), gZ1Width = m1 * s.c1 / 4;
+  const m1 = d.h1 * d.w1, nv = columnsPerThread(s.c1);
   return [
-    // Backward of  a1 = max-pool(relu(z1)):  ∂z1[j] = ∂a1[o] where arg1[o] = j and z1[j] > 0, else 0,
-    //   straight into ∂z1's texture: gZ1Tex[i, ((oy·w1 + ox), n4)] = ∂z1[i, oy, ox, 4·n4 .. 4·n4 + 3]
-    //                                                         [B, h1, w1, C1] → [B][h1·w1·C1/4]
-    stage(
-      "pool1",
-      "maxPoolBackwardTexture",
-      { H: d.h1, W: d.w1, C: s.c1, WIDTH: gZ1Width },
-      { gout: b.gPool1, argmax: b.arg1, z: b.z1, gz: b.gZ1Tex! },
-      (c) => c * d.p1h * d.p1w * s.c1 / 4, // one invocation per pooled output's 4 channels
-    ),
     // Backward of  z1[i, oy, ox, n] = b1[n] + Σ_{ky, kx} x[i, oy + ky, ox + kx] · W1[(ky, kx), n],
     // in slices of rows m = (i, oy, ox), straight from the image (no im2col columns):
     // part[s, (ky, kx), n] = Σ_{m in slice s} x[i, oy + ky, ox + kx] · ∂z1[m, n],  part[s, K1, n] = Σ ∂z1[m, n]
@@ -141,7 +119,7 @@ export function conv1TextureBackward(
         NV: nv,
         SLICE_ROWS: sliceRows,
       },
-      { x: b.x, gTex: b.gZ1Tex!, part: b.partial },
+      { x: b.x, g: b.gZ1, part: b.partial },
       (c) => Math.ceil(c * m1 / sliceRows) * s.kernel * (s.c1 / 4 / nv),
       (c) => 2 * c * m1 * (d.k1 + 1) * s.c1,
     ),

@@ -29,7 +29,9 @@ import adamStep from "./optim/adamStep.wgsl" with { type: "text" };
 import addBias from "./slow/addBias.wgsl" with { type: "text" };
 import argmax from "./slow/argmax.wgsl" with { type: "text" };
 import bytesToFloats from "./slow/bytesToFloats.wgsl" with { type: "text" };
-import cnnConvInputGradTexture from "./cnn/cnnConvInputGradTexture.wgsl" with { type: "text" };
+import cnnConvInputGradPoolTexture from "./cnn/cnnConvInputGradPoolTexture.wgsl" with {
+  type: "text",
+};
 import cnnConvPoolTexture from "./cnn/cnnConvPoolTexture.wgsl" with { type: "text" };
 import cnnConvTexture from "./cnn/cnnConvTexture.wgsl" with { type: "text" };
 import cnnConvWeightGradImage from "./cnn/cnnConvWeightGradImage.wgsl" with { type: "text" };
@@ -106,7 +108,7 @@ export const KERNEL_SOURCES: Readonly<Record<string, string>> = {
   argmax,
   argmaxConfusion,
   bytesToFloats,
-  cnnConvInputGradTexture,
+  cnnConvInputGradPoolTexture,
   cnnConvPoolTexture,
   cnnConvTexture,
   cnnConvWeightGradImage,
@@ -204,7 +206,7 @@ export const MLP_KERNELS: ReadonlySet<string> = new Set([
 
 /** The CNN's kernels: every kernel under shared/kernels/cnn/. */
 export const CNN_KERNELS: ReadonlySet<string> = new Set([
-  "cnnConvInputGradTexture",
+  "cnnConvInputGradPoolTexture",
   "cnnConvPoolTexture",
   "cnnConvTexture",
   "cnnConvWeightGradImage",

@@ -5,14 +5,15 @@
 //   out[b, py, px, n] = max_{dy, dx < 2} max(0, z[b, 2py + dy, 2px + dx, n])
 //   argmax[b, py, px, n] = flat index in z of the first (in dy, dx order) element reaching it
 //   x: [count, H, W] (as vec4, W a multiple of 4), w: rgba32float texture [KPAD + 1][N/4] (rows
-//   in (ky, kx) order, zero rows K .. KPAD − 1, the bias last), z: [count, HO, WO, N] (as vec4),
-//   out: rgba32float storage texture [count·HO/2][WO/2·N/4] (texel (px·N/4 + n4, b·HO/2 + py)),
+//   in (ky, kx) order, zero rows K .. KPAD − 1, the bias last), z: [count, HO, WO, N] (in
+//   registers only: the backward needs only out and argmax), out: rgba32float storage texture
+//   [count·HO/2][WO/2·N/4] (texel (px·N/4 + n4, b·HO/2 + py)),
 //   argmax: [count, HO/2, WO/2, N] (as vec4u); HO = H − KS + 1, WO = W − KS + 1 (floor: an odd
 //   last line or column of z is not pooled; an odd last line is not written either, nothing
 //   reads it).
 // The sums of im2colVec4 + cnnMatmulVec4 (conv1's im2col variant, over its KPAD im2col
 // columns) in the same order, and maxPoolTexture's values and argmaxes, without the im2col
-// columns (read from x where they came from) and without z read back for the pool. Each
+// columns (read from x where they came from) and without z stored or read back. Each
 // invocation computes two output lines (one line of the pool) × PXB pixels × 4 channels n4 in
 // registers: it loads the (KS + 1) × (PXB + KS − 1) pixels under them once (as vec4s) and the
 // KPAD + 1 texels of w's column n4; the loops are unrolled, so every index into the pixels is a
@@ -46,9 +47,8 @@ const BLOCKS = (WO + PXB - 1u) / PXB; // blocks of PXB pixels per line (the last
 @group(0) @binding(0) var<uniform> batch: Batch;
 @group(0) @binding(1) var<storage, read> x: array<vec4f>; // [count, H, W / 4]
 @group(0) @binding(2) var wTex: texture_2d<f32>; // [KPAD + 1][N/4]
-@group(0) @binding(3) var<storage, read_write> z: array<vec4f>; // [count, HO, WO, N / 4]
-@group(0) @binding(4) var pooled: texture_storage_2d<rgba32float, write>; // [count·PH][PW·N/4]
-@group(0) @binding(5) var<storage, read_write> argmax: array<vec4u>; // [count, PH, PW, N / 4]
+@group(0) @binding(3) var pooled: texture_storage_2d<rgba32float, write>; // [count·PH][PW·N/4]
+@group(0) @binding(4) var<storage, read_write> argmax: array<vec4u>; // [count, PH, PW, N / 4]
 
 @compute @workgroup_size(64)
 fn main(
@@ -98,13 +98,7 @@ fn main(
         tap(px, l, o, 4u * k4 + 2u) * w2 + tap(px, l, o, 4u * k4 + 3u) * w3;
     }
   }
-  // z, then the ReLU and the pool of each 2 × 2 window (the first maximum in (dy, dx) order).
-  // unroll
-  for (var i = 0u; i < LINE; i++) {
-    if (ox0 + i % PXB < WO) {
-      z[((b * HO + 2u * py + i / PXB) * WO + ox0 + i % PXB) * N4 + n4] = acc[i];
-    }
-  }
+  // The ReLU and the pool of each 2 × 2 window (the first maximum in (dy, dx) order).
   // unroll
   for (var p = 0u; p < PX2; p++) {
     var best = vec4f(-1.0);

@@ -3,14 +3,13 @@
 // Backward of  z[(b, oy, ox), n] = w[KPAD, n] + Σ_{ky, kx < KS} x[b, oy + ky, ox + kx] · w[ky·KS + kx, n]:
 //   part[s, ky·KS + kx, n] = Σ_{m in slice s} x[b, oy + ky, ox + kx] · g[m, n],   m = (b, oy, ox),
 //   part[s, KPAD, n] = Σ_{m in slice s} g[m, n] (the bias row),   part[s, k, n] = 0 for KS·KS ≤ k < KPAD,
-//   x: [count, H, W] (f32), g: rgba32float texture [count][HO·WO·N/4] (∂z: texel
-//   ((oy·WO + ox)·N/4 + n4, b) holds g[(b, oy, ox), 4·n4 .. 4·n4 + 3]), part: [S, KPAD + 1, N]
-//   (as vec4), M = count·HO·WO, slice s = rows s·SLICE_ROWS .. min(M, (s + 1)·SLICE_ROWS) − 1.
+//   x: [count, H, W] (f32), g: [count·HO·WO, N] (∂z, as vec4), part: [S, KPAD + 1, N] (as vec4),
+//   M = count·HO·WO, slice s = rows s·SLICE_ROWS .. min(M, (s + 1)·SLICE_ROWS) − 1.
 // The sums of im2colVec4 + cnnMatmulTransAVec4 (conv1's im2col variant), in the same order: each
 // output adds x·g row by row from zero, so bit for bit their results, without writing the
 // im2col columns and reading them back. Each invocation takes one kernel row ky × 4·NV channels
 // of one slice and walks the slice's rows keeping the row's KS pixels x[b, oy + ky, ox .. ox +
-// KS − 1] in registers: a step along a line loads one new pixel and NV texels of g for KS·NV vec4
+// KS − 1] in registers: a step along a line loads one new pixel and NV vec4s of g for KS·NV vec4
 // multiply-adds. (On llvmpipe, 2 cores, conv1 of MNIST at batch 32: 0.9 ms a step, against 1.1
 // for cnnConvWeightGradTexture on im2col columns and 0.9 for writing those columns.) The bias
 // sums ride along in every invocation; those of ky = 0 write them, those of ky = KS − 1 the zero
@@ -36,7 +35,7 @@ const BLOCKS_N = N4 / NV;
 
 @group(0) @binding(0) var<uniform> batch: Batch;
 @group(0) @binding(1) var<storage, read> x: array<f32>; // [count, H, W]
-@group(0) @binding(2) var gTex: texture_2d<f32>; // [count][HO·WO·N/4]
+@group(0) @binding(2) var<storage, read> g: array<vec4f>; // [count·HO·WO, N / 4]
 @group(0) @binding(3) var<storage, read_write> part: array<vec4f>; // [S, KPAD + 1, N / 4]
 
 @compute @workgroup_size(64)
@@ -79,7 +78,7 @@ fn main(
     var gv: array<vec4f, NV>;
     // unroll
     for (var j = 0u; j < NV; j++) {
-      gv[j] = textureLoad(gTex, vec2u((m % (HO * WO)) * N4 + c0 + j, b), 0);
+      gv[j] = g[m * N4 + c0 + j];
       bias[j] += gv[j];
     }
     // unroll
