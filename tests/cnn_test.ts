@@ -430,6 +430,44 @@ Deno.test("the Vec4 (8×8 block) matmul kernels equal the CPU reference (M 39, K
   await checkMatmuls(true, 24, 16);
 });
 
+/**
+ * `cnnConvWeightGradImage` (conv1's weight gradient read from the image)
+ * against sums over the im2col columns on the CPU: 3 images of 9 × 9, a 3 × 3
+ * kernel (K 9 padded to 16), 8 channels, slices of 20 rows (7 pixels a line:
+ * most slices start inside one). Every row of `part` is checked, the zero
+ * padding rows and the bias row included, over a buffer of garbage.
+ */
+Deno.test("cnnConvWeightGradImage equals the im2col weight gradient on the CPU, per slice, padding rows zero", async () => {
+  using opened = await openTestGpu();
+  const { gpu, errors } = opened;
+  const [count, H, W, KS, KPAD, N, sliceRows] = [3, 9, 9, 3, 16, 8, 20];
+  const [HO, WO] = [H - KS + 1, W - KS + 1], M = count * HO * WO;
+  const slices = Math.ceil(M / sliceRows);
+  const x = randoms(count * H * W, 21), g = randoms(M * N, 22);
+  const want = new Float64Array(slices * (KPAD + 1) * N);
+  for (let m = 0; m < M; m++) {
+    const [b, oy, ox] = [Math.floor(m / (HO * WO)), Math.floor(m / WO) % HO, m % WO];
+    const part = Math.floor(m / sliceRows) * (KPAD + 1);
+    for (let n = 0; n < N; n++) {
+      for (let k = 0; k < KS * KS; k++) {
+        const pixel = x[(b * H + oy + Math.floor(k / KS)) * W + ox + (k % KS)];
+        want[(part + k) * N + n] += pixel * g[m * N + n];
+      }
+      want[(part + KPAD) * N + n] += g[m * N + n]; // the bias row; rows 9 .. 15 stay 0
+    }
+  }
+  const [, , got] = await runKernel(
+    gpu,
+    "cnnConvWeightGradImage",
+    { H, W, KS, KPAD, N, NV: 2, SLICE_ROWS: sliceRows },
+    count,
+    slices * KS, // one kernel row × 8 channels an invocation
+    [{ data: x }, { data: g }, { data: randoms(want.length, 23), write: true }],
+  );
+  assertClose(new Float32Array(got), want, { atol: 1e-6, rtol: 1e-5 }, "part");
+  assert.deepEqual(errors, []);
+});
+
 // ---------------------------------------------------------------------------
 // The engine against whole CPU training steps
 

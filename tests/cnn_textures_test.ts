@@ -195,13 +195,17 @@ Deno.test("cnnVariants: textures on a CPU adapter where they fit, conv1's only w
   );
 });
 
-Deno.test("conv2TextureFits: channels that split a texel, and batches past the texture height, go im2col", () => {
+Deno.test("conv2TextureFits: channels that would pad K2 or leave the vec4 kernels, and batches past the texture height, go im2col", () => {
   const d = cnnDims(MNIST_CNN);
   assert.equal(conv2TextureFits(MNIST_CNN, d, 32, 8192), true);
   assert.equal(conv2TextureFits(MNIST_CNN, d, 682, 8192), true, "682 · 12 rows = 8,184");
   assert.equal(conv2TextureFits(MNIST_CNN, d, 683, 8192), false, "683 · 12 rows = 8,196");
   const c12 = { ...MNIST_CNN, c1: 12 };
-  assert.equal(conv2TextureFits(c12, cnnDims(c12), 32, 8192), false, "C1 = 12: 8 of k span pixels");
+  assert.equal(
+    conv2TextureFits(c12, cnnDims(c12), 32, 8192),
+    false,
+    "C1 = 12: K2 = 300 padded to 304",
+  );
   const c20 = { ...MNIST_CNN, c2: 20 };
   assert.equal(
     conv2TextureFits(c20, cnnDims(c20), 32, 8192),

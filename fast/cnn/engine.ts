@@ -14,8 +14,8 @@
  *   kernel specialised to the network's shapes with `const` lines), every
  *   pipeline compiled asynchronously and in parallel, layouts shared per
  *   binding signature, buffers, bind groups. A step records 21 dispatches
- *   with the im2col variants, 20 with conv2's texture variant (alone or with
- *   conv1's, the default on MNIST's shape), and allocates nothing.
+ *   with the im2col variants, 19 with conv2's texture variant alone, 18 with
+ *   conv1's too (the default on MNIST's shape), and allocates nothing.
  * - The dataset lives on the GPU as packed bytes (4 pixels per u32). With
  *   `shuffle`, `setOrder` copies the training images and labels into the
  *   epoch's order on the GPU (gatherRows.wgsl), so every step reads a
@@ -37,14 +37,15 @@
  *   have vec4 forms too (4 columns or channels per thread). `fast/DESIGN.md`
  *   has the measurements behind these choices.
  * - The texture variants (the default on CPU adapters where the shapes fit;
- *   bit for bit the same sums). conv2's (fast/cnn/textures.ts): a1 and ∂z2 written by the
- *   pool and its backward straight into textures, [W2; b2] copied into one;
- *   the convolution, its weight gradient and its input gradient (col2im
- *   included) as implicit GEMMs reading them, no im2col columns. conv1's
- *   (fast/cnn/textures_conv1.ts, with conv2's): the convolution, ReLU and
- *   pool1 in one kernel reading the image, and the weight gradient on an
- *   im2col texture. On llvmpipe every load costs 15 to 24 multiply-adds
- *   (bench/load_costs.ts): these kernels load each value once for many.
+ *   bit for bit the same sums). conv2's (fast/cnn/textures.ts): a1 and ∂z2
+ *   written by the pool and its backward straight into textures, [W2; b2]
+ *   copied into one; the convolution, its weight gradient and its input
+ *   gradient (col2im and pool1's backward included) as implicit GEMMs
+ *   reading them, no im2col columns. conv1's (fast/cnn/textures_conv1.ts,
+ *   with conv2's): the convolution, ReLU and pool1 in one kernel reading the
+ *   image, and the weight gradient read from the image too. On llvmpipe
+ *   every load costs 15 to 24 multiply-adds (bench/load_costs.ts): these
+ *   kernels load each value once for many.
  * - All parameters live in one buffer (each layer's `[K + 1, N]` block at a
  *   256-byte aligned offset), gradients in another with the same layout, so
  *   the optimiser is one dispatch per step.

@@ -340,7 +340,7 @@ function lossAndBackwardStages(net: CnnNet, b: CnnBuffers): StageSpec[] {
         gz: b.gZ1,
       }),
     ]),
-    // Both conv2 variants end at ∂z1 (the texture one takes its ∂a1 through pool1's backward).
+    // Both conv2 variants end at ∂z1 (the texture one continues its ∂a1 through pool1's backward).
     ...(net.conv1 === "texture" ? conv1TextureBackward(net, b, SLICE_ROWS) : [
       // Backward of  z1 = cols1 · W1 + b1:  ∂[W1; b1] = [cols1 | 1]ᵀ · ∂z1   (x needs no gradient)
       ...weightGradStages(net, 0, b.cols1!, b.gZ1, block(net, b.grads, 0), b.partial),

@@ -29,12 +29,12 @@ export function columnsPerThread(n: number): number {
 }
 
 /**
- * Whether conv2 can run on textures for batches of `batchSize`: C1 and C2
- * multiples of 8 (the texture kernels read 4 channels a texel, and the
- * layer's im2col variant then runs the vec4 kernels, whose sums these
- * repeat), and a1's
- * texture `[B·p1h][p1w·C1/4]` and W2's `[k·k·C1 + 1][C2/4]` within the
- * device's `maxTextureDimension2D`.
+ * Whether conv2 can run on textures for batches of `batchSize`: C1 a
+ * multiple of 8 (so K2 = k·k·C1 needs no padding rows: the texture kernels
+ * read and write W2's k·k·C1 + 1 rows, the parameters hold kPad + 1), C2 of
+ * 8 (the layer's im2col variant then runs the vec4 kernels, whose sums these
+ * repeat), and a1's texture `[B·p1h][p1w·C1/4]` and W2's `[k·k·C1 + 1][C2/4]`
+ * within the device's `maxTextureDimension2D`.
  */
 export function conv2TextureFits(
   shape: CnnShape,
@@ -122,9 +122,9 @@ export function conv2TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
  * split-K weight gradient on a1's texture, partial sums per slice of
  * `sliceRows` rows (`cnnConvWeightGradTexture`, part: [S, K2 + 1, C2]), then
  * their sum in order into ∂[W2; b2] (`cnnSumSlices`, as the other variant);
- * ∂a1 from the textures of ∂z2 and W2, taken on through pool1's backward
- * into ∂z1 in the same kernel (`cnnConvInputGradPoolTexture`): conv1's
- * backward, either variant, starts from ∂z1.
+ * ∂a1 from the textures of ∂z2 and W2, then pool1's backward into ∂z1, in
+ * one kernel (`cnnConvInputGradPoolTexture`): conv1's backward, either
+ * variant, starts from ∂z1.
  */
 export function conv2TextureBackward(
   net: CnnNet,
@@ -132,7 +132,6 @@ export function conv2TextureBackward(
   sliceRows: number,
 ): StageSpec[] {
   const { shape: s, dims: d } = net;
-  const gZ2Width = d.w2 * s.c2 / 4;
   const { kPad, n } = net.layers[1];
   const dW = block(net, b.grads, 1);
   const nv = columnsPerThread(s.c2), rows = d.h2 * d.w2;
@@ -143,7 +142,7 @@ export function conv2TextureBackward(
     stage(
       "pool2",
       "maxPoolBackwardTexture",
-      { H: d.h2, W: d.w2, C: s.c2, WIDTH: gZ2Width },
+      { H: d.h2, W: d.w2, C: s.c2 },
       { gout: b.gPool2, argmax: b.arg2, z: b.z2, gz: b.gZ2Tex! },
       (c) => c * d.features / 4, // one invocation per pooled output's 4 channels
     ),

@@ -2,15 +2,16 @@
  * The texture variant of conv1's stages. Forward: the convolution, its ReLU
  * and pool1 in one kernel (`cnnConvPoolTexture`) reading the image and
  * [W1; b1]'s texture, a1 written into conv2's texture (z1 stays in
- * registers). Backward: from ∂z1 (conv2's texture variant takes its input
- * gradient on through pool1's backward), the weight gradient read from the
- * image (`cnnConvWeightGradImage`). Neither direction writes im2col columns. The same sums in the same order as `cnnMatmulVec4` and
+ * registers). Backward: from ∂z1 (conv2's texture variant continues its
+ * input gradient through pool1's backward), the weight gradient read from
+ * the image (`cnnConvWeightGradImage`). Neither direction writes im2col
+ * columns. The same sums in the same order as `cnnMatmulVec4` and
  * `cnnMatmulTransAVec4` on the im2col columns, so bit for bit their results
- * (tests/cnn_textures_test.ts); fast/cnn/engine.ts chooses them on
- * CPU adapters where `conv1TextureFits` says they fit, with conv2's texture
+ * (tests/cnn_textures_test.ts); fast/cnn/engine.ts chooses them on CPU
+ * adapters where `conv1TextureFits` says they fit, with conv2's texture
  * variant (`cnnVariants`), and fast/cnn/step.ts puts these stages in its list.
  *
- * Not here: the textures themselves (fast/cnn/buffers.ts), conv2's variant.
+ * Not here: the texture itself (fast/cnn/buffers.ts), conv2's variant.
  *
  * @module
  */

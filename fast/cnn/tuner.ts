@@ -44,7 +44,7 @@ const TIMING_ROUNDS = 3;
  * kernel's speed changes, so that a choice timed on the old kernels is not
  * reused.
  */
-const CNN_KERNELS_VERSION = 2; // 2: the weight gradients' sliding windows (2026-12-06)
+const CNN_KERNELS_VERSION = 2; // 2: sliding windows in the weight gradients, pool1's backward fused (2026-12-06)
 
 /** How `createCnnEngineTuned` chose the variants, for its log line and the tests. */
 export interface CnnChoice {

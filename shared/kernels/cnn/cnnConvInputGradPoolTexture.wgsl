@@ -1,5 +1,5 @@
 // cnnConvInputGradPoolTexture: the input gradient of a valid KS×KS convolution, col2im implicit,
-// taken on through the ReLU and 2 × 2 max-pool that made the convolution's input.
+// then continued through the ReLU and 2 × 2 max-pool that made the convolution's input.
 // Backward of  z[(b, oy, ox), n] = w[K, n] + Σ_{ky, kx, c} a[b, oy + ky, ox + kx, c] · w[(ky, kx, c), n]
 // (cnnConvTexture): each a[b, y, x, c] collects ∂z · w over the outputs whose window holds it:
 //   ∂a[b, y, x, 4·c4 .. 4·c4 + 3] = Σ_{ky, kx: 0 ≤ y − ky < HO, 0 ≤ x − kx < WO}  v(b, y − ky, x − kx, k)
@@ -20,13 +20,13 @@
 // so bit for bit their results, without the ∂cols matrix [count·HO·WO, K] and ∂a between them.
 // Each invocation sums one line of ∂a (b, y: its W pixels) for 4 channels c4. Per ky it keeps the
 // v's of all KS values of kx for the WO output pixels of line y − ky, so each texel of g is fetched
-// once per ky and serves KS·4 columns (fetched again per kx, as before, the kernel took 4.8 ms a
-// step of 32 MNIST images on llvmpipe; this way 3.2–3.4 ms, the same bits); then it adds each v to
-// pixel ox + kx. Consecutive invocations are consecutive images (the same y and c4: the same range
-// of ky in every SIMD lane). The loops over kx and the pixels are unrolled, so every index into
-// the sums is a constant. Its line of ∂a goes straight through the pool's backward into ∂p (a
-// separate pass, storing ∂a and loading it again with p's 4 values a window, took 0.7–0.8 ms a
-// step more there).
+// once per ky and serves KS·4 columns (fetched again per kx, the kernel took about 1.4× as long on
+// llvmpipe, with the same bits); then it adds each v to pixel ox + kx. Consecutive invocations are
+// consecutive images (the same y and c4: the same range of ky in every SIMD lane). The loops over
+// kx and the pixels are unrolled, so every index into the sums is a constant. Its line of ∂a then
+// goes through the pool's backward into ∂p in registers (on llvmpipe, conv2 and pool1 of MNIST at
+// batch 32: 2.3–2.6 ms a step, against 2.05–2.10 for the input gradient alone storing ∂a, plus
+// 0.71–0.72 for a pass of the pool's backward loading ∂a and p's 4 values a window).
 
 // Set by the host with specialize() (shared/kernels/sources.ts): SET_BY_HOST names
 // nothing, so a constant the host forgets fails to compile (and the host checks first).

@@ -1,6 +1,6 @@
 // cnnConvPoolTexture: a valid KS×KS convolution of a one-channel image, bias added, then the ReLU
 // and the 2×2 max-pool, in one kernel (conv1 and pool1 of the CNN):
-//   z[b, oy, ox, n] = w[K, n] + Σ_{k4 < KPAD/4} Σ_{j < 4} x(b, oy, ox, 4·k4 + j) · w[4·k4 + j, n]
+//   z[b, oy, ox, n] = w[KPAD, n] + Σ_{k4 < KPAD/4} Σ_{j < 4} x(b, oy, ox, 4·k4 + j) · w[4·k4 + j, n]
 //   x(b, oy, ox, k) = x[b, oy + k / KS, ox + k % KS] for k < K = KS·KS, else 0 (the padding)
 //   out[b, py, px, n] = max_{dy, dx < 2} max(0, z[b, 2py + dy, 2px + dx, n])
 //   argmax[b, py, px, n] = flat index in z of the first (in dy, dx order) element reaching it
@@ -9,8 +9,7 @@
 //   registers only: the backward needs only out and argmax), out: rgba32float storage texture
 //   [count·HO/2][WO/2·N/4] (texel (px·N/4 + n4, b·HO/2 + py)),
 //   argmax: [count, HO/2, WO/2, N] (as vec4u); HO = H − KS + 1, WO = W − KS + 1 (floor: an odd
-//   last line or column of z is not pooled; an odd last line is not written either, nothing
-//   reads it).
+//   last line or column of z is not pooled).
 // The sums of im2colVec4 + cnnMatmulVec4 (conv1's im2col variant, over its KPAD im2col
 // columns) in the same order, and maxPoolTexture's values and argmaxes, without the im2col
 // columns (read from x where they came from) and without z stored or read back. Each

@@ -1,6 +1,7 @@
 // cnnConvWeightGradImage: the split-K weight gradient of a one-channel convolution, read straight
 // from the image (no im2col columns).
-// Backward of  z[(b, oy, ox), n] = w[KPAD, n] + Σ_{ky, kx < KS} x[b, oy + ky, ox + kx] · w[ky·KS + kx, n]:
+// Backward of  z[(b, oy, ox), n] = w[KPAD, n] + Σ_{ky, kx < KS} x[b, oy + ky, ox + kx] · w[ky·KS + kx, n]
+// (cnnConvPoolTexture, or im2colVec4 + cnnMatmulVec4):
 //   part[s, ky·KS + kx, n] = Σ_{m in slice s} x[b, oy + ky, ox + kx] · g[m, n],   m = (b, oy, ox),
 //   part[s, KPAD, n] = Σ_{m in slice s} g[m, n] (the bias row),   part[s, k, n] = 0 for KS·KS ≤ k < KPAD,
 //   x: [count, H, W] (f32), g: [count·HO·WO, N] (∂z, as vec4), part: [S, KPAD + 1, N] (as vec4),
@@ -10,8 +11,8 @@
 // im2col columns and reading them back. Each invocation takes one kernel row ky × 4·NV channels
 // of one slice and walks the slice's rows keeping the row's KS pixels x[b, oy + ky, ox .. ox +
 // KS − 1] in registers: a step along a line loads one new pixel and NV vec4s of g for KS·NV vec4
-// multiply-adds. (On llvmpipe, 2 cores, conv1 of MNIST at batch 32: 0.9 ms a step, against 1.1
-// for cnnConvWeightGradTexture on im2col columns and 0.9 for writing those columns.) The bias
+// multiply-adds. (On llvmpipe, 2 cores, conv1 of MNIST at batch 32: 0.86–1.05 ms a step, against
+// 0.96–1.70 for a weight gradient on im2col columns and 0.68–1.08 more for writing them.) The bias
 // sums ride along in every invocation; those of ky = 0 write them, those of ky = KS − 1 the zero
 // rows of the padding.
 

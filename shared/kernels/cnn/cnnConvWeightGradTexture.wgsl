@@ -13,7 +13,7 @@
 // rows) × 4·NV columns, its loops unrolled. Walking its slice's rows along a line of a, it keeps
 // the KS texels a[b, oy + ky, ox .. ox + KS − 1, 4·c4 ..] in registers and fetches one new texel a
 // step, with NV texels of g, for 4·KS·NV vec4 multiply-adds (conv2 of MNIST, NV = 4: 80 vec4 sums,
-// more than llvmpipe keeps in registers, yet 1.8–1.9 ms a step of 32 against 2.5–2.6 for blocks of
+// more than llvmpipe keeps in registers, yet 1.6–1.9 ms a step of 32 against 2.1–2.6 for blocks of
 // 8 values of k × 16 columns that fetched 2 texels of a and 4 of g a row for 32 multiply-adds).
 // The bias sums ride along in every invocation; those of ky = 0, c4 = 0 write them.
 

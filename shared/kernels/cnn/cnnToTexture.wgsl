@@ -2,7 +2,7 @@
 //   src: [ROWS, WIDTH] vec4 (a layer's [K + 1, N] block of the parameters: WIDTH = N/4),
 //   tex: rgba32float storage texture [ROWS][WIDTH].
 // A copy of the weights each step (the optimiser has just changed them), so that the texture
-// kernels (cnnConvTexture, cnnConvInputGradTexture, cnnConvPoolTexture) read W with textureLoad,
+// kernels (cnnConvTexture, cnnConvInputGradPoolTexture, cnnConvPoolTexture) read W with textureLoad,
 // 4 output channels a fetch. A dispatch rather than copyBufferToTexture, which needs rows of a
 // multiple of 256 bytes (W2's are 128).
 

@@ -2,12 +2,11 @@
 //   gz[i] = gout[o] if argmax[o] = i and z[i] > 0, else 0,   o = (b, y/2, x/2, c)
 //   (0 too where y/2 or x/2 is past the pool: an odd last line or column)
 //   z: [count, H, W, C]; gout, argmax: [count, H/2, W/2, C] (as vec4 along channels, C % 4 = 0);
-//   gz: rgba32float storage texture, WIDTH texels wide: the vec4 at flat index i4 of
-//   [count, H, W, C/4] goes to texel (i4 % WIDTH, i4 / WIDTH) (WIDTH = W·C/4: one line of z a
-//   row, conv2's ∂z2 texture; WIDTH = H·W·C/4: one image a row, conv1's).
+//   gz: rgba32float storage texture [count·H][W·C/4] (one line of z a row, conv2's ∂z2 texture:
+//   the vec4 at flat index i4 of [count, H, W, C/4] goes to texel (i4 % WIDTH, i4 / WIDTH)).
 // maxPoolBackwardVec4 (the backward of maxPool's
 // out[b, py, px, c] = max_{dy, dx < 2} max(0, z[b, 2py + dy, 2px + dx, c])) writing its result
-// where the texture kernels read it (cnnConvWeightGradTexture, cnnConvInputGradTexture): the same
+// where the texture kernels read it (cnnConvWeightGradTexture, cnnConvInputGradPoolTexture): the same
 // values, without ∂z in a buffer and a copy of it (cnnToTexture). Each invocation takes one pooled
 // output (4 channels) and writes its 2 × 2 window, so gout and argmax are loaded once for 4
 // elements (one invocation per element took pool1's backward 0.97 ms a step of 32 MNIST images
@@ -19,11 +18,11 @@
 const H = SET_BY_HOST;
 const W = SET_BY_HOST;
 const C = SET_BY_HOST;
-const WIDTH = SET_BY_HOST; // texels per row of gz
 
 const PH = H / 2u;
 const PW = W / 2u;
 const C4 = C / 4u;
+const WIDTH = W * C4; // texels per row of gz: one line of z
 
 // struct Batch {start, count, lr, rowOrder}: common/batch.wgsl, which kernelSource prepends.
 
@@ -31,7 +30,7 @@ const C4 = C / 4u;
 @group(0) @binding(1) var<storage, read> gout: array<vec4f>; // [count, H/2, W/2, C / 4]
 @group(0) @binding(2) var<storage, read> argmax: array<vec4u>; // [count, H/2, W/2, C / 4]
 @group(0) @binding(3) var<storage, read> z: array<vec4f>; // [count, H, W, C / 4]
-@group(0) @binding(4) var gz: texture_storage_2d<rgba32float, write>; // [count·H·W·C/4 / WIDTH][WIDTH]
+@group(0) @binding(4) var gz: texture_storage_2d<rgba32float, write>; // [count·H][W·C/4]
 
 @compute @workgroup_size(64)
 fn main(
