@@ -64,6 +64,9 @@ MUTANTS=(
   "texture copies: rows not a multiple of 64 floats let through (bug fixed 2026-12-06)|fast/mlp/variants/matmul.ts|textureWidths(shape).every((w) => w % TEXTURE_ROW_FLOATS === 0)|textureWidths(shape).every((w) => w % 4 === 0)|tests/fast_kernels_test.ts|/textures only where shapes and rows fit/"
   "web page: the engine gets half the learning rate|fast/web/session.ts|lr: settings.lr,|lr: settings.lr / 2,|tests/web_test.ts|/web page in Chromium/"
   "cnn texture: conv2's forward without its bias|shared/kernels/cnn/cnnConvTexture.wgsl|acc[i][j] = bias;|acc[i][j] = vec4f(0.0);|tests/cnn_textures_test.ts|/the MNIST CNN's two momentum epochs/"
+  "cnn texture: pool1's backward without its ReLU mask|shared/kernels/cnn/cnnConvInputGradPoolTexture.wgsl|(at == i) & live)|(at == i))|tests/cnn_textures_test.ts|/the MNIST CNN's two momentum epochs/"
+  "cnn texture: conv2's weight-gradient window not refetched where a slice starts mid-line|shared/kernels/cnn/cnnConvWeightGradTexture.wgsl|m == mStart) {|m == mEnd) {|tests/cnn_textures_test.ts|/slices from mid-line/"
+  "cnn texture: conv1's weight gradient leaves its padding rows|shared/kernels/cnn/cnnConvWeightGradImage.wgsl|if (ky == KS1) {|if (ky == KS1 + 1u) {|tests/cnn_test.ts|/cnnConvWeightGradImage/"
   "cnn tuner: the slowest choice kept|fast/cnn/tuner.ts|if (msPerStep[variantsName(v)] < msPerStep[variantsName(best)]) best = v;|if (msPerStep[variantsName(v)] > msPerStep[variantsName(best)]) best = v;|tests/cnn_tuner_test.ts|/^fastest/"
   "cnn tuner: a remembered pick not checked against the choices that fit|fast/cnn/tuner.ts|const cached = candidates.find((v) => variantsName(v) === known);|const cached = known ? candidates.at(-1) : undefined;|tests/cnn_tuner_test.ts|/^chooseVariants/"
 )
