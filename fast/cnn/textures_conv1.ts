@@ -35,9 +35,9 @@ export function conv1TextureSize(shape: CnnShape, kPad: number): [number, number
  * vec4 kernels, whose sums these repeat, and K1 is padded to a multiple of
  * 8), the image width a multiple of 4 (`cnnConvPoolTexture` reads its lines
  * as vec4s), and [W1; b1]'s texture within the device's
- * `maxTextureDimension2D`. The variant writes a1 into conv2's texture and
- * starts its backward from the ∂z1 that conv2's texture variant makes: it
- * needs that variant too (`conv2TextureFits`, which bounds the batch).
+ * `maxTextureDimension2D`. The variant writes a1 into conv2's texture: it
+ * needs conv2's texture variant too (`conv2TextureFits`, which bounds the
+ * batch).
  */
 export function conv1TextureFits(
   shape: CnnShape,
@@ -89,8 +89,8 @@ export function conv1TextureForward(net: CnnNet, b: CnnBuffers): StageSpec[] {
 }
 
 /**
- * conv1's backward on textures, after ∂z1 (conv2's texture variant takes its
- * input gradient on through pool1's backward): partial sums per slice of
+ * conv1's backward on textures, after ∂z1 (conv2's texture variant continues
+ * its input gradient through pool1's backward): partial sums per slice of
  * `sliceRows` rows read from the image and ∂z1 (`cnnConvWeightGradImage`,
  * part: [S, K1 + 1, C1]), then their sum in order into ∂[W1; b1]
  * (`cnnSumSlices`). x needs no gradient.

@@ -45,8 +45,7 @@ export function cnnCandidates(
  * The variants an engine runs: those `asked` for, else, on a CPU adapter
  * (`software`), "texture" where the shapes and the batch fit the device's
  * textures (`cnnCandidates`: `conv2TextureFits`, `conv1TextureFits`; conv1's
- * needs conv2's: its kernel writes a1 into conv2's texture, and its backward
- * starts from the ∂z1 conv2's makes), else "im2col".
+ * needs conv2's: its kernel writes a1 into conv2's texture), else "im2col".
  * The texture variants were made and timed on llvmpipe; on GPUs the im2col
  * ones are the ones measured (bench/RESULTS.md, _NVIDIA H200_), so they stay
  * the default there (the tuner, fast/cnn/tuner.ts, times them all there).
